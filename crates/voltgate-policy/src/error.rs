@@ -1,0 +1,56 @@
+//! Errors from changing an engine's estate (scopes, principals, roles, assignments, modules).
+
+/// Why a change to the estate was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown scope `{0}`")]
+    UnknownScope(String),
+    #[error("unknown scope kind `{0}`")]
+    UnknownKind(String),
+    #[error("unknown principal `{0}`")]
+    UnknownPrincipal(String),
+    #[error("unknown role `{0}`")]
+    UnknownRole(String),
+    #[error("unknown module `{0}`")]
+    UnknownModule(String),
+    #[error("unknown permission `{0}`")]
+    UnknownPermission(String),
+    #[error("scope `{0}` already exists")]
+    DuplicateScope(String),
+    #[error("principal `{0}` already exists")]
+    DuplicatePrincipal(String),
+    #[error("role `{0}` already exists")]
+    DuplicateRole(String),
+    #[error("`{id}` is not a valid {what} id")]
+    InvalidId { what: &'static str, id: String },
+    #[error("there is only one root scope; scopes of kind `root` cannot be added")]
+    RootKind,
+    #[error("a scope of kind `{kind}` cannot sit under `{parent}` (kind `{parent_kind}`)")]
+    ParentKindNotAllowed {
+        kind: String,
+        parent: String,
+        parent_kind: String,
+    },
+    #[error("role `{role}` cannot be assigned on `{scope}` (kind `{kind}`)")]
+    RoleNotAssignable {
+        role: String,
+        scope: String,
+        kind: String,
+    },
+    #[error("role `{role}` can only be assigned on station `{scope}` while module `{module}` is on there")]
+    ModuleRequired {
+        role: String,
+        scope: String,
+        module: String,
+    },
+    #[error("preset `{preset}` does not allow custom roles")]
+    CustomRolesDisabled { preset: String },
+    #[error("custom role `{role}` cannot contain admin permission `{permission}`")]
+    AdminPermissionInCustomRole { role: String, permission: String },
+    #[error("custom role `{role}` cannot contain admin role `{admin_role}`; admin roles are granted on their own")]
+    AdminRoleInCustomRole { role: String, admin_role: String },
+    #[error("custom role `{role}` cannot be named `{name}`, which is the name of an admin role")]
+    AdminRoleName { role: String, name: String },
+    #[error("too many {what} (limit {limit})")]
+    TooMany { what: &'static str, limit: usize },
+}
