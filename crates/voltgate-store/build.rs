@@ -1,0 +1,6 @@
+//! Rebuilds the crate when a migration is added or edited, because `sqlx::migrate!` embeds the
+//! migrations directory at compile time.
+
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

@@ -1,0 +1,45 @@
+//! The one error type every backend returns, so callers can react to a conflict or a missing
+//! row without knowing which database sits behind the [`Store`](crate::Store).
+//!
+//! Messages name ids (charger, principal, token id) but never secrets such as token hashes,
+//! password hashes or the credentials inside a database URL.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Preparing the database location failed (e.g. its directory could not be created).
+    #[error("store i/o error at {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused or failed a statement.
+    #[error("store database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Bringing the schema up to date failed; the store was not opened.
+    #[error("store schema migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The write clashes with a row that already exists (e.g. a duplicate API token).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row the call refers to does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store URL could not be understood.
+    #[error("invalid store URL: {0}")]
+    InvalidUrl(String),
+    /// The URL names a backend this binary was built without.
+    #[error(
+        "the {scheme} store backend is not built into this binary yet; \
+         use sqlite://PATH, sqlite:PATH or sqlite::memory:"
+    )]
+    UnsupportedBackend { scheme: String },
+    /// The store was closed (or its writer stopped); nothing more can be written.
+    #[error("the store is closed")]
+    Closed,
+    /// A stored value could not be turned back into a record (e.g. a malformed JSON column).
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}

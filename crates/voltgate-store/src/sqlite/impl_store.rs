@@ -1,0 +1,848 @@
+//! Every statement the SQLite backend runs, one [`Store`] method at a time. Each write is a
+//! single statement (the meter-values write adds a lookup only to tell a resend from an unknown
+//! transaction), so it is atomic on its own and can share a group commit with others.
+
+use std::collections::{HashMap, VecDeque};
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{rows, SqliteStore};
+use crate::error::StoreError;
+use crate::records::{
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
+    IdTokenRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord, StoredAuditRecord,
+    TransactionFilter, TransactionRecord,
+};
+use crate::store::Store;
+
+macro_rules! transaction_columns {
+    () => {
+        "id, charger, key, connector, id_token, principal, meter_start, meter_stop, started_at, \
+         stopped_at, stop_reason"
+    };
+}
+
+macro_rules! audit_columns {
+    () => {
+        "id, at, principal, action, resource, allowed, reason, outcome, request_id"
+    };
+}
+
+/// Turns constraint failures of a write that names a principal into the caller's terms.
+fn refused_write(
+    err: sqlx::Error,
+    principal: &str,
+    duplicate: impl FnOnce() -> String,
+) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound(format!("principal `{principal}` does not exist"));
+        }
+        if db.is_unique_violation() {
+            return StoreError::Conflict(duplicate());
+        }
+    }
+    StoreError::Database(err)
+}
+
+/// SQLite's "no limit" is a negative LIMIT.
+fn sql_limit(limit: u32) -> i64 {
+    if limit == 0 {
+        -1
+    } else {
+        i64::from(limit)
+    }
+}
+
+/// Orders scopes so every parent precedes its children, keeping insertion order among
+/// siblings. A scope whose parent is not stored (such as the engine's implicit root) counts as
+/// top-level; scopes caught in a parent cycle come last, in insertion order.
+fn parents_first(scopes: Vec<ScopeRecord>) -> Vec<ScopeRecord> {
+    let index_of: HashMap<&str, usize> = scopes
+        .iter()
+        .enumerate()
+        .map(|(index, scope)| (scope.id.as_str(), index))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); scopes.len()];
+    let mut queue = VecDeque::new();
+    for (index, scope) in scopes.iter().enumerate() {
+        match scope
+            .parent
+            .as_deref()
+            .and_then(|parent| index_of.get(parent))
+        {
+            Some(&parent) if parent != index => {
+                if let Some(siblings) = children.get_mut(parent) {
+                    siblings.push(index);
+                }
+            }
+            _ => queue.push_back(index),
+        }
+    }
+    let mut placed = vec![false; scopes.len()];
+    let mut order = Vec::with_capacity(scopes.len());
+    while let Some(index) = queue.pop_front() {
+        match placed.get_mut(index) {
+            Some(done) if !*done => *done = true,
+            _ => continue,
+        }
+        order.push(index);
+        if let Some(below) = children.get(index) {
+            queue.extend(below.iter().copied());
+        }
+    }
+    order.extend((0..scopes.len()).filter(|&index| !placed.get(index).copied().unwrap_or(true)));
+    let mut slots: Vec<Option<ScopeRecord>> = scopes.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|index| slots.get_mut(index).and_then(Option::take))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
+        let stored = self
+            .read(&(), |conn, ()| {
+                Box::pin(async move {
+                    let found =
+                        sqlx::query("SELECT id, kind, parent, name FROM scopes ORDER BY rowid")
+                            .fetch_all(conn)
+                            .await?;
+                    rows::all(&found, rows::scope)
+                })
+            })
+            .await?;
+        Ok(parents_first(stored))
+    }
+
+    async fn put_scope(&self, s: &ScopeRecord) -> Result<(), StoreError> {
+        self.write(s.clone(), |conn, s| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO scopes (id, kind, parent, name) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                     kind = excluded.kind, parent = excluded.parent, name = excluded.name",
+                )
+                .bind(&s.id)
+                .bind(&s.kind)
+                .bind(&s.parent)
+                .bind(&s.name)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_module(&self, scope: &str, module: &str, on: bool) -> Result<(), StoreError> {
+        let setting = (scope.to_owned(), module.to_owned(), on);
+        self.write(setting, |conn, (scope, module, on)| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO scope_modules (scope, module, enabled) VALUES (?, ?, ?) \
+                     ON CONFLICT (scope, module) DO UPDATE SET enabled = excluded.enabled",
+                )
+                .bind(scope)
+                .bind(module)
+                .bind(*on)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn modules(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found =
+                    sqlx::query("SELECT scope, module, enabled FROM scope_modules ORDER BY rowid")
+                        .fetch_all(conn)
+                        .await?;
+                rows::all(&found, rows::module)
+            })
+        })
+        .await
+    }
+
+    async fn put_principal(&self, p: &PrincipalRecord) -> Result<(), StoreError> {
+        self.write(p.clone(), |conn, p| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO principals (id, kind, home_scope, name, blocked) \
+                     VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+                     home_scope = excluded.home_scope, name = excluded.name, \
+                     blocked = excluded.blocked",
+                )
+                .bind(&p.id)
+                .bind(&p.kind)
+                .bind(&p.home_scope)
+                .bind(&p.name)
+                .bind(p.blocked)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id, kind, home_scope, name, blocked FROM principals ORDER BY rowid",
+                )
+                .fetch_all(conn)
+                .await?;
+                rows::all(&found, rows::principal)
+            })
+        })
+        .await
+    }
+
+    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
+        // Tokens, id tokens and assignments go with it through ON DELETE CASCADE.
+        self.write(id.to_owned(), |conn, id| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM principals WHERE id = ?")
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn set_principal_blocked(&self, id: &str, blocked: bool) -> Result<bool, StoreError> {
+        self.write((id.to_owned(), blocked), |conn, (id, blocked)| {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE principals SET blocked = ? WHERE id = ?")
+                    .bind(*blocked)
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn put_role(&self, r: &RoleRecord) -> Result<(), StoreError> {
+        let permissions = serde_json::Value::from(r.permissions.clone()).to_string();
+        let role = (r.id.clone(), r.label.clone(), permissions);
+        self.write(role, |conn, (id, label, permissions)| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO roles (id, label, permissions) VALUES (?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                     label = excluded.label, permissions = excluded.permissions",
+                )
+                .bind(id)
+                .bind(label)
+                .bind(permissions)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found = sqlx::query("SELECT id, label, permissions FROM roles ORDER BY rowid")
+                    .fetch_all(conn)
+                    .await?;
+                rows::all(&found, rows::role)
+            })
+        })
+        .await
+    }
+
+    async fn add_assignment(&self, a: &AssignmentRecord) -> Result<bool, StoreError> {
+        self.write(a.clone(), |conn, a| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "INSERT INTO assignments (principal, role, scope) VALUES (?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&a.principal)
+                .bind(&a.role)
+                .bind(&a.scope)
+                .execute(conn)
+                .await
+                .map_err(|err| {
+                    refused_write(err, &a.principal, || {
+                        "the assignment already exists".to_owned()
+                    })
+                })?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn remove_assignment(&self, a: &AssignmentRecord) -> Result<bool, StoreError> {
+        self.write(a.clone(), |conn, a| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "DELETE FROM assignments WHERE principal = ? AND role = ? AND scope = ?",
+                )
+                .bind(&a.principal)
+                .bind(&a.role)
+                .bind(&a.scope)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn assignments(&self) -> Result<Vec<AssignmentRecord>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found =
+                    sqlx::query("SELECT principal, role, scope FROM assignments ORDER BY rowid")
+                        .fetch_all(conn)
+                        .await?;
+                rows::all(&found, rows::assignment)
+            })
+        })
+        .await
+    }
+
+    async fn put_charger(&self, c: &ChargerRecord) -> Result<(), StoreError> {
+        self.write(c.clone(), |conn, c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO chargers (id, scope, password_hash, security_profile) \
+                     VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, \
+                     password_hash = excluded.password_hash, \
+                     security_profile = excluded.security_profile",
+                )
+                .bind(&c.id)
+                .bind(&c.scope)
+                .bind(&c.password_hash)
+                .bind(i64::from(c.security_profile))
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError> {
+        self.read(id, |conn, id| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id, scope, password_hash, security_profile FROM chargers WHERE id = ?",
+                )
+                .bind(id)
+                .fetch_optional(conn)
+                .await?;
+                found.as_ref().map(rows::charger).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id, scope, password_hash, security_profile FROM chargers ORDER BY id",
+                )
+                .fetch_all(conn)
+                .await?;
+                rows::all(&found, rows::charger)
+            })
+        })
+        .await
+    }
+
+    async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError> {
+        self.write((id.to_owned(), boot.clone()), |conn, (id, boot)| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO charger_boots \
+                     (charger, vendor, model, serial, firmware, ocpp_version, at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(&boot.vendor)
+                .bind(&boot.model)
+                .bind(&boot.serial)
+                .bind(&boot.firmware)
+                .bind(&boot.ocpp_version)
+                .bind(&boot.at)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn add_api_token(&self, t: &ApiTokenRecord) -> Result<(), StoreError> {
+        self.write(t.clone(), |conn, t| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO api_tokens (id, principal, hash, created_at, expires_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&t.id)
+                .bind(&t.principal)
+                .bind(&t.hash)
+                .bind(&t.created_at)
+                .bind(&t.expires_at)
+                .execute(conn)
+                .await
+                .map_err(|err| {
+                    refused_write(err, &t.principal, || {
+                        format!(
+                            "API token `{}` or a token with the same hash already exists",
+                            t.id
+                        )
+                    })
+                })?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn principal_for_token_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<ApiTokenRecord>, StoreError> {
+        self.read(hash, |conn, hash| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id, principal, hash, created_at, expires_at FROM api_tokens \
+                     WHERE hash = ?",
+                )
+                .bind(hash)
+                .fetch_optional(conn)
+                .await?;
+                found.as_ref().map(rows::api_token).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn api_tokens_of(&self, principal: &str) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        self.read(principal, |conn, principal| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id, principal, hash, created_at, expires_at FROM api_tokens \
+                     WHERE principal = ? ORDER BY rowid",
+                )
+                .bind(principal)
+                .fetch_all(conn)
+                .await?;
+                rows::all(&found, rows::api_token)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_api_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.write(id.to_owned(), |conn, id| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM api_tokens WHERE id = ?")
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn put_id_token(&self, t: &IdTokenRecord) -> Result<(), StoreError> {
+        self.write(t.clone(), |conn, t| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id) \
+                     VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (id_token) DO UPDATE SET principal = excluded.principal, \
+                     blocked = excluded.blocked, expires_at = excluded.expires_at, \
+                     group_id = excluded.group_id",
+                )
+                .bind(&t.id_token)
+                .bind(&t.principal)
+                .bind(t.blocked)
+                .bind(&t.expires_at)
+                .bind(&t.group)
+                .execute(conn)
+                .await
+                .map_err(|err| {
+                    refused_write(err, &t.principal, || {
+                        format!("id token `{}` already exists", t.id_token)
+                    })
+                })?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn id_token(&self, id_token: &str) -> Result<Option<IdTokenRecord>, StoreError> {
+        self.read(id_token, |conn, id_token| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                     WHERE id_token = ?",
+                )
+                .bind(id_token)
+                .fetch_optional(conn)
+                .await?;
+                found.as_ref().map(rows::id_token).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                     ORDER BY id_token",
+                )
+                .fetch_all(conn)
+                .await?;
+                rows::all(&found, rows::id_token)
+            })
+        })
+        .await
+    }
+
+    async fn start_transaction(&self, t: &NewTransaction) -> Result<TransactionRecord, StoreError> {
+        // The no-op DO UPDATE makes RETURNING yield the stored row on a retry, so the insert
+        // and the lookup are one atomic statement even under concurrent retries.
+        self.write(t.clone(), |conn, t| {
+            Box::pin(async move {
+                let stored = sqlx::query(concat!(
+                    "INSERT INTO transactions \
+                     (charger, key, connector, id_token, principal, meter_start, started_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (charger, key) DO UPDATE SET key = excluded.key RETURNING ",
+                    transaction_columns!()
+                ))
+                .bind(&t.charger)
+                .bind(&t.key)
+                .bind(i64::from(t.connector))
+                .bind(&t.id_token)
+                .bind(&t.principal)
+                .bind(t.meter_start)
+                .bind(&t.started_at)
+                .fetch_one(conn)
+                .await?;
+                rows::transaction(&stored)
+            })
+        })
+        .await
+    }
+
+    async fn add_meter_values(
+        &self,
+        charger: &str,
+        transaction_id: i64,
+        seq: Option<i64>,
+        values: &serde_json::Value,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let sample = (
+            charger.to_owned(),
+            transaction_id,
+            seq,
+            values.to_string(),
+            at.to_owned(),
+        );
+        self.write(sample, |conn, (charger, id, seq, values, at)| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "INSERT INTO meter_values (transaction_id, seq, sample, at) \
+                     SELECT id, ?, ?, ? FROM transactions WHERE id = ? AND charger = ? \
+                     ON CONFLICT (transaction_id, seq) DO NOTHING",
+                )
+                .bind(*seq)
+                .bind(values)
+                .bind(at)
+                .bind(*id)
+                .bind(charger)
+                .execute(&mut *conn)
+                .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(());
+                }
+                // Nothing inserted: either a resent sequence number (fine) or no such
+                // transaction. Asked on the write connection, which sees its own batch.
+                let known = sqlx::query("SELECT 1 FROM transactions WHERE id = ? AND charger = ?")
+                    .bind(*id)
+                    .bind(charger)
+                    .fetch_optional(conn)
+                    .await?;
+                match known {
+                    Some(_) => Ok(()),
+                    None => Err(StoreError::NotFound(format!(
+                        "charger `{charger}` has no transaction {id}"
+                    ))),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn stop_transaction(
+        &self,
+        charger: &str,
+        transaction_id: i64,
+        meter_stop: Option<f64>,
+        stopped_at: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        let stop = (
+            charger.to_owned(),
+            transaction_id,
+            meter_stop,
+            stopped_at.to_owned(),
+            reason.map(str::to_owned),
+        );
+        self.write(
+            stop,
+            |conn, (charger, id, meter_stop, stopped_at, reason)| {
+                Box::pin(async move {
+                    // SET expressions see the old row, so a second stop keeps the first one's values.
+                    let stored = sqlx::query(concat!(
+                        "UPDATE transactions SET \
+                     meter_stop = CASE WHEN stopped_at IS NULL THEN ? ELSE meter_stop END, \
+                     stop_reason = CASE WHEN stopped_at IS NULL THEN ? ELSE stop_reason END, \
+                     stopped_at = COALESCE(stopped_at, ?) \
+                     WHERE id = ? AND charger = ? RETURNING ",
+                        transaction_columns!()
+                    ))
+                    .bind(*meter_stop)
+                    .bind(reason)
+                    .bind(stopped_at)
+                    .bind(*id)
+                    .bind(charger)
+                    .fetch_optional(conn)
+                    .await?;
+                    stored.as_ref().map(rows::transaction).transpose()
+                })
+            },
+        )
+        .await
+    }
+
+    async fn transaction_by_key(
+        &self,
+        charger: &str,
+        key: &str,
+    ) -> Result<Option<TransactionRecord>, StoreError> {
+        self.read(&(charger, key), |conn, (charger, key)| {
+            Box::pin(async move {
+                let found = sqlx::query(concat!(
+                    "SELECT ",
+                    transaction_columns!(),
+                    " FROM transactions WHERE charger = ? AND key = ?"
+                ))
+                .bind(*charger)
+                .bind(*key)
+                .fetch_optional(conn)
+                .await?;
+                found.as_ref().map(rows::transaction).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.read(filter, |conn, filter| {
+            Box::pin(async move {
+                // Only the conditions in use are written out, so SQLite picks the matching
+                // index instead of scanning.
+                let mut query = QueryBuilder::<Sqlite>::new(concat!(
+                    "SELECT ",
+                    transaction_columns!(),
+                    " FROM transactions WHERE 1 = 1"
+                ));
+                if let Some(charger) = &filter.charger {
+                    query.push(" AND charger = ").push_bind(charger.as_str());
+                }
+                if let Some(principal) = &filter.principal {
+                    query
+                        .push(" AND principal = ")
+                        .push_bind(principal.as_str());
+                }
+                if filter.active_only {
+                    query.push(" AND stopped_at IS NULL");
+                }
+                query
+                    .push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(sql_limit(filter.limit));
+                let found = query.build().fetch_all(conn).await?;
+                rows::all(&found, rows::transaction)
+            })
+        })
+        .await
+    }
+
+    async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+        self.write(r.clone(), |conn, r| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "INSERT INTO audit \
+                     (at, principal, action, resource, allowed, reason, outcome, request_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&r.at)
+                .bind(&r.principal)
+                .bind(&r.action)
+                .bind(&r.resource)
+                .bind(r.allowed)
+                .bind(&r.reason)
+                .bind(&r.outcome)
+                .bind(&r.request_id)
+                .execute(conn)
+                .await?;
+                Ok(done.last_insert_rowid())
+            })
+        })
+        .await
+    }
+
+    async fn set_audit_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        self.write((id, outcome.to_owned()), |conn, (id, outcome)| {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE audit SET outcome = ? WHERE id = ?")
+                    .bind(outcome)
+                    .bind(*id)
+                    .execute(conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("audit record {id}")));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        self.read(filter, |conn, filter| {
+            Box::pin(async move {
+                let limit = sql_limit(filter.limit);
+                let found = match filter.after_id {
+                    Some(after_id) => {
+                        sqlx::query(concat!(
+                            "SELECT ",
+                            audit_columns!(),
+                            " FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?"
+                        ))
+                        .bind(after_id)
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await?
+                    }
+                    None => {
+                        sqlx::query(concat!(
+                            "SELECT ",
+                            audit_columns!(),
+                            " FROM audit ORDER BY id DESC LIMIT ?"
+                        ))
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await?
+                    }
+                };
+                rows::all(&found, rows::audit)
+            })
+        })
+        .await
+    }
+
+    async fn security_event(
+        &self,
+        charger: &str,
+        kind: &str,
+        at: &str,
+        info: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let event = (
+            charger.to_owned(),
+            kind.to_owned(),
+            at.to_owned(),
+            info.to_string(),
+        );
+        self.write(event, |conn, (charger, kind, at, info)| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO security_events (charger, kind, at, info) VALUES (?, ?, ?, ?)",
+                )
+                .bind(charger)
+                .bind(kind)
+                .bind(at)
+                .bind(info)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(id: &str, parent: Option<&str>) -> ScopeRecord {
+        ScopeRecord {
+            id: id.to_owned(),
+            kind: "organisation".to_owned(),
+            parent: parent.map(str::to_owned),
+            name: None,
+        }
+    }
+
+    fn ids(scopes: &[ScopeRecord]) -> Vec<&str> {
+        scopes.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    #[test]
+    fn parents_come_before_children_inserted_earlier() {
+        let ordered = parents_first(vec![
+            scope("station", Some("site")),
+            scope("site", Some("org")),
+            scope("org", Some("root")),
+            scope("other", None),
+        ]);
+        assert_eq!(ids(&ordered), ["org", "other", "site", "station"]);
+    }
+
+    #[test]
+    fn cycles_are_kept_at_the_end() {
+        let ordered = parents_first(vec![
+            scope("a", Some("b")),
+            scope("top", None),
+            scope("b", Some("a")),
+            scope("self", Some("self")),
+        ]);
+        assert_eq!(ids(&ordered), ["top", "self", "a", "b"]);
+    }
+}
