@@ -1,0 +1,260 @@
+//! Turning one API request into one role-engine decision, and that decision into an audit
+//! record and, when refused, a 404 or 403.
+//!
+//! A target the caller cannot see (or that does not exist) is a 404 with the same message
+//! either way, so the API never reveals what is invisible. A visible target the engine
+//! refuses is a 403 with the engine's one-sentence reason. Both are audited at once; an
+//! allowed decision is audited when the handler finishes, together with its outcome.
+
+use voltgate_policy::{Action, PrincipalKind, Resource};
+
+use super::error::ApiError;
+use super::extract::{Caller, RequestId};
+use crate::audit;
+use crate::state::{AppState, ROOT_SCOPE, STATION_KIND};
+
+/// What a request acts on.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Scope(String),
+    Charger(String),
+    Principal(String),
+}
+
+impl Target {
+    pub fn resource(&self) -> Resource {
+        match self {
+            Target::Scope(id) | Target::Charger(id) => Resource::Scope(id.clone()),
+            Target::Principal(id) => Resource::Principal(id.clone()),
+        }
+    }
+
+    /// How the target is written in audit records and in `resource` fields of the API.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Scope(id) | Target::Charger(id) => id.clone(),
+            Target::Principal(id) => format!("principal:{id}"),
+        }
+    }
+
+    fn not_found(&self) -> ApiError {
+        match self {
+            Target::Scope(id) => ApiError::not_found(format!("scope `{id}` not found")),
+            Target::Charger(id) => ApiError::not_found(format!("charger `{id}` not found")),
+            Target::Principal(id) => ApiError::not_found(format!("principal `{id}` not found")),
+        }
+    }
+}
+
+/// An allowed decision whose audit record is written by [`Grant::finish`].
+#[must_use = "an allowed decision must be finished so it reaches the audit log"]
+pub struct Grant {
+    principal: String,
+    action: String,
+    resource: String,
+    reason: String,
+    request_id: String,
+}
+
+impl Grant {
+    pub async fn finish(self, state: &AppState, outcome: &str) {
+        audit::record(
+            state,
+            audit::entry(
+                &self.principal,
+                &self.action,
+                &self.resource,
+                true,
+                &self.reason,
+                Some(outcome.to_owned()),
+                Some(&self.request_id),
+            ),
+        )
+        .await;
+    }
+
+    /// Finishes with the outcome of `result` (`ok` or the error's machine code) and passes
+    /// the result through.
+    pub async fn finish_with<T>(
+        self,
+        state: &AppState,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(err) => format!("failed: {}", err.code),
+        };
+        self.finish(state, &outcome).await;
+        result
+    }
+}
+
+/// Whether the target exists and the caller can see it (no audit, no metric).
+pub fn visible(state: &AppState, caller: &Caller, target: &Target) -> bool {
+    sees(&state.policy.read(), caller, target)
+}
+
+/// The engine's visibility, narrowed for drivers: their existence is personal data, so a
+/// driver is visible only to itself and to principals with `driver.view` on it.
+fn sees(engine: &voltgate_policy::Engine, caller: &Caller, target: &Target) -> bool {
+    if !exists(engine, target) {
+        return false;
+    }
+    let resource = target.resource();
+    if !engine.can_see(&caller.id, &resource) {
+        return false;
+    }
+    match target {
+        Target::Principal(id) if *id != caller.id => {
+            engine.principal_kind(id) != Some(PrincipalKind::Driver)
+                || engine.check(&caller.id, Action::DriverView, &resource)
+        }
+        _ => true,
+    }
+}
+
+fn exists(engine: &voltgate_policy::Engine, target: &Target) -> bool {
+    match target {
+        Target::Scope(id) => engine.scope_kind(id).is_some(),
+        Target::Charger(id) => engine.scope_kind(id) == Some(STATION_KIND),
+        Target::Principal(id) => engine.principal_kind(id).is_some(),
+    }
+}
+
+/// Asks the engine whether `caller` may do `action` on `target`.
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    target: &Target,
+    request_id: &RequestId,
+) -> Result<Grant, ApiError> {
+    let resource = target.resource();
+    let decision = {
+        let engine = state.policy.read();
+        if sees(&engine, caller, target) {
+            Some(engine.explain(&caller.id, action, &resource))
+        } else {
+            None
+        }
+    };
+    let action_name = action.as_str().to_owned();
+    let label = target.label();
+    match decision {
+        None => {
+            state.metrics.authz_decision(&action_name, false);
+            let reason = format!("{label} does not exist or is not visible to {}", caller.id);
+            refuse(
+                state,
+                caller,
+                &action_name,
+                &label,
+                &reason,
+                "not_found",
+                request_id,
+            )
+            .await;
+            Err(target.not_found())
+        }
+        Some(decision) if !decision.allowed => {
+            state.metrics.authz_decision(&action_name, false);
+            refuse(
+                state,
+                caller,
+                &action_name,
+                &label,
+                &decision.reason,
+                "refused",
+                request_id,
+            )
+            .await;
+            Err(ApiError::forbidden(decision.reason))
+        }
+        Some(decision) => {
+            state.metrics.authz_decision(&action_name, true);
+            Ok(Grant {
+                principal: caller.id.clone(),
+                action: action_name,
+                resource: label,
+                reason: decision.reason,
+                request_id: request_id.0.clone(),
+            })
+        }
+    }
+}
+
+/// For estate-wide objects (roles): the engine's decision on the root, where not seeing
+/// the root is simply a denial (403), never a 404.
+pub async fn authorize_global(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    request_id: &RequestId,
+) -> Result<Grant, ApiError> {
+    let root = Resource::Scope(ROOT_SCOPE.to_owned());
+    let decision = state.policy.read().explain(&caller.id, action, &root);
+    let action_name = action.as_str();
+    state.metrics.authz_decision(action_name, decision.allowed);
+    if !decision.allowed {
+        refuse(
+            state,
+            caller,
+            action_name,
+            ROOT_SCOPE,
+            &decision.reason,
+            "refused",
+            request_id,
+        )
+        .await;
+        return Err(ApiError::forbidden(decision.reason));
+    }
+    Ok(grant(
+        caller,
+        action_name,
+        ROOT_SCOPE,
+        &decision.reason,
+        request_id,
+    ))
+}
+
+/// Records a refusal decided outside the engine's `check` (e.g. a grant rule).
+pub async fn refuse(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    reason: &str,
+    outcome: &str,
+    request_id: &RequestId,
+) {
+    audit::record(
+        state,
+        audit::entry(
+            &caller.id,
+            action,
+            resource,
+            false,
+            reason,
+            Some(outcome.to_owned()),
+            Some(request_id.as_str()),
+        ),
+    )
+    .await;
+}
+
+/// A grant for a decision made outside `explain` (e.g. `can_assign`, self-service).
+pub fn grant(
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    reason: &str,
+    request_id: &RequestId,
+) -> Grant {
+    Grant {
+        principal: caller.id.clone(),
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        reason: reason.to_owned(),
+        request_id: request_id.0.clone(),
+    }
+}

@@ -1,0 +1,482 @@
+//! `/api/v1/principals`: operators and drivers, their API tokens and their id tokens (RFID
+//! cards / idTags), and blocking.
+//!
+//! Creating or changing a driver needs `driver.edit`, an operator `principal.edit`, both at
+//! the principal's home scope: driver data is reachable only through the permissions the
+//! preset names for it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use voltgate_policy::{Action, PrincipalKind, Resource};
+use voltgate_store::{ApiTokenRecord, IdTokenRecord, PrincipalRecord};
+
+use super::authorize::{authorize, grant, refuse, Target};
+use super::error::ApiError;
+use super::extract::{check_id, Caller, RequestId, StrictJson};
+use crate::audit;
+use crate::state::{
+    hash_token, mutation_lock, new_api_token, new_token_id, parse_principal_kind,
+    principal_kind_name, SharedState,
+};
+
+/// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
+const MAX_ID_TOKEN_CHARS: usize = 36;
+const MAX_NAME_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrincipal {
+    pub id: String,
+    pub kind: String,
+    pub home_scope: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrincipalView {
+    pub id: String,
+    pub kind: String,
+    pub home_scope: String,
+    pub name: String,
+    pub blocked: bool,
+}
+
+impl From<PrincipalRecord> for PrincipalView {
+    fn from(p: PrincipalRecord) -> Self {
+        PrincipalView {
+            id: p.id,
+            kind: p.kind,
+            home_scope: p.home_scope,
+            name: p.name,
+            blocked: p.blocked,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrincipalList {
+    pub principals: Vec<PrincipalView>,
+}
+
+/// The action that guards changes to a principal of this kind.
+fn edit_action(kind: PrincipalKind) -> Action {
+    match kind {
+        PrincipalKind::Driver => Action::DriverEdit,
+        PrincipalKind::Operator | PrincipalKind::System => Action::PrincipalEdit,
+    }
+}
+
+fn view_action(kind: PrincipalKind) -> Action {
+    match kind {
+        PrincipalKind::Driver => Action::DriverView,
+        PrincipalKind::Operator | PrincipalKind::System => Action::PrincipalView,
+    }
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    StrictJson(body): StrictJson<NewPrincipal>,
+) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
+    check_id("principal", &body.id)?;
+    let kind = match parse_principal_kind(&body.kind) {
+        Some(kind @ (PrincipalKind::Operator | PrincipalKind::Driver)) => kind,
+        _ => {
+            return Err(ApiError::invalid_body(format!(
+                "kind must be `operator` or `driver`, not `{}`",
+                body.kind
+            )))
+        }
+    };
+    let name = body.name.unwrap_or_else(|| body.id.clone());
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid_body(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    let grant = authorize(
+        &state,
+        &caller,
+        edit_action(kind),
+        &Target::Scope(body.home_scope.clone()),
+        &request_id,
+    )
+    .await?;
+    let record = PrincipalRecord {
+        id: body.id,
+        kind: principal_kind_name(kind).to_owned(),
+        home_scope: body.home_scope,
+        name,
+        blocked: false,
+    };
+    let result = insert_principal(&state, record, kind).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn insert_principal(
+    state: &SharedState,
+    record: PrincipalRecord,
+    kind: PrincipalKind,
+) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
+    let _guard = mutation_lock().await;
+    if state.policy.read().principal_kind(&record.id).is_some() {
+        return Err(ApiError::conflict(format!(
+            "principal `{}` already exists",
+            record.id
+        )));
+    }
+    state.store.put_principal(&record).await?;
+    state
+        .policy
+        .write()
+        .add_principal(&record.id, kind, &record.home_scope)
+        .map_err(|err| {
+            ApiError::internal(format!("the role engine refused the principal: {err}"))
+        })?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// The caller itself, plus every operator it may view (`principal.view`) and every driver
+/// it may view (`driver.view`).
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<Json<PrincipalList>, ApiError> {
+    let records = state.store.principals().await?;
+    let engine = state.policy.read();
+    let principals = records
+        .into_iter()
+        .filter(|p| {
+            if p.id == caller.id {
+                return true;
+            }
+            let Some(kind) = engine.principal_kind(&p.id) else {
+                return false;
+            };
+            engine.check(
+                &caller.id,
+                view_action(kind),
+                &Resource::Principal(p.id.clone()),
+            )
+        })
+        .map(PrincipalView::from)
+        .collect();
+    Ok(Json(PrincipalList { principals }))
+}
+
+/// The kind of a principal, for choosing the action that guards it. An unknown id gets
+/// `operator`; [`authorize`] then answers 404 and audits the attempt.
+fn kind_of(state: &SharedState, id: &str) -> PrincipalKind {
+    state
+        .policy
+        .read()
+        .principal_kind(id)
+        .unwrap_or(PrincipalKind::Operator)
+}
+
+/// Holding someone's token is acting as them, and blocking them takes their standing away;
+/// neither may reach beyond what the caller could grant. A system principal is managed only
+/// by a system principal, and every role the target holds must be one the caller could
+/// assign to it there (the engine's grant rule). Refusals are audited and answered 403.
+async fn check_no_escalation(
+    state: &SharedState,
+    caller: &Caller,
+    action: Action,
+    target: &str,
+    request_id: &RequestId,
+) -> Result<(), ApiError> {
+    let problem = {
+        let engine = state.policy.read();
+        if engine.principal_kind(target) == Some(PrincipalKind::System)
+            && caller.kind != PrincipalKind::System
+        {
+            Some(format!(
+                "Only a system principal may manage system principal `{target}`."
+            ))
+        } else {
+            engine
+                .assignments_of(target)
+                .into_iter()
+                .find_map(|(role, scope)| {
+                    engine
+                        .can_assign(&caller.id, target, &role, &scope)
+                        .err()
+                        .map(|denial| {
+                            format!(
+                                "`{}` may not act for `{target}`, who holds role `{role}` on `{scope}`: {}",
+                                caller.id, denial.reason
+                            )
+                        })
+                })
+        }
+    };
+    let Some(reason) = problem else {
+        return Ok(());
+    };
+    state.metrics.authz_decision(action.as_str(), false);
+    refuse(
+        state,
+        caller,
+        action.as_str(),
+        &Target::Principal(target.to_owned()).label(),
+        &reason,
+        "refused",
+        request_id,
+    )
+    .await;
+    Err(ApiError::forbidden(reason))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiToken {
+    /// RFC 3339; the token stops working at this time.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IssuedToken {
+    pub id: String,
+    pub principal: String,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// `POST /api/v1/principals/{id}/tokens`: a principal may always issue tokens for itself;
+/// for others it needs `principal.edit` (operators) or `driver.edit` (drivers) and must be
+/// able to grant every role the other holds (see [`check_no_escalation`]).
+pub async fn issue_token(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewApiToken>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    if let Some(expires_at) = &body.expires_at {
+        match audit::parse_rfc3339(expires_at) {
+            Some(at) if at > time::OffsetDateTime::now_utc() => {}
+            Some(_) => return Err(ApiError::invalid_body("expires_at must be in the future")),
+            None => {
+                return Err(ApiError::invalid_body(
+                    "expires_at must be an RFC 3339 date-time",
+                ))
+            }
+        }
+    }
+    let grant = if id == caller.id {
+        grant(
+            &caller,
+            Action::PrincipalEdit.as_str(),
+            &Target::Principal(id.clone()).label(),
+            "a principal may always issue API tokens for itself",
+            &request_id,
+        )
+    } else {
+        let kind = kind_of(&state, &id);
+        let grant = authorize(
+            &state,
+            &caller,
+            edit_action(kind),
+            &Target::Principal(id.clone()),
+            &request_id,
+        )
+        .await?;
+        check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
+        grant
+    };
+    let token = new_api_token();
+    let record = ApiTokenRecord {
+        id: new_token_id(),
+        principal: id.clone(),
+        hash: hash_token(&token),
+        created_at: audit::now_rfc3339(),
+        expires_at: body.expires_at,
+    };
+    let result = state
+        .store
+        .add_api_token(&record)
+        .await
+        .map_err(ApiError::from)
+        .map(|()| {
+            (
+                StatusCode::CREATED,
+                Json(IssuedToken {
+                    id: record.id.clone(),
+                    principal: record.principal.clone(),
+                    token,
+                    created_at: record.created_at.clone(),
+                    expires_at: record.expires_at.clone(),
+                }),
+            )
+        });
+    grant.finish_with(&state, result).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdToken {
+    pub id_token: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdTokenView {
+    pub id_token: String,
+    pub principal: String,
+    pub blocked: bool,
+    pub expires_at: Option<String>,
+    pub group: Option<String>,
+}
+
+impl From<IdTokenRecord> for IdTokenView {
+    fn from(t: IdTokenRecord) -> Self {
+        IdTokenView {
+            id_token: t.id_token,
+            principal: t.principal,
+            blocked: t.blocked,
+            expires_at: t.expires_at,
+            group: t.group,
+        }
+    }
+}
+
+fn check_id_token_text(field: &str, value: &str) -> Result<(), ApiError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_ID_TOKEN_CHARS || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_body(format!(
+            "{field} must be 1 to {MAX_ID_TOKEN_CHARS} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/principals/{id}/id-tokens`: bind an RFID card / idTag to a principal, so a
+/// charger presenting it charges as that principal (`id-token.edit`).
+pub async fn add_id_token(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewIdToken>,
+) -> Result<(StatusCode, Json<IdTokenView>), ApiError> {
+    check_id_token_text("id_token", &body.id_token)?;
+    if let Some(group) = &body.group {
+        check_id_token_text("group", group)?;
+    }
+    if let Some(expires_at) = &body.expires_at {
+        if audit::parse_rfc3339(expires_at).is_none() {
+            return Err(ApiError::invalid_body(
+                "expires_at must be an RFC 3339 date-time",
+            ));
+        }
+    }
+    let grant = authorize(
+        &state,
+        &caller,
+        Action::IdTokenEdit,
+        &Target::Principal(id.clone()),
+        &request_id,
+    )
+    .await?;
+    let record = IdTokenRecord {
+        id_token: body.id_token,
+        principal: id,
+        blocked: false,
+        expires_at: body.expires_at,
+        group: body.group,
+    };
+    let result = insert_id_token(&state, record).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn insert_id_token(
+    state: &SharedState,
+    record: IdTokenRecord,
+) -> Result<(StatusCode, Json<IdTokenView>), ApiError> {
+    let _guard = mutation_lock().await;
+    if state.store.id_token(&record.id_token).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "id token `{}` is already registered",
+            record.id_token
+        )));
+    }
+    state.store.put_id_token(&record).await?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// `POST /api/v1/principals/{id}/block`.
+pub async fn block(
+    state: State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<PrincipalView>, ApiError> {
+    set_blocked(state, caller, request_id, id, true).await
+}
+
+/// `POST /api/v1/principals/{id}/unblock`.
+pub async fn unblock(
+    state: State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<PrincipalView>, ApiError> {
+    set_blocked(state, caller, request_id, id, false).await
+}
+
+/// A blocked principal is denied everything by the engine, its API tokens stop working and
+/// its id tokens answer `Blocked` at chargers.
+async fn set_blocked(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    id: String,
+    blocked: bool,
+) -> Result<Json<PrincipalView>, ApiError> {
+    let kind = kind_of(&state, &id);
+    let grant = authorize(
+        &state,
+        &caller,
+        edit_action(kind),
+        &Target::Principal(id.clone()),
+        &request_id,
+    )
+    .await?;
+    check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
+    let result = apply_blocked(&state, &id, blocked).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn apply_blocked(
+    state: &SharedState,
+    id: &str,
+    blocked: bool,
+) -> Result<Json<PrincipalView>, ApiError> {
+    let _guard = mutation_lock().await;
+    if !state.store.set_principal_blocked(id, blocked).await? {
+        return Err(ApiError::not_found(format!("principal `{id}` not found")));
+    }
+    state
+        .policy
+        .write()
+        .set_blocked(id, blocked)
+        .map_err(|err| ApiError::internal(format!("the role engine refused: {err}")))?;
+    let record = state
+        .store
+        .principals()
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("principal `{id}` not found")))?;
+    Ok(Json(record.into()))
+}

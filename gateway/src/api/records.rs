@@ -1,0 +1,212 @@
+//! Read-only history: charging sessions (`/api/v1/transactions`) and the audit log
+//! (`/api/v1/audit`), each filtered to what the caller may see.
+//!
+//! Filtering happens after the store query, so a page is read with some headroom
+//! ([`SCAN_FACTOR`] times the requested size) and then cut to the requested size.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use voltgate_policy::{Action, Engine, Resource};
+use voltgate_store::{AuditFilter, StoredAuditRecord, TransactionFilter, TransactionRecord};
+
+use super::authorize::{refuse, visible, Target};
+use super::error::ApiError;
+use super::extract::{Caller, RequestId, StrictQuery};
+use crate::state::{SharedState, ROOT_SCOPE};
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+const SCAN_FACTOR: u32 = 10;
+
+fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionQuery {
+    #[serde(default)]
+    pub charger: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransactionList {
+    pub transactions: Vec<TransactionRecord>,
+}
+
+/// Sessions on chargers where the caller has `transaction.view`, plus its own sessions
+/// where it has `transaction.view-own`; newest first.
+pub async fn transactions(
+    State(state): State<SharedState>,
+    caller: Caller,
+    StrictQuery(query): StrictQuery<TransactionQuery>,
+) -> Result<Json<TransactionList>, ApiError> {
+    let limit = page_size(query.limit)?;
+    if let Some(charger) = &query.charger {
+        if !visible(&state, &caller, &Target::Charger(charger.clone())) {
+            return Err(ApiError::not_found(format!(
+                "charger `{charger}` not found"
+            )));
+        }
+    }
+    let filter = TransactionFilter {
+        charger: query.charger.clone(),
+        principal: None,
+        active_only: query.active.unwrap_or(false),
+        limit: limit.saturating_mul(SCAN_FACTOR),
+    };
+    let rows = state.store.transactions(&filter).await?;
+    let engine = state.policy.read();
+    let transactions = rows
+        .into_iter()
+        .filter(|t| may_view_transaction(&engine, &caller.id, t))
+        .take(limit as usize)
+        .collect();
+    Ok(Json(TransactionList { transactions }))
+}
+
+fn may_view_transaction(engine: &Engine, caller: &str, t: &TransactionRecord) -> bool {
+    let at = Resource::Scope(t.charger.clone());
+    engine.check(caller, Action::TransactionView, &at)
+        || (t.principal.as_deref() == Some(caller)
+            && engine.check(caller, Action::TransactionViewOwn, &at))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Continue a listing: only records older than this id.
+    #[serde(default)]
+    pub after_id: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditList {
+    pub entries: Vec<StoredAuditRecord>,
+}
+
+/// The audit log, newest first. `audit.view` on the root shows everything; held lower
+/// down, it shows the records about scopes, chargers and principals within its reach.
+pub async fn audit(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    StrictQuery(query): StrictQuery<AuditQuery>,
+) -> Result<Json<AuditList>, ApiError> {
+    let limit = page_size(query.limit)?;
+    let (everything, somewhere) = {
+        let engine = state.policy.read();
+        let everything = engine.check(
+            &caller.id,
+            Action::AuditView,
+            &Resource::Scope(ROOT_SCOPE.to_owned()),
+        );
+        let somewhere = everything
+            || engine.assignments_of(&caller.id).iter().any(|(_, scope)| {
+                engine.check(
+                    &caller.id,
+                    Action::AuditView,
+                    &Resource::Scope(scope.clone()),
+                )
+            });
+        (everything, somewhere)
+    };
+    state
+        .metrics
+        .authz_decision(Action::AuditView.as_str(), somewhere);
+    if !somewhere {
+        let reason = format!("{} holds `audit.view` on no scope", caller.id);
+        refuse(
+            &state,
+            &caller,
+            Action::AuditView.as_str(),
+            ROOT_SCOPE,
+            &reason,
+            "refused",
+            &request_id,
+        )
+        .await;
+        return Err(ApiError::forbidden(reason));
+    }
+    let filter = AuditFilter {
+        limit: if everything {
+            limit
+        } else {
+            limit.saturating_mul(SCAN_FACTOR)
+        },
+        after_id: query.after_id,
+    };
+    let rows = state.store.audit(&filter).await?;
+    let entries = if everything {
+        rows
+    } else {
+        let engine = state.policy.read();
+        rows.into_iter()
+            .filter(|r| {
+                audited_resource(&r.record.resource)
+                    .is_some_and(|res| engine.check(&caller.id, Action::AuditView, &res))
+            })
+            .take(limit as usize)
+            .collect()
+    };
+    Ok(Json(AuditList { entries }))
+}
+
+/// The engine resource an audit record is about: `principal:ID`, `assignment:P:R@SCOPE`
+/// (judged at the scope), or a scope / charger id.
+fn audited_resource(label: &str) -> Option<Resource> {
+    if let Some(id) = label.strip_prefix("principal:") {
+        Some(Resource::Principal(id.to_owned()))
+    } else if let Some(rest) = label.strip_prefix("assignment:") {
+        rest.rsplit_once('@')
+            .map(|(_, scope)| Resource::Scope(scope.to_owned()))
+    } else if label.contains(':') {
+        None
+    } else {
+        Some(Resource::Scope(label.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_resources_map_to_engine_resources() {
+        assert_eq!(
+            audited_resource("principal:bob"),
+            Some(Resource::Principal("bob".into()))
+        );
+        assert_eq!(
+            audited_resource("assignment:bob:site-admin@north"),
+            Some(Resource::Scope("north".into()))
+        );
+        assert_eq!(
+            audited_resource("CP-1"),
+            Some(Resource::Scope("CP-1".into()))
+        );
+        assert_eq!(audited_resource("id-token:ABC"), None);
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_size(Some(5)).unwrap(), 5);
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(MAX_PAGE + 1)).is_err());
+    }
+}

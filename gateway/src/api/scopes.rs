@@ -1,0 +1,198 @@
+//! `/api/v1/scopes`: the scope tree (tenants, sites, organisations, …) and module switches.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use voltgate_policy::{Action, Resource};
+use voltgate_store::ScopeRecord;
+
+use super::authorize::{authorize, Target};
+use super::error::ApiError;
+use super::extract::{check_id, Caller, RequestId, StrictJson, StrictQuery};
+use crate::state::{check_new_scope, mutation_lock, SharedState, ROOT_SCOPE, STATION_KIND};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewScope {
+    pub id: String,
+    pub kind: String,
+    pub parent: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeView {
+    pub id: String,
+    pub kind: String,
+    pub parent: Option<String>,
+    pub name: Option<String>,
+}
+
+impl From<ScopeRecord> for ScopeView {
+    fn from(s: ScopeRecord) -> Self {
+        ScopeView {
+            id: s.id,
+            kind: s.kind,
+            parent: s.parent,
+            name: s.name,
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    StrictJson(body): StrictJson<NewScope>,
+) -> Result<(StatusCode, Json<ScopeView>), ApiError> {
+    check_id("scope", &body.id)?;
+    if body.kind == STATION_KIND {
+        return Err(ApiError::invalid_body(
+            "stations are chargers: create them with POST /api/v1/chargers",
+        ));
+    }
+    if body.kind == ROOT_SCOPE {
+        return Err(ApiError::invalid_body("there is exactly one root scope"));
+    }
+    {
+        let engine = state.policy.read();
+        if !engine.preset().kinds().any(|k| k.id == body.kind) {
+            let kinds: Vec<&str> = engine.preset().kinds().map(|k| k.id.as_str()).collect();
+            return Err(ApiError::invalid_body(format!(
+                "unknown scope kind `{}`; this preset has: {}",
+                body.kind,
+                kinds.join(", ")
+            )));
+        }
+    }
+    let grant = authorize(
+        &state,
+        &caller,
+        Action::ScopeEdit,
+        &Target::Scope(body.parent.clone()),
+        &request_id,
+    )
+    .await?;
+    let result = insert_scope(&state, body).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn insert_scope(
+    state: &SharedState,
+    body: NewScope,
+) -> Result<(StatusCode, Json<ScopeView>), ApiError> {
+    let _guard = mutation_lock().await;
+    check_new_scope(&state.policy.read(), &body.id, &body.kind, &body.parent)?;
+    let record = ScopeRecord {
+        id: body.id,
+        kind: body.kind,
+        parent: Some(body.parent),
+        name: body.name,
+    };
+    state.store.put_scope(&record).await?;
+    state
+        .policy
+        .write()
+        .add_scope(
+            &record.id,
+            &record.kind,
+            record.parent.as_deref().unwrap_or(ROOT_SCOPE),
+        )
+        .map_err(|err| ApiError::internal(format!("the role engine refused the scope: {err}")))?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeQuery {
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScopeList {
+    pub scopes: Vec<ScopeView>,
+}
+
+/// Every stored scope the caller can see, optionally of one kind.
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+    StrictQuery(query): StrictQuery<ScopeQuery>,
+) -> Result<Json<ScopeList>, ApiError> {
+    let records = state.store.scopes().await?;
+    let engine = state.policy.read();
+    let scopes = records
+        .into_iter()
+        .filter(|s| query.kind.as_ref().is_none_or(|k| *k == s.kind))
+        .filter(|s| {
+            engine.scope_kind(&s.id).is_some()
+                && engine.can_see(&caller.id, &Resource::Scope(s.id.clone()))
+        })
+        .map(ScopeView::from)
+        .collect();
+    Ok(Json(ScopeList { scopes }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSwitch {
+    pub on: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModuleView {
+    pub scope: String,
+    pub module: String,
+    pub on: bool,
+}
+
+/// `PUT /api/v1/scopes/{id}/modules/{module}`: switch a feature module on or off for a scope
+/// and everything below it (unless switched again lower down).
+pub async fn set_module(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path((scope, module)): Path<(String, String)>,
+    StrictJson(body): StrictJson<ModuleSwitch>,
+) -> Result<Json<ModuleView>, ApiError> {
+    let grant = authorize(
+        &state,
+        &caller,
+        Action::ModuleEdit,
+        &Target::Scope(scope.clone()),
+        &request_id,
+    )
+    .await?;
+    let result = apply_module(&state, scope, module, body.on).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn apply_module(
+    state: &SharedState,
+    scope: String,
+    module: String,
+    on: bool,
+) -> Result<Json<ModuleView>, ApiError> {
+    let known = state
+        .policy
+        .read()
+        .preset()
+        .modules()
+        .any(|m| m.id == module);
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "this preset has no module `{module}`"
+        )));
+    }
+    let _guard = mutation_lock().await;
+    state.store.set_module(&scope, &module, on).await?;
+    state
+        .policy
+        .write()
+        .set_module(&scope, &module, on)
+        .map_err(|err| ApiError::internal(format!("the role engine refused the module: {err}")))?;
+    Ok(Json(ModuleView { scope, module, on }))
+}

@@ -1,0 +1,134 @@
+//! The audit trail: every authorisation decision, from the operator API and from chargers,
+//! is written here and nowhere else.
+//!
+//! Recording never fails the caller: when the store refuses the record, the failure is
+//! logged and counted (`voltgate_store_errors_total{op="append_audit"}`) and the request goes
+//! on. Decisions are also logged at debug level under the `audit` target.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use voltgate_store::AuditRecord;
+
+use crate::state::AppState;
+
+/// Writes one decision; returns its id, or `None` when the store failed.
+pub async fn record(state: &AppState, entry: AuditRecord) -> Option<i64> {
+    tracing::debug!(
+        target: "audit",
+        principal = %entry.principal,
+        action = %entry.action,
+        resource = %entry.resource,
+        allowed = entry.allowed,
+        reason = %entry.reason,
+        outcome = entry.outcome.as_deref().unwrap_or(""),
+        "decision"
+    );
+    match state.store.append_audit(&entry).await {
+        Ok(id) => Some(id),
+        Err(err) => {
+            state.metrics.store_error("append_audit");
+            tracing::error!(error = %err, action = %entry.action, principal = %entry.principal, "audit record lost");
+            None
+        }
+    }
+}
+
+/// Fills in what came of an allowed decision (e.g. the charger's answer to a command).
+pub async fn set_outcome(state: &AppState, id: Option<i64>, outcome: &str) {
+    let Some(id) = id else { return };
+    if let Err(err) = state.store.set_audit_outcome(id, outcome).await {
+        state.metrics.store_error("set_audit_outcome");
+        tracing::error!(error = %err, audit_id = id, "audit outcome lost");
+    }
+}
+
+/// A record stamped with the current time.
+pub fn entry(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    allowed: bool,
+    reason: &str,
+    outcome: Option<String>,
+    request_id: Option<&str>,
+) -> AuditRecord {
+    AuditRecord {
+        at: now_rfc3339(),
+        principal: principal.to_owned(),
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        allowed,
+        reason: reason.to_owned(),
+        outcome,
+        request_id: request_id.map(str::to_owned),
+    }
+}
+
+/// The current UTC time as RFC 3339 with millisecond precision, e.g.
+/// `2025-01-31T12:00:00.123Z`.
+pub fn now_rfc3339() -> String {
+    format_time(OffsetDateTime::now_utc())
+}
+
+fn format_time(at: OffsetDateTime) -> String {
+    let millis = at.millisecond();
+    let truncated = at.replace_millisecond(millis).unwrap_or(at);
+    truncated
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| truncated.unix_timestamp().to_string())
+}
+
+/// Parses an RFC 3339 time; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testing::test_state;
+    use voltgate_store::AuditFilter;
+
+    #[test]
+    fn times_are_rfc3339_in_utc_with_milliseconds() {
+        let text = now_rfc3339();
+        let parsed = parse_rfc3339(&text).expect("round-trips");
+        assert_eq!(parsed.offset(), time::UtcOffset::UTC);
+        assert!(text.ends_with('Z'), "{text}");
+        let at = time::macros::datetime!(2025-01-31 12:00:00.123456789 UTC);
+        assert_eq!(format_time(at), "2025-01-31T12:00:00.123Z");
+    }
+
+    #[tokio::test]
+    async fn record_and_outcome_land_in_the_store() {
+        let state = test_state("connect").await;
+        let id = record(
+            &state,
+            entry(
+                "alice",
+                "charger.view",
+                "CP-1",
+                false,
+                "no role",
+                None,
+                Some("req-1"),
+            ),
+        )
+        .await
+        .expect("stored");
+        set_outcome(&state, Some(id), "refused").await;
+        let rows = state
+            .store
+            .audit(&AuditFilter {
+                limit: 10,
+                after_id: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, id);
+        assert_eq!(rows[0].record.principal, "alice");
+        assert_eq!(rows[0].record.outcome.as_deref(), Some("refused"));
+        assert_eq!(rows[0].record.request_id.as_deref(), Some("req-1"));
+    }
+}

@@ -1,0 +1,700 @@
+//! Answers to the CALLs a charger sends us (BootNotification, Heartbeat, transactions, …), once
+//! the session has checked the action is one we handle and the payload matches its schema.
+//!
+//! Two rules shape this module. Transactions are written to the store before the charger gets
+//! its CALLRESULT, so a crash never loses a session the charger believes was recorded; a store
+//! failure answers InternalError and the charger retries. And the hot path (Heartbeat,
+//! StatusNotification, MeterValues without a transaction) touches neither the store nor the
+//! role engine's write lock.
+//!
+//! Id tokens (Authorize, StartTransaction, TransactionEvent) are decided by
+//! [`judge_id_token`]: unknown → Invalid, token or principal blocked → Blocked, expired →
+//! Expired, otherwise the role engine's `charge` action on the station decides Accepted or
+//! Invalid. Every decision is audited and counted.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use voltgate_ocpp::{unhandled_action_code, ErrorCode, OcppVersion};
+use voltgate_policy::{Action, Resource};
+use voltgate_store::{BootRecord, IdTokenRecord, NewTransaction, StoreError, TransactionRecord};
+
+use super::live::{now_rfc3339, BootInfo, LiveCell};
+use crate::audit;
+use crate::state::AppState;
+
+/// What a handler needs to know about the connection it serves.
+pub(crate) struct CallContext<'a> {
+    pub state: &'a AppState,
+    pub charger_id: &'a str,
+    pub version: OcppVersion,
+    pub live: &'a LiveCell,
+}
+
+/// A CALLERROR answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reject {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl Reject {
+    fn malformed(field: &str) -> Reject {
+        Reject {
+            code: ErrorCode::FormationViolation,
+            description: format!("field `{field}` is missing or has the wrong type"),
+        }
+    }
+}
+
+/// Answers one validated charger-initiated CALL.
+pub(crate) async fn handle(
+    ctx: &CallContext<'_>,
+    message_id: &str,
+    action: &str,
+    payload: &Value,
+) -> Result<Value, Reject> {
+    use OcppVersion::{V16, V201};
+    match (ctx.version, action) {
+        (_, "BootNotification") => Ok(boot_notification(ctx, payload).await),
+        (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),
+        (_, "StatusNotification") => status_notification(ctx, payload),
+        (_, "Authorize") => authorize(ctx, payload).await,
+        (V16, "StartTransaction") => start_transaction(ctx, message_id, payload).await,
+        (V16, "StopTransaction") => stop_transaction(ctx, payload).await,
+        (V16, "MeterValues") => meter_values_v16(ctx, payload).await,
+        // 2.0.1 MeterValues carry no transaction: nothing to store.
+        (V201, "MeterValues") => Ok(json!({})),
+        (V201, "TransactionEvent") => transaction_event(ctx, payload).await,
+        (_, "DataTransfer") => Ok(json!({ "status": "UnknownVendorId" })),
+        (_, "FirmwareStatusNotification") => {
+            ctx.live.firmware_status(required_str(payload, "status")?);
+            Ok(json!({}))
+        }
+        (V16, "DiagnosticsStatusNotification") | (V201, "LogStatusNotification") => {
+            ctx.live.log_status(required_str(payload, "status")?);
+            Ok(json!({}))
+        }
+        (V201, "NotifyReport" | "NotifyEvent") => Ok(json!({})),
+        (V201, "SecurityEventNotification") => security_event(ctx, payload).await,
+        _ => Err(Reject {
+            code: unhandled_action_code(ctx.version, action),
+            description: format!("{action} is not handled by this gateway"),
+        }),
+    }
+}
+
+async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Value {
+    let boot = boot_info(ctx.version, payload);
+    ctx.live.boot(boot.clone());
+    let record = BootRecord {
+        vendor: boot.vendor,
+        model: boot.model,
+        serial: boot.serial,
+        firmware: boot.firmware,
+        ocpp_version: ctx.version.to_string(),
+        at: now_rfc3339(),
+    };
+    // Boot data is informational: a store failure is logged and counted, the charger is
+    // still accepted so it can go on charging.
+    if let Err(err) = ctx.state.store.record_boot(ctx.charger_id, &record).await {
+        ctx.state.metrics.store_error("record_boot");
+        tracing::error!(error = %err, "boot notification could not be stored");
+    }
+    tracing::info!(vendor = %record.vendor, model = %record.model, "charger booted");
+    json!({
+        "status": "Accepted",
+        "currentTime": now_rfc3339(),
+        "interval": ctx.state.settings.heartbeat_interval_secs,
+    })
+}
+
+pub(crate) fn boot_info(version: OcppVersion, payload: &Value) -> BootInfo {
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    match version {
+        OcppVersion::V16 => BootInfo {
+            vendor: text(&payload["chargePointVendor"]).unwrap_or_default(),
+            model: text(&payload["chargePointModel"]).unwrap_or_default(),
+            serial: text(&payload["chargePointSerialNumber"])
+                .or_else(|| text(&payload["chargeBoxSerialNumber"])),
+            firmware: text(&payload["firmwareVersion"]),
+        },
+        OcppVersion::V201 => {
+            let station = &payload["chargingStation"];
+            BootInfo {
+                vendor: text(&station["vendorName"]).unwrap_or_default(),
+                model: text(&station["model"]).unwrap_or_default(),
+                serial: text(&station["serialNumber"]),
+                firmware: text(&station["firmwareVersion"]),
+            }
+        }
+    }
+}
+
+fn status_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    let now = super::live::now_millis();
+    match ctx.version {
+        OcppVersion::V16 => ctx.live.connector_status(
+            required_u32(payload, "connectorId")?,
+            required_str(payload, "status")?,
+            payload["errorCode"].as_str(),
+            now,
+        ),
+        OcppVersion::V201 => ctx.live.connector_status(
+            required_u32(payload, "evseId")?,
+            required_str(payload, "connectorStatus")?,
+            None,
+            now,
+        ),
+    }
+    Ok(json!({}))
+}
+
+async fn authorize(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    let token = id_token_of(ctx.version, payload).ok_or_else(|| Reject::malformed("idTag"))?;
+    let decision = decide_id_token(ctx, token).await?;
+    Ok(id_token_info(ctx.version, decision.status))
+}
+
+async fn start_transaction(
+    ctx: &CallContext<'_>,
+    message_id: &str,
+    payload: &Value,
+) -> Result<Value, Reject> {
+    let connector = required_u32(payload, "connectorId")?;
+    let id_tag = required_str(payload, "idTag")?;
+    let timestamp = required_str(payload, "timestamp")?;
+    let decision = decide_id_token(ctx, id_tag).await?;
+    let transaction = NewTransaction {
+        charger: ctx.charger_id.to_owned(),
+        key: start_transaction_key(message_id, connector, timestamp),
+        connector,
+        id_token: Some(id_tag.to_owned()),
+        principal: decision.principal,
+        meter_start: payload["meterStart"].as_f64(),
+        started_at: timestamp.to_owned(),
+    };
+    let stored = store_start(ctx, &transaction).await?;
+    if stored.stopped_at.is_none() {
+        ctx.live.transaction_started(&stored.id.to_string());
+    }
+    Ok(json!({
+        "transactionId": stored.id,
+        "idTagInfo": { "status": decision.status.as_str() },
+    }))
+}
+
+/// The idempotency key of a 1.6 StartTransaction: its message id, qualified by connector and
+/// start time so a charger whose message-id counter restarted after a reboot never picks up
+/// an old transaction, while a retry of the same message (same id, same content) does.
+pub(crate) fn start_transaction_key(message_id: &str, connector: u32, timestamp: &str) -> String {
+    format!("{message_id}/{connector}/{timestamp}")
+}
+
+async fn stop_transaction(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    let transaction_id = payload["transactionId"]
+        .as_i64()
+        .ok_or_else(|| Reject::malformed("transactionId"))?;
+    let timestamp = required_str(payload, "timestamp")?;
+    if let Some(data) = payload.get("transactionData") {
+        store_meter_values(ctx, transaction_id, None, data, timestamp).await?;
+    }
+    let stopped = ctx
+        .state
+        .store
+        .stop_transaction(
+            ctx.charger_id,
+            transaction_id,
+            payload["meterStop"].as_f64(),
+            timestamp,
+            payload["reason"].as_str(),
+        )
+        .await
+        .map_err(|err| store_failed(ctx, "stop_transaction", &err))?;
+    if stopped.is_none() {
+        // Answered anyway: a charger retries a refused stop forever.
+        tracing::warn!(
+            transaction_id,
+            "stop of a transaction the store does not know"
+        );
+    }
+    ctx.live.transaction_ended(&transaction_id.to_string());
+    Ok(json!({}))
+}
+
+async fn meter_values_v16(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    if let Some(transaction_id) = payload.get("transactionId").and_then(Value::as_i64) {
+        let values = &payload["meterValue"];
+        let at = values[0]["timestamp"]
+            .as_str()
+            .map_or_else(now_rfc3339, str::to_owned);
+        store_meter_values(ctx, transaction_id, None, values, &at).await?;
+    }
+    Ok(json!({}))
+}
+
+/// Stores meter values; a transaction the store does not know is logged, not refused (the
+/// charger would retry it forever).
+async fn store_meter_values(
+    ctx: &CallContext<'_>,
+    transaction_id: i64,
+    seq: Option<i64>,
+    values: &Value,
+    at: &str,
+) -> Result<(), Reject> {
+    match ctx
+        .state
+        .store
+        .add_meter_values(ctx.charger_id, transaction_id, seq, values, at)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound(_)) => {
+            tracing::warn!(transaction_id, "meter values for an unknown transaction");
+            Ok(())
+        }
+        Err(err) => Err(store_failed(ctx, "add_meter_values", &err)),
+    }
+}
+
+async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    let event = required_str(payload, "eventType")?;
+    let timestamp = required_str(payload, "timestamp")?;
+    let key = payload["transactionInfo"]["transactionId"]
+        .as_str()
+        .ok_or_else(|| Reject::malformed("transactionInfo.transactionId"))?;
+    let seq = payload["seqNo"].as_i64();
+    let meter_values = payload.get("meterValue");
+    let token = id_token_of(OcppVersion::V201, payload);
+    let decision = match token {
+        Some(token) => Some(decide_id_token(ctx, token).await?),
+        None => None,
+    };
+    let new = NewTransaction {
+        charger: ctx.charger_id.to_owned(),
+        key: key.to_owned(),
+        connector: payload["evse"]["id"]
+            .as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .unwrap_or(0),
+        id_token: token.map(str::to_owned),
+        principal: decision.as_ref().and_then(|d| d.principal.clone()),
+        meter_start: if event == "Started" {
+            energy_register(meter_values)
+        } else {
+            None
+        },
+        started_at: timestamp.to_owned(),
+    };
+    let stored = match event {
+        "Started" => store_start(ctx, &new).await?,
+        _ => match ctx
+            .state
+            .store
+            .transaction_by_key(ctx.charger_id, key)
+            .await
+            .map_err(|err| store_failed(ctx, "transaction_by_key", &err))?
+        {
+            Some(existing) => existing,
+            // The Started event was lost (e.g. sent while we were down): start it now.
+            None => store_start(ctx, &new).await?,
+        },
+    };
+    if let Some(values) = meter_values {
+        store_meter_values(ctx, stored.id, seq, values, timestamp).await?;
+    }
+    if event == "Ended" {
+        ctx.state
+            .store
+            .stop_transaction(
+                ctx.charger_id,
+                stored.id,
+                energy_register(meter_values),
+                timestamp,
+                payload["transactionInfo"]["stoppedReason"].as_str(),
+            )
+            .await
+            .map_err(|err| store_failed(ctx, "stop_transaction", &err))?;
+        ctx.live.transaction_ended(key);
+    } else if stored.stopped_at.is_none() {
+        ctx.live.transaction_started(key);
+    }
+    Ok(match decision {
+        Some(decision) => id_token_info(OcppVersion::V201, decision.status),
+        None => json!({}),
+    })
+}
+
+async fn store_start(
+    ctx: &CallContext<'_>,
+    transaction: &NewTransaction,
+) -> Result<TransactionRecord, Reject> {
+    ctx.state
+        .store
+        .start_transaction(transaction)
+        .await
+        .map_err(|err| store_failed(ctx, "start_transaction", &err))
+}
+
+async fn security_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
+    let kind = required_str(payload, "type")?;
+    let at = required_str(payload, "timestamp")?;
+    ctx.state
+        .store
+        .security_event(ctx.charger_id, kind, at, payload)
+        .await
+        .map_err(|err| store_failed(ctx, "security_event", &err))?;
+    tracing::warn!(event = kind, "charger reported a security event");
+    Ok(json!({}))
+}
+
+fn store_failed(ctx: &CallContext<'_>, op: &str, err: &StoreError) -> Reject {
+    ctx.state.metrics.store_error(op);
+    tracing::error!(error = %err, op, "store failed while answering a charger");
+    Reject {
+        code: ErrorCode::InternalError,
+        description: "the gateway could not store this message; please retry".to_owned(),
+    }
+}
+
+/// The energy register reading (Wh) of a meterValue array: the first sampled value without a
+/// phase whose measurand is `Energy.Active.Import.Register` (the default when absent). 1.6
+/// sends values as strings, 2.0.1 as numbers; kWh readings are converted.
+pub(crate) fn energy_register(meter_values: Option<&Value>) -> Option<f64> {
+    meter_values?
+        .as_array()?
+        .iter()
+        .filter_map(|meter_value| meter_value["sampledValue"].as_array())
+        .flatten()
+        .find(|sampled| {
+            sampled.get("phase").is_none()
+                && sampled
+                    .get("measurand")
+                    .and_then(Value::as_str)
+                    .is_none_or(|m| m == "Energy.Active.Import.Register")
+        })
+        .and_then(|sampled| {
+            let value = &sampled["value"];
+            let reading = value
+                .as_f64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
+            let unit = sampled["unit"]
+                .as_str()
+                .or_else(|| sampled["unitOfMeasure"]["unit"].as_str())
+                .unwrap_or("Wh");
+            let multiplier = sampled["unitOfMeasure"]["multiplier"]
+                .as_i64()
+                .and_then(|m| i32::try_from(m).ok())
+                .unwrap_or(0);
+            let scale = if unit.eq_ignore_ascii_case("kWh") {
+                1000.0
+            } else {
+                1.0
+            };
+            Some(reading * scale * 10f64.powi(multiplier))
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// Id tokens
+
+/// The status OCPP reports for an id token (1.6 idTagInfo / 2.0.1 idTokenInfo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenStatus {
+    Accepted,
+    Blocked,
+    Expired,
+    Invalid,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Accepted => "Accepted",
+            TokenStatus::Blocked => "Blocked",
+            TokenStatus::Expired => "Expired",
+            TokenStatus::Invalid => "Invalid",
+        }
+    }
+}
+
+/// The outcome for one id token, with what the audit log needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenDecision {
+    pub status: TokenStatus,
+    /// The principal the token charges as, when the token is known.
+    pub principal: Option<String>,
+    pub reason: String,
+}
+
+/// What the role engine says about a token's principal charging at this station.
+pub(crate) struct EngineView {
+    pub principal_blocked: bool,
+    pub allowed: bool,
+    pub reason: String,
+}
+
+/// The id-token decision table. `engine` is consulted only for a known, unblocked,
+/// unexpired token.
+pub(crate) fn judge_id_token(
+    record: Option<&IdTokenRecord>,
+    now: OffsetDateTime,
+    engine: impl FnOnce(&str) -> EngineView,
+) -> TokenDecision {
+    let Some(record) = record else {
+        return TokenDecision {
+            status: TokenStatus::Invalid,
+            principal: None,
+            reason: "the id token is unknown".to_owned(),
+        };
+    };
+    let decided = |status, reason: String| TokenDecision {
+        status,
+        principal: Some(record.principal.clone()),
+        reason,
+    };
+    if record.blocked {
+        return decided(TokenStatus::Blocked, "the id token is blocked".to_owned());
+    }
+    if let Some(expires_at) = &record.expires_at {
+        // An expiry we cannot read is treated as passed: fail closed.
+        let expired = audit::parse_rfc3339(expires_at).is_none_or(|at| at <= now);
+        if expired {
+            return decided(
+                TokenStatus::Expired,
+                format!("the id token expired at {expires_at}"),
+            );
+        }
+    }
+    let view = engine(&record.principal);
+    if view.principal_blocked {
+        return decided(
+            TokenStatus::Blocked,
+            format!("principal {} is blocked", record.principal),
+        );
+    }
+    let status = if view.allowed {
+        TokenStatus::Accepted
+    } else {
+        TokenStatus::Invalid
+    };
+    decided(status, view.reason)
+}
+
+/// Decides an id token for this station, audits and counts the decision.
+async fn decide_id_token(ctx: &CallContext<'_>, token: &str) -> Result<TokenDecision, Reject> {
+    let record = ctx
+        .state
+        .store
+        .id_token(token)
+        .await
+        .map_err(|err| store_failed(ctx, "id_token", &err))?;
+    let decision = {
+        let engine = ctx.state.policy.read();
+        judge_id_token(record.as_ref(), OffsetDateTime::now_utc(), |principal| {
+            let explained = engine.explain(
+                principal,
+                Action::Charge,
+                &Resource::Scope(ctx.charger_id.to_owned()),
+            );
+            EngineView {
+                principal_blocked: engine.is_blocked(principal).unwrap_or(false),
+                allowed: explained.allowed,
+                reason: explained.reason,
+            }
+        })
+    };
+    let allowed = decision.status == TokenStatus::Accepted;
+    ctx.state.metrics.authz_decision("charge", allowed);
+    let audit_principal = decision
+        .principal
+        .clone()
+        .unwrap_or_else(|| format!("id-token:{token}"));
+    audit::record(
+        ctx.state,
+        audit::entry(
+            &audit_principal,
+            "charge",
+            ctx.charger_id,
+            allowed,
+            &decision.reason,
+            Some(decision.status.as_str().to_owned()),
+            None,
+        ),
+    )
+    .await;
+    tracing::info!(
+        principal = %audit_principal,
+        status = decision.status.as_str(),
+        "id token decided"
+    );
+    Ok(decision)
+}
+
+/// The id token of an Authorize / StartTransaction / TransactionEvent payload.
+pub(crate) fn id_token_of(version: OcppVersion, payload: &Value) -> Option<&str> {
+    match version {
+        OcppVersion::V16 => payload.get("idTag")?.as_str(),
+        OcppVersion::V201 => payload.get("idToken")?.get("idToken")?.as_str(),
+    }
+}
+
+fn id_token_info(version: OcppVersion, status: TokenStatus) -> Value {
+    match version {
+        OcppVersion::V16 => json!({ "idTagInfo": { "status": status.as_str() } }),
+        OcppVersion::V201 => json!({ "idTokenInfo": { "status": status.as_str() } }),
+    }
+}
+
+fn required_str<'a>(payload: &'a Value, field: &str) -> Result<&'a str, Reject> {
+    payload
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Reject::malformed(field))
+}
+
+fn required_u32(payload: &Value, field: &str) -> Result<u32, Reject> {
+    payload
+        .get(field)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| Reject::malformed(field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2024-05-01 12:00:00 UTC);
+
+    fn token(blocked: bool, expires_at: Option<&str>) -> IdTokenRecord {
+        IdTokenRecord {
+            id_token: "TAG".into(),
+            principal: "dave".into(),
+            blocked,
+            expires_at: expires_at.map(str::to_owned),
+            group: None,
+        }
+    }
+
+    fn engine(principal_blocked: bool, allowed: bool) -> impl FnOnce(&str) -> EngineView {
+        move |principal| {
+            assert_eq!(
+                principal, "dave",
+                "the engine is asked about the token's principal"
+            );
+            EngineView {
+                principal_blocked,
+                allowed,
+                reason: format!("engine says {allowed}"),
+            }
+        }
+    }
+
+    fn not_asked(_: &str) -> EngineView {
+        panic!("the engine must not be consulted")
+    }
+
+    #[test]
+    fn id_token_decision_table() {
+        let unknown = judge_id_token(None, NOW, not_asked);
+        assert_eq!(unknown.status, TokenStatus::Invalid);
+        assert_eq!(unknown.principal, None);
+
+        let blocked = judge_id_token(Some(&token(true, None)), NOW, not_asked);
+        assert_eq!(blocked.status, TokenStatus::Blocked);
+        assert_eq!(blocked.principal.as_deref(), Some("dave"));
+
+        let expired = judge_id_token(
+            Some(&token(false, Some("2024-05-01T11:59:59Z"))),
+            NOW,
+            not_asked,
+        );
+        assert_eq!(expired.status, TokenStatus::Expired);
+
+        let unreadable_expiry = judge_id_token(Some(&token(false, Some("soon"))), NOW, not_asked);
+        assert_eq!(
+            unreadable_expiry.status,
+            TokenStatus::Expired,
+            "fails closed"
+        );
+
+        let principal_blocked = judge_id_token(
+            Some(&token(false, Some("2024-05-02T00:00:00Z"))),
+            NOW,
+            engine(true, true),
+        );
+        assert_eq!(principal_blocked.status, TokenStatus::Blocked);
+
+        let allowed = judge_id_token(Some(&token(false, None)), NOW, engine(false, true));
+        assert_eq!(allowed.status, TokenStatus::Accepted);
+        assert_eq!(allowed.reason, "engine says true");
+
+        let denied = judge_id_token(Some(&token(false, None)), NOW, engine(false, false));
+        assert_eq!(denied.status, TokenStatus::Invalid);
+        assert_eq!(denied.principal.as_deref(), Some("dave"));
+    }
+
+    #[test]
+    fn energy_register_reads_both_versions_and_units() {
+        let v16 = json!([{"timestamp": "t", "sampledValue": [
+            {"value": "230", "measurand": "Voltage", "unit": "V"},
+            {"value": "1.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"}
+        ]}]);
+        assert_eq!(energy_register(Some(&v16)), Some(1500.0));
+        let v16_default = json!([{"timestamp": "t", "sampledValue": [{"value": "42"}]}]);
+        assert_eq!(energy_register(Some(&v16_default)), Some(42.0));
+        let v201 = json!([{"timestamp": "t", "sampledValue": [
+            {"value": 7, "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+            {"value": 12, "unitOfMeasure": {"unit": "Wh", "multiplier": 3}}
+        ]}]);
+        assert_eq!(energy_register(Some(&v201)), Some(12000.0));
+        let no_energy = json!([{"timestamp": "t", "sampledValue": [{"value": 1, "measurand": "Power.Active.Import"}]}]);
+        assert_eq!(energy_register(Some(&no_energy)), None);
+        assert_eq!(energy_register(None), None);
+    }
+
+    #[test]
+    fn boot_info_per_version() {
+        let v16 = boot_info(
+            OcppVersion::V16,
+            &json!({"chargePointVendor": "Acme", "chargePointModel": "W1", "chargeBoxSerialNumber": "B-1"}),
+        );
+        assert_eq!(v16.vendor, "Acme");
+        assert_eq!(v16.serial.as_deref(), Some("B-1"));
+        let v201 = boot_info(
+            OcppVersion::V201,
+            &json!({"chargingStation": {"vendorName": "Acme", "model": "W2", "firmwareVersion": "9"}, "reason": "PowerUp"}),
+        );
+        assert_eq!(v201.model, "W2");
+        assert_eq!(v201.firmware.as_deref(), Some("9"));
+        assert_eq!(v201.serial, None);
+    }
+
+    #[test]
+    fn id_tokens_are_found_per_version() {
+        assert_eq!(
+            id_token_of(OcppVersion::V16, &json!({"idTag": "A"})),
+            Some("A")
+        );
+        assert_eq!(
+            id_token_of(
+                OcppVersion::V201,
+                &json!({"idToken": {"idToken": "B", "type": "ISO14443"}})
+            ),
+            Some("B")
+        );
+        assert_eq!(
+            id_token_of(OcppVersion::V201, &json!({"eventType": "Updated"})),
+            None
+        );
+    }
+
+    #[test]
+    fn start_keys_differ_when_the_message_id_is_reused_for_a_new_start() {
+        let first = start_transaction_key("1", 1, "2024-05-01T12:00:00Z");
+        assert_eq!(first, start_transaction_key("1", 1, "2024-05-01T12:00:00Z"));
+        assert_ne!(first, start_transaction_key("1", 1, "2024-05-02T08:00:00Z"));
+        assert_ne!(first, start_transaction_key("1", 2, "2024-05-01T12:00:00Z"));
+    }
+}

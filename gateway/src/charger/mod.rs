@@ -1,0 +1,20 @@
+//! The charger side of the gateway: chargers connect over OCPP-J (1.6 or 2.0.1) WebSockets,
+//! the handshake decides who may connect ([`server`]), one task per connection speaks the
+//! protocol ([`session`]) and answers charger-initiated messages ([`handlers`]), and the
+//! [`registry`] holds every charger's live state and the way to send it a CALL.
+//!
+//! Architecture invariant: the only way from the operator side to a charger is
+//! [`ChargerRegistry::call`], and only `gate.rs` uses it, after the role engine allowed it.
+
+pub mod handlers;
+pub mod live;
+pub mod registry;
+pub mod server;
+pub mod session;
+
+pub use live::{ConnectorState, LiveState};
+pub use registry::{CallFailure, ChargerRegistry, CALL_QUEUE_CAPACITY};
+pub use server::serve;
+
+#[cfg(test)]
+pub(crate) mod test_support;

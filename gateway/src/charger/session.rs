@@ -1,0 +1,1185 @@
+//! One task per connected charger: reads its frames, answers its CALLs, sends it the operator
+//! calls queued in the registry, and closes the connection the way OCPP-J and RFC 6455 expect.
+//!
+//! Frame handling:
+//! - Text frames are parsed as OCPP-J. A frame that cannot be read is answered with a CALLERROR
+//!   carrying the code for this version (message id `-1` when the id could not be read); a
+//!   malformed CALLRESULT/CALLERROR is never answered. The connection stays up.
+//! - A CALL for an action we do not handle gets NotImplemented/NotSupported; a payload that
+//!   fails its schema gets the code the validator names; only then does a handler run.
+//! - A CALLRESULT/CALLERROR completes the one outstanding gateway CALL with the same id; a
+//!   CALLRESULT is checked against the response schema first. Unknown ids are logged, counted
+//!   and ignored.
+//! - Binary frames close the connection with 1003 (unsupported data): OCPP-J messages are
+//!   text frames only, and RFC 6455 §7.4.1 names 1003 for an endpoint that accepts only text.
+//! - A frame or message over `max_frame_bytes` closes with 1009 (message too big), invalid
+//!   UTF-8 in a text frame with 1007.
+//!
+//! At most one gateway CALL is outstanding; queued calls wait in the registry's bounded queue
+//! and are dropped unsent once their caller has given up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use voltgate_ocpp::{
+    is_charger_initiated, unhandled_action_code, ErrorCode, Frame, FrameError, OcppVersion,
+};
+use voltgate_store::TransactionFilter;
+
+use super::handlers::{self, CallContext, Reject};
+use super::live::now_millis;
+use super::registry::{CallFailure, ChargerSlot, CloseReason, QueuedCall};
+use crate::state::SharedState;
+
+/// How long to wait for the charger's close frame after sending ours.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+
+/// The message id OCPP-J uses to answer a frame whose own id could not be read.
+const UNREADABLE_MESSAGE_ID: &str = "-1";
+
+/// Active transactions loaded from the store when a charger connects.
+const ACTIVE_TRANSACTIONS_LIMIT: u32 = 64;
+
+/// The gateway CALL waiting for the charger's answer.
+struct PendingCall {
+    message_id: String,
+    action: String,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Value, CallFailure>>,
+}
+
+/// What to do after a frame was handled.
+enum Flow {
+    Continue,
+    Close(CloseCode, &'static str),
+    /// The connection is gone (or closing was already started by the peer).
+    Stop,
+}
+
+struct Session {
+    state: SharedState,
+    charger_id: String,
+    version: OcppVersion,
+    slot: Arc<ChargerSlot>,
+    pending: Option<PendingCall>,
+    next_message_id: u64,
+}
+
+/// Runs a charger's connection until it closes. Registers the charger as connected (replacing
+/// an older connection of the same id) and unregisters it at the end.
+pub(crate) async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    state: SharedState,
+    charger_id: String,
+    version: OcppVersion,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let registration = state.chargers.register(&charger_id, version, now_millis());
+    let gauge = state.metrics.chargers_connected(&version.to_string());
+    gauge.inc();
+    tracing::info!("charger connected");
+    load_active_transactions(&state, &charger_id, version, &registration.slot).await;
+
+    let mut session = Session {
+        state: state.clone(),
+        charger_id,
+        version,
+        slot: registration.slot,
+        pending: None,
+        next_message_id: 0,
+    };
+    let ending = session
+        .drive(&mut ws, registration.calls, registration.close)
+        .await;
+    if let Some((code, reason)) = ending {
+        close(&mut ws, code, reason).await;
+    }
+    if let Some(pending) = session.pending.take() {
+        let _ = pending.reply.send(Err(CallFailure::Disconnected));
+    }
+    state
+        .chargers
+        .unregister(&session.charger_id, registration.connection);
+    gauge.dec();
+    tracing::info!("charger disconnected");
+}
+
+/// Fills the live list of active transactions from the store (after a gateway restart the
+/// charger's open sessions are otherwise unknown until they end).
+async fn load_active_transactions(
+    state: &SharedState,
+    charger_id: &str,
+    version: OcppVersion,
+    slot: &ChargerSlot,
+) {
+    let filter = TransactionFilter {
+        charger: Some(charger_id.to_owned()),
+        principal: None,
+        active_only: true,
+        limit: ACTIVE_TRANSACTIONS_LIMIT,
+    };
+    match state.store.transactions(&filter).await {
+        Ok(transactions) => slot.live.set_active_transactions(
+            transactions
+                .into_iter()
+                .map(|t| match version {
+                    OcppVersion::V16 => t.id.to_string(),
+                    OcppVersion::V201 => t.key,
+                })
+                .collect(),
+        ),
+        Err(err) => {
+            state.metrics.store_error("transactions");
+            tracing::warn!(error = %err, "active transactions could not be loaded");
+        }
+    }
+}
+
+/// Sends a close frame and waits briefly for the charger's reply.
+pub(crate) async fn close<S>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if ws.close(Some(frame)).await.is_err() {
+        return;
+    }
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
+}
+
+impl Session {
+    /// The frame loop. Returns the close frame to send, or `None` when the connection is
+    /// already gone.
+    async fn drive<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        mut calls: tokio::sync::mpsc::Receiver<Box<QueuedCall>>,
+        mut close_request: oneshot::Receiver<CloseReason>,
+    ) -> Option<(CloseCode, &'static str)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut calls_open = true;
+        loop {
+            let deadline = self
+                .pending
+                .as_ref()
+                .map_or_else(Instant::now, |pending| pending.deadline);
+            let flow = tokio::select! {
+                biased;
+                reason = &mut close_request => return Some(match reason {
+                    Ok(CloseReason::Replaced) => {
+                        tracing::info!("connection replaced by a newer one");
+                        (CloseCode::Normal, "replaced by a newer connection")
+                    }
+                    Ok(CloseReason::Shutdown) | Err(_) => (CloseCode::Away, "gateway shutting down"),
+                }),
+                incoming = ws.next() => match incoming {
+                    None => Flow::Stop,
+                    Some(Ok(message)) => self.on_message(ws, message).await,
+                    Some(Err(err)) => self.on_read_error(err),
+                },
+                queued = calls.recv(), if calls_open && self.pending.is_none() => match queued {
+                    Some(call) => self.send_call(ws, call).await,
+                    None => {
+                        calls_open = false;
+                        Flow::Continue
+                    }
+                },
+                () = tokio::time::sleep_until(deadline), if self.pending.is_some() => {
+                    if let Some(pending) = self.pending.take() {
+                        tracing::warn!(action = %pending.action, message_id = %pending.message_id, "charger did not answer in time");
+                        let _ = pending.reply.send(Err(CallFailure::Timeout));
+                    }
+                    Flow::Continue
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(code, reason) => return Some((code, reason)),
+                Flow::Stop => return None,
+            }
+        }
+    }
+
+    async fn on_message<S>(&mut self, ws: &mut WebSocketStream<S>, message: Message) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match message {
+            Message::Text(text) => {
+                self.slot.live.touch(now_millis());
+                self.on_text(ws, text.as_str()).await
+            }
+            Message::Binary(_) => {
+                self.state.metrics.frame_rejected("binary");
+                tracing::warn!("binary frame received; OCPP-J allows text frames only");
+                Flow::Close(CloseCode::Unsupported, "OCPP-J uses text frames only")
+            }
+            // Pings are answered by the WebSocket layer; a close frame is answered there too
+            // and the stream then ends.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                self.slot.live.touch(now_millis());
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_read_error(&self, err: WsError) -> Flow {
+        match err {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                self.state.metrics.frame_rejected("oversize");
+                tracing::warn!(size, max_size, "frame over the size limit");
+                Flow::Close(CloseCode::Size, "frame too large")
+            }
+            WsError::Utf8(_) => {
+                self.state.metrics.frame_rejected("invalid_utf8");
+                tracing::warn!("text frame is not valid UTF-8");
+                Flow::Close(CloseCode::Invalid, "text frame is not valid UTF-8")
+            }
+            WsError::Protocol(err) => {
+                self.state.metrics.frame_rejected("websocket_protocol");
+                tracing::warn!(error = %err, "WebSocket protocol violation");
+                Flow::Close(CloseCode::Protocol, "WebSocket protocol violation")
+            }
+            WsError::ConnectionClosed | WsError::AlreadyClosed => Flow::Stop,
+            other => {
+                tracing::info!(error = %other, "connection lost");
+                Flow::Stop
+            }
+        }
+    }
+
+    async fn on_text<S>(&mut self, ws: &mut WebSocketStream<S>, text: &str) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let frame = match Frame::parse(text) {
+            Ok(frame) => frame,
+            Err(err) => return self.on_unreadable_frame(ws, &err).await,
+        };
+        match frame {
+            Frame::Call {
+                id,
+                action,
+                payload,
+            } => {
+                self.state.metrics.ocpp_message(&action, "in", "call");
+                let answer = self.answer_call(&id, &action, &payload).await;
+                let (reply, kind) = match answer {
+                    Ok(payload) => (Frame::CallResult { id, payload }, "result"),
+                    Err(reject) => (
+                        Frame::call_error(&id, self.version, reject.code, &reject.description),
+                        "error",
+                    ),
+                };
+                self.state.metrics.ocpp_message(&action, "out", kind);
+                self.send(ws, &reply).await
+            }
+            Frame::CallResult { id, payload } => {
+                self.on_call_result(id, payload);
+                Flow::Continue
+            }
+            Frame::CallError {
+                id,
+                code,
+                description,
+                details,
+            } => {
+                self.on_call_error(id, code, description, details);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_unreadable_frame<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        err: &FrameError,
+    ) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let reason = match err.kind {
+            voltgate_ocpp::FrameErrorKind::NotJson(_) => "not_json",
+            _ => "malformed_frame",
+        };
+        self.state.metrics.frame_rejected(reason);
+        tracing::warn!(error = %err, "unreadable OCPP-J frame");
+        let is_answer = matches!(
+            err.message_type_id,
+            Some(voltgate_ocpp::CALL_RESULT | voltgate_ocpp::CALL_ERROR)
+        );
+        if is_answer {
+            // A broken answer to our own CALL fails that call now instead of at its timeout.
+            let ours = self
+                .pending
+                .as_ref()
+                .is_some_and(|p| Some(p.message_id.as_str()) == err.message_id.as_deref());
+            if ours {
+                if let Some(pending) = self.pending.take() {
+                    let _ = pending.reply.send(Err(CallFailure::CallError {
+                        code: ErrorCode::FormationViolation
+                            .as_str(self.version)
+                            .to_owned(),
+                        description: format!("the charger's answer is not valid OCPP-J: {err}"),
+                        details: Value::Object(Map::new()),
+                    }));
+                }
+            }
+            return Flow::Continue;
+        }
+        let reply = err.reply(self.version).unwrap_or_else(|| {
+            Frame::call_error(
+                UNREADABLE_MESSAGE_ID,
+                self.version,
+                err.code(self.version),
+                &err.kind.to_string(),
+            )
+        });
+        self.send(ws, &reply).await
+    }
+
+    /// Checks a charger's CALL (handled action, valid payload) and runs its handler.
+    async fn answer_call(
+        &self,
+        message_id: &str,
+        action: &str,
+        payload: &Value,
+    ) -> Result<Value, Reject> {
+        if !is_charger_initiated(self.version, action) {
+            self.state.metrics.frame_rejected("unhandled_action");
+            tracing::info!(action, "CALL for an action this gateway does not handle");
+            return Err(Reject {
+                code: unhandled_action_code(self.version, action),
+                description: format!("{action} is not handled by this gateway"),
+            });
+        }
+        if let Err(err) = self
+            .state
+            .validator
+            .validate_request(self.version, action, payload)
+        {
+            self.state.metrics.frame_rejected("schema");
+            tracing::warn!(action, error = %err.description, "CALL payload fails its schema");
+            return Err(Reject {
+                code: err.code,
+                description: err.description,
+            });
+        }
+        let ctx = CallContext {
+            state: &self.state,
+            charger_id: &self.charger_id,
+            version: self.version,
+            live: &self.slot.live,
+        };
+        handlers::handle(&ctx, message_id, action, payload).await
+    }
+
+    /// Takes the outstanding call if `id` answers it; logs and counts a stray answer.
+    fn take_pending(&mut self, id: &str, kind: &str) -> Option<PendingCall> {
+        if self.pending.as_ref().is_some_and(|p| p.message_id == id) {
+            return self.pending.take();
+        }
+        self.state.metrics.frame_rejected("unknown_message_id");
+        tracing::warn!(
+            message_id = id,
+            kind,
+            "answer to no outstanding CALL ignored"
+        );
+        None
+    }
+
+    fn on_call_result(&mut self, id: String, payload: Value) {
+        let Some(pending) = self.take_pending(&id, "CALLRESULT") else {
+            return;
+        };
+        self.state
+            .metrics
+            .ocpp_message(&pending.action, "in", "result");
+        let outcome = match self.state.validator.validate_response(
+            self.version,
+            &pending.action,
+            &payload,
+        ) {
+            Ok(()) => Ok(payload),
+            Err(err) => {
+                self.state.metrics.frame_rejected("response_schema");
+                tracing::warn!(action = %pending.action, error = %err.description, "charger's CALLRESULT fails its schema");
+                Err(CallFailure::CallError {
+                    code: ErrorCode::FormationViolation
+                        .as_str(self.version)
+                        .to_owned(),
+                    description: format!(
+                        "the charger's {} response is invalid: {}",
+                        pending.action, err.description
+                    ),
+                    details: payload,
+                })
+            }
+        };
+        let _ = pending.reply.send(outcome);
+    }
+
+    fn on_call_error(&mut self, id: String, code: String, description: String, details: Value) {
+        let Some(pending) = self.take_pending(&id, "CALLERROR") else {
+            return;
+        };
+        self.state
+            .metrics
+            .ocpp_message(&pending.action, "in", "error");
+        tracing::info!(action = %pending.action, %code, "charger answered with CALLERROR");
+        let _ = pending.reply.send(Err(CallFailure::CallError {
+            code,
+            description,
+            details,
+        }));
+    }
+
+    /// Sends a queued operator call, unless its caller has already given up.
+    async fn send_call<S>(&mut self, ws: &mut WebSocketStream<S>, call: Box<QueuedCall>) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let QueuedCall {
+            action,
+            payload,
+            deadline,
+            reply,
+        } = *call;
+        if reply.is_closed() || Instant::now() >= deadline {
+            tracing::debug!(%action, "queued call dropped: its caller gave up");
+            let _ = reply.send(Err(CallFailure::Timeout));
+            return Flow::Continue;
+        }
+        self.next_message_id += 1;
+        let message_id = self.next_message_id.to_string();
+        let frame = Frame::Call {
+            id: message_id.clone(),
+            action,
+            payload,
+        };
+        let flow = self.send(ws, &frame).await;
+        let Frame::Call { action, .. } = frame else {
+            return flow;
+        };
+        if matches!(flow, Flow::Continue) {
+            self.state.metrics.ocpp_message(&action, "out", "call");
+            self.pending = Some(PendingCall {
+                message_id,
+                action,
+                deadline,
+                reply,
+            });
+        } else {
+            let _ = reply.send(Err(CallFailure::Disconnected));
+        }
+        flow
+    }
+
+    async fn send<S>(&self, ws: &mut WebSocketStream<S>, frame: &Frame) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match ws.send(Message::text(frame.to_text())).await {
+            Ok(()) => Flow::Continue,
+            Err(err) => {
+                tracing::info!(error = %err, "sending to the charger failed");
+                Flow::Stop
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::SinkExt;
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+    use voltgate_ocpp::{Frame, OcppVersion};
+    use voltgate_policy::PrincipalKind;
+    use voltgate_store::{AuditFilter, TransactionFilter};
+
+    use super::super::registry::CallFailure;
+    use super::super::test_support::*;
+
+    const BOOT_16: &str =
+        r#"{"chargePointVendor":"Acme","chargePointModel":"W1","firmwareVersion":"1.2.3"}"#;
+
+    fn error_code(frame: &Frame) -> &str {
+        match frame {
+            Frame::CallError { code, .. } => code,
+            other => panic!("expected a CALLERROR, got {other:?}"),
+        }
+    }
+
+    /// Per-connection memory budget: the session's own state machine, the WebSocket and its
+    /// buffers must stay small enough for many thousands of idle chargers.
+    #[tokio::test]
+    async fn an_idle_session_is_small() {
+        let (state, _shutdown) = memory_state().await;
+        let (_charger_io, gateway_io) = tokio::io::duplex(1024);
+        let config = super::super::server::websocket_config(state.settings.max_frame_bytes);
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            gateway_io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(config),
+        )
+        .await;
+        let session = super::run(ws, state.clone(), "CP-1".to_owned(), OcppVersion::V16);
+        let size = std::mem::size_of_val(&session);
+        eprintln!("session future: {size} bytes");
+        assert!(
+            size <= SESSION_FUTURE_BUDGET,
+            "session future is {size} bytes"
+        );
+    }
+
+    const SESSION_FUTURE_BUDGET: usize = 4096;
+
+    #[tokio::test]
+    async fn boot_and_heartbeat_are_answered_and_validate() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let boot = charger
+            .call_ok("BootNotification", serde_json::from_str(BOOT_16).unwrap())
+            .await;
+        assert_eq!(boot["status"], "Accepted");
+        assert_eq!(boot["interval"], 300);
+        state
+            .validator
+            .validate_response(OcppVersion::V16, "BootNotification", &boot)
+            .expect("boot response is schema-valid");
+        let heartbeat = charger.call_ok("Heartbeat", json!({})).await;
+        state
+            .validator
+            .validate_response(OcppVersion::V16, "Heartbeat", &heartbeat)
+            .expect("heartbeat response is schema-valid");
+
+        let live = state.chargers.live("CP-1").expect("live state");
+        assert!(live.connected);
+        assert_eq!(live.vendor.as_deref(), Some("Acme"));
+        assert_eq!(live.firmware.as_deref(), Some("1.2.3"));
+        assert!(live.last_message_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn unreadable_frames_get_callerrors_and_the_connection_stays_up() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+
+        charger.send_text("this is not json").await;
+        match charger.next_frame().await {
+            Frame::CallError { id, code, .. } => {
+                assert_eq!(id, "-1");
+                assert_eq!(code, "FormationViolation");
+            }
+            other => panic!("{other:?}"),
+        }
+        charger.send_text(r#"[9,"m1","Heartbeat",{}]"#).await;
+        let answer = charger.next_frame().await;
+        assert_eq!(answer.id(), "m1");
+        assert_eq!(error_code(&answer), "ProtocolError");
+
+        charger.call_ok("Heartbeat", json!({})).await;
+        assert!(state.metrics.render().contains(r#"reason="not_json""#));
+    }
+
+    #[tokio::test]
+    async fn version_201_uses_its_own_error_spelling() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-2", OcppVersion::V201).await;
+        charger.send_text("{").await;
+        let answer = charger.next_frame().await;
+        assert_eq!(answer.id(), "-1");
+        assert_eq!(error_code(&answer), "FormatViolation");
+        charger.send_text(r#"[2,"m1","Heartbeat",{}]"#).await;
+        assert!(matches!(
+            charger.next_frame().await,
+            Frame::CallResult { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn schema_violations_and_unhandled_actions_are_refused_before_any_handler() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let missing_model = charger
+            .call("BootNotification", json!({"chargePointVendor": "Acme"}))
+            .await;
+        assert_eq!(error_code(&missing_model), "OccurenceConstraintViolation");
+        let wrong_type = charger
+            .call(
+                "StatusNotification",
+                json!({"connectorId": "one", "errorCode": "NoError", "status": "Available"}),
+            )
+            .await;
+        assert_eq!(error_code(&wrong_type), "TypeConstraintViolation");
+        let unknown = charger.call("MakeCoffee", json!({})).await;
+        assert_eq!(error_code(&unknown), "NotImplemented");
+        let wrong_direction = charger.call("Reset", json!({"type": "Soft"})).await;
+        assert_eq!(error_code(&wrong_direction), "NotSupported");
+
+        let live = state.chargers.live("CP-1").unwrap();
+        assert_eq!(live.vendor, None, "the invalid boot was not handled");
+        assert!(live.connectors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn binary_frames_close_with_1003() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        charger
+            .ws
+            .send(Message::binary(vec![1u8, 2, 3]))
+            .await
+            .unwrap();
+        assert_eq!(charger.close_code().await, Some(1003));
+        drop(charger);
+        task.await.unwrap();
+        assert!(!state.chargers.is_connected("CP-1"));
+        assert!(state.metrics.render().contains(r#"reason="binary""#));
+    }
+
+    #[tokio::test]
+    async fn oversize_frames_close_with_1009() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let big = format!(
+            r#"[2,"m1","DataTransfer",{{"vendorId":"x","data":"{}"}}]"#,
+            "a".repeat(state.settings.max_frame_bytes)
+        );
+        charger.send_text(&big).await;
+        assert_eq!(charger.close_code().await, Some(1009));
+        drop(charger);
+        task.await.unwrap();
+        assert!(state.metrics.render().contains(r#"reason="oversize""#));
+    }
+
+    #[tokio::test]
+    async fn status_notifications_update_live_connectors() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut v16, _a) = connect(&state, "CP-1", OcppVersion::V16).await;
+        v16.call_ok(
+            "StatusNotification",
+            json!({"connectorId": 2, "errorCode": "GroundFailure", "status": "Faulted"}),
+        )
+        .await;
+        let connector = &state.chargers.live("CP-1").unwrap().connectors[&2];
+        assert_eq!(connector.status, "Faulted");
+        assert_eq!(connector.error_code.as_deref(), Some("GroundFailure"));
+
+        let (mut v201, _b) = connect(&state, "CP-2", OcppVersion::V201).await;
+        v201.call_ok(
+            "StatusNotification",
+            json!({"timestamp": "2024-05-01T12:00:00Z", "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}),
+        )
+        .await;
+        let live = state.chargers.live("CP-2").unwrap();
+        assert_eq!(live.connectors[&1].status, "Occupied");
+        assert_eq!(live.ocpp_version.as_deref(), Some("2.0.1"));
+    }
+
+    #[tokio::test]
+    async fn the_hot_path_never_touches_the_store() {
+        let store = Arc::new(RefusingStore::default());
+        let (state, _shutdown) = state_on(store.clone(), settings());
+        let (mut v16, _a) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let (mut v201, _b) = connect(&state, "CP-2", OcppVersion::V201).await;
+        let at_connect = store.calls();
+        v16.call_ok("Heartbeat", json!({})).await;
+        v16.call_ok(
+            "StatusNotification",
+            json!({"connectorId": 1, "errorCode": "NoError", "status": "Available"}),
+        )
+        .await;
+        v16.call_ok(
+            "MeterValues",
+            json!({"connectorId": 1, "meterValue": [{"timestamp": "2024-05-01T12:00:00Z", "sampledValue": [{"value": "10"}]}]}),
+        )
+        .await;
+        v201.call_ok("Heartbeat", json!({})).await;
+        v201.call_ok(
+            "MeterValues",
+            json!({"evseId": 1, "meterValue": [{"timestamp": "2024-05-01T12:00:00Z", "sampledValue": [{"value": 10}]}]}),
+        )
+        .await;
+        assert_eq!(store.calls(), at_connect);
+
+        let refused = v16
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": "2024-05-01T12:00:00Z"}),
+            )
+            .await;
+        assert_eq!(error_code(&refused), "InternalError");
+        assert!(store.calls() > at_connect);
+    }
+
+    #[tokio::test]
+    async fn operator_calls_round_trip_and_charger_errors_come_back() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let registry_state = state.clone();
+        let command = tokio::spawn(async move {
+            registry_state
+                .chargers
+                .call(
+                    "CP-1",
+                    "Reset",
+                    json!({"type": "Soft"}),
+                    Duration::from_secs(5),
+                )
+                .await
+        });
+        let Frame::Call {
+            id,
+            action,
+            payload,
+        } = charger.next_frame().await
+        else {
+            panic!("expected the CALL");
+        };
+        assert_eq!(action, "Reset");
+        assert_eq!(payload, json!({"type": "Soft"}));
+        charger
+            .send_text(
+                &Frame::CallResult {
+                    id,
+                    payload: json!({"status": "Accepted"}),
+                }
+                .to_text(),
+            )
+            .await;
+        assert_eq!(
+            command.await.unwrap().unwrap(),
+            json!({"status": "Accepted"})
+        );
+
+        let registry_state = state.clone();
+        let command = tokio::spawn(async move {
+            registry_state
+                .chargers
+                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(5))
+                .await
+        });
+        let call = charger.next_frame().await;
+        charger
+            .send_text(
+                &Frame::CallError {
+                    id: call.id().to_owned(),
+                    code: "NotSupported".into(),
+                    description: "no cache".into(),
+                    details: json!({}),
+                }
+                .to_text(),
+            )
+            .await;
+        match command.await.unwrap() {
+            Err(CallFailure::CallError {
+                code, description, ..
+            }) => {
+                assert_eq!(code, "NotSupported");
+                assert_eq!(description, "no cache");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_callresult_fails_the_command_with_formation_violation() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let registry_state = state.clone();
+        let command = tokio::spawn(async move {
+            registry_state
+                .chargers
+                .call(
+                    "CP-1",
+                    "Reset",
+                    json!({"type": "Hard"}),
+                    Duration::from_secs(5),
+                )
+                .await
+        });
+        let call = charger.next_frame().await;
+        charger
+            .send_text(
+                &Frame::CallResult {
+                    id: call.id().to_owned(),
+                    payload: json!({"status": "Maybe"}),
+                }
+                .to_text(),
+            )
+            .await;
+        match command.await.unwrap() {
+            Err(CallFailure::CallError { code, .. }) => assert_eq!(code, "FormationViolation"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_outstanding_call_at_a_time_and_timeouts_free_the_slot() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let spawn_call = |action: &'static str, timeout: Duration| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                state
+                    .chargers
+                    .call("CP-1", action, json!({}), timeout)
+                    .await
+            })
+        };
+        let first = spawn_call("ClearCache", Duration::from_secs(10));
+        let first_call = charger.next_frame().await;
+        let second = spawn_call("Heartbeat", Duration::from_secs(60));
+        tokio::task::yield_now().await;
+
+        // The second CALL is held back while the first is outstanding: it appears only after
+        // the first timed out, 10 s later.
+        let started = tokio::time::Instant::now();
+        let second_call = charger.next_frame().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert!(matches!(first.await.unwrap(), Err(CallFailure::Timeout)));
+        assert!(matches!(second_call, Frame::Call { ref action, .. } if action == "Heartbeat"));
+        assert_ne!(first_call.id(), second_call.id());
+
+        // A late answer to the first call is ignored; the second completes normally.
+        charger
+            .send_text(
+                &Frame::CallResult {
+                    id: first_call.id().to_owned(),
+                    payload: json!({"status": "Accepted"}),
+                }
+                .to_text(),
+            )
+            .await;
+        charger
+            .send_text(
+                &Frame::CallResult {
+                    id: second_call.id().to_owned(),
+                    payload: json!({"currentTime": "2024-05-01T12:00:00Z"}),
+                }
+                .to_text(),
+            )
+            .await;
+        assert!(second.await.unwrap().is_ok());
+        assert!(state
+            .metrics
+            .render()
+            .contains(r#"reason="unknown_message_id""#));
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_replaces_the_old_connection() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut old, old_task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let registry_state = state.clone();
+        let pending = tokio::spawn(async move {
+            registry_state
+                .chargers
+                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(30))
+                .await
+        });
+        let _unanswered = old.next_frame().await;
+
+        let (mut new, _new_task) = connect(&state, "CP-1", OcppVersion::V201).await;
+        assert_eq!(old.close_code().await, Some(1000));
+        drop(old);
+        old_task.await.unwrap();
+        assert!(matches!(
+            pending.await.unwrap(),
+            Err(CallFailure::Disconnected)
+        ));
+        assert!(state.chargers.is_connected("CP-1"));
+        assert_eq!(state.chargers.version("CP-1"), Some(OcppVersion::V201));
+        assert_eq!(state.chargers.connected_count(), 1);
+        new.call_ok("Heartbeat", json!({})).await;
+    }
+
+    #[tokio::test]
+    async fn close_all_sends_going_away() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let closing = {
+            let state = state.clone();
+            tokio::spawn(async move { state.chargers.close_all().await })
+        };
+        assert_eq!(charger.close_code().await, Some(1001));
+        drop(charger);
+        task.await.unwrap();
+        closing.await.unwrap();
+        assert_eq!(state.chargers.connected_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn id_tokens_are_decided_by_the_engine_audited_and_answered() {
+        let (state, _shutdown) = memory_state().await;
+        add_token_holder(
+            &state,
+            "ops",
+            PrincipalKind::System,
+            id_token("TAG-OPS", "ops"),
+        )
+        .await;
+        // The preset's `user` role may be held on a single station only where `pro` is on.
+        state
+            .policy
+            .write()
+            .set_module(INSTALLATION, "pro", true)
+            .unwrap();
+        for (driver, station) in [("dave", "CP-1"), ("erin", "CP-2"), ("bob", "CP-1")] {
+            let tag = format!("TAG-{}", driver.to_uppercase());
+            add_token_holder(
+                &state,
+                driver,
+                PrincipalKind::Driver,
+                id_token(&tag, driver),
+            )
+            .await;
+            state
+                .policy
+                .write()
+                .assign(driver, "user", station)
+                .unwrap();
+        }
+        state.policy.write().set_blocked("bob", true).unwrap();
+        let mut lost = id_token("TAG-LOST", "dave");
+        lost.blocked = true;
+        state.store.put_id_token(&lost).await.unwrap();
+        let mut old = id_token("TAG-OLD", "ops");
+        old.expires_at = Some("2020-01-01T00:00:00Z".into());
+        state.store.put_id_token(&old).await.unwrap();
+
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let expected = [
+            ("TAG-OPS", "Accepted"),
+            ("TAG-DAVE", "Accepted"),
+            ("TAG-ERIN", "Invalid"),
+            ("TAG-BOB", "Blocked"),
+            ("TAG-LOST", "Blocked"),
+            ("TAG-OLD", "Expired"),
+            ("NOPE", "Invalid"),
+        ];
+        for (tag, status) in expected {
+            let answer = charger.call_ok("Authorize", json!({"idTag": tag})).await;
+            assert_eq!(answer["idTagInfo"]["status"], status, "{tag}");
+        }
+        let audit = state
+            .store
+            .audit(&AuditFilter {
+                limit: 10,
+                after_id: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), expected.len());
+        assert!(audit
+            .iter()
+            .all(|r| r.record.action == "charge" && r.record.resource == "CP-1"));
+        let unknown = &audit[0].record;
+        assert_eq!(unknown.principal, "id-token:NOPE");
+        assert!(!unknown.allowed);
+        let erin = &audit[4].record;
+        assert_eq!(erin.principal, "erin");
+        assert_eq!(erin.outcome.as_deref(), Some("Invalid"));
+        let dave = &audit[5].record;
+        assert_eq!(dave.principal, "dave");
+        assert!(dave.allowed);
+        let metrics = state.metrics.render();
+        assert!(metrics
+            .contains(r#"voltgate_authz_decisions_total{action="charge",result="allowed"} 2"#));
+        assert!(metrics
+            .contains(r#"voltgate_authz_decisions_total{action="charge",result="denied"} 5"#));
+    }
+
+    #[tokio::test]
+    async fn v16_transactions_are_stored_before_the_answer_and_idempotent() {
+        let (state, _shutdown) = memory_state().await;
+        add_token_holder(
+            &state,
+            "ops",
+            PrincipalKind::System,
+            id_token("TAG-OPS", "ops"),
+        )
+        .await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let start = r#"[2,"s1","StartTransaction",{"connectorId":1,"idTag":"TAG-OPS","meterStart":100,"timestamp":"2024-05-01T12:00:00Z"}]"#;
+        charger.send_text(start).await;
+        let Frame::CallResult { payload: first, .. } = charger.next_frame().await else {
+            panic!("expected a CALLRESULT");
+        };
+        assert_eq!(first["idTagInfo"]["status"], "Accepted");
+        let transaction_id = first["transactionId"].as_i64().expect("numeric id");
+        let stored = state
+            .store
+            .transactions(&TransactionFilter {
+                charger: Some("CP-1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, transaction_id);
+        assert_eq!(stored[0].principal.as_deref(), Some("ops"));
+        assert_eq!(stored[0].meter_start, Some(100.0));
+
+        charger.send_text(start).await;
+        let Frame::CallResult { payload: retry, .. } = charger.next_frame().await else {
+            panic!("expected a CALLRESULT");
+        };
+        assert_eq!(
+            retry["transactionId"].as_i64(),
+            Some(transaction_id),
+            "a retry gets the same id"
+        );
+        assert_eq!(
+            state.chargers.live("CP-1").unwrap().active_transactions,
+            vec![transaction_id.to_string()]
+        );
+
+        charger
+            .call_ok(
+                "MeterValues",
+                json!({"connectorId": 1, "transactionId": transaction_id, "meterValue": [{"timestamp": "2024-05-01T12:10:00Z", "sampledValue": [{"value": "2000"}]}]}),
+            )
+            .await;
+        charger
+            .call_ok(
+                "StopTransaction",
+                json!({"transactionId": transaction_id, "meterStop": 5000, "timestamp": "2024-05-01T13:00:00Z", "reason": "Local"}),
+            )
+            .await;
+        let stopped = state
+            .store
+            .transactions(&TransactionFilter {
+                charger: Some("CP-1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stopped[0].meter_stop, Some(5000.0));
+        assert_eq!(stopped[0].stop_reason.as_deref(), Some("Local"));
+        assert!(state
+            .chargers
+            .live("CP-1")
+            .unwrap()
+            .active_transactions
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn v201_transaction_events_follow_the_transaction() {
+        let (state, _shutdown) = memory_state().await;
+        add_token_holder(
+            &state,
+            "ops",
+            PrincipalKind::System,
+            id_token("TAG-OPS", "ops"),
+        )
+        .await;
+        let (mut charger, _task) = connect(&state, "CP-2", OcppVersion::V201).await;
+        let event = |kind: &str, seq: i64, energy: f64| {
+            json!({
+                "eventType": kind,
+                "timestamp": "2024-05-01T12:00:00Z",
+                "triggerReason": "Authorized",
+                "seqNo": seq,
+                "transactionInfo": {"transactionId": "tx-1", "stoppedReason": "EVDisconnected"},
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": [{"timestamp": "2024-05-01T12:00:00Z", "sampledValue": [{"value": energy}]}],
+            })
+        };
+        let mut started = event("Started", 0, 1000.0);
+        started["idToken"] = json!({"idToken": "TAG-OPS", "type": "ISO14443"});
+        let answer = charger.call_ok("TransactionEvent", started).await;
+        assert_eq!(answer["idTokenInfo"]["status"], "Accepted");
+        state
+            .validator
+            .validate_response(OcppVersion::V201, "TransactionEvent", &answer)
+            .expect("schema-valid answer");
+        assert_eq!(
+            state.chargers.live("CP-2").unwrap().active_transactions,
+            vec!["tx-1".to_owned()]
+        );
+
+        let updated = charger
+            .call_ok("TransactionEvent", event("Updated", 1, 2000.0))
+            .await;
+        assert_eq!(updated, json!({}));
+        charger
+            .call_ok("TransactionEvent", event("Ended", 2, 3500.0))
+            .await;
+
+        let stored = state
+            .store
+            .transaction_by_key("CP-2", "tx-1")
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.connector, 1);
+        assert_eq!(stored.principal.as_deref(), Some("ops"));
+        assert_eq!(stored.meter_start, Some(1000.0));
+        assert_eq!(stored.meter_stop, Some(3500.0));
+        assert_eq!(stored.stop_reason.as_deref(), Some("EVDisconnected"));
+        assert!(state
+            .chargers
+            .live("CP-2")
+            .unwrap()
+            .active_transactions
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn v201_notifications_are_acknowledged() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-2", OcppVersion::V201).await;
+        let data = charger
+            .call_ok("DataTransfer", json!({"vendorId": "acme"}))
+            .await;
+        assert_eq!(data["status"], "UnknownVendorId");
+        charger
+            .call_ok("FirmwareStatusNotification", json!({"status": "Installed"}))
+            .await;
+        charger
+            .call_ok("LogStatusNotification", json!({"status": "Uploading"}))
+            .await;
+        charger
+            .call_ok(
+                "SecurityEventNotification",
+                json!({"type": "FirmwareUpdated", "timestamp": "2024-05-01T12:00:00Z"}),
+            )
+            .await;
+        charger
+            .call_ok(
+                "NotifyEvent",
+                json!({"generatedAt": "2024-05-01T12:00:00Z", "seqNo": 0, "eventData": [{
+                    "eventId": 1, "timestamp": "2024-05-01T12:00:00Z", "trigger": "Alerting",
+                    "actualValue": "1", "eventNotificationType": "HardWiredNotification",
+                    "component": {"name": "EVSE"}, "variable": {"name": "Problem"}}]}),
+            )
+            .await;
+        let live = state.chargers.live("CP-2").unwrap();
+        assert_eq!(live.firmware_status.as_deref(), Some("Installed"));
+        assert_eq!(live.log_status.as_deref(), Some("Uploading"));
+    }
+}

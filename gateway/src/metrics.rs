@@ -1,0 +1,281 @@
+//! Prometheus metrics for the whole gateway, kept in one registry so `GET /metrics` can render
+//! everything at once.
+//!
+//! Every metric name starts with `voltgate_`. Label values come from a small closed set (OCPP
+//! action names, command names, fixed reasons); charger ids and principals never become
+//! labels, so the number of series stays bounded however many chargers connect.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Upper bounds (seconds) of the command latency buckets: from a fast LAN answer to the
+/// longest timeout an operator is likely to configure.
+const COMMAND_LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The gateway's metric families, registered in [`Metrics::registry`].
+pub struct Metrics {
+    pub registry: Registry,
+    chargers_connected: IntGaugeVec,
+    ocpp_messages: IntCounterVec,
+    frames_rejected: IntCounterVec,
+    handshakes_refused: IntCounterVec,
+    command_duration: HistogramVec,
+    authz_decisions: IntCounterVec,
+    store_errors: IntCounterVec,
+    api_requests: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        Metrics {
+            chargers_connected: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "voltgate_chargers_connected",
+                        "Chargers with an open OCPP connection, by OCPP version.",
+                    ),
+                    &["version"],
+                ),
+            ),
+            ocpp_messages: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_ocpp_messages_total",
+                        "OCPP-J messages by action, direction (in = from chargers) and kind.",
+                    ),
+                    &["action", "direction", "kind"],
+                ),
+            ),
+            frames_rejected: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_ocpp_frames_rejected_total",
+                        "Frames from chargers that were answered with an error or closed the connection, by reason.",
+                    ),
+                    &["reason"],
+                ),
+            ),
+            handshakes_refused: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_ocpp_handshakes_refused_total",
+                        "WebSocket handshakes refused, by reason.",
+                    ),
+                    &["reason"],
+                ),
+            ),
+            command_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "voltgate_command_duration_seconds",
+                        "Time from an operator command to the charger's answer, by command and outcome.",
+                    )
+                    .buckets(COMMAND_LATENCY_BUCKETS.to_vec()),
+                    &["command", "outcome"],
+                ),
+            ),
+            authz_decisions: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_authz_decisions_total",
+                        "Role engine decisions, by action and result (allowed|denied).",
+                    ),
+                    &["action", "result"],
+                ),
+            ),
+            store_errors: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_store_errors_total",
+                        "Store operations that failed, by operation.",
+                    ),
+                    &["op"],
+                ),
+            ),
+            api_requests: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_api_requests_total",
+                        "Operator API requests, by route and status code.",
+                    ),
+                    &["route", "status"],
+                ),
+            ),
+            registry,
+        }
+    }
+
+    /// The text exposition format for `GET /metrics`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(err) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
+            tracing::error!(error = %err, "metrics could not be rendered");
+        }
+        text
+    }
+
+    /// The connected-chargers gauge for one OCPP version (`1.6` or `2.0.1`).
+    pub fn chargers_connected(&self, version: &str) -> IntGauge {
+        self.chargers_connected.with_label_values(&[version])
+    }
+
+    pub fn ocpp_message(&self, action: &str, direction: &str, kind: &str) {
+        self.ocpp_messages
+            .with_label_values(&[action, direction, kind])
+            .inc();
+    }
+
+    pub fn frame_rejected(&self, reason: &str) {
+        self.frames_rejected.with_label_values(&[reason]).inc();
+    }
+
+    pub fn handshake_refused(&self, reason: &str) {
+        self.handshakes_refused.with_label_values(&[reason]).inc();
+    }
+
+    pub fn command_latency(&self, command: &str, outcome: &str, seconds: f64) {
+        let histogram: Histogram = self.command_duration.with_label_values(&[command, outcome]);
+        histogram.observe(seconds);
+    }
+
+    pub fn authz_decision(&self, action: &str, allowed: bool) {
+        let result = if allowed { "allowed" } else { "denied" };
+        self.authz_decisions
+            .with_label_values(&[action, result])
+            .inc();
+    }
+
+    pub fn store_error(&self, op: &str) {
+        self.store_errors.with_label_values(&[op]).inc();
+    }
+
+    pub fn api_request(&self, route: &str, status: u16) {
+        let status = status.to_string();
+        self.api_requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+    }
+}
+
+/// Registers a metric built from constant names and help texts. Those are fixed at compile
+/// time, so a failure is a programming error caught by the tests below.
+fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = match metric {
+        Ok(metric) => metric,
+        Err(err) => panic!("metric definition is invalid: {err}"),
+    };
+    if let Err(err) = registry.register(Box::new(metric.clone())) {
+        panic!("metric could not be registered: {err}");
+    }
+    metric
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .and_then(|line| line[series.len()..].trim().parse().ok())
+    }
+
+    #[test]
+    fn every_family_renders_with_the_voltgate_prefix() {
+        let metrics = Metrics::new();
+        metrics.chargers_connected("1.6").inc();
+        metrics.ocpp_message("Heartbeat", "in", "call");
+        metrics.frame_rejected("not_json");
+        metrics.handshake_refused("unknown_charger");
+        metrics.command_latency("reset", "accepted", 0.2);
+        metrics.authz_decision("charge", true);
+        metrics.store_error("start_transaction");
+        metrics.api_request("/api/v1/scopes", 201);
+        let text = metrics.render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|line| line.split(' ').next())
+            .collect();
+        assert_eq!(families.len(), 8, "{text}");
+        assert!(families.iter().all(|name| name.starts_with("voltgate_")));
+    }
+
+    #[test]
+    fn counters_and_gauges_move_by_label() {
+        let metrics = Metrics::new();
+        let gauge = metrics.chargers_connected("2.0.1");
+        gauge.inc();
+        gauge.inc();
+        gauge.dec();
+        metrics.ocpp_message("BootNotification", "in", "call");
+        metrics.ocpp_message("BootNotification", "in", "call");
+        metrics.authz_decision("charge", false);
+        metrics.api_request("/healthz", 200);
+        let text = metrics.render();
+        assert_eq!(
+            sample(&text, r#"voltgate_chargers_connected{version="2.0.1"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"voltgate_ocpp_messages_total{action="BootNotification",direction="in",kind="call"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"voltgate_authz_decisions_total{action="charge",result="denied"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"voltgate_api_requests_total{route="/healthz",status="200"}"#
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn command_latency_lands_in_the_right_bucket() {
+        let metrics = Metrics::new();
+        metrics.command_latency("reset", "timeout", 0.3);
+        let text = metrics.render();
+        let bucket = |le: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"voltgate_command_duration_seconds_bucket{{command="reset",outcome="timeout",le="{le}"}}"#
+                ),
+            )
+        };
+        assert_eq!(bucket("0.25"), Some(0.0));
+        assert_eq!(bucket("0.5"), Some(1.0));
+    }
+}

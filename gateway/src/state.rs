@@ -1,0 +1,570 @@
+//! The state every part of the gateway shares, and the start-up steps that build it.
+//!
+//! Both listeners (chargers and operators) hold one [`SharedState`]. The role engine lives
+//! behind a `parking_lot` lock: reads take it briefly, writes happen only after the store has
+//! accepted the change, so a store failure never leaves the engine ahead of the database.
+//! Writers additionally serialise through [`mutation_lock`] so that "check, store, apply"
+//! sequences from the API and from charger auto-registration never interleave.
+//!
+//! Secrets are only ever handled here as hashes: API tokens are high-entropy random strings
+//! stored as a plain SHA-256 digest, charger passwords are chosen by people and stored salted.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use voltgate_policy::{Engine, Preset, PrincipalKind};
+use voltgate_store::{
+    ApiTokenRecord, ChargerRecord, PrincipalRecord, ScopeRecord, Store, StoreError,
+};
+
+use crate::audit;
+
+/// Everything a request handler or a charger session may need.
+pub struct AppState {
+    pub policy: parking_lot::RwLock<Engine>,
+    pub store: Arc<dyn Store>,
+    pub validator: Arc<voltgate_ocpp::Validator>,
+    pub chargers: crate::charger::ChargerRegistry,
+    pub metrics: crate::metrics::Metrics,
+    pub settings: Settings,
+    /// `true` once shutdown began.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Run-time knobs that come from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sent to chargers in BootNotification responses.
+    pub heartbeat_interval_secs: u32,
+    /// How long an operator command waits for the charger's answer.
+    pub command_timeout: Duration,
+    /// Larger WebSocket frames are refused.
+    pub max_frame_bytes: usize,
+    /// Unknown chargers are created under this scope instead of being refused.
+    pub auto_register: Option<String>,
+    /// Chargers connect to `{ocpp_path_prefix}/{id}`.
+    pub ocpp_path_prefix: String,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The principal created at first start; it may do everything.
+pub const ADMIN_PRINCIPAL: &str = "admin";
+/// The engine's implicit top scope.
+pub const ROOT_SCOPE: &str = "root";
+/// The scope kind every preset declares for chargers.
+pub const STATION_KIND: &str = "station";
+/// Prefix of every API token the gateway issues, so leaked tokens are easy to recognise.
+pub const API_TOKEN_PREFIX: &str = "vg_";
+
+static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Serialises every change to the role-engine state (store write + engine update).
+pub async fn mutation_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    MUTATIONS.lock().await
+}
+
+/// A new API token: the prefix followed by 32 random bytes in hex.
+pub fn new_api_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{API_TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// A short random identifier for stored token rows (not secret).
+pub fn new_token_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("tok_{}", hex::encode(bytes))
+}
+
+/// The stored form of an API token (lowercase hex SHA-256). Tokens carry 256 random bits,
+/// so an unsalted digest is enough and allows a direct lookup.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+const PASSWORD_SCHEME: &str = "sha256";
+
+/// The stored form of a charger password: `sha256$<salt hex>$<digest hex>`, where the
+/// digest covers salt followed by the password.
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let digest = salted_digest(&salt, password);
+    format!(
+        "{PASSWORD_SCHEME}${}${}",
+        hex::encode(salt),
+        hex::encode(digest)
+    )
+}
+
+/// Whether `presented` matches a value made by [`hash_password`]; compares in constant time.
+pub fn verify_password(stored: &str, presented: &str) -> bool {
+    let mut parts = stored.split('$');
+    let (Some(scheme), Some(salt_hex), Some(digest_hex), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    if scheme != PASSWORD_SCHEME {
+        return false;
+    }
+    let (Ok(salt), Ok(expected)) = (hex::decode(salt_hex), hex::decode(digest_hex)) else {
+        return false;
+    };
+    constant_time_eq(&salted_digest(&salt, presented), &expected)
+}
+
+fn salted_digest(salt: &[u8], password: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update(password.as_bytes());
+    hasher.finalize().into()
+}
+
+/// Equality whose running time depends only on the lengths, not on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a charger could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("scope `{0}` does not exist")]
+    ParentNotFound(String),
+    #[error("a charger cannot be placed under scope `{parent}` of kind `{kind}`; allowed parent kinds: {allowed}")]
+    ParentKindNotAllowed {
+        parent: String,
+        kind: String,
+        allowed: String,
+    },
+    #[error("`{0}` already exists")]
+    AlreadyExists(String),
+    #[error(
+        "charger id must be 1 to 64 characters without `/`, white space or control characters"
+    )]
+    InvalidId,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the role engine refused the charger: {0}")]
+    Engine(String),
+}
+
+/// Charger ids travel (percent-encoded) in URL paths and in OCPP identity fields: 1 to 64
+/// characters, no control characters, no `/`, no white space (the role engine's rule). Scope,
+/// principal and role ids follow the same rule.
+pub fn is_valid_charger_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.chars().count() <= 64
+        && id
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '/')
+}
+
+/// Creates a charger: its store record, its scope record (kind `station`), then its engine
+/// scope. Used by `POST /api/v1/chargers` and by auto-registration at the handshake; the
+/// caller audits the decision.
+pub async fn register_charger(
+    state: &AppState,
+    id: &str,
+    parent_scope: &str,
+    password_hash: Option<String>,
+) -> Result<(), RegisterError> {
+    if !is_valid_charger_id(id) {
+        return Err(RegisterError::InvalidId);
+    }
+    let _guard = mutation_lock().await;
+    {
+        let engine = state.policy.read();
+        check_new_scope(&engine, id, STATION_KIND, parent_scope)?;
+    }
+    if state.store.charger(id).await?.is_some() {
+        return Err(RegisterError::AlreadyExists(id.to_owned()));
+    }
+    // OCPP security profile 1 is HTTP Basic auth over plain WebSocket; 0 is none.
+    let security_profile = u8::from(password_hash.is_some());
+    let charger = ChargerRecord {
+        id: id.to_owned(),
+        scope: parent_scope.to_owned(),
+        password_hash,
+        security_profile,
+    };
+    state.store.put_charger(&charger).await?;
+    let scope = ScopeRecord {
+        id: id.to_owned(),
+        kind: STATION_KIND.to_owned(),
+        parent: Some(parent_scope.to_owned()),
+        name: None,
+    };
+    state.store.put_scope(&scope).await?;
+    state
+        .policy
+        .write()
+        .add_scope(id, STATION_KIND, parent_scope)
+        .map_err(|err| RegisterError::Engine(err.to_string()))
+}
+
+/// Checks, without changing anything, that a scope `id` of `kind` may be created under `parent`.
+pub fn check_new_scope(
+    engine: &Engine,
+    id: &str,
+    kind: &str,
+    parent: &str,
+) -> Result<(), RegisterError> {
+    if engine.scope_kind(id).is_some() {
+        return Err(RegisterError::AlreadyExists(id.to_owned()));
+    }
+    let Some(parent_kind) = engine.scope_kind(parent) else {
+        return Err(RegisterError::ParentNotFound(parent.to_owned()));
+    };
+    let allowed = allowed_parent_kinds(engine.preset(), kind);
+    if !allowed.iter().any(|k| k == parent_kind) {
+        return Err(RegisterError::ParentKindNotAllowed {
+            parent: parent.to_owned(),
+            kind: parent_kind.to_owned(),
+            allowed: allowed.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The kinds a scope of `kind` may sit under, as the preset declares them.
+pub fn allowed_parent_kinds(preset: &Preset, kind: &str) -> Vec<String> {
+    preset
+        .kinds()
+        .find(|k| k.id == kind)
+        .map(|k| k.parents.clone())
+        .unwrap_or_default()
+}
+
+/// Why the gateway could not start from its stored state.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored principal `admin` exists but is of kind `{0}`, not `system`")]
+    AdminNotSystem(String),
+    #[error("the role engine refused the bootstrap administrator: {0}")]
+    Engine(String),
+}
+
+/// Builds the role engine from the preset and replays every stored scope, module,
+/// principal, custom role and assignment into it, in that order. Records the preset can no
+/// longer express (e.g. after switching presets) are skipped with a warning, not fatal.
+pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, StartupError> {
+    let mut engine = Engine::new(preset);
+    replay_scopes(store, &mut engine).await?;
+    for (scope, module, on) in store.modules().await? {
+        if let Err(err) = engine.set_module(&scope, &module, on) {
+            tracing::warn!(%scope, %module, error = %err, "stored module setting skipped");
+        }
+    }
+    for principal in store.principals().await? {
+        let Some(kind) = parse_principal_kind(&principal.kind) else {
+            tracing::warn!(principal = %principal.id, kind = %principal.kind, "stored principal of unknown kind skipped");
+            continue;
+        };
+        if let Err(err) = engine.add_principal(&principal.id, kind, &principal.home_scope) {
+            tracing::warn!(principal = %principal.id, error = %err, "stored principal skipped");
+            continue;
+        }
+        if principal.blocked {
+            if let Err(err) = engine.set_blocked(&principal.id, true) {
+                tracing::warn!(principal = %principal.id, error = %err, "could not block stored principal");
+            }
+        }
+    }
+    for role in store.roles().await? {
+        if let Err(err) = engine.define_role(&role.id, &role.label, &role.permissions) {
+            tracing::warn!(role = %role.id, error = %err, "stored custom role skipped");
+        }
+    }
+    for assignment in store.assignments().await? {
+        if let Err(err) = engine.assign(&assignment.principal, &assignment.role, &assignment.scope)
+        {
+            tracing::warn!(
+                principal = %assignment.principal,
+                role = %assignment.role,
+                scope = %assignment.scope,
+                error = %err,
+                "stored assignment skipped"
+            );
+        }
+    }
+    Ok(engine)
+}
+
+/// Scopes come back parents-first, but a charger record may exist without its scope row
+/// (registered by an older build or interrupted half-way). Those become stations too; the
+/// loop repeats until no pending scope can be placed.
+async fn replay_scopes(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
+    let mut pending: Vec<(String, String, String)> = store
+        .scopes()
+        .await?
+        .into_iter()
+        .map(|s| {
+            let parent = s.parent.unwrap_or_else(|| ROOT_SCOPE.to_owned());
+            (s.id, s.kind, parent)
+        })
+        .collect();
+    let known: HashSet<String> = pending.iter().map(|(id, _, _)| id.clone()).collect();
+    for charger in store.chargers().await? {
+        if !known.contains(&charger.id) {
+            pending.push((charger.id, STATION_KIND.to_owned(), charger.scope));
+        }
+    }
+    loop {
+        let before = pending.len();
+        let mut still_pending = Vec::new();
+        for (id, kind, parent) in pending {
+            if id == ROOT_SCOPE {
+                continue;
+            }
+            if engine.scope_kind(&parent).is_none() {
+                still_pending.push((id, kind, parent));
+                continue;
+            }
+            if let Err(err) = engine.add_scope(&id, &kind, &parent) {
+                tracing::warn!(scope = %id, %kind, %parent, error = %err, "stored scope skipped");
+            }
+        }
+        pending = still_pending;
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for (id, _, parent) in pending {
+        tracing::warn!(scope = %id, %parent, "stored scope skipped: its parent does not exist");
+    }
+    Ok(())
+}
+
+/// `operator` | `driver` | `system`, as stored and as the API spells them.
+pub fn parse_principal_kind(text: &str) -> Option<PrincipalKind> {
+    match text {
+        "operator" => Some(PrincipalKind::Operator),
+        "driver" => Some(PrincipalKind::Driver),
+        "system" => Some(PrincipalKind::System),
+        _ => None,
+    }
+}
+
+pub fn principal_kind_name(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::Operator => "operator",
+        PrincipalKind::Driver => "driver",
+        PrincipalKind::System => "system",
+    }
+}
+
+/// Ensures the bootstrap principal `admin` (kind system, home `root`) exists and can log in.
+///
+/// With `configured_token`, its hash is registered (once). Without one, a token is generated
+/// only when `admin` did not exist yet; it is returned so the caller can show it once.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    engine: &mut Engine,
+    configured_token: Option<&str>,
+) -> Result<Option<String>, StartupError> {
+    let existing = engine.principal_kind(ADMIN_PRINCIPAL);
+    match existing {
+        Some(PrincipalKind::System) => {}
+        Some(other) => {
+            return Err(StartupError::AdminNotSystem(
+                principal_kind_name(other).to_owned(),
+            ))
+        }
+        None => {
+            let record = PrincipalRecord {
+                id: ADMIN_PRINCIPAL.to_owned(),
+                kind: principal_kind_name(PrincipalKind::System).to_owned(),
+                home_scope: ROOT_SCOPE.to_owned(),
+                name: "Bootstrap administrator".to_owned(),
+                blocked: false,
+            };
+            store.put_principal(&record).await?;
+            engine
+                .add_principal(ADMIN_PRINCIPAL, PrincipalKind::System, ROOT_SCOPE)
+                .map_err(|err| StartupError::Engine(err.to_string()))?;
+        }
+    }
+    let (token, generated) = match configured_token {
+        Some(token) => (token.to_owned(), false),
+        None if existing.is_none() => (new_api_token(), true),
+        None => return Ok(None),
+    };
+    let hash = hash_token(&token);
+    if store.principal_for_token_hash(&hash).await?.is_none() {
+        store
+            .add_api_token(&ApiTokenRecord {
+                id: new_token_id(),
+                principal: ADMIN_PRINCIPAL.to_owned(),
+                hash,
+                created_at: audit::now_rfc3339(),
+                expires_at: None,
+            })
+            .await?;
+    }
+    Ok(generated.then_some(token))
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! One way to build a complete state for unit tests: in-memory store, a builtin preset,
+    //! no listeners.
+
+    use super::*;
+
+    pub const TEST_COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
+
+    pub async fn test_state(preset: &str) -> SharedState {
+        let store = voltgate_store::open("sqlite::memory:")
+            .await
+            .expect("in-memory store opens");
+        let preset = Preset::builtin(preset).expect("builtin preset loads");
+        let engine = load_engine(store.as_ref(), preset)
+            .await
+            .expect("empty store replays");
+        state_from_parts(store, engine)
+    }
+
+    pub fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        Arc::new(AppState {
+            policy: parking_lot::RwLock::new(engine),
+            store,
+            validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
+            chargers: crate::charger::ChargerRegistry::new(),
+            metrics: crate::metrics::Metrics::new(),
+            settings: Settings {
+                heartbeat_interval_secs: 300,
+                command_timeout: TEST_COMMAND_TIMEOUT,
+                max_frame_bytes: 65536,
+                auto_register: None,
+                ocpp_path_prefix: "/ocpp".to_owned(),
+            },
+            shutdown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hash_round_trip_and_salt() {
+        let a = hash_password("correct horse");
+        let b = hash_password("correct horse");
+        assert_ne!(a, b, "two hashes of one password differ by salt");
+        assert!(verify_password(&a, "correct horse"));
+        assert!(verify_password(&b, "correct horse"));
+        assert!(!verify_password(&a, "correct horsf"));
+        assert!(!verify_password("garbage", "correct horse"));
+        assert!(!verify_password("md5$00$00", "correct horse"));
+    }
+
+    #[test]
+    fn api_tokens_are_prefixed_random_and_hash_stably() {
+        let a = new_api_token();
+        let b = new_api_token();
+        assert!(a.starts_with(API_TOKEN_PREFIX));
+        assert_eq!(a.len(), API_TOKEN_PREFIX.len() + 64);
+        assert_ne!(a, b);
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_ne!(hash_token(&a), hash_token(&b));
+        assert_eq!(hash_token(&a).len(), 64);
+    }
+
+    #[test]
+    fn charger_id_rules() {
+        assert!(is_valid_charger_id("CP-001"));
+        assert!(!is_valid_charger_id(""));
+        assert!(!is_valid_charger_id("a/b"));
+        assert!(!is_valid_charger_id("CP 1"));
+        assert!(is_valid_charger_id("CP:1"));
+        assert!(!is_valid_charger_id(" CP1"));
+        assert!(!is_valid_charger_id("a\tb"));
+        assert!(!is_valid_charger_id(&"x".repeat(65)));
+    }
+
+    #[tokio::test]
+    async fn bootstrap_generates_a_token_once_and_replay_keeps_everything() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        let preset = Preset::builtin("connect").unwrap();
+        let mut engine = load_engine(store.as_ref(), preset.clone()).await.unwrap();
+        let token = bootstrap_admin(store.as_ref(), &mut engine, None)
+            .await
+            .unwrap()
+            .expect("first start generates a token");
+        let record = store
+            .principal_for_token_hash(&hash_token(&token))
+            .await
+            .unwrap()
+            .expect("the token hash is stored");
+        assert_eq!(record.principal, ADMIN_PRINCIPAL);
+        assert_ne!(record.hash, token, "the clear token is never stored");
+
+        let mut again = load_engine(store.as_ref(), preset).await.unwrap();
+        assert_eq!(
+            again.principal_kind(ADMIN_PRINCIPAL),
+            Some(PrincipalKind::System)
+        );
+        let second = bootstrap_admin(store.as_ref(), &mut again, None)
+            .await
+            .unwrap();
+        assert_eq!(second, None, "an existing admin gets no new token");
+    }
+
+    #[tokio::test]
+    async fn configured_admin_token_is_registered_once() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        let preset = Preset::builtin("connect").unwrap();
+        let mut engine = load_engine(store.as_ref(), preset).await.unwrap();
+        for _ in 0..2 {
+            let shown = bootstrap_admin(store.as_ref(), &mut engine, Some("vg_configured"))
+                .await
+                .unwrap();
+            assert_eq!(shown, None, "a configured token is never printed");
+        }
+        let tokens = store.api_tokens_of(ADMIN_PRINCIPAL).await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].hash, hash_token("vg_configured"));
+    }
+
+    #[tokio::test]
+    async fn replay_restores_scopes_and_chargers_without_scope_rows() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        store
+            .put_scope(&ScopeRecord {
+                id: "north".into(),
+                kind: "site".into(),
+                parent: Some(ROOT_SCOPE.into()),
+                name: None,
+            })
+            .await
+            .unwrap();
+        store
+            .put_charger(&ChargerRecord {
+                id: "CP-1".into(),
+                scope: "north".into(),
+                password_hash: None,
+                security_profile: 0,
+            })
+            .await
+            .unwrap();
+        let engine = load_engine(store.as_ref(), Preset::builtin("connect").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(engine.scope_kind("north"), Some("site"));
+        assert_eq!(engine.scope_kind("CP-1"), Some(STATION_KIND));
+        assert_eq!(engine.scope_parent("CP-1"), Some("north"));
+    }
+}
