@@ -1,0 +1,143 @@
+//! A small client for the operator HTTP API that returns status and JSON body together, so tests
+//! can assert on both without the client hiding errors.
+
+use anyhow::Result;
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// One API answer: the HTTP status and the parsed body (`Value::Null` when the body was empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Panics with the whole reply when the status is not the expected one.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(
+            self.status, status,
+            "expected HTTP {status}, got {} with body {}",
+            self.status, self.text
+        );
+        self
+    }
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: token.to_string(),
+            http: self.http.clone(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply> {
+        let response = request.bearer_auth(&self.token).send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Reply { status, body, text })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str) -> Result<Reply> {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.delete(self.url(path)).json(&body))
+            .await
+    }
+
+    // Shorthands for the set-up every test repeats.
+
+    pub async fn scope(&self, id: &str, kind: &str, parent: &str) -> Result<Reply> {
+        self.post(
+            "/api/v1/scopes",
+            serde_json::json!({"id": id, "kind": kind, "parent": parent}),
+        )
+        .await
+    }
+
+    pub async fn charger(&self, id: &str, scope: &str) -> Result<Reply> {
+        self.post(
+            "/api/v1/chargers",
+            serde_json::json!({"id": id, "scope": scope}),
+        )
+        .await
+    }
+
+    pub async fn principal(&self, id: &str, kind: &str, home: &str) -> Result<Reply> {
+        self.post(
+            "/api/v1/principals",
+            serde_json::json!({"id": id, "kind": kind, "home_scope": home}),
+        )
+        .await
+    }
+
+    /// Issues an API token for a principal and returns it.
+    pub async fn token_for(&self, principal: &str) -> Result<String> {
+        let reply = self
+            .post(
+                &format!("/api/v1/principals/{principal}/tokens"),
+                serde_json::json!({}),
+            )
+            .await?
+            .expect(201);
+        reply.body["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no token in {}", reply.text))
+    }
+
+    pub async fn assign(&self, principal: &str, role: &str, scope: &str) -> Result<Reply> {
+        self.post(
+            "/api/v1/assignments",
+            serde_json::json!({"principal": principal, "role": role, "scope": scope}),
+        )
+        .await
+    }
+
+    pub async fn command(&self, charger: &str, command: &str, body: Value) -> Result<Reply> {
+        self.post(
+            &format!("/api/v1/chargers/{charger}/commands/{command}"),
+            body,
+        )
+        .await
+    }
+}

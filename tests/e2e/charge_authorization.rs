@@ -1,0 +1,267 @@
+//! Charger-side authorisation: id tokens in Authorize, StartTransaction and TransactionEvent are
+//! decided by the role engine's `charge` action for that station, and transactions are stored.
+
+use serde_json::{json, Value};
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, Received};
+
+/// A `zaptec` estate: two installations, driver `dana` with the `user` role on the first only.
+struct Site {
+    gateway: Gateway,
+    admin: Api,
+}
+
+async fn site() -> Site {
+    let gateway = Gateway::start(GatewayOptions::preset("zaptec")).unwrap();
+    let admin = gateway.api();
+    admin
+        .scope("inst-1", "installation", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .scope("inst-2", "installation", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    for (charger, installation) in [
+        ("ZAP-1", "inst-1"),
+        ("ZAP-2", "inst-2"),
+        ("ZAP-3", "inst-1"),
+    ] {
+        admin
+            .charger(charger, installation)
+            .await
+            .unwrap()
+            .expect(201);
+    }
+    for driver in ["dana", "erik"] {
+        admin
+            .principal(driver, "driver", "inst-1")
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .post(
+                &format!("/api/v1/principals/{driver}/id-tokens"),
+                json!({"id_token": format!("RFID-{}", driver.to_uppercase())}),
+            )
+            .await
+            .unwrap()
+            .expect(201);
+    }
+    admin
+        .assign("dana", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    Site { gateway, admin }
+}
+
+async fn authorize(charger: &mut Charger, token: &str) -> String {
+    let payload = if charger.is_v16() {
+        json!({"idTag": token})
+    } else {
+        json!({"idToken": {"idToken": token, "type": "ISO14443"}})
+    };
+    let answer = charger.call_ok("Authorize", payload).await.unwrap();
+    let info = if charger.is_v16() {
+        &answer["idTagInfo"]
+    } else {
+        &answer["idTokenInfo"]
+    };
+    info["status"].as_str().unwrap_or_default().to_string()
+}
+
+async fn connect(site: &Site, id: &str, subprotocol: &str) -> Charger {
+    let mut charger = Charger::connect(&site.gateway.ocpp_url, id, &[subprotocol])
+        .await
+        .unwrap();
+    charger.boot().await.unwrap();
+    charger
+}
+
+#[tokio::test]
+async fn id_tokens_are_decided_by_the_role_engine() {
+    let site = site().await;
+    let mut here = connect(&site, "ZAP-1", "ocpp1.6").await;
+    let mut elsewhere = connect(&site, "ZAP-2", "ocpp1.6").await;
+    let mut modern = connect(&site, "ZAP-3", "ocpp2.0.1").await;
+
+    assert_eq!(authorize(&mut here, "RFID-DANA").await, "Accepted");
+    assert_eq!(authorize(&mut modern, "RFID-DANA").await, "Accepted");
+    assert_eq!(authorize(&mut elsewhere, "RFID-DANA").await, "Invalid");
+    assert_eq!(authorize(&mut here, "RFID-NOBODY").await, "Invalid");
+
+    site.admin
+        .post("/api/v1/principals/dana/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(authorize(&mut here, "RFID-DANA").await, "Blocked");
+    assert_eq!(authorize(&mut modern, "RFID-DANA").await, "Blocked");
+    assert_eq!(authorize(&mut here, "RFID-ERIK").await, "Accepted");
+
+    let audit = site
+        .admin
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    let entries = audit.body["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let charge = |resource: &str, allowed: bool| {
+        entries.iter().any(|e| {
+            e["action"] == "charge" && e["resource"] == resource && e["allowed"] == allowed
+        })
+    };
+    assert!(charge("ZAP-1", true), "no audited allow: {}", audit.text);
+    assert!(charge("ZAP-2", false), "no audited deny: {}", audit.text);
+}
+
+fn frame(id: &str, action: &str, payload: Value) -> String {
+    json!([2, id, action, payload]).to_string()
+}
+
+async fn answer(charger: &mut Charger, id: &str) -> Value {
+    match charger
+        .answer_to(id, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+    {
+        Received::Result { payload, .. } => payload,
+        other => panic!("{id}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn v16_transactions_are_stored_once_and_visible_to_their_driver() {
+    let site = site().await;
+    let mut charger = connect(&site, "ZAP-1", "ocpp1.6").await;
+    let start = json!({"connectorId": 1, "idTag": "RFID-DANA", "meterStart": 1000,
+                       "timestamp": "2026-11-25T10:00:00Z"});
+    charger
+        .send_text(&frame("start-1", "StartTransaction", start.clone()))
+        .unwrap();
+    let first = answer(&mut charger, "start-1").await;
+    assert_eq!(first["idTagInfo"]["status"], "Accepted", "{first}");
+    let transaction_id = first["transactionId"]
+        .as_i64()
+        .expect("numeric transactionId");
+    // The charger retries the same message (its answer was lost): same transaction, no duplicate.
+    charger
+        .send_text(&frame("start-1", "StartTransaction", start))
+        .unwrap();
+    let retry = answer(&mut charger, "start-1").await;
+    assert_eq!(retry["transactionId"].as_i64(), Some(transaction_id));
+
+    charger
+        .call_ok(
+            "MeterValues",
+            json!({"connectorId": 1, "transactionId": transaction_id, "meterValue": [
+                {"timestamp": "2026-11-25T10:05:00Z", "sampledValue": [{"value": "1500"}]}]}),
+        )
+        .await
+        .unwrap();
+    let stop = charger
+        .call_ok(
+            "StopTransaction",
+            json!({"transactionId": transaction_id, "meterStop": 4200,
+                   "timestamp": "2026-11-25T11:00:00Z", "idTag": "RFID-DANA"}),
+        )
+        .await
+        .unwrap();
+    assert!(stop.is_object());
+
+    let all = site
+        .admin
+        .get("/api/v1/transactions")
+        .await
+        .unwrap()
+        .expect(200);
+    let transactions = all.body["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mine: Vec<&Value> = transactions
+        .iter()
+        .filter(|t| t["charger"] == "ZAP-1")
+        .collect();
+    assert_eq!(mine.len(), 1, "{}", all.text);
+    assert_eq!(mine[0]["id"].as_i64(), Some(transaction_id));
+    assert_eq!(mine[0]["meter_stop"].as_f64(), Some(4200.0));
+    assert_eq!(mine[0]["principal"], "dana");
+
+    let dana = site
+        .gateway
+        .api_as(&site.admin.token_for("dana").await.unwrap());
+    let erik = site
+        .gateway
+        .api_as(&site.admin.token_for("erik").await.unwrap());
+    let own = dana.get("/api/v1/transactions").await.unwrap().expect(200);
+    assert_eq!(
+        own.body["transactions"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        own.text
+    );
+    let others = erik.get("/api/v1/transactions").await.unwrap().expect(200);
+    assert_eq!(
+        others.body["transactions"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        others.text
+    );
+}
+
+#[tokio::test]
+async fn v201_transaction_events_are_authorised_and_stored() {
+    let site = site().await;
+    let mut charger = connect(&site, "ZAP-3", "ocpp2.0.1").await;
+    let started = charger
+        .call_ok(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": "2026-11-25T10:00:00Z",
+                   "triggerReason": "Authorized", "seqNo": 0,
+                   "transactionInfo": {"transactionId": "tx-201"},
+                   "idToken": {"idToken": "RFID-DANA", "type": "ISO14443"},
+                   "evse": {"id": 1, "connectorId": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started["idTokenInfo"]["status"], "Accepted", "{started}");
+    charger
+        .call_ok(
+            "TransactionEvent",
+            json!({"eventType": "Ended", "timestamp": "2026-11-25T11:00:00Z",
+                   "triggerReason": "StopAuthorized", "seqNo": 1,
+                   "transactionInfo": {"transactionId": "tx-201", "stoppedReason": "Local"},
+                   "meterValue": [{"timestamp": "2026-11-25T11:00:00Z",
+                                   "sampledValue": [{"value": 3200.0}]}]}),
+        )
+        .await
+        .unwrap();
+    let all = site
+        .admin
+        .get("/api/v1/transactions")
+        .await
+        .unwrap()
+        .expect(200);
+    let transactions = all.body["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ours: Vec<&Value> = transactions
+        .iter()
+        .filter(|t| t["charger"] == "ZAP-3")
+        .collect();
+    assert_eq!(ours.len(), 1, "{}", all.text);
+    assert_eq!(ours[0]["key"], "tx-201");
+    assert!(ours[0]["stopped_at"].is_string(), "{}", all.text);
+}

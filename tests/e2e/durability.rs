@@ -1,0 +1,87 @@
+//! What the gateway acknowledged survives a hard kill: transactions, role assignments, tokens and
+//! the audit log are all there after a restart on the same database.
+
+use serde_json::json;
+use voltgate_tests::{Charger, Gateway, GatewayOptions};
+
+#[tokio::test]
+async fn acknowledged_state_survives_sigkill() {
+    let gateway = Gateway::start(GatewayOptions::preset("connect")).unwrap();
+    let admin = gateway.api();
+    admin
+        .scope("site-a", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    admin.charger("CP-DUR", "site-a").await.unwrap().expect(201);
+    admin
+        .principal("ops", "operator", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("ops", "site-admin", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    let ops_token = admin.token_for("ops").await.unwrap();
+
+    let mut charger = Charger::connect(&gateway.ocpp_url, "CP-DUR", &["ocpp1.6"])
+        .await
+        .unwrap();
+    charger.boot().await.unwrap();
+    let started = charger
+        .call_ok(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "ANY", "meterStart": 7,
+                   "timestamp": "2026-11-25T10:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    let transaction_id = started["transactionId"].as_i64().unwrap();
+
+    let workdir = gateway.kill();
+    let gateway = Gateway::start_in(GatewayOptions::preset("connect"), workdir).unwrap();
+    let ops = gateway.api_as(&ops_token);
+    let listed = ops.get("/api/v1/chargers").await.unwrap().expect(200);
+    assert!(listed.text.contains("CP-DUR"), "{}", listed.text);
+    let transactions = gateway
+        .api()
+        .get("/api/v1/transactions")
+        .await
+        .unwrap()
+        .expect(200);
+    assert!(
+        transactions.body["transactions"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["id"].as_i64() == Some(transaction_id))),
+        "{}",
+        transactions.text
+    );
+    let audit = gateway
+        .api()
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    assert!(
+        audit.text.contains("site-admin") || audit.text.contains("role.assign"),
+        "{}",
+        audit.text
+    );
+
+    // The charger reconnects to the restarted gateway and its transaction id still resolves.
+    let mut charger = Charger::connect(&gateway.ocpp_url, "CP-DUR", &["ocpp1.6"])
+        .await
+        .unwrap();
+    charger.boot().await.unwrap();
+    let stopped = charger
+        .call_ok(
+            "StopTransaction",
+            json!({"transactionId": transaction_id, "meterStop": 99,
+                   "timestamp": "2026-11-25T11:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    assert!(stopped.is_object());
+}

@@ -1,0 +1,107 @@
+//! End-to-end tests: the real `voltgate` binary on loopback, real WebSockets, real HTTP.
+//!
+//! One test binary (see `tests/Cargo.toml`) so the suite links once. Each module covers one face of
+//! the gateway as an outsider sees it.
+
+mod charge_authorization;
+mod commands;
+mod deploy_assets;
+mod durability;
+mod frames;
+mod handshake;
+mod third_party;
+
+use std::time::Duration;
+
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
+
+/// How long a test waits to be sure that nothing reached a charger.
+pub const QUIET: Duration = Duration::from_millis(400);
+
+/// A gateway on the `connect` preset with two sites, a charger in the first, and three operators:
+/// `ops` (site admin of site-a), `watcher` (may only view chargers on site-a) and `outsider`
+/// (site admin of site-b, who cannot see site-a at all).
+pub struct Estate {
+    pub gateway: Gateway,
+    pub admin: Api,
+    pub ops: Api,
+    pub watcher: Api,
+    pub outsider: Api,
+}
+
+impl Estate {
+    pub async fn new(extra_args: &[&str]) -> Estate {
+        let mut options = GatewayOptions::preset("connect");
+        for arg in extra_args {
+            options = options.arg(arg);
+        }
+        let gateway = Gateway::start(options).expect("gateway starts");
+        let admin = gateway.api();
+        admin
+            .scope("site-a", "site", "root")
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .scope("site-b", "site", "root")
+            .await
+            .unwrap()
+            .expect(201);
+        for (id, home) in [
+            ("ops", "site-a"),
+            ("watcher", "site-a"),
+            ("outsider", "site-b"),
+        ] {
+            admin
+                .principal(id, "operator", home)
+                .await
+                .unwrap()
+                .expect(201);
+        }
+        admin
+            .post(
+                "/api/v1/roles",
+                serde_json::json!({"id": "charger-viewer", "permissions": ["view-chargers"]}),
+            )
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .assign("ops", "site-admin", "site-a")
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .assign("watcher", "charger-viewer", "site-a")
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .assign("outsider", "site-admin", "site-b")
+            .await
+            .unwrap()
+            .expect(201);
+        let ops = gateway.api_as(&admin.token_for("ops").await.unwrap());
+        let watcher = gateway.api_as(&admin.token_for("watcher").await.unwrap());
+        let outsider = gateway.api_as(&admin.token_for("outsider").await.unwrap());
+        Estate {
+            gateway,
+            admin,
+            ops,
+            watcher,
+            outsider,
+        }
+    }
+
+    /// Registers a charger on site-a, connects it with the given subprotocol and boots it.
+    pub async fn charger(&self, id: &str, subprotocol: &str) -> Charger {
+        self.admin.charger(id, "site-a").await.unwrap().expect(201);
+        let mut charger = Charger::connect(&self.gateway.ocpp_url, id, &[subprotocol])
+            .await
+            .expect("charger connects");
+        assert_eq!(charger.subprotocol, subprotocol);
+        let boot = charger.boot().await.expect("boot answered");
+        assert_eq!(boot["status"], "Accepted", "boot: {boot}");
+        charger
+    }
+}

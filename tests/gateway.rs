@@ -1,0 +1,225 @@
+//! Starting and stopping a real gateway process with its own temporary working directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// The admin token every test gateway is started with.
+pub const ADMIN_TOKEN: &str = "vg_test_admin_0123456789abcdef0123456789abcdef";
+
+/// Builds the workspace binaries once per test run and returns the path of `name`.
+pub fn binary_path(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    let target = BUILT
+        .get_or_init(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "voltgate", "-p", "voltgate-sim", "--bins"])
+                .current_dir(manifest)
+                .status()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !status.success() {
+                return Err("cargo build of the binaries failed".to_string());
+            }
+            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| manifest.join("..").join("target"));
+            Ok(target_dir.join("debug"))
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))?;
+    let path = target.join(name);
+    if !path.exists() {
+        bail!("{} was not built", path.display());
+    }
+    Ok(path)
+}
+
+/// How to start a gateway for one test.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub preset: String,
+    pub db: Option<String>,
+    pub extra_args: Vec<String>,
+    pub envs: Vec<(String, String)>,
+}
+
+impl GatewayOptions {
+    pub fn preset(preset: &str) -> Self {
+        GatewayOptions {
+            preset: preset.to_string(),
+            db: None,
+            extra_args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_string());
+        self
+    }
+
+    pub fn db(mut self, url: &str) -> Self {
+        self.db = Some(url.to_string());
+        self
+    }
+}
+
+/// A running gateway process. Killed when dropped.
+pub struct Gateway {
+    child: Child,
+    pub ocpp_url: String,
+    pub api_url: String,
+    pub admin_token: String,
+    pub workdir: tempfile::TempDir,
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    pub fn start(options: GatewayOptions) -> Result<Gateway> {
+        let workdir = tempfile::tempdir()?;
+        Self::start_in(options, workdir)
+    }
+
+    /// Starts a gateway in an existing working directory (to restart on the same database).
+    pub fn start_in(options: GatewayOptions, workdir: tempfile::TempDir) -> Result<Gateway> {
+        let binary = binary_path("voltgate")?;
+        let db = options.db.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", workdir.path().join("voltgate.db").display())
+        });
+        let mut command = Command::new(binary);
+        command
+            .current_dir(workdir.path())
+            .args([
+                "--ocpp-listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--db", &db, "--preset", &options.preset])
+            .args(["--admin-token", ADMIN_TOKEN])
+            .args(&options.extra_args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &options.envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().context("starting voltgate")?;
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        if let Some(stdout) = child.stdout.take() {
+            spawn_reader(stdout, output.clone(), Some(lines_tx));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            spawn_reader(stderr, output.clone(), None);
+        }
+        let mut ocpp_url = None;
+        let mut api_url = None;
+        while ocpp_url.is_none() || api_url.is_none() {
+            let line = match lines_rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let seen = output.lock().map(|o| o.join("\n")).unwrap_or_default();
+                    bail!("voltgate did not report its listeners; output:\n{seen}");
+                }
+            };
+            if let Some(url) = line.strip_prefix("voltgate: ocpp listening on ") {
+                ocpp_url = Some(url.trim().to_string());
+            } else if let Some(url) = line.strip_prefix("voltgate: api listening on ") {
+                api_url = Some(url.trim().to_string());
+            }
+        }
+        Ok(Gateway {
+            child,
+            ocpp_url: ocpp_url.unwrap_or_default(),
+            api_url: api_url.unwrap_or_default(),
+            admin_token: ADMIN_TOKEN.to_string(),
+            workdir,
+            output,
+        })
+    }
+
+    /// Everything the process printed so far (stdout and stderr interleaved by line).
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.join("\n")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL) and hands back the working directory for a restart.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.workdir, dir)
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; returns its exit code.
+    pub fn terminate(mut self, limit: Duration) -> Result<(Option<i32>, tempfile::TempDir)> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let dir = tempfile::tempdir()?;
+                return Ok((status.code(), std::mem::replace(&mut self.workdir, dir)));
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("voltgate did not exit within {limit:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn api(&self) -> crate::Api {
+        crate::Api::new(&self.api_url, &self.admin_token)
+    }
+
+    pub fn api_as(&self, token: &str) -> crate::Api {
+        crate::Api::new(&self.api_url, token)
+    }
+
+    /// The WebSocket URL a charger with this id connects to.
+    pub fn charger_url(&self, id: &str) -> String {
+        format!("{}/{}", self.ocpp_url.trim_end_matches('/'), id)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_reader(
+    stream: impl std::io::Read + Send + 'static,
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(tx) = &lines {
+                let _ = tx.send(line.clone());
+            }
+            if let Ok(mut out) = output.lock() {
+                out.push(line);
+            }
+        }
+    });
+}

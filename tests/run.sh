@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the suite needs beside Rust (the
+# deployment checkers, and the third-party OCPP implementation the interoperability tests use:
+# the Python `ocpp` package, into a virtualenv under target/), then runs every Rust test in the
+# workspace.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+# Tools the deployment checks use: promtool (Debian's prometheus package), systemd-analyze, sqlite3.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "tests/run.sh: please install ${missing[*]} (Debian package names)" >&2
+        exit 1
+    fi
+fi
+
+venv="$root/target/test-python"
+if ! "$venv/bin/python" -c 'import ocpp, websockets' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'ocpp==2.1.0' 'websockets>=13'
+fi
+export VOLTGATE_TEST_PYTHON="$venv/bin/python"
+
+cargo test --workspace "$@"
