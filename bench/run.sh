@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Load benchmark of the Voltgate gateway, driven by voltgate-sim.
+#
+#   bench/run.sh [SCENARIO...]     scenarios: smoke connections closed-loop commands (default: all but smoke)
+#
+# Builds release binaries, starts the gateway pinned to one CPU and the simulator pinned to
+# another (taskset), runs each scenario, and writes the simulator's JSON reports, the gateway's
+# CPU time (/proc/PID/stat) and memory (/proc/PID/status) and a summary to bench/results/<time>/.
+# Every load stays on loopback and stops by itself.
+#
+# Environment: GW_CPU (0), SIM_CPU (1), OCPP_PORT (19000), API_PORT (18080),
+# CARGO_TARGET_DIR (target), OUT (results folder), CHARGERS_MAX (19000), BOOT_RAMP (2500),
+# CLOSED_LOOP_CHARGERS (1000), COMMAND_RATE (5000), DURATION (30).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+GW_CPU=${GW_CPU:-0}
+SIM_CPU=${SIM_CPU:-1}
+OCPP_PORT=${OCPP_PORT:-19000}
+API_PORT=${API_PORT:-18080}
+CHARGERS_MAX=${CHARGERS_MAX:-19000}
+BOOT_RAMP=${BOOT_RAMP:-2500}
+CLOSED_LOOP_CHARGERS=${CLOSED_LOOP_CHARGERS:-1000}
+COMMAND_RATE=${COMMAND_RATE:-5000}
+DURATION=${DURATION:-30}
+TOKEN=bench-admin-token
+SCOPE=bench
+SCENARIOS=("$@")
+if [ ${#SCENARIOS[@]} -eq 0 ]; then
+    SCENARIOS=(connections closed-loop commands)
+fi
+
+mkdir -p "$OUT"
+# Each process may hold at most 20,000 open files here; ask for all of them.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+echo "building release binaries" >&2
+(cd "$ROOT" && cargo build --release -p voltgate -p voltgate-sim)
+GW=$TARGET/release/voltgate
+SIM=$TARGET/release/voltgate-sim
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "cpus: $(nproc --all)"
+    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "open files per process: $(ulimit -n)"
+    echo "rustc: $(rustc --version)"
+    echo "gateway cpu: $GW_CPU, simulator cpu: $SIM_CPU"
+} > "$OUT/machine.txt"
+
+GW_PID=
+cpu_ticks() { awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+start_gateway() {
+    local name=$1
+    VOLTGATE_LOG=warn taskset -c "$GW_CPU" "$GW" \
+        --db sqlite::memory: --admin-token "$TOKEN" --auto-register "$SCOPE" \
+        --ocpp-listen "127.0.0.1:$OCPP_PORT" --api-listen "127.0.0.1:$API_PORT" \
+        --heartbeat-interval 60 >"$OUT/$name.gateway.log" 2>&1 &
+    GW_PID=$!
+    for _ in $(seq 1 100); do
+        if curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
+            break
+        fi
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null
+    # the scope auto-registered chargers land in ("site" is a kind of the default preset)
+    curl -sS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"id\":\"$SCOPE\",\"kind\":\"site\",\"parent\":\"root\"}" "http://127.0.0.1:$API_PORT/api/v1/scopes"
+    echo "gateway pid $GW_PID, rss $(rss_kib "$GW_PID") KiB" >&2
+}
+
+stop_gateway() {
+    local name=$1
+    if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
+        echo "{\"cpu_ticks\": $(cpu_ticks "$GW_PID"), \"rss_kib\": $(rss_kib "$GW_PID"), \"hwm_kib\": $(hwm_kib "$GW_PID")}" \
+            >"$OUT/$name.gateway-final.json"
+        kill -INT "$GW_PID"
+        wait "$GW_PID" || true
+    fi
+    GW_PID=
+}
+trap 'if [ -n "$GW_PID" ]; then kill -INT "$GW_PID" 2>/dev/null || true; fi' EXIT
+
+sim() {
+    taskset -c "$SIM_CPU" "$SIM" --url "ws://127.0.0.1:$OCPP_PORT/ocpp" --api "http://127.0.0.1:$API_PORT" \
+        --api-token "$TOKEN" --report json --quiet "$@"
+}
+
+run_logged() {
+    # run_logged NAME ARGS...: the simulator's JSON report to NAME.json, its exit code kept
+    local name=$1
+    shift
+    echo "+ voltgate-sim $*" | tee -a "$OUT/commands.txt" >&2
+    local rc=0
+    sim "$@" >"$OUT/$name.json" 2>"$OUT/$name.stderr" || rc=$?
+    echo "$name exit $rc" >>"$OUT/exit-codes.txt"
+}
+
+scenario_smoke() {
+    # CI-sized: both versions, sessions, operator commands; fails on anything lost or refused
+    start_gateway smoke
+    run_logged smoke --chargers 2000 --ramp 1000 --duration 20 --version mixed --heartbeat 10 \
+        --meter-interval 10 --sessions 30 --session-length 15 --commands 200 --watch-pid "$GW_PID"
+    stop_gateway smoke
+}
+
+scenario_connections() {
+    # The most chargers one gateway holds, as a boot storm: two simulator processes (each well
+    # under the per-process file limit), each from its own loopback source addresses.
+    start_gateway connections
+    local half=$((CHARGERS_MAX / 2))
+    local rest=$((CHARGERS_MAX - half))
+    local ramp=$((BOOT_RAMP / 2))
+    local hold=$((CHARGERS_MAX / BOOT_RAMP + 40))
+    local before_rss before_ticks
+    before_rss=$(rss_kib "$GW_PID")
+    before_ticks=$(cpu_ticks "$GW_PID")
+    echo "+ 2 x voltgate-sim --chargers $half --ramp $ramp --duration $hold --heartbeat 30 --version mixed" >>"$OUT/commands.txt"
+    sim --chargers "$half" --first-index 1 --ramp "$ramp" --duration "$hold" --version mixed --heartbeat 30 \
+        --source-addrs 127.0.0.2-127.0.0.5 --call-timeout 60 >"$OUT/connections-a.json" 2>"$OUT/connections-a.stderr" &
+    local sim_a=$!
+    sim --chargers "$rest" --first-index $((half + 1)) --ramp "$ramp" --duration "$hold" --version mixed --heartbeat 30 \
+        --source-addrs 127.0.0.6-127.0.0.9 --call-timeout 60 >"$OUT/connections-b.json" 2>"$OUT/connections-b.stderr" &
+    local sim_b=$!
+    # memory once everyone is connected and has booted (ramp + settle)
+    sleep $((CHARGERS_MAX / BOOT_RAMP + 20))
+    local connected
+    connected=$(curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^voltgate_chargers_connected/ { n += $2 } END { print n + 0 }')
+    local steady_rss
+    steady_rss=$(rss_kib "$GW_PID")
+    local rc_a=0 rc_b=0
+    wait "$sim_a" || rc_a=$?
+    wait "$sim_b" || rc_b=$?
+    echo "connections-a exit $rc_a" >>"$OUT/exit-codes.txt"
+    echo "connections-b exit $rc_b" >>"$OUT/exit-codes.txt"
+    echo "{\"rss_kib_before\": $before_rss, \"rss_kib_connected\": $steady_rss, \"connected\": $connected," \
+        "\"cpu_ticks_before\": $before_ticks, \"cpu_ticks_after\": $(cpu_ticks "$GW_PID"), \"hwm_kib\": $(hwm_kib "$GW_PID")}" \
+        >"$OUT/connections.gateway.json"
+    stop_gateway connections
+}
+
+scenario_closed_loop() {
+    for version in 1.6 2.0.1; do
+        start_gateway "closed-loop-$version"
+        run_logged "closed-loop-$version" --chargers "$CLOSED_LOOP_CHARGERS" --ramp 0 --duration "$DURATION" \
+            --version "$version" --closed-loop --watch-pid "$GW_PID" --call-timeout 60
+        stop_gateway "closed-loop-$version"
+    done
+}
+
+scenario_commands() {
+    start_gateway commands
+    run_logged commands --chargers 1000 --ramp 0 --duration "$DURATION" --version mixed --heartbeat 60 \
+        --commands "$COMMAND_RATE" --watch-pid "$GW_PID" --call-timeout 60
+    stop_gateway commands
+}
+
+for s in "${SCENARIOS[@]}"; do
+    echo "== $s" >&2
+    case "$s" in
+        smoke) scenario_smoke ;;
+        connections) scenario_connections ;;
+        closed-loop) scenario_closed_loop ;;
+        commands) scenario_commands ;;
+        *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+done
+
+python3 "$ROOT/bench/summarise.py" "$OUT" | tee "$OUT/summary.md"
+echo "results in $OUT" >&2
+if grep -qv ' exit 0$' "$OUT/exit-codes.txt"; then
+    exit 1
+fi

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Turns the files bench/run.sh wrote into one Markdown summary of the headline numbers."""
+
+import json
+import pathlib
+import sys
+
+
+def load(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def fmt(value, digits=1):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def action_row(name, p):
+    return f"| {name} | {p['count']:,} | {p['p50_ms']:.2f} | {p['p95_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} |"
+
+
+def main(out):
+    out = pathlib.Path(out)
+    lines = [f"# Benchmark run {out.name}", ""]
+    machine = out / "machine.txt"
+    if machine.exists():
+        lines += ["```", machine.read_text().strip(), "```", ""]
+
+    a, b = load(out / "connections-a.json"), load(out / "connections-b.json")
+    gw = load(out / "connections.gateway.json")
+    if a and b:
+        total = a["chargers"] + b["chargers"]
+        online = [r["throughput"]["all_online_after_s"] for r in (a, b)]
+        errors = {**a["summary"]["errors"], **b["summary"]["errors"]}
+        lines += ["## Connections and boot storm", ""]
+        if None not in online:
+            lines.append(f"- {total:,} chargers online and booted after {max(online):.1f} s: "
+                         f"{total / max(online):,.0f} per second")
+        else:
+            lines.append(f"- not every charger came online: {online}")
+        for r, tag in ((a, "a"), (b, "b")):
+            s = r["summary"]
+            boot = s.get("boot_latency") or {}
+            lines.append(f"- process {tag}: made {s['connections_made']:,}, failed {s['connections_failed']:,}, "
+                         f"boot p50 {fmt(boot.get('p50_ms'), 2)} ms p99 {fmt(boot.get('p99_ms'), 2)} ms max {fmt(boot.get('max_ms'), 2)} ms")
+        lines.append(f"- errors: {errors or 'none'}")
+        if gw:
+            per = (gw["rss_kib_connected"] - gw["rss_kib_before"]) / max(gw["connected"], 1)
+            lines.append(f"- gateway RSS {gw['rss_kib_before']:,} KiB idle -> {gw['rss_kib_connected']:,} KiB with "
+                         f"{gw['connected']:,} connected: {per:.2f} KiB per connection (peak {gw['hwm_kib']:,} KiB)")
+            lines.append(f"- extrapolated: 100,000 chargers need {per * 100_000 / 1048576 + gw['rss_kib_before'] / 1048576:.2f} GiB")
+        lines.append("")
+
+    for name in ("closed-loop-1.6", "closed-loop-2.0.1", "commands", "smoke"):
+        r = load(out / f"{name}.json")
+        if not r:
+            continue
+        t, s, g = r["throughput"], r["summary"], r.get("gateway") or {}
+        lines += [f"## {name}", ""]
+        lines.append(f"- {r['chargers']:,} chargers ({r['versions']}), steady window {t['window_s']:.1f} s")
+        lines.append(f"- messages answered per second: {fmt(t['messages_per_s'], 0)} (whole run {fmt(t['messages_per_s_overall'], 0)})")
+        lines.append(f"- gateway CPU per message: {fmt(g.get('cpu_us_per_message'), 2)} µs ({fmt(g.get('cpu_cores'), 2)} cores); "
+                     f"RSS {g.get('rss_kib_steady')} KiB")
+        lines.append(f"- simulator CPU per message: {fmt(t.get('sim_cpu_us_per_message'), 2)} µs "
+                     f"-> one simulator core drives {fmt(1e6 / t['sim_cpu_us_per_message'] if t.get('sim_cpu_us_per_message') else None, 0)} messages/s")
+        if s["commands_sent"]:
+            c = s.get("command_latency") or {}
+            lines.append(f"- operator commands: sent {s['commands_sent']:,}, ok {s['commands_ok']:,}, "
+                         f"{t['commands_per_s']:,.0f}/s, p50 {fmt(c.get('p50_ms'), 2)} ms, p99 {fmt(c.get('p99_ms'), 2)} ms, max {fmt(c.get('max_ms'), 2)} ms")
+        lines.append(f"- errors: {s['errors'] or 'none'}")
+        lines += ["", "| action | count | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+        for action, p in s["per_action"].items():
+            lines.append(action_row(action, p))
+        for command, p in s["per_command"].items():
+            lines.append(action_row(f"command {command}", p))
+        lines.append("")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")

@@ -1,0 +1,374 @@
+//! One load run: starts the chargers at the ramp rate, keeps the operator load going, shows
+//! a live progress line, finds the steady window (every charger online) to measure
+//! throughput and costs over, stops everything cleanly at the end and returns the report.
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use voltgate_ocpp::OcppVersion;
+
+use crate::driver::{run_charger, wall_clock, Directory, DriverConfig, TaskContext};
+use crate::model::{Charger, ChargerSpec, SessionPlan};
+use crate::operator::{command_load, ApiConfig, CommandLoad};
+use crate::procfs;
+use crate::stats::{Stats, Summary};
+
+/// Which OCPP version each charger speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VersionMix {
+    Only(OcppVersion),
+    /// Even-numbered chargers 1.6, odd-numbered 2.0.1.
+    Mixed,
+}
+
+impl VersionMix {
+    pub fn version_of(self, index: u32) -> OcppVersion {
+        match self {
+            VersionMix::Only(v) => v,
+            VersionMix::Mixed if index % 2 == 0 => OcppVersion::V16,
+            VersionMix::Mixed => OcppVersion::V201,
+        }
+    }
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub chargers: u32,
+    /// Number of the first charger (several processes share one id space).
+    pub first_index: u32,
+    /// New connections per second; 0 starts them all at once.
+    pub ramp_per_second: f64,
+    pub duration: Duration,
+    pub versions: VersionMix,
+    pub id_prefix: String,
+    pub connectors: u32,
+    pub heartbeat_s: Option<u32>,
+    pub meter_interval_s: u32,
+    pub password: Option<String>,
+    pub sessions: Option<SessionPlan>,
+    pub closed_loop: bool,
+    pub boot_on_reconnect: bool,
+    /// Every charger drops its connection at this point of the run.
+    pub storm_at: Option<Duration>,
+    /// A process (the gateway) whose CPU time and memory the report includes.
+    pub watch_pid: Option<u32>,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+impl Plan {
+    /// The id and version of every charger of this run.
+    pub fn chargers(&self) -> Vec<(String, OcppVersion)> {
+        (self.first_index..self.first_index + self.chargers)
+            .map(|i| (self.charger_id(i), self.versions.version_of(i)))
+            .collect()
+    }
+
+    pub fn charger_id(&self, index: u32) -> String {
+        format!("{}{:06}", self.id_prefix, index)
+    }
+
+    /// The model of charger number `index`.
+    pub fn spec(&self, index: u32) -> ChargerSpec {
+        let mut spec = ChargerSpec::new(self.charger_id(index), self.versions.version_of(index));
+        spec.connectors = self.connectors;
+        spec.serial = format!("SN{index:08}");
+        if let Some(heartbeat) = self.heartbeat_s {
+            spec.heartbeat_interval_s = heartbeat;
+            spec.fixed_heartbeat = true;
+        }
+        spec.meter_interval_s = self.meter_interval_s;
+        spec.password = self.password.clone();
+        spec.sessions = self.sessions.clone();
+        spec.closed_loop = self.closed_loop;
+        spec.boot_on_reconnect = self.boot_on_reconnect;
+        spec.seed = self.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9);
+        spec
+    }
+}
+
+/// Costs of the watched process (the gateway) over the steady window.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchedProcess {
+    pub pid: u32,
+    pub rss_kib_before: Option<u64>,
+    pub rss_kib_steady: Option<u64>,
+    pub rss_kib_peak: Option<u64>,
+    /// (steady − before) / chargers online.
+    pub kib_per_connection: Option<f64>,
+    pub cpu_seconds: Option<f64>,
+    pub cpu_us_per_message: Option<f64>,
+    /// Share of one core used over the window.
+    pub cpu_cores: Option<f64>,
+}
+
+/// Throughput over the run and over the steady window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub elapsed_s: f64,
+    /// Seconds from the start until every charger was online and booted (None: never).
+    pub all_online_after_s: Option<f64>,
+    pub window_s: f64,
+    /// Charger CALLs answered per second over the steady window.
+    pub messages_per_s: f64,
+    /// The same over the whole run.
+    pub messages_per_s_overall: f64,
+    /// Operator commands sent per second over the steady window.
+    pub commands_per_s: f64,
+    pub commands_per_s_overall: f64,
+    /// Simulator CPU time per answered message, in µs.
+    pub sim_cpu_us_per_message: Option<f64>,
+    pub sim_cpu_cores: Option<f64>,
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub chargers: u32,
+    pub versions: String,
+    pub closed_loop: bool,
+    pub throughput: Throughput,
+    pub gateway: Option<WatchedProcess>,
+    pub summary: Summary,
+    /// Lost or refused anything: the run fails.
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    answered: u64,
+    commands: u64,
+    own_ticks: Option<u64>,
+    watched_ticks: Option<u64>,
+}
+
+fn sample(stats: &Stats, watch_pid: Option<u32>) -> Sample {
+    Sample {
+        at: Instant::now(),
+        answered: Stats::get(&stats.calls_answered),
+        commands: Stats::get(&stats.commands_sent),
+        own_ticks: procfs::cpu_ticks(std::process::id()),
+        watched_ticks: watch_pid.and_then(procfs::cpu_ticks),
+    }
+}
+
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / procfs::TICKS_PER_SECOND as f64
+}
+
+/// Runs the plan against the gateway and returns the report.
+pub async fn run(
+    plan: Plan,
+    driver: DriverConfig,
+    operator: Option<(ApiConfig, CommandLoad)>,
+    stats: Arc<Stats>,
+) -> RunReport {
+    let directory = Arc::new(Directory::new(plan.chargers()));
+    let driver = Arc::new(driver);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (operator_stop_tx, operator_stop_rx) = watch::channel(false);
+    let (storm_tx, storm_rx) = watch::channel(0u64);
+    let rss_before = plan.watch_pid.and_then(procfs::rss_kib);
+    let start = sample(&stats, plan.watch_pid);
+    let deadline = start.at + plan.duration;
+
+    let mut chargers = tokio::task::JoinSet::new();
+    let spawn_period =
+        (plan.ramp_per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / plan.ramp_per_second));
+    let mut spawned: u32 = 0;
+    let spawn_charger = |chargers: &mut tokio::task::JoinSet<()>, n: u32| {
+        let index = plan.first_index + n;
+        let model = Charger::new(plan.spec(index), wall_clock());
+        let ctx = TaskContext {
+            cfg: Arc::clone(&driver),
+            stats: Arc::clone(&stats),
+            directory: Arc::clone(&directory),
+            stop: stop_rx.clone(),
+            storm: storm_rx.clone(),
+        };
+        chargers.spawn(run_charger(model, n as usize, ctx));
+    };
+
+    let operator_task = operator.map(|(api, load)| {
+        let directory = Arc::clone(&directory);
+        let stats = Arc::clone(&stats);
+        let stop = operator_stop_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = command_load(api, load, directory, stats.clone(), stop).await {
+                stats.error(format!("command_load:{e}"));
+            }
+        })
+    });
+
+    // Watch the run: progress line, steady window, storm.
+    let mut steady: Option<Sample> = None;
+    let mut all_online_since: Option<Instant> = None;
+    let mut rss_steady = None;
+    let mut last = start;
+    let mut storm_done = false;
+    let mut next_tick = Instant::now();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut beat = 0u64;
+    loop {
+        // start every charger that is due by now, then sleep until the next one or tick
+        let now = Instant::now();
+        while spawned < plan.chargers {
+            let due = spawn_period.map_or(start.at, |p| start.at + p.mul_f64(f64::from(spawned)));
+            if due > now {
+                break;
+            }
+            spawn_charger(&mut chargers, spawned);
+            spawned += 1;
+        }
+        if now >= deadline {
+            break;
+        }
+        let next_spawn = (spawned < plan.chargers)
+            .then(|| spawn_period.map_or(now, |p| start.at + p.mul_f64(f64::from(spawned))));
+        if now < next_tick {
+            let wake = next_spawn
+                .map_or(next_tick, |s| s.min(next_tick))
+                .min(deadline);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = &mut interrupted => {
+                    // Ctrl-C ends the run early, with a report
+                    stats.note("interrupted");
+                    break;
+                }
+            }
+            continue;
+        }
+        next_tick = now + Duration::from_millis(250);
+        let online = directory
+            .slots
+            .iter()
+            .filter(|s| s.online.load(Ordering::Relaxed))
+            .count();
+        let booted = Stats::get(&stats.booted);
+        if online == plan.chargers as usize && booted >= u64::from(plan.chargers) {
+            let since = *all_online_since.get_or_insert(now);
+            // let the boot burst settle for a second before measuring
+            if steady.is_none() && now.duration_since(since) >= Duration::from_secs(1) {
+                steady = Some(sample(&stats, plan.watch_pid));
+                rss_steady = plan.watch_pid.and_then(procfs::rss_kib);
+            }
+        }
+        if let Some(at) = plan.storm_at {
+            if !storm_done && now >= start.at + at {
+                storm_done = true;
+                storm_tx.send_modify(|n| *n += 1);
+            }
+        }
+        beat += 1;
+        if plan.progress && beat % 4 == 0 {
+            let current = sample(&stats, None);
+            let secs = current.at.duration_since(last.at).as_secs_f64().max(0.001);
+            let msg_rate = (current.answered - last.answered) as f64 / secs;
+            let cmd_rate = (current.commands - last.commands) as f64 / secs;
+            last = current;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r[{:>5.0}s] online {online}/{} booted {booted} | {msg_rate:>8.0} msg/s | {cmd_rate:>6.0} cmd/s | errors {}   ",
+                now.duration_since(start.at).as_secs_f64(),
+                plan.chargers,
+                stats.error_count(),
+            );
+            let _ = err.flush();
+        }
+    }
+    let end = sample(&stats, plan.watch_pid);
+    let rss_peak = plan.watch_pid.and_then(procfs::peak_rss_kib);
+    let online_at_end = directory
+        .slots
+        .iter()
+        .filter(|s| s.online.load(Ordering::Relaxed))
+        .count();
+    if plan.progress {
+        eprintln!();
+    }
+
+    // Stop: first the operator load (its commands in flight still find their chargers),
+    // then the chargers, which finish their outstanding CALL and close.
+    let _ = operator_stop_tx.send(true);
+    if let Some(task) = operator_task {
+        let _ = task.await;
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(15), async {
+        while chargers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        stats.error("chargers_did_not_stop");
+        chargers.abort_all();
+    }
+
+    let summary = stats.summary();
+    let elapsed = end.at.duration_since(start.at).as_secs_f64().max(0.001);
+    let window_start = steady.unwrap_or(start);
+    let window = end
+        .at
+        .duration_since(window_start.at)
+        .as_secs_f64()
+        .max(0.001);
+    let window_messages = end.answered.saturating_sub(window_start.answered);
+    let per_message = |ticks: Option<(u64, u64)>| {
+        ticks.and_then(|(a, b)| {
+            (window_messages > 0)
+                .then(|| ticks_to_seconds(b.saturating_sub(a)) * 1e6 / window_messages as f64)
+        })
+    };
+    let own = window_start.own_ticks.zip(end.own_ticks);
+    let watched = window_start.watched_ticks.zip(end.watched_ticks);
+    let throughput = Throughput {
+        elapsed_s: elapsed,
+        all_online_after_s: all_online_since.map(|s| s.duration_since(start.at).as_secs_f64()),
+        window_s: window,
+        messages_per_s: window_messages as f64 / window,
+        messages_per_s_overall: end.answered.saturating_sub(start.answered) as f64 / elapsed,
+        commands_per_s: end.commands.saturating_sub(window_start.commands) as f64 / window,
+        commands_per_s_overall: end.commands.saturating_sub(start.commands) as f64 / elapsed,
+        sim_cpu_us_per_message: per_message(own),
+        sim_cpu_cores: own.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
+    };
+    let gateway = plan.watch_pid.map(|pid| WatchedProcess {
+        pid,
+        rss_kib_before: rss_before,
+        rss_kib_steady: rss_steady,
+        rss_kib_peak: rss_peak,
+        kib_per_connection: rss_before.zip(rss_steady).and_then(|(before, steady)| {
+            (online_at_end > 0).then(|| steady.saturating_sub(before) as f64 / plan.chargers as f64)
+        }),
+        cpu_seconds: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a))),
+        cpu_us_per_message: per_message(watched),
+        cpu_cores: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
+    });
+    let incomplete = all_online_since.is_none() && plan.chargers > 0;
+    if incomplete {
+        stats.error("not_all_chargers_online");
+    }
+    let summary = if incomplete { stats.summary() } else { summary };
+    let failed = !summary.errors.is_empty();
+    RunReport {
+        chargers: plan.chargers,
+        versions: match plan.versions {
+            VersionMix::Only(v) => v.to_string(),
+            VersionMix::Mixed => "mixed".into(),
+        },
+        closed_loop: plan.closed_loop,
+        throughput,
+        gateway,
+        summary,
+        failed,
+    }
+}

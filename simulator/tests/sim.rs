@@ -1,0 +1,414 @@
+//! End-to-end tests of the simulator against a tiny in-process central system: real
+//! sockets, real WebSocket handshakes, the real run loop and report.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{tls_pair, MockGateway, MockOptions};
+use voltgate_ocpp::{Frame, OcppVersion, Validator};
+use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint, Faults};
+use voltgate_sim::operator::{register_all, ApiConfig, CommandLoad, DEFAULT_MIX};
+use voltgate_sim::run::{run, Plan, RunReport, VersionMix};
+use voltgate_sim::stats::Stats;
+
+fn plan(chargers: u32, seconds: f64) -> Plan {
+    Plan {
+        chargers,
+        first_index: 1,
+        ramp_per_second: 0.0,
+        duration: Duration::from_secs_f64(seconds),
+        versions: VersionMix::Mixed,
+        id_prefix: "T-".into(),
+        connectors: 2,
+        heartbeat_s: Some(1),
+        meter_interval_s: 1,
+        password: None,
+        sessions: None,
+        closed_loop: false,
+        boot_on_reconnect: true,
+        storm_at: None,
+        watch_pid: None,
+        progress: false,
+        seed: 1,
+    }
+}
+
+async fn driver(url: &str) -> DriverConfig {
+    let endpoint = Endpoint::parse(url).unwrap();
+    let address = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    DriverConfig {
+        endpoint,
+        address,
+        tls: None,
+        source_addrs: Vec::new(),
+        call_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        validator: Some(Arc::new(Validator::new().unwrap())),
+        faults: Faults::default(),
+        ws: lean_ws_config(),
+        reconnect_delay: Duration::from_millis(100),
+    }
+}
+
+fn assert_clean(report: &RunReport) {
+    assert!(!report.failed, "run failed: {:#?}", report.summary.errors);
+    assert!(report.summary.errors.is_empty());
+}
+
+#[tokio::test]
+async fn chargers_boot_heartbeat_and_the_run_is_clean() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let stats = Stats::new();
+    let report = run(plan(20, 2.5), driver(&mock.ocpp_url).await, None, stats).await;
+    assert_clean(&report);
+    assert_eq!(report.summary.connections_made, 20);
+    assert_eq!(report.summary.booted, 20);
+    assert_eq!(mock.state.calls("BootNotification"), 20);
+    assert!(
+        report.summary.per_action["Heartbeat"].count >= 20,
+        "{:?}",
+        report.summary.per_action
+    );
+    assert!(report
+        .summary
+        .boot_latency
+        .as_ref()
+        .is_some_and(|p| p.count == 20));
+    assert!(report.throughput.all_online_after_s.is_some());
+    assert_eq!(
+        mock.state
+            .invalid
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every payload schema-valid"
+    );
+    // 1.6 chargers report connector 0 too: 10 * 3 + 10 * 2
+    assert_eq!(mock.state.calls("StatusNotification"), 50);
+}
+
+#[tokio::test]
+async fn closed_loop_drives_messages_back_to_back() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let mut p = plan(8, 2.0);
+    p.closed_loop = true;
+    let report = run(p, driver(&mock.ocpp_url).await, None, Stats::new()).await;
+    assert_clean(&report);
+    assert!(
+        report.throughput.messages_per_s > 200.0,
+        "{:?}",
+        report.throughput
+    );
+    for action in ["Heartbeat", "StatusNotification", "MeterValues"] {
+        assert!(report.summary.per_action[action].count > 50, "{action}");
+    }
+    assert_eq!(
+        mock.state
+            .invalid
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(report.throughput.sim_cpu_us_per_message.is_some());
+}
+
+#[tokio::test]
+async fn operator_commands_reach_the_chargers_and_are_timed() {
+    let mock = MockGateway::start(MockOptions {
+        api_token: Some("T0K".into()),
+        ..MockOptions::default()
+    })
+    .await;
+    let api = ApiConfig {
+        base: mock.api_url.clone(),
+        token: Some("T0K".into()),
+    };
+    let load = CommandLoad {
+        per_second: 60.0,
+        mix: DEFAULT_MIX.iter().map(|s| (*s).to_owned()).collect(),
+        id_tag: "SIM-TAG".into(),
+        meter_interval_s: 1,
+        max_in_flight: 64,
+    };
+    let report = run(
+        plan(6, 3.0),
+        driver(&mock.ocpp_url).await,
+        Some((api, load)),
+        Stats::new(),
+    )
+    .await;
+    assert_clean(&report);
+    let s = &report.summary;
+    assert!(s.commands_sent >= 100, "{}", s.commands_sent);
+    assert_eq!(s.commands_ok, s.commands_sent);
+    for name in [
+        "get-configuration",
+        "set-max-current",
+        "remote-start",
+        "remote-stop",
+        "data-transfer",
+    ] {
+        assert!(
+            s.per_command.contains_key(name),
+            "{name} never sent: {:?}",
+            s.per_command.keys()
+        );
+    }
+    assert!(s.command_latency.as_ref().is_some_and(|p| p.p50_ms < 100.0));
+    assert!(
+        s.calls_received >= s.commands_sent,
+        "each command reached a charger"
+    );
+}
+
+#[tokio::test]
+async fn registration_and_basic_auth() {
+    let options = MockOptions {
+        require_known: true,
+        password: Some("pw-1".into()),
+        ..MockOptions::default()
+    };
+    let mock = MockGateway::start(options).await;
+    let api = ApiConfig {
+        base: mock.api_url.clone(),
+        token: None,
+    };
+    let mut p = plan(5, 1.5);
+    p.password = Some("pw-1".into());
+    let stats = Stats::new();
+    let ids = p
+        .chargers()
+        .into_iter()
+        .map(|(id, _)| (id, p.password.clone()))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        register_all(&api, "site-1", ids.clone(), &stats)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        register_all(&api, "site-1", ids, &stats).await.unwrap(),
+        0,
+        "409 counts as registered"
+    );
+    assert_eq!(mock.state.registered(), 5);
+    let report = run(p.clone(), driver(&mock.ocpp_url).await, None, stats).await;
+    assert_clean(&report);
+
+    // a wrong password is refused at the handshake and fails the run
+    p.password = Some("wrong".into());
+    p.duration = Duration::from_millis(800);
+    let report = run(p, driver(&mock.ocpp_url).await, None, Stats::new()).await;
+    assert!(report.failed);
+    assert!(
+        report
+            .summary
+            .errors
+            .get("handshake:http_401")
+            .is_some_and(|n| *n >= 5),
+        "{:?}",
+        report.summary.errors
+    );
+}
+
+#[tokio::test]
+async fn unknown_chargers_are_refused_and_that_fails_the_run() {
+    let mock = MockGateway::start(MockOptions {
+        require_known: true,
+        ..MockOptions::default()
+    })
+    .await;
+    let report = run(
+        plan(3, 0.8),
+        driver(&mock.ocpp_url).await,
+        None,
+        Stats::new(),
+    )
+    .await;
+    assert!(report.failed);
+    assert!(report.summary.errors.contains_key("handshake:http_404"));
+    assert!(report
+        .summary
+        .errors
+        .contains_key("not_all_chargers_online"));
+}
+
+#[tokio::test]
+async fn wss_with_a_trusted_ca_file() {
+    let (server, ca_pem) = tls_pair();
+    let mock = MockGateway::start(MockOptions {
+        tls: Some(server),
+        ..MockOptions::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("voltgate-sim-wss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.tls = Some(voltgate_sim::tls::client_config(Some(&ca_file)).unwrap());
+    let report = run(plan(4, 1.5), cfg, None, Stats::new()).await;
+    assert_clean(&report);
+    assert_eq!(report.summary.booted, 4);
+
+    // without the CA the handshake fails
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.tls = Some(voltgate_sim::tls::client_config(None).unwrap());
+    let report = run(plan(2, 0.8), cfg, None, Stats::new()).await;
+    assert!(
+        report.summary.errors.contains_key("connect:tls"),
+        "{:?}",
+        report.summary.errors
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn reset_closes_reconnects_and_boots_again() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let mut p = plan(1, 4.0);
+    p.versions = VersionMix::Only(OcppVersion::V16);
+    let state = Arc::clone(&mock.state);
+    let id = p.charger_id(1);
+    let poke = tokio::spawn(async move {
+        while !state.is_connected(&id) || state.boots_of(&id) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let answer = state
+            .call(
+                &id,
+                "Reset",
+                json!({"type": "Hard"}),
+                Duration::from_secs(2),
+            )
+            .await;
+        assert!(
+            matches!(answer, Some(Frame::CallResult { ref payload, .. }) if payload["status"] == "Accepted"),
+            "{answer:?}"
+        );
+        for _ in 0..200 {
+            if state.boots_of(&id) >= 2 && state.is_connected(&id) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    });
+    let report = run(p, driver(&mock.ocpp_url).await, None, Stats::new()).await;
+    assert!(
+        poke.await.unwrap(),
+        "the charger booted again after the reset"
+    );
+    assert_clean(&report);
+    assert!(report.summary.connections_made >= 2);
+}
+
+#[tokio::test]
+async fn malformed_frames_are_refused_and_noted_not_failed() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let mut p = plan(4, 2.0);
+    p.closed_loop = true;
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.faults.malformed = 0.2;
+    let report = run(p, cfg, None, Stats::new()).await;
+    assert_clean(&report);
+    assert!(
+        report.summary.malformed_refused > 10,
+        "{}",
+        report.summary.malformed_refused
+    );
+    assert_eq!(
+        report.summary.malformed_refused,
+        mock.state
+            .invalid
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+#[tokio::test]
+async fn disconnect_faults_and_storms_reconnect_cleanly() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let mut p = plan(6, 3.0);
+    p.storm_at = Some(Duration::from_millis(1500));
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.faults.disconnects_per_minute = 30.0;
+    let report = run(p, cfg, None, Stats::new()).await;
+    assert_clean(&report);
+    assert!(
+        report.summary.connections_made >= 12,
+        "storm reconnected everyone: {}",
+        report.summary.connections_made
+    );
+    assert!(report.summary.notes.contains_key("fault:storm_disconnect"));
+}
+
+#[tokio::test]
+async fn unanswered_calls_time_out_and_fail_the_run() {
+    let mock = MockGateway::start(MockOptions {
+        silent_actions: vec!["Heartbeat"],
+        ..MockOptions::default()
+    })
+    .await;
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.call_timeout = Duration::from_millis(300);
+    let report = run(plan(2, 2.0), cfg, None, Stats::new()).await;
+    assert!(report.failed);
+    assert!(
+        report.summary.errors.contains_key("timeout:Heartbeat"),
+        "{:?}",
+        report.summary.errors
+    );
+}
+
+#[tokio::test]
+async fn slow_and_missing_answers_to_the_gateway() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let mut p = plan(1, 3.0);
+    p.versions = VersionMix::Only(OcppVersion::V201);
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.faults.slow_answer = Duration::from_millis(300);
+    let state = Arc::clone(&mock.state);
+    let id = p.charger_id(1);
+    let probe = tokio::spawn(async move {
+        while !state.is_connected(&id) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let began = std::time::Instant::now();
+        let answer = state
+            .call(&id, "ClearCache", json!({}), Duration::from_secs(2))
+            .await;
+        (answer.is_some(), began.elapsed())
+    });
+    let report = run(p, cfg, None, Stats::new()).await;
+    let (answered, took) = probe.await.unwrap();
+    assert!(answered && took >= Duration::from_millis(300), "{took:?}");
+    assert_clean(&report);
+
+    // a charger that never answers leaves the gateway's CALL pending
+    let mut p = plan(1, 2.0);
+    p.versions = VersionMix::Only(OcppVersion::V16);
+    p.id_prefix = "N-".into();
+    let mut cfg = driver(&mock.ocpp_url).await;
+    cfg.faults.no_answer = 1.0;
+    let state = Arc::clone(&mock.state);
+    let id = p.charger_id(1);
+    let probe = tokio::spawn(async move {
+        while !state.is_connected(&id) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        state
+            .call(&id, "ClearCache", json!({}), Duration::from_millis(500))
+            .await
+    });
+    let report = run(p, cfg, None, Stats::new()).await;
+    assert!(probe.await.unwrap().is_none(), "no answer expected");
+    assert_eq!(report.summary.faults_injected, 1);
+    assert_clean(&report);
+}
