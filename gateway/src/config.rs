@@ -78,7 +78,8 @@ pub struct ServeArgs {
 
     /// API token for the bootstrap principal `admin` (may do everything). When absent and no
     /// admin exists yet, one is generated and printed once. Never logged.
-    #[arg(long, env = "VOLTGATE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "VOLTGATE_ADMIN_TOKEN", hide_env_values = true,
+          value_parser = parse_admin_token)]
     pub admin_token: Option<String>,
 
     /// Accept unknown chargers at the handshake and create them as stations under SCOPE.
@@ -190,6 +191,19 @@ fn parse_frame_limit(text: &str) -> Result<usize, String> {
     Ok(value)
 }
 
+/// The shortest admin token accepted: a guessable bootstrap token would hand out everything.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+fn parse_admin_token(text: &str) -> Result<String, String> {
+    if text.chars().count() < MIN_ADMIN_TOKEN_CHARS || text.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters without white space \
+             (leave it unset to have one generated)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 fn parse_path_prefix(text: &str) -> Result<String, String> {
     let trimmed = text.trim().trim_end_matches('/');
     if !trimmed.starts_with('/') || trimmed.contains("//") || trimmed.contains(char::is_whitespace)
@@ -258,6 +272,22 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn short_or_empty_admin_tokens_are_refused() {
+        for bad in ["", "short", "has white space inside"] {
+            assert!(
+                Cli::try_parse_from(["voltgate", "--admin-token", bad]).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["voltgate", "--admin-token", "vg_0123456789abcdef"]).unwrap();
+        assert_eq!(
+            cli.serve.admin_token.as_deref(),
+            Some("vg_0123456789abcdef")
+        );
     }
 
     #[test]
