@@ -9,6 +9,7 @@ mod deploy_assets;
 mod durability;
 mod frames;
 mod handshake;
+mod smoke_load;
 mod third_party;
 
 use std::time::Duration;
