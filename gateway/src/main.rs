@@ -7,16 +7,25 @@ use voltgate::config::{parse_cli, CliCommand, ServeConfig};
 fn main() -> ExitCode {
     let cli = parse_cli();
     match cli.command {
-        Some(CliCommand::Policy(command)) => match voltgate::policy_cli::run(command) {
-            Ok(code) => code,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::FAILURE
+        Some(CliCommand::Policy(command)) => {
+            match voltgate::policy_cli::run(command, &mut std::io::stdout().lock()) {
+                Ok(code) => code,
+                // A reader that stopped early (`voltgate policy matrix virta | head`) is not an error.
+                Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Some(CliCommand::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn serve(config: ServeConfig) -> ExitCode {

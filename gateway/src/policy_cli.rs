@@ -4,6 +4,7 @@
 //! line), `matrix` prints the role × permission table, and `explain` builds an engine from a
 //! small fixture file and explains one decision.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -86,17 +87,17 @@ pub enum PolicyCommand {
     },
 }
 
-/// Runs one policy subcommand, writing its report to stdout.
-pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+/// Runs one policy subcommand, writing its report to `out` (stdout in the binary).
+pub fn run(command: PolicyCommand, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Validate { preset } => {
             let preset = load_preset(&preset)?;
-            println!("{}", summary(&preset));
+            writeln!(out, "{}", summary(&preset))?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Matrix { preset } => {
             let preset = load_preset(&preset)?;
-            print!("{}", preset.matrix());
+            write!(out, "{}", preset.matrix())?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Explain {
@@ -123,21 +124,20 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                     "reason": decision.reason,
                     "evidence": decision.evidence,
                 });
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                println!(
-                    "{}",
-                    if decision.allowed {
-                        "ALLOWED"
-                    } else {
-                        "DENIED"
-                    }
-                );
-                println!("reason: {}", decision.reason);
-                println!(
+                let verdict = if decision.allowed {
+                    "ALLOWED"
+                } else {
+                    "DENIED"
+                };
+                writeln!(out, "{verdict}")?;
+                writeln!(out, "reason: {}", decision.reason)?;
+                writeln!(
+                    out,
                     "evidence: {}",
                     serde_json::to_string_pretty(&decision.evidence)?
-                );
+                )?;
             }
             Ok(if decision.allowed {
                 ExitCode::SUCCESS
@@ -316,6 +316,24 @@ pub fn build_engine(preset: Preset, fixture: &Fixture) -> anyhow::Result<Engine>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_quiet(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+        run(command, &mut Vec::new())
+    }
+
+    #[test]
+    fn reports_go_to_the_given_writer() {
+        let mut out = Vec::new();
+        run(
+            PolicyCommand::Validate {
+                preset: "virta".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("preset `virta` is valid"), "{text}");
+    }
     use std::io::Write;
 
     const CONNECT_FIXTURE: &str = r#"
@@ -350,7 +368,7 @@ mod tests {
     }
 
     fn explain(file: &Path, principal: &str, action: &str, resource: &str) -> ExitCode {
-        run(PolicyCommand::Explain {
+        run_quiet(PolicyCommand::Explain {
             preset: "connect".into(),
             fixture: file.to_path_buf(),
             principal: principal.into(),
@@ -419,7 +437,7 @@ mod tests {
     #[test]
     fn unknown_action_is_an_error() {
         let file = fixture_file(CONNECT_FIXTURE, ".toml");
-        let result = run(PolicyCommand::Explain {
+        let result = run_quiet(PolicyCommand::Explain {
             preset: "connect".into(),
             fixture: file.path().to_path_buf(),
             principal: "alice".into(),
@@ -442,7 +460,7 @@ mod tests {
             assert!(!preset.matrix().is_empty());
         }
         let broken = fixture_file("[preset]\nid = \"broken\"\n", ".toml");
-        let err = run(PolicyCommand::Validate {
+        let err = run_quiet(PolicyCommand::Validate {
             preset: broken.path().display().to_string(),
         })
         .unwrap_err();
