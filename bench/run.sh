@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark of the Voltgate gateway, driven by voltgate-sim.
 #
-#   bench/run.sh [SCENARIO...]     scenarios: smoke connections closed-loop commands (default: all but smoke)
+#   bench/run.sh [SCENARIO...]     scenarios: smoke connections closed-loop commands peers
+#                                  (default: all but smoke and peers)
 #
 # Builds release binaries, starts the gateway pinned to one CPU and the simulator pinned to
 # another (taskset), runs each scenario, and writes the simulator's JSON reports, the gateway's
@@ -10,7 +11,8 @@
 #
 # Environment: GW_CPU (0), SIM_CPU (1), OCPP_PORT (19000), API_PORT (18080),
 # CARGO_TARGET_DIR (target), OUT (results folder), CHARGERS_MAX (19000), BOOT_RAMP (2500),
-# CLOSED_LOOP_CHARGERS (1000), COMMAND_RATE (5000), DURATION (30).
+# CLOSED_LOOP_CHARGERS (1000), COMMAND_RATE (5000), DURATION (30), PEERS_DURATION (20),
+# IDLE_CHARGERS (2000), PEERS_DIR (TARGET/bench-peers: where `peers` installs the other servers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +27,8 @@ BOOT_RAMP=${BOOT_RAMP:-2500}
 CLOSED_LOOP_CHARGERS=${CLOSED_LOOP_CHARGERS:-1000}
 COMMAND_RATE=${COMMAND_RATE:-5000}
 DURATION=${DURATION:-30}
+PEERS_DURATION=${PEERS_DURATION:-20}
+IDLE_CHARGERS=${IDLE_CHARGERS:-2000}
 TOKEN=bench-admin-token
 SCOPE=bench
 SCENARIOS=("$@")
@@ -40,6 +44,7 @@ echo "building release binaries" >&2
 (cd "$ROOT" && cargo build --release -p voltgate -p voltgate-sim)
 GW=$TARGET/release/voltgate
 SIM=$TARGET/release/voltgate-sim
+PEERS_DIR=${PEERS_DIR:-$TARGET/bench-peers}
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -87,10 +92,12 @@ stop_gateway() {
     fi
     GW_PID=
 }
-trap 'if [ -n "$GW_PID" ]; then kill -INT "$GW_PID" 2>/dev/null || true; fi' EXIT
+PEER_PID=
+trap 'if [ -n "$GW_PID" ]; then kill -INT "$GW_PID" 2>/dev/null || true; fi
+      if [ -n "$PEER_PID" ]; then kill -TERM "$PEER_PID" 2>/dev/null || true; fi' EXIT
 
 sim() {
-    taskset -c "$SIM_CPU" "$SIM" --url "ws://127.0.0.1:$OCPP_PORT/ocpp" --api "http://127.0.0.1:$API_PORT" \
+    taskset -c "$SIM_CPU" "$SIM" --url "${SIM_URL:-ws://127.0.0.1:$OCPP_PORT/ocpp}" --api "http://127.0.0.1:$API_PORT" \
         --api-token "$TOKEN" --report json --quiet "$@"
 }
 
@@ -163,6 +170,90 @@ scenario_commands() {
     stop_gateway commands
 }
 
+install_peers() {
+    # The other OCPP servers, from their registries, outside the source tree.
+    mkdir -p "$PEERS_DIR/node"
+    if [ ! -x "$PEERS_DIR/venv/bin/python" ]; then
+        python3 -m venv "$PEERS_DIR/venv"
+    fi
+    "$PEERS_DIR/venv/bin/pip" install --quiet --disable-pip-version-check ocpp==2.1.0 websockets==17.4
+    cp "$ROOT/bench/peers/package.json" "$PEERS_DIR/node/package.json"
+    (cd "$PEERS_DIR/node" && npm install --no-audit --no-fund --silent)
+    {
+        echo "python: $("$PEERS_DIR/venv/bin/python" --version 2>&1)"
+        "$PEERS_DIR/venv/bin/pip" list --disable-pip-version-check 2>/dev/null | awk '$1 ~ /^(ocpp|websockets|jsonschema)$/ { print "pypi " $1 ": " $2 }'
+        echo "node: $(node --version)"
+        echo "npm ocpp-rpc: $(node -p "require('$PEERS_DIR/node/node_modules/ocpp-rpc/package.json').version")"
+    } >"$OUT/peers-versions.txt"
+}
+
+start_peer() {
+    # start_peer NAME PORT COMMAND...: a peer server pinned like the gateway, up when its port answers
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$GW_CPU" "$@" --host 127.0.0.1 --port "$port" >"$OUT/peers-$name.server.log" 2>&1 &
+    PEER_PID=$!
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "$name pid $PEER_PID, rss $(rss_kib "$PEER_PID") KiB" >&2
+}
+
+stop_peer() {
+    if [ -n "$PEER_PID" ]; then
+        kill -TERM "$PEER_PID" 2>/dev/null || true
+        wait "$PEER_PID" || true
+    fi
+    PEER_PID=
+}
+
+measure_server() {
+    # measure_server NAME PORT PID: idle connections (on the freshly started server, so its
+    # memory before is its own baseline), then the same closed loop, against one server
+    local name=$1 port=$2 pid=$3
+    local url="ws://127.0.0.1:$port/ocpp"
+    echo "# $name: simulator --url $url" >>"$OUT/commands.txt"
+    # chargers that only boot and hold their connection; RSS sampled once they have settled
+    local ramp=500 hold=$((IDLE_CHARGERS / 500 + 16))
+    local before_rss
+    before_rss=$(rss_kib "$pid")
+    echo "+ voltgate-sim --chargers $IDLE_CHARGERS --ramp $ramp --duration $hold --version 1.6 --heartbeat 300" \
+        | tee -a "$OUT/commands.txt" >&2
+    local rc=0
+    SIM_URL=$url sim --chargers "$IDLE_CHARGERS" --first-index 100001 --ramp "$ramp" --duration "$hold" \
+        --version 1.6 --heartbeat 300 --watch-pid "$pid" --call-timeout 60 \
+        >"$OUT/peers-$name-idle.json" 2>"$OUT/peers-$name-idle.stderr" &
+    local sim_pid=$!
+    sleep $((hold - 3))
+    local settled_rss
+    settled_rss=$(rss_kib "$pid")
+    wait "$sim_pid" || rc=$?
+    echo "peers-$name-idle exit $rc" >>"$OUT/exit-codes.txt"
+    echo "{\"chargers\": $IDLE_CHARGERS, \"rss_kib_before\": $before_rss, \"rss_kib_settled\": $settled_rss}" \
+        >"$OUT/peers-$name-idle.rss.json"
+    SIM_URL=$url run_logged "peers-$name-closed-loop" --chargers "$CLOSED_LOOP_CHARGERS" --ramp 0 \
+        --duration "$PEERS_DURATION" --version 1.6 --closed-loop --watch-pid "$pid" --call-timeout 60
+}
+
+scenario_peers() {
+    # Voltgate against the Python `ocpp` central system and the Node `ocpp-rpc` strict server:
+    # each pinned to GW_CPU in turn, under the same simulator load pinned to SIM_CPU.
+    install_peers
+    start_gateway peers-voltgate
+    measure_server voltgate "$OCPP_PORT" "$GW_PID"
+    stop_gateway peers-voltgate
+    start_peer python-ocpp "$((OCPP_PORT + 100))" "$PEERS_DIR/venv/bin/python" "$ROOT/bench/peers/python_ocpp_server.py"
+    measure_server python-ocpp "$((OCPP_PORT + 100))" "$PEER_PID"
+    stop_peer
+    start_peer node-ocpp-rpc "$((OCPP_PORT + 200))" env NODE_PATH="$PEERS_DIR/node/node_modules" \
+        node "$ROOT/bench/peers/node_ocpp_rpc_server.js"
+    measure_server node-ocpp-rpc "$((OCPP_PORT + 200))" "$PEER_PID"
+    stop_peer
+}
+
 for s in "${SCENARIOS[@]}"; do
     echo "== $s" >&2
     case "$s" in
@@ -170,6 +261,7 @@ for s in "${SCENARIOS[@]}"; do
         connections) scenario_connections ;;
         closed-loop) scenario_closed_loop ;;
         commands) scenario_commands ;;
+        peers) scenario_peers ;;
         *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
 done

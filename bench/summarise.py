@@ -21,6 +21,40 @@ def action_row(name, p):
     return f"| {name} | {p['count']:,} | {p['p50_ms']:.2f} | {p['p95_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} |"
 
 
+def peers_table(out):
+    """Voltgate next to the other OCPP servers, from the `peers` scenario's files."""
+    rows = []
+    for name in ("voltgate", "python-ocpp", "node-ocpp-rpc"):
+        loop = load(out / f"peers-{name}-closed-loop.json")
+        idle = load(out / f"peers-{name}-idle.rss.json")
+        if not loop and not idle:
+            continue
+        rate = cpu = None
+        errors = {}
+        if loop:
+            rate = loop["throughput"]["messages_per_s"]
+            if loop["throughput"]["all_online_after_s"] is None:
+                errors["no steady window: rate over the whole run"] = 1
+            cpu = (loop.get("gateway") or {}).get("cpu_us_per_message")
+            errors.update(loop["summary"]["errors"])
+        per_conn = None
+        if idle:
+            per_conn = (idle["rss_kib_settled"] - idle["rss_kib_before"]) / max(idle["chargers"], 1)
+            idle_report = load(out / f"peers-{name}-idle.json")
+            if idle_report:
+                errors.update({f"idle {k}": v for k, v in idle_report["summary"]["errors"].items()})
+        rows.append(f"| {name} | {fmt(rate, 0)} | {fmt(cpu, 2)} | {fmt(per_conn, 2)} | {errors or 'none'} |")
+    if not rows:
+        return []
+    lines = ["## Side by side (closed loop, 1.6; idle connections)", "",
+             "| server | messages/s | CPU µs/message | KiB/connection | errors |", "|---|---|---|---|---|"]
+    lines += rows + [""]
+    versions = out / "peers-versions.txt"
+    if versions.exists():
+        lines += ["```", versions.read_text().strip(), "```", ""]
+    return lines
+
+
 def main(out):
     out = pathlib.Path(out)
     lines = [f"# Benchmark run {out.name}", ""]
@@ -76,6 +110,7 @@ def main(out):
         for command, p in s["per_command"].items():
             lines.append(action_row(f"command {command}", p))
         lines.append("")
+    lines += peers_table(out)
     print("\n".join(lines))
 
 
