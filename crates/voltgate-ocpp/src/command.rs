@@ -160,8 +160,17 @@ struct UnlockBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResetBody {
-    #[serde(default)]
-    hard: bool,
+    #[serde(rename = "type")]
+    kind: ResetKind,
+}
+
+/// `soft` lets the charger finish what it is doing (1.6 Soft, 2.0.1 OnIdle); `hard` reboots at
+/// once (1.6 Hard, 2.0.1 Immediate).
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ResetKind {
+    Soft,
+    Hard,
 }
 
 #[derive(Deserialize)]
@@ -322,7 +331,9 @@ impl Command {
             }
             "reset" => {
                 let b: ResetBody = read_body(body)?;
-                Command::Reset { hard: b.hard }
+                Command::Reset {
+                    hard: matches!(b.kind, ResetKind::Hard),
+                }
             }
             "update-firmware" => {
                 let b: UpdateFirmwareBody = read_body(body)?;

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::Value;
 use voltgate_ocpp::{Command, CommandError};
 
 use super::error::ApiError;
@@ -18,11 +17,6 @@ pub async fn send(
     Path((charger_id, name)): Path<(String, String)>,
     JsonValue(body): JsonValue,
 ) -> Result<Json<CommandReply>, ApiError> {
-    let body = if name == "reset" {
-        reset_body(body)?
-    } else {
-        body
-    };
     let command = Command::from_api(&name, &body).map_err(|err| match err {
         CommandError::UnknownCommand(_) => ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
@@ -43,53 +37,4 @@ pub async fn send(
     )
     .await?;
     Ok(Json(reply))
-}
-
-/// The API's reset body is `{"type": "soft" | "hard"}`; the codec takes `{"hard": bool}`.
-fn reset_body(body: Value) -> Result<Value, ApiError> {
-    let Value::Object(mut fields) = body else {
-        return Err(ApiError::invalid_body("reset needs a JSON object body"));
-    };
-    let hard = match fields.remove("type") {
-        Some(Value::String(kind)) if kind == "soft" => false,
-        Some(Value::String(kind)) if kind == "hard" => true,
-        Some(other) => {
-            return Err(ApiError::invalid_body(format!(
-                "reset type must be \"soft\" or \"hard\", not {other}"
-            )))
-        }
-        None => {
-            return Err(ApiError::invalid_body(
-                "reset needs `type`: \"soft\" or \"hard\"",
-            ))
-        }
-    };
-    if let Some(extra) = fields.keys().next() {
-        return Err(ApiError::invalid_body(format!(
-            "unknown field `{extra}` in reset body"
-        )));
-    }
-    Ok(serde_json::json!({ "hard": hard }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reset_body;
-    use serde_json::json;
-
-    #[test]
-    fn reset_type_maps_to_the_codec_shape() {
-        assert_eq!(
-            reset_body(json!({"type": "soft"})).unwrap(),
-            json!({"hard": false})
-        );
-        assert_eq!(
-            reset_body(json!({"type": "hard"})).unwrap(),
-            json!({"hard": true})
-        );
-        assert!(reset_body(json!({"type": "Soft"})).is_err());
-        assert!(reset_body(json!({})).is_err());
-        assert!(reset_body(json!({"type": "soft", "hard": true})).is_err());
-        assert!(reset_body(json!([1])).is_err());
-    }
 }

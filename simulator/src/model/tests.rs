@@ -655,7 +655,7 @@ fn reset_stops_transactions_reboots_and_boots_again() {
         h.start_local("CARD-1");
         h.take_log();
         assert_eq!(
-            h.command("reset", json!({"hard": hard}))["status"],
+            h.command("reset", json!({"type": if hard { "hard" } else { "soft" }}))["status"],
             "Accepted"
         );
         if stop_first {
@@ -1487,7 +1487,7 @@ fn sample_body(name: &str) -> Value {
         "remote-start" => json!({"id_token": "APP-1"}),
         "remote-stop" => json!({"transaction_id": "1"}),
         "unlock" => json!({"connector": 2}),
-        "reset" => json!({"hard": false}),
+        "reset" => json!({"type": "soft"}),
         "update-firmware" => json!({"location": "https://fw.example.com/a.bin"}),
         "get-configuration" => json!({}),
         "change-configuration" => json!({"key": "HeartbeatInterval", "value": "60"}),

@@ -510,10 +510,14 @@ fn from_api_reads_each_command_body() {
         ),
         (
             "reset",
-            json!({"hard": true}),
+            json!({"type": "hard"}),
             Command::Reset { hard: true },
         ),
-        ("reset", Value::Null, Command::Reset { hard: false }),
+        (
+            "reset",
+            json!({"type": "soft"}),
+            Command::Reset { hard: false },
+        ),
         (
             "update-firmware",
             json!({"location": "https://fw/x"}),
@@ -627,7 +631,9 @@ fn from_api_refuses_bad_bodies() {
         ("remote-stop", json!({"transaction_id": 9})),
         ("unlock", json!({"connector": 0})),
         ("unlock", json!({})),
-        ("reset", json!({"hard": "yes"})),
+        ("reset", json!({"hard": true})),
+        ("reset", json!({"type": "Soft"})),
+        ("reset", Value::Null),
         ("update-firmware", json!({"location": "not a uri"})),
         (
             "update-firmware",
