@@ -64,9 +64,16 @@ async fn acknowledged_state_survives_sigkill() {
         .await
         .unwrap()
         .expect(200);
+    let entries = audit.body["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        audit.text.contains("site-admin") || audit.text.contains("role.assign"),
-        "{}",
+        entries.iter().any(|e| e["action"] == "role.assign"
+            && e["principal"] == "admin"
+            && e["allowed"] == true
+            && e["resource"].as_str().is_some_and(|r| r.contains("ops"))),
+        "the assignment's audit record was lost: {}",
         audit.text
     );
 
