@@ -62,22 +62,30 @@ def main(out):
     if machine.exists():
         lines += ["```", machine.read_text().strip(), "```", ""]
 
-    a, b = load(out / "connections-a.json"), load(out / "connections-b.json")
+    # one report from the simulator (however many processes it used); older result folders
+    # hold two, from two simulators started by hand
+    reports = [r for r in (load(out / "connections.json"),) if r]
+    if not reports:
+        reports = [r for r in (load(out / "connections-a.json"), load(out / "connections-b.json")) if r]
     gw = load(out / "connections.gateway.json")
-    if a and b:
-        total = a["chargers"] + b["chargers"]
-        online = [r["throughput"]["all_online_after_s"] for r in (a, b)]
-        errors = {**a["summary"]["errors"], **b["summary"]["errors"]}
+    if reports:
+        total = sum(r["chargers"] for r in reports)
+        online = [r["throughput"]["all_online_after_s"] for r in reports]
+        errors = {}
+        for r in reports:
+            for kind, n in r["summary"]["errors"].items():
+                errors[kind] = errors.get(kind, 0) + n
         lines += ["## Connections and boot storm", ""]
         if None not in online:
             lines.append(f"- {total:,} chargers online and booted after {max(online):.1f} s: "
                          f"{total / max(online):,.0f} per second")
         else:
             lines.append(f"- not every charger came online: {online}")
-        for r, tag in ((a, "a"), (b, "b")):
+        for r in reports:
             s = r["summary"]
             boot = s.get("boot_latency") or {}
-            lines.append(f"- process {tag}: made {s['connections_made']:,}, failed {s['connections_failed']:,}, "
+            lines.append(f"- {r['chargers']:,} chargers from {r.get('processes', 1)} simulator process(es): "
+                         f"made {s['connections_made']:,}, failed {s['connections_failed']:,}, "
                          f"boot p50 {fmt(boot.get('p50_ms'), 2)} ms p99 {fmt(boot.get('p99_ms'), 2)} ms max {fmt(boot.get('max_ms'), 2)} ms")
         lines.append(f"- errors: {errors or 'none'}")
         if gw:
@@ -93,7 +101,8 @@ def main(out):
             continue
         t, s, g = r["throughput"], r["summary"], r.get("gateway") or {}
         lines += [f"## {name}", ""]
-        lines.append(f"- {r['chargers']:,} chargers ({r['versions']}), steady window {t['window_s']:.1f} s")
+        lines.append(f"- {r['chargers']:,} chargers ({r['versions']}) from {r.get('processes', 1)} simulator process(es), "
+                     f"steady window {t['window_s']:.1f} s")
         lines.append(f"- messages answered per second: {fmt(t['messages_per_s'], 0)} (whole run {fmt(t['messages_per_s_overall'], 0)})")
         lines.append(f"- gateway CPU per message: {fmt(g.get('cpu_us_per_message'), 2)} µs ({fmt(g.get('cpu_cores'), 2)} cores); "
                      f"RSS {g.get('rss_kib_steady')} KiB")

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
 use voltgate_ocpp::OcppVersion;
 
 use crate::model::SessionPlan;
 use crate::operator::{CommandLoad, DEFAULT_MIX, LOAD_COMMANDS};
 use crate::run::{Plan, VersionMix};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum VersionArg {
     #[value(name = "1.6")]
     V16,
@@ -22,7 +23,7 @@ pub enum VersionArg {
     Mixed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ReportFormat {
     /// A human-readable table.
     Table,
@@ -36,7 +37,11 @@ pub enum ReportFormat {
 /// connections made and failed, boot latency, messages per second, CALL→CALLRESULT latency
 /// per action, operator command latency and errors by kind. The exit code is 0 when
 /// nothing was lost or refused, 1 when something was, 2 when the run could not start.
-#[derive(Debug, Clone, Parser)]
+///
+/// When N chargers (plus the API connections of the operator load and a small reserve) need
+/// more open files than one process may have, the run splits itself over several processes
+/// and still prints one report (see --processes).
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "voltgate-sim", version, disable_version_flag = true)]
 pub struct Cli {
     /// Print the simulator's own version (`--version` selects the OCPP version).
@@ -47,15 +52,29 @@ pub struct Cli {
     #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp", value_name = "URL")]
     pub url: String,
 
-    /// Number of chargers to simulate in this process.
+    /// Number of chargers to simulate (spread over several processes when one process may
+    /// not open that many connections; see --processes).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub chargers: u32,
 
-    /// Number of the first charger; lets several processes share one id space.
+    /// Number of the first charger; lets separately started simulators share one id space.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub first_index: u32,
 
-    /// New connections per second (0: all at once).
+    /// Simulator processes to spread the chargers over, each with a contiguous share of the
+    /// charger ids and its share of --ramp, --commands and --max-in-flight; one report
+    /// covers them all. Default: as few as the open-file limit (RLIMIT_NOFILE) allows for
+    /// N chargers plus the operator load's API connections and a reserve of 100 files per
+    /// process.
+    #[arg(long, value_name = "K")]
+    pub processes: Option<u32>,
+
+    /// Internal: run as one process of a split run, taking its share from the parent
+    /// process on standard input.
+    #[arg(long, hide = true)]
+    pub worker: bool,
+
+    /// New connections per second, over all processes (0: all at once).
     #[arg(long, default_value_t = 100.0, value_name = "PER_SECOND")]
     pub ramp: f64,
 
@@ -127,7 +146,8 @@ pub struct Cli {
     pub ca_file: Option<PathBuf>,
 
     /// Local addresses to connect from, spread over chargers so ports do not run out:
-    /// a comma-separated list of addresses or ranges like 127.0.0.1-127.0.0.8.
+    /// a comma-separated list of addresses or ranges like 127.0.0.1-127.0.0.8 (charger n
+    /// connects from address n modulo the list's length, in a split run too).
     #[arg(long, value_name = "LIST")]
     pub source_addrs: Option<String>,
 
@@ -149,7 +169,7 @@ pub struct Cli {
     #[arg(long, value_name = "SCOPE")]
     pub register: Option<String>,
 
-    /// Operator load: remote commands per second through
+    /// Operator load: remote commands per second (over all processes) through
     /// POST /api/v1/chargers/{id}/commands/{command}, to chargers that are online.
     #[arg(long, default_value_t = 0.0, value_name = "PER_SECOND")]
     pub commands: f64,
@@ -158,7 +178,8 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", default_value_t = DEFAULT_MIX.join(","))]
     pub command_mix: String,
 
-    /// Most operator commands in flight at once.
+    /// Most operator commands in flight at once (over all processes); each may hold an API
+    /// connection open.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_in_flight: usize,
 
@@ -227,6 +248,8 @@ pub enum CliError {
     UnknownCommand(String, String),
     #[error("--chargers must be at least 1")]
     NoChargers,
+    #[error("--processes must be from 1 to the number of chargers ({0})")]
+    Processes(u32),
 }
 
 /// Reads `127.0.0.1,127.0.0.5-127.0.0.8,127.0.1.1-4` into a list of addresses.
@@ -403,9 +426,11 @@ mod tests {
             "--fault-malformed-rate",
             "--ca-file",
             "--password",
+            "--processes",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
+        assert!(!help.contains("--worker"), "the worker switch is internal");
         for arg in Cli::command().get_arguments() {
             assert!(
                 arg.get_help().is_some() || arg.get_id() == "help" || arg.get_id() == "version",

@@ -6,6 +6,7 @@
 //! - [`driver`]: the WebSocket client that runs a model against the gateway;
 //! - [`operator`]: registration and operator commands through the gateway's HTTP API;
 //! - [`run`]: a whole load run (ramp, steady window, stop) and its [`run::RunReport`];
+//! - [`split`]: one run spread over several processes when one may not open enough files;
 //! - [`stats`], [`report`], [`procfs`]: what is measured and how it is shown;
 //! - [`cli`], [`tls`]: the command line and TLS settings.
 //!
@@ -20,5 +21,6 @@ pub mod operator;
 pub mod procfs;
 pub mod report;
 pub mod run;
+pub mod split;
 pub mod stats;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! The `voltgate-sim` binary: reads the command line, sets up the runtime, registers chargers
-//! when asked, runs the load and prints the report. Exit code 0: nothing lost or refused;
-//! 1: something was; 2: the run could not start.
+//! when asked, runs the load (in one process, or split over several when the open-file limit
+//! asks for it) and prints the report. Exit code 0: nothing lost or refused; 1: something
+//! was; 2: the run could not start.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,14 +12,25 @@ use clap::Parser as _;
 use voltgate_ocpp::Validator;
 use voltgate_sim::cli::{Cli, ReportFormat};
 use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint};
-use voltgate_sim::operator::{register_all, ApiConfig};
-use voltgate_sim::run::run;
+use voltgate_sim::operator::{register_all, ApiConfig, CommandLoad};
+use voltgate_sim::run::{run, Plan};
+use voltgate_sim::split::{files_per_process, processes_needed, run_split, WorkerSpec};
 use voltgate_sim::stats::Stats;
-use voltgate_sim::{report, tls};
+use voltgate_sim::{procfs, report, split, tls};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match start(cli) {
+    let outcome = if cli.worker {
+        WorkerSpec::read_from_stdin()
+            .map_err(anyhow::Error::from)
+            .and_then(|spec| {
+                let threads = spec.cli.threads;
+                runtime(threads)?.block_on(work(spec))
+            })
+    } else {
+        runtime(cli.threads).and_then(|rt| rt.block_on(simulate(cli)))
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -28,16 +40,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(cli: Cli) -> anyhow::Result<bool> {
-    let threads = cli
-        .threads
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = threads
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(1)
         })
         .max(1);
-    let runtime = if threads == 1 {
+    Ok(if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -46,11 +57,18 @@ fn start(cli: Cli) -> anyhow::Result<bool> {
             .worker_threads(threads)
             .enable_all()
             .build()?
-    };
-    runtime.block_on(simulate(cli))
+    })
 }
 
-async fn simulate(cli: Cli) -> anyhow::Result<bool> {
+/// Everything a run needs, read from the command line.
+struct Setup {
+    plan: Plan,
+    driver: DriverConfig,
+    api: ApiConfig,
+    load: Option<CommandLoad>,
+}
+
+async fn setup(cli: &Cli) -> anyhow::Result<Setup> {
     let plan = cli.plan()?;
     let faults = cli.faults()?;
     let load = cli.command_load()?;
@@ -90,6 +108,47 @@ async fn simulate(cli: Cli) -> anyhow::Result<bool> {
         base: cli.api.trim_end_matches('/').to_owned(),
         token: cli.api_token.clone(),
     };
+    Ok(Setup {
+        plan,
+        driver,
+        api,
+        load,
+    })
+}
+
+/// How many processes this run takes: --processes, or what the open-file limit needs.
+fn processes(cli: &Cli, plan: &Plan) -> anyhow::Result<u32> {
+    let api_connections = if cli.commands > 0.0 {
+        cli.max_in_flight as u64
+    } else {
+        0
+    };
+    let limit = procfs::open_file_limit();
+    match cli.processes {
+        Some(k) if k == 0 || k > plan.chargers => {
+            Err(voltgate_sim::cli::CliError::Processes(plan.chargers).into())
+        }
+        Some(k) => {
+            let needed = files_per_process(plan.chargers, api_connections, k);
+            if let Some(limit) = limit.filter(|limit| needed > *limit) {
+                eprintln!(
+                    "voltgate-sim: warning: {k} process(es) need {needed} open files each, over the limit of {limit}"
+                );
+            }
+            Ok(k)
+        }
+        None => Ok(processes_needed(plan.chargers, api_connections, limit)?),
+    }
+}
+
+async fn simulate(cli: Cli) -> anyhow::Result<bool> {
+    let Setup {
+        plan,
+        driver,
+        api,
+        load,
+    } = setup(&cli).await?;
+    let processes = processes(&cli, &plan)?;
     let stats = Stats::new();
     if let Some(scope) = &cli.register {
         let chargers = plan
@@ -104,10 +163,33 @@ async fn simulate(cli: Cli) -> anyhow::Result<bool> {
             eprintln!("registered {created} chargers under {scope}");
         }
     }
-    let report = run(plan, driver, load.map(|l| (api, l)), stats).await;
+    let report = if processes > 1 {
+        if !cli.quiet {
+            eprintln!("{} chargers over {processes} processes", plan.chargers);
+        }
+        // the workers build their own connections; this process only watches them
+        drop(driver);
+        let program = std::env::current_exe().context("finding this program to start workers")?;
+        run_split(&program, &cli, &plan, processes, stats).await?
+    } else {
+        run(plan, driver, load.map(|l| (api, l)), stats).await
+    };
     match cli.report {
         ReportFormat::Table => print!("{}", report::table(&report)),
         ReportFormat::Json => println!("{}", report::json(&report)),
     }
     Ok(!report.failed)
+}
+
+/// One process of a split run: its share, set up like any run, started on the parent's word.
+async fn work(spec: WorkerSpec) -> anyhow::Result<bool> {
+    let Setup {
+        plan,
+        mut driver,
+        api,
+        load,
+    } = setup(&spec.cli).await?;
+    spec.rotate_sources(&mut driver.source_addrs);
+    split::serve_worker(plan, driver, load.map(|l| (api, l))).await?;
+    Ok(true)
 }

@@ -1,5 +1,6 @@
 //! CPU time and resident memory of a process, read from Linux's /proc, so a run can report
-//! the gateway's cost per message and per connection and the simulator's own cost.
+//! the gateway's cost per message and per connection and the simulator's own cost; and the
+//! open-file limit, which decides how many processes a large run needs.
 
 use std::fs;
 
@@ -25,6 +26,21 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         &fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
         "VmHWM:",
     )
+}
+
+/// The soft limit on open files of this process (RLIMIT_NOFILE); None when unlimited or
+/// unknown.
+pub fn open_file_limit() -> Option<u64> {
+    parse_open_file_limit(&fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Fields 14 and 15 (utime, stime) of a stat line; the command name (field 2) may hold
@@ -56,6 +72,19 @@ mod tests {
             "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0 100 0 0";
         assert_eq!(parse_cpu_ticks(stat), Some(325));
         assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn parses_the_open_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             95402                95402                processes \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(parse_open_file_limit(limits), Some(20000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_open_file_limit(unlimited), None);
+        assert_eq!(parse_open_file_limit("nothing here"), None);
+        assert!(open_file_limit().is_some_and(|n| n > 0));
     }
 
     #[test]

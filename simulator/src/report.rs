@@ -24,13 +24,18 @@ pub fn table(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "voltgate-sim: {} chargers ({}){}, {:.1} s",
+        "voltgate-sim: {} chargers ({}){}{}, {:.1} s",
         report.chargers,
         report.versions,
         if report.closed_loop {
             ", closed loop"
         } else {
             ""
+        },
+        if report.processes > 1 {
+            format!(", {} processes", report.processes)
+        } else {
+            String::new()
         },
         t.elapsed_s
     );

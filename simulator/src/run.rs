@@ -1,13 +1,15 @@
 //! One load run: starts the chargers at the ramp rate, keeps the operator load going, shows
 //! a live progress line, finds the steady window (every charger online) to measure
 //! throughput and costs over, stops everything cleanly at the end and returns the report.
+//! The record a run keeps before it becomes a report is public, so that a run split over
+//! several processes can be reported from the records of all of them.
 
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use voltgate_ocpp::OcppVersion;
@@ -16,7 +18,7 @@ use crate::driver::{run_charger, wall_clock, Directory, DriverConfig, TaskContex
 use crate::model::{Charger, ChargerSpec, SessionPlan};
 use crate::operator::{command_load, ApiConfig, CommandLoad};
 use crate::procfs;
-use crate::stats::{Stats, Summary};
+use crate::stats::{Stats, Summary, Tally};
 
 /// Which OCPP version each charger speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +133,8 @@ pub struct Throughput {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub chargers: u32,
+    /// Simulator processes the chargers were spread over.
+    pub processes: u32,
     pub versions: String,
     pub closed_loop: bool,
     pub throughput: Throughput,
@@ -140,43 +144,219 @@ pub struct RunReport {
     pub failed: bool,
 }
 
+/// Counters and CPU times read at one moment of a run.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    answered: u64,
-    commands: u64,
-    own_ticks: Option<u64>,
-    watched_ticks: Option<u64>,
+pub struct Mark {
+    pub at: Instant,
+    /// Charger CALLs answered so far.
+    pub answered: u64,
+    /// Operator commands sent so far.
+    pub commands: u64,
+    /// CPU time of the simulator (all its processes), in clock ticks.
+    pub own_ticks: Option<u64>,
+    /// CPU time of the watched process, in clock ticks.
+    pub watched_ticks: Option<u64>,
 }
 
-fn sample(stats: &Stats, watch_pid: Option<u32>) -> Sample {
-    Sample {
-        at: Instant::now(),
-        answered: Stats::get(&stats.calls_answered),
-        commands: Stats::get(&stats.commands_sent),
-        own_ticks: procfs::cpu_ticks(std::process::id()),
-        watched_ticks: watch_pid.and_then(procfs::cpu_ticks),
+impl Mark {
+    fn of(stats: &Stats, watch_pid: Option<u32>) -> Mark {
+        Mark {
+            at: Instant::now(),
+            answered: Stats::get(&stats.calls_answered),
+            commands: Stats::get(&stats.commands_sent),
+            own_ticks: procfs::cpu_ticks(std::process::id()),
+            watched_ticks: watch_pid.and_then(procfs::cpu_ticks),
+        }
     }
+}
+
+/// Resident memory of the watched process at the points of the run that matter.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchedMemory {
+    pub pid: u32,
+    pub rss_kib_before: Option<u64>,
+    pub rss_kib_steady: Option<u64>,
+    pub rss_kib_peak: Option<u64>,
+}
+
+/// The state of a run at one tick of its watch loop (four a second).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    pub online: u64,
+    pub booted: u64,
+    pub answered: u64,
+    pub commands: u64,
+    pub errors: u64,
+}
+
+/// What a run recorded, before it becomes a [`RunReport`]. A run split over several
+/// processes builds one of these from all of them.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub chargers: u32,
+    pub processes: u32,
+    pub versions: VersionMix,
+    pub closed_loop: bool,
+    pub start: Mark,
+    /// One second after every charger was online and booted (the steady window's start).
+    pub steady: Option<Mark>,
+    /// The end of the run's duration, before the chargers are stopped.
+    pub end: Mark,
+    pub all_online_at: Option<Instant>,
+    pub online_at_end: u64,
+    pub watched: Option<WatchedMemory>,
+    pub tally: Tally,
 }
 
 fn ticks_to_seconds(ticks: u64) -> f64 {
     ticks as f64 / procfs::TICKS_PER_SECOND as f64
 }
 
-/// Runs the plan against the gateway and returns the report.
+impl RunRecord {
+    /// Throughput and costs over the steady window, and the verdict.
+    pub fn report(self) -> RunReport {
+        let (start, end) = (self.start, self.end);
+        let elapsed = end.at.duration_since(start.at).as_secs_f64().max(0.001);
+        let window_start = self.steady.unwrap_or(start);
+        let window = end
+            .at
+            .duration_since(window_start.at)
+            .as_secs_f64()
+            .max(0.001);
+        let window_messages = end.answered.saturating_sub(window_start.answered);
+        let per_message = |ticks: Option<(u64, u64)>| {
+            ticks.and_then(|(a, b)| {
+                (window_messages > 0)
+                    .then(|| ticks_to_seconds(b.saturating_sub(a)) * 1e6 / window_messages as f64)
+            })
+        };
+        let own = window_start.own_ticks.zip(end.own_ticks);
+        let watched = window_start.watched_ticks.zip(end.watched_ticks);
+        let throughput = Throughput {
+            elapsed_s: elapsed,
+            all_online_after_s: self
+                .all_online_at
+                .map(|s| s.duration_since(start.at).as_secs_f64()),
+            window_s: window,
+            messages_per_s: window_messages as f64 / window,
+            messages_per_s_overall: end.answered.saturating_sub(start.answered) as f64 / elapsed,
+            commands_per_s: end.commands.saturating_sub(window_start.commands) as f64 / window,
+            commands_per_s_overall: end.commands.saturating_sub(start.commands) as f64 / elapsed,
+            sim_cpu_us_per_message: per_message(own),
+            sim_cpu_cores: own.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
+        };
+        let chargers = self.chargers;
+        let online_at_end = self.online_at_end;
+        let gateway = self.watched.map(|m| WatchedProcess {
+            pid: m.pid,
+            rss_kib_before: m.rss_kib_before,
+            rss_kib_steady: m.rss_kib_steady,
+            rss_kib_peak: m.rss_kib_peak,
+            kib_per_connection: m.rss_kib_before.zip(m.rss_kib_steady).and_then(
+                |(before, steady)| {
+                    (online_at_end > 0)
+                        .then(|| steady.saturating_sub(before) as f64 / f64::from(chargers))
+                },
+            ),
+            cpu_seconds: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a))),
+            cpu_us_per_message: per_message(watched),
+            cpu_cores: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
+        });
+        let mut summary = self.tally.summary();
+        if self.all_online_at.is_none() && chargers > 0 {
+            *summary
+                .errors
+                .entry("not_all_chargers_online".to_owned())
+                .or_insert(0) += 1;
+        }
+        let failed = !summary.errors.is_empty();
+        RunReport {
+            chargers,
+            processes: self.processes,
+            versions: match self.versions {
+                VersionMix::Only(v) => v.to_string(),
+                VersionMix::Mixed => "mixed".into(),
+            },
+            closed_loop: self.closed_loop,
+            throughput,
+            gateway,
+            summary,
+            failed,
+        }
+    }
+}
+
+/// Tracks when every charger is online and booted, and when the steady window (one second
+/// later, once the boot burst has settled) starts.
+#[derive(Debug, Default)]
+pub struct SteadyWatch {
+    pub all_online_at: Option<Instant>,
+    steady_taken: bool,
+}
+
+impl SteadyWatch {
+    /// True exactly once: at the first tick a second or more after everyone came online.
+    pub fn observe(&mut self, now: Instant, online: u64, booted: u64, chargers: u32) -> bool {
+        if online == u64::from(chargers) && booted >= u64::from(chargers) {
+            let since = *self.all_online_at.get_or_insert(now);
+            if !self.steady_taken && now.duration_since(since) >= Duration::from_secs(1) {
+                self.steady_taken = true;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The live progress line on stderr.
+pub fn progress_line(elapsed: Duration, chargers: u32, tick: &Tick, msg_rate: f64, cmd_rate: f64) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r[{:>5.0}s] online {}/{chargers} booted {} | {msg_rate:>8.0} msg/s | {cmd_rate:>6.0} cmd/s | errors {}   ",
+        elapsed.as_secs_f64(),
+        tick.online,
+        tick.booted,
+        tick.errors,
+    );
+    let _ = err.flush();
+}
+
+/// Runs the plan against the gateway and returns the report. Ctrl-C ends the run early,
+/// with a report.
 pub async fn run(
     plan: Plan,
     driver: DriverConfig,
     operator: Option<(ApiConfig, CommandLoad)>,
     stats: Arc<Stats>,
 ) -> RunReport {
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    run_record(plan, driver, operator, stats, interrupted, |_| {})
+        .await
+        .report()
+}
+
+/// Runs the plan against the gateway and returns what it recorded. `interrupted` ends the
+/// run early; `on_tick` sees the state of the run four times a second.
+pub async fn run_record(
+    plan: Plan,
+    driver: DriverConfig,
+    operator: Option<(ApiConfig, CommandLoad)>,
+    stats: Arc<Stats>,
+    interrupted: impl std::future::Future<Output = ()>,
+    mut on_tick: impl FnMut(&Tick),
+) -> RunRecord {
     let directory = Arc::new(Directory::new(plan.chargers()));
     let driver = Arc::new(driver);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (operator_stop_tx, operator_stop_rx) = watch::channel(false);
     let (storm_tx, storm_rx) = watch::channel(0u64);
     let rss_before = plan.watch_pid.and_then(procfs::rss_kib);
-    let start = sample(&stats, plan.watch_pid);
+    let start = Mark::of(&stats, plan.watch_pid);
     let deadline = start.at + plan.duration;
 
     let mut chargers = tokio::task::JoinSet::new();
@@ -208,15 +388,21 @@ pub async fn run(
     });
 
     // Watch the run: progress line, steady window, storm.
-    let mut steady: Option<Sample> = None;
-    let mut all_online_since: Option<Instant> = None;
+    let mut steady: Option<Mark> = None;
+    let mut steady_watch = SteadyWatch::default();
     let mut rss_steady = None;
     let mut last = start;
     let mut storm_done = false;
     let mut next_tick = Instant::now();
-    let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut beat = 0u64;
+    let online_now = || {
+        directory
+            .slots
+            .iter()
+            .filter(|s| s.online.load(Ordering::Relaxed))
+            .count() as u64
+    };
     loop {
         // start every charger that is due by now, then sleep until the next one or tick
         let now = Instant::now();
@@ -240,7 +426,6 @@ pub async fn run(
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = &mut interrupted => {
-                    // Ctrl-C ends the run early, with a report
                     stats.note("interrupted");
                     break;
                 }
@@ -248,19 +433,17 @@ pub async fn run(
             continue;
         }
         next_tick = now + Duration::from_millis(250);
-        let online = directory
-            .slots
-            .iter()
-            .filter(|s| s.online.load(Ordering::Relaxed))
-            .count();
-        let booted = Stats::get(&stats.booted);
-        if online == plan.chargers as usize && booted >= u64::from(plan.chargers) {
-            let since = *all_online_since.get_or_insert(now);
-            // let the boot burst settle for a second before measuring
-            if steady.is_none() && now.duration_since(since) >= Duration::from_secs(1) {
-                steady = Some(sample(&stats, plan.watch_pid));
-                rss_steady = plan.watch_pid.and_then(procfs::rss_kib);
-            }
+        let tick = Tick {
+            online: online_now(),
+            booted: Stats::get(&stats.booted),
+            answered: Stats::get(&stats.calls_answered),
+            commands: Stats::get(&stats.commands_sent),
+            errors: stats.error_count(),
+        };
+        on_tick(&tick);
+        if steady_watch.observe(now, tick.online, tick.booted, plan.chargers) {
+            steady = Some(Mark::of(&stats, plan.watch_pid));
+            rss_steady = plan.watch_pid.and_then(procfs::rss_kib);
         }
         if let Some(at) = plan.storm_at {
             if !storm_done && now >= start.at + at {
@@ -270,29 +453,23 @@ pub async fn run(
         }
         beat += 1;
         if plan.progress && beat % 4 == 0 {
-            let current = sample(&stats, None);
+            let current = Mark::of(&stats, None);
             let secs = current.at.duration_since(last.at).as_secs_f64().max(0.001);
             let msg_rate = (current.answered - last.answered) as f64 / secs;
             let cmd_rate = (current.commands - last.commands) as f64 / secs;
             last = current;
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r[{:>5.0}s] online {online}/{} booted {booted} | {msg_rate:>8.0} msg/s | {cmd_rate:>6.0} cmd/s | errors {}   ",
-                now.duration_since(start.at).as_secs_f64(),
+            progress_line(
+                now.duration_since(start.at),
                 plan.chargers,
-                stats.error_count(),
+                &tick,
+                msg_rate,
+                cmd_rate,
             );
-            let _ = err.flush();
         }
     }
-    let end = sample(&stats, plan.watch_pid);
+    let end = Mark::of(&stats, plan.watch_pid);
     let rss_peak = plan.watch_pid.and_then(procfs::peak_rss_kib);
-    let online_at_end = directory
-        .slots
-        .iter()
-        .filter(|s| s.online.load(Ordering::Relaxed))
-        .count();
+    let online_at_end = online_now();
     if plan.progress {
         eprintln!();
     }
@@ -313,62 +490,22 @@ pub async fn run(
         chargers.abort_all();
     }
 
-    let summary = stats.summary();
-    let elapsed = end.at.duration_since(start.at).as_secs_f64().max(0.001);
-    let window_start = steady.unwrap_or(start);
-    let window = end
-        .at
-        .duration_since(window_start.at)
-        .as_secs_f64()
-        .max(0.001);
-    let window_messages = end.answered.saturating_sub(window_start.answered);
-    let per_message = |ticks: Option<(u64, u64)>| {
-        ticks.and_then(|(a, b)| {
-            (window_messages > 0)
-                .then(|| ticks_to_seconds(b.saturating_sub(a)) * 1e6 / window_messages as f64)
-        })
-    };
-    let own = window_start.own_ticks.zip(end.own_ticks);
-    let watched = window_start.watched_ticks.zip(end.watched_ticks);
-    let throughput = Throughput {
-        elapsed_s: elapsed,
-        all_online_after_s: all_online_since.map(|s| s.duration_since(start.at).as_secs_f64()),
-        window_s: window,
-        messages_per_s: window_messages as f64 / window,
-        messages_per_s_overall: end.answered.saturating_sub(start.answered) as f64 / elapsed,
-        commands_per_s: end.commands.saturating_sub(window_start.commands) as f64 / window,
-        commands_per_s_overall: end.commands.saturating_sub(start.commands) as f64 / elapsed,
-        sim_cpu_us_per_message: per_message(own),
-        sim_cpu_cores: own.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
-    };
-    let gateway = plan.watch_pid.map(|pid| WatchedProcess {
-        pid,
-        rss_kib_before: rss_before,
-        rss_kib_steady: rss_steady,
-        rss_kib_peak: rss_peak,
-        kib_per_connection: rss_before.zip(rss_steady).and_then(|(before, steady)| {
-            (online_at_end > 0).then(|| steady.saturating_sub(before) as f64 / plan.chargers as f64)
-        }),
-        cpu_seconds: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a))),
-        cpu_us_per_message: per_message(watched),
-        cpu_cores: watched.map(|(a, b)| ticks_to_seconds(b.saturating_sub(a)) / window),
-    });
-    let incomplete = all_online_since.is_none() && plan.chargers > 0;
-    if incomplete {
-        stats.error("not_all_chargers_online");
-    }
-    let summary = if incomplete { stats.summary() } else { summary };
-    let failed = !summary.errors.is_empty();
-    RunReport {
+    RunRecord {
         chargers: plan.chargers,
-        versions: match plan.versions {
-            VersionMix::Only(v) => v.to_string(),
-            VersionMix::Mixed => "mixed".into(),
-        },
+        processes: 1,
+        versions: plan.versions,
         closed_loop: plan.closed_loop,
-        throughput,
-        gateway,
-        summary,
-        failed,
+        start,
+        steady,
+        end,
+        all_online_at: steady_watch.all_online_at,
+        online_at_end,
+        watched: plan.watch_pid.map(|pid| WatchedMemory {
+            pid,
+            rss_kib_before: rss_before,
+            rss_kib_steady: rss_steady,
+            rss_kib_peak: rss_peak,
+        }),
+        tally: stats.tally(),
     }
 }

@@ -412,3 +412,165 @@ async fn slow_and_missing_answers_to_the_gateway() {
     assert_eq!(report.summary.faults_injected, 1);
     assert_clean(&report);
 }
+
+/// Runs the `voltgate-sim` binary against the mock with `args` (after lowering the open-file
+/// limit to `file_limit`, when given) and returns its exit code and JSON report.
+async fn run_binary(
+    mock: &MockGateway,
+    args: &[&str],
+    file_limit: Option<u32>,
+) -> (Option<i32>, serde_json::Value) {
+    let program = env!("CARGO_BIN_EXE_voltgate-sim");
+    let mut command = match file_limit {
+        Some(limit) => {
+            let mut sh = tokio::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                .arg(program);
+            sh
+        }
+        None => tokio::process::Command::new(program),
+    };
+    let output = command
+        .args(["--url", &mock.ocpp_url, "--api", &mock.api_url])
+        .args(["--report", "json", "--quiet"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+#[tokio::test]
+async fn a_run_split_over_two_processes_reports_every_charger_exactly_once() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let (code, report) = run_binary(
+        &mock,
+        &[
+            "--processes",
+            "2",
+            "--chargers",
+            "30",
+            "--ramp",
+            "60",
+            "--duration",
+            "3",
+            "--heartbeat",
+            "1",
+            "--version",
+            "mixed",
+            "--id-prefix",
+            "SPLIT-",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["processes"], 2);
+    assert_eq!(report["chargers"], 30);
+    assert_eq!(report["failed"], false, "{report:#}");
+    let s = &report["summary"];
+    assert_eq!(s["connections_made"], 30, "{report:#}");
+    assert_eq!(s["booted"], 30);
+    assert_eq!(s["boot_latency"]["count"], 30);
+    assert_eq!(s["connect_latency"]["count"], 30);
+    assert_eq!(s["calls_sent"], s["calls_answered"]);
+    assert!(report["throughput"]["all_online_after_s"].is_number());
+    // each charger booted once, from one process or the other
+    for i in 1..=30 {
+        assert_eq!(mock.state.boots_of(&format!("SPLIT-{i:06}")), 1, "{i}");
+    }
+    assert_eq!(mock.state.calls("BootNotification"), 30);
+    // the merged histograms hold exactly the answers the gateway gave
+    for action in ["BootNotification", "Heartbeat", "StatusNotification"] {
+        assert_eq!(
+            s["per_action"][action]["count"].as_u64(),
+            Some(mock.state.calls(action)),
+            "{action}: {report:#}"
+        );
+    }
+    let per_action_total: u64 = s["per_action"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(per_action_total), s["calls_answered"].as_u64());
+    assert_eq!(
+        mock.state
+            .invalid
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_low_open_file_limit_splits_the_run_by_itself() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    // 160 files, 100 of them reserved: 60 chargers a process, so 150 chargers need three
+    let (code, report) = run_binary(
+        &mock,
+        &[
+            "--chargers",
+            "150",
+            "--ramp",
+            "0",
+            "--duration",
+            "2.5",
+            "--heartbeat",
+            "5",
+            "--version",
+            "1.6",
+        ],
+        Some(160),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["processes"], 3);
+    assert_eq!(report["summary"]["connections_made"], 150, "{report:#}");
+    assert_eq!(report["summary"]["booted"], 150);
+    assert_eq!(mock.state.calls("BootNotification"), 150);
+}
+
+#[tokio::test]
+async fn refusals_in_any_process_fail_the_split_run() {
+    let mock = MockGateway::start(MockOptions {
+        require_known: true,
+        ..MockOptions::default()
+    })
+    .await;
+    let (code, report) = run_binary(
+        &mock,
+        &[
+            "--processes",
+            "2",
+            "--chargers",
+            "4",
+            "--ramp",
+            "0",
+            "--duration",
+            "1",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["failed"], true);
+    let errors = &report["summary"]["errors"];
+    assert!(
+        errors["handshake:http_404"]
+            .as_u64()
+            .is_some_and(|n| n >= 4),
+        "{report:#}"
+    );
+    // the verdict on the whole run is given once, not once per process
+    assert_eq!(errors["not_all_chargers_online"], 1, "{report:#}");
+}
