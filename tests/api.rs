@@ -79,6 +79,10 @@ impl Api {
         .await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.patch(self.url(path)).json(&body)).await
+    }
+
     pub async fn delete(&self, path: &str, body: Value) -> Result<Reply> {
         self.send(self.http.delete(self.url(path)).json(&body))
             .await

@@ -152,6 +152,102 @@ impl Charger {
         }))
     }
 
+    /// Like [`Charger::try_connect`], over a stream the caller already opened (e.g. TLS);
+    /// `url` is the full charger URL including the id.
+    pub async fn try_connect_on<S>(
+        stream: S,
+        url: &str,
+        id: &str,
+        protocols: &[&str],
+        basic_auth: Option<(&str, &str)>,
+    ) -> Result<std::result::Result<Charger, Refusal>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut request = url.into_client_request()?;
+        if !protocols.is_empty() {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_str(&protocols.join(", "))?,
+            );
+        }
+        if let Some((user, password)) = basic_auth {
+            let encoded = BASE64.encode(format!("{user}:{password}"));
+            request.headers_mut().insert(
+                "Authorization",
+                HeaderValue::from_str(&format!("Basic {encoded}"))?,
+            );
+        }
+        let (ws, response) = match tokio_tungstenite::client_async(request, stream).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).to_string())
+                    .unwrap_or_default();
+                return Ok(Err(Refusal { status, body }));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let subprotocol = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Ok(Self::running(ws, id, subprotocol)))
+    }
+
+    /// A charger driving an open WebSocket: one task sends what the test queues, one turns
+    /// what arrives into [`Received`] values.
+    fn running<S>(
+        ws: tokio_tungstenite::WebSocketStream<S>,
+        id: &str,
+        subprotocol: String,
+    ) -> Charger
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sink, mut source) = ws.split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<Received>();
+        tokio::spawn(async move {
+            while let Some(message) = out_rx.recv().await {
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        tokio::spawn(async move {
+            while let Some(message) = source.next().await {
+                let received = match message {
+                    Ok(Message::Text(text)) => parse_frame(text.as_str()),
+                    Ok(Message::Close(frame)) => Received::Closed {
+                        code: frame.map(|f| u16::from(f.code)),
+                    },
+                    Ok(_) => continue,
+                    Err(_) => Received::Closed { code: None },
+                };
+                let closed = matches!(received, Received::Closed { .. });
+                if in_tx.send(received).is_err() || closed {
+                    return;
+                }
+            }
+            let _ = in_tx.send(Received::Closed { code: None });
+        });
+        Charger {
+            id: id.to_string(),
+            subprotocol,
+            outgoing: out_tx,
+            incoming: in_rx,
+            stash: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
     pub fn is_v16(&self) -> bool {
         self.subprotocol == "ocpp1.6"
     }

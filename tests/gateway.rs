@@ -64,6 +64,24 @@ impl GatewayOptions {
         self
     }
 
+    /// Scripted chargers see only the calls their test expects, so the gateway's own
+    /// local-list sync (on by default) is switched off unless the test passes the flag itself.
+    fn local_list_default(&self) -> &'static [&'static str] {
+        let chosen = self
+            .extra_args
+            .iter()
+            .any(|arg| arg.starts_with("--local-auth-lists"))
+            || self
+                .envs
+                .iter()
+                .any(|(name, _)| name == "VOLTGATE_LOCAL_AUTH_LISTS");
+        if chosen {
+            &[]
+        } else {
+            &["--local-auth-lists", "false"]
+        }
+    }
+
     pub fn db(mut self, url: &str) -> Self {
         self.db = Some(url.to_string());
         self
@@ -78,6 +96,8 @@ pub struct Gateway {
     pub admin_token: String,
     pub workdir: tempfile::TempDir,
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// stderr alone (the log), line by line.
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Gateway {
@@ -104,6 +124,7 @@ impl Gateway {
             .args(["--db", &db, "--preset", &options.preset])
             .args(["--admin-token", ADMIN_TOKEN])
             .args(&options.extra_args)
+            .args(options.local_list_default())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -113,12 +134,22 @@ impl Gateway {
         }
         let mut child = command.spawn().context("starting voltgate")?;
         let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         if let Some(stdout) = child.stdout.take() {
             spawn_reader(stdout, output.clone(), Some(lines_tx));
         }
         if let Some(stderr) = child.stderr.take() {
-            spawn_reader(stderr, output.clone(), None);
+            let (errors_tx, errors_rx) = mpsc::channel::<String>();
+            spawn_reader(stderr, output.clone(), Some(errors_tx));
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                for line in errors_rx {
+                    if let Ok(mut all) = errors.lock() {
+                        all.push(line);
+                    }
+                }
+            });
         }
         let mut ocpp_url = None;
         let mut api_url = None;
@@ -144,12 +175,51 @@ impl Gateway {
             admin_token: ADMIN_TOKEN.to_string(),
             workdir,
             output,
+            errors,
         })
+    }
+
+    /// What the process wrote to stderr so far, line by line.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...) without waiting for anything.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -{name} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit and returns how it ended.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("voltgate did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Everything the process printed so far (stdout and stderr interleaved by line).
     pub fn output(&self) -> String {
         self.output.lock().map(|o| o.join("\n")).unwrap_or_default()
+    }
+
+    /// The `wss://` URL prefix of the charger TLS listener, when the gateway runs one.
+    pub fn ocpp_tls_url(&self) -> Option<String> {
+        self.output().lines().find_map(|line| {
+            line.strip_prefix("voltgate: ocpp-tls listening on ")
+                .map(|url| url.trim().to_string())
+        })
     }
 
     pub fn pid(&self) -> u32 {

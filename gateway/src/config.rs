@@ -1,13 +1,24 @@
-//! The command line: every option, its `VOLTGATE_*` environment twin and its default.
+//! The command line and the configuration file: every option, its `VOLTGATE_*` environment
+//! twin, its key in the TOML file given with `--config`, and its default.
 //!
 //! This is the only module that knows how configuration is read; the rest of the gateway
 //! receives a [`ServeConfig`] or [`crate::state::Settings`].
+//!
+//! Precedence, highest first: command-line flags, `VOLTGATE_*` variables, the configuration
+//! file, built-in defaults. The file is read before the command line is parsed for good: each
+//! of its keys names a serve flag by its long name, its value is checked with that flag's own
+//! parser, and it then becomes the flag's default. So a flag added to [`ServeArgs`] is a file
+//! key too, with no code here. Secret flags are the ones declared with `hide_env_values = true`
+//! (or named like a token, password or secret, see [`is_secret`]); `config check` never prints
+//! their values and file errors never quote them.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, Parser, Subcommand, ValueEnum};
 use voltgate_policy::Preset;
 
 use crate::policy_cli::PolicyCommand;
@@ -24,6 +35,7 @@ pub const DEFAULT_COMMAND_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 65536;
 pub const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
 pub const DEFAULT_LOG_FILTER: &str = "info";
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,16 +50,56 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<CliCommand>,
     #[command(flatten)]
+    pub file: ConfigFileArg,
+    #[command(flatten)]
     pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Run the gateway (the default).
-    Serve(ServeArgs),
+    Serve(ServeCommand),
     /// Inspect role-model presets without running the gateway.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `voltgate serve`: the serve flags and the configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub file: ConfigFileArg,
+    #[command(flatten)]
+    pub args: ServeArgs,
+}
+
+/// The configuration file of `voltgate` and `voltgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigFileArg {
+    /// TOML file of serve settings: each key is a flag's long name (`api-listen =
+    /// "127.0.0.1:8080"`, `command-timeout = "30s"`). Flags and VOLTGATE_* variables win over it.
+    #[arg(long = "config", env = "VOLTGATE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and print the effective serve settings (file, then
+    /// VOLTGATE_* variables and any flags given here), secrets redacted. Exit code 1 when the
+    /// file is not valid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The TOML file to check.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +108,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The serve flags. Each is also a key of the configuration file (its long name). A flag whose
+/// value is a secret must be declared with `hide_env_values = true`: `--help` then hides its
+/// environment value, and `config check` and file errors never show it.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address for chargers (OCPP-J over WebSocket).
@@ -113,9 +168,72 @@ pub struct ServeArgs {
     #[arg(long, env = "VOLTGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter in `tracing` syntax, e.g. `info` or `voltgate=debug,info`.
-    #[arg(long, env = "VOLTGATE_LOG", value_name = "FILTER", default_value = DEFAULT_LOG_FILTER)]
-    pub log: String,
+    /// Log filter in `tracing` syntax, e.g. `info` or `voltgate=debug,info`. When neither this
+    /// flag, VOLTGATE_LOG nor the file sets it, RUST_LOG is used, else `info`.
+    #[arg(long, env = "VOLTGATE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// How long a graceful shutdown (SIGTERM/SIGINT) may take before the process gives up and
+    /// exits with an error; half of it is granted to open API requests.
+    #[arg(long, env = "VOLTGATE_SHUTDOWN_TIMEOUT", value_name = "DURATION",
+          default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Address for chargers over TLS (wss://, OCPP security profiles 2 and 3); needs
+    /// --tls-cert and --tls-key.
+    #[arg(long, env = "VOLTGATE_OCPP_TLS_LISTEN", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub ocpp_tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain the charger TLS listener presents (reloaded on SIGHUP or change).
+    #[arg(long, env = "VOLTGATE_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "VOLTGATE_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates that charger client certificates must chain to (security profile 3).
+    #[arg(long, env = "VOLTGATE_TLS_CLIENT_CA", value_name = "PATH")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// OCPP security profile (0-3) given to auto-registered chargers; 0 = no authentication.
+    #[arg(long, env = "VOLTGATE_DEFAULT_SECURITY_PROFILE", value_name = "PROFILE",
+          default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub default_security_profile: u8,
+
+    /// PEM certificate chain for serving the operator API over HTTPS (with --api-tls-key).
+    #[arg(
+        long,
+        env = "VOLTGATE_API_TLS_CERT",
+        value_name = "PATH",
+        requires = "api_tls_key"
+    )]
+    pub api_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --api-tls-cert.
+    #[arg(
+        long,
+        env = "VOLTGATE_API_TLS_KEY",
+        value_name = "PATH",
+        requires = "api_tls_cert"
+    )]
+    pub api_tls_key: Option<PathBuf>,
+
+    /// Keep each connected charger's local authorisation list (OCPP SendLocalList) in sync
+    /// with the id tokens the role engine lets charge there, and clear its authorisation cache
+    /// when a rule change could make a remembered Accepted wrong. On by default;
+    /// `--local-auth-lists false` turns it off.
+    #[arg(
+        long,
+        env = "VOLTGATE_LOCAL_AUTH_LISTS",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub local_auth_lists: bool,
 }
 
 /// What `voltgate serve` needs, after parsing.
@@ -130,6 +248,8 @@ impl ServeArgs {
             max_frame_bytes: self.max_frame_bytes,
             auto_register: self.auto_register.clone(),
             ocpp_path_prefix: self.ocpp_path_prefix.clone(),
+            default_security_profile: self.default_security_profile,
+            ocpp_tls: self.ocpp_tls_listen.is_some(),
         }
     }
 
@@ -148,7 +268,17 @@ impl ServeArgs {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             ocpp_path_prefix: DEFAULT_OCPP_PATH_PREFIX.to_owned(),
             log_format: LogFormat::Text,
-            log: DEFAULT_LOG_FILTER.to_owned(),
+            log: None,
+            shutdown_timeout: Duration::from_secs(10),
+            ocpp_tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            default_security_profile: 0,
+            api_tls_cert: None,
+            api_tls_key: None,
+            // In-process test chargers see only the calls their test expects.
+            local_auth_lists: false,
         }
     }
 }
@@ -239,18 +369,411 @@ pub fn version_text() -> String {
     )
 }
 
-/// Parses the process arguments (and `VOLTGATE_*` variables).
-pub fn parse_cli() -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
+/// What the command line asks for, once flags, variables and the configuration file are read.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<ServeConfig>),
+    Policy(PolicyCommand),
+    /// `config check`: the file is valid; these are the effective settings, one TOML line each.
+    ConfigChecked(String),
+}
+
+/// Why the command line could not be turned into an [`Invocation`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A usage error (or `--help`/`--version`), to be shown the way clap shows it.
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Every problem found, one `file:line:column: reason` line each.
+    #[error("{}", render_problems(.0))]
+    Invalid(Vec<FileProblem>),
+}
+
+/// One problem in a configuration file, located by 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.reason
+        )
+    }
+}
+
+fn render_problems(problems: &[FileProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The whole command line, as clap knows it, with the version text.
+fn cli_command() -> Command {
+    use clap::CommandFactory;
     let version = version_text();
-    let matches = Cli::command()
+    Cli::command()
         .version(version.clone())
         .long_version(version)
-        .get_matches();
-    match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(err) => err.exit(),
+}
+
+/// Parses the process arguments, `VOLTGATE_*` variables and the configuration file.
+pub fn parse_cli() -> Result<Invocation, CliError> {
+    parse_args(std::env::args_os().collect())
+}
+
+/// Where the serve flags sit in the command tree for one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServePlace {
+    Root,
+    Serve,
+    Check,
+}
+
+/// [`parse_cli`] for explicit arguments. The command line is parsed once to find the
+/// configuration file, then again with the file's values as the serve flags' defaults.
+pub fn parse_args(args: Vec<OsString>) -> Result<Invocation, CliError> {
+    use clap::FromArgMatches;
+    let first = cli_command().try_get_matches_from(&args)?;
+    let (place, file_path) = match first.subcommand() {
+        None => (
+            ServePlace::Root,
+            first.get_one::<PathBuf>("config").cloned(),
+        ),
+        Some(("serve", serve)) => (
+            ServePlace::Serve,
+            serve.get_one::<PathBuf>("config").cloned(),
+        ),
+        Some(("config", config)) => match config.subcommand() {
+            Some(("check", check)) => {
+                (ServePlace::Check, check.get_one::<PathBuf>("path").cloned())
+            }
+            _ => (ServePlace::Root, None),
+        },
+        Some(_) => (ServePlace::Root, None),
+    };
+    let file = file_path.as_deref().map(ConfigFile::load).transpose()?;
+    let command = match &file {
+        Some(file) => with_file_defaults(cli_command(), place, file),
+        None => cli_command(),
+    };
+    let matches = command.clone().try_get_matches_from(&args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(match cli.command {
+        None => Invocation::Serve(Box::new(cli.serve)),
+        Some(CliCommand::Serve(serve)) => Invocation::Serve(Box::new(serve.args)),
+        Some(CliCommand::Policy(policy)) => Invocation::Policy(policy),
+        Some(CliCommand::Config(ConfigCommand::Check(_))) => {
+            let check_command = command
+                .find_subcommand("config")
+                .and_then(|config| config.find_subcommand("check"));
+            let check_matches = matches
+                .subcommand_matches("config")
+                .and_then(|config| config.subcommand_matches("check"));
+            match (check_command, check_matches) {
+                (Some(check_command), Some(check_matches)) => Invocation::ConfigChecked(
+                    effective_settings(check_command, check_matches, file.as_ref()),
+                ),
+                _ => {
+                    return Err(CliError::Usage(clap::Error::raw(
+                        clap::error::ErrorKind::MissingSubcommand,
+                        "`config check` needs a file",
+                    )))
+                }
+            }
+        }
+    })
+}
+
+/// The serve flags as clap arguments, in declaration order.
+fn serve_arguments() -> Vec<Arg> {
+    ServeArgs::augment_args(Command::new("serve"))
+        .get_arguments()
+        .filter(|arg| arg.get_long().is_some())
+        .cloned()
+        .collect()
+}
+
+/// Whether a serve flag holds a secret: declared with `hide_env_values = true`, or named like
+/// a token, password or secret. Such values are redacted by `config check` and never quoted
+/// in file errors.
+pub fn is_secret(arg: &Arg) -> bool {
+    let name = arg.get_long().unwrap_or_default();
+    arg.is_hide_env_values_set()
+        || ["token", "password", "secret"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+fn takes_no_value(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse)
+}
+
+fn takes_many_values(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Append)
+        || arg
+            .get_num_args()
+            .is_some_and(|range| range.max_values() > 1)
+}
+
+/// A configuration file, read and checked against the serve flags.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// (flag id, values) in file order.
+    values: Vec<(String, Vec<String>)>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a file: every key must be a serve flag's long name and every value
+    /// must pass that flag's own parser. All problems are reported together.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        ConfigFile::parse(&path.display().to_string(), &text)
     }
+
+    /// [`ConfigFile::load`] for text already read; `name` is how errors refer to the file.
+    pub fn parse(name: &str, text: &str) -> Result<ConfigFile, ConfigFileError> {
+        use std::collections::BTreeMap;
+        use toml::Spanned;
+        let problem = |offset: usize, reason: String| {
+            let (line, column) = line_and_column(text, offset);
+            FileProblem {
+                file: name.to_owned(),
+                line,
+                column,
+                reason,
+            }
+        };
+        let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> =
+            toml::from_str(text).map_err(|err| {
+                let offset = err.span().map(|span| span.start).unwrap_or(0);
+                ConfigFileError::Invalid(vec![problem(
+                    offset,
+                    format!("not valid TOML: {}", err.message().trim()),
+                )])
+            })?;
+        let arguments = serve_arguments();
+        let mut problems = Vec::new();
+        let mut values = Vec::new();
+        for (key, value) in &table {
+            let Some(arg) = arguments
+                .iter()
+                .find(|arg| arg.get_long() == Some(key.get_ref().as_str()))
+            else {
+                let known: Vec<&str> = arguments.iter().filter_map(Arg::get_long).collect();
+                problems.push(problem(
+                    key.span().start,
+                    format!(
+                        "unknown key `{}`; known keys: {}",
+                        key.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            match file_value_strings(arg, value.get_ref()).and_then(|strings| {
+                check_value(arg, &strings)?;
+                Ok(strings)
+            }) {
+                Ok(strings) => values.push((arg.get_id().to_string(), strings)),
+                Err(reason) => problems.push(problem(
+                    value.span().start,
+                    format!("invalid value for `{}`: {reason}", key.get_ref()),
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(ConfigFile { values })
+        } else {
+            problems.sort_by_key(|p| (p.line, p.column));
+            Err(ConfigFileError::Invalid(problems))
+        }
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.values.iter().any(|(known, _)| known == id)
+    }
+}
+
+/// The strings a TOML value stands for on the command line: strings as they are, integers
+/// in decimal, booleans only for on/off flags, arrays only for flags that take several values.
+fn file_value_strings(arg: &Arg, value: &toml::Value) -> Result<Vec<String>, String> {
+    let scalar = |value: &toml::Value| match value {
+        toml::Value::String(text) => Ok(text.clone()),
+        toml::Value::Integer(number) => Ok(number.to_string()),
+        toml::Value::Boolean(flag) if takes_no_value(arg) => Ok(flag.to_string()),
+        toml::Value::Boolean(_) => Err("expected a string or a number, found a boolean".to_owned()),
+        other => Err(format!(
+            "expected a string or a number, found {}",
+            describe(other)
+        )),
+    };
+    match value {
+        toml::Value::Array(items) if takes_many_values(arg) => items.iter().map(scalar).collect(),
+        toml::Value::Array(_) => Err("expected a single value, found an array".to_owned()),
+        other => scalar(other).map(|text| vec![text]),
+    }
+}
+
+fn describe(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date-time",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Runs the flag's own parser (and possible values) on a file value: the serve flags, without
+/// their environment twins, are parsed from an empty command line with the value as this
+/// flag's default. (Defaults take no part in `requires`/`conflicts_with`, so only the value is
+/// judged.)
+fn check_value(arg: &Arg, values: &[String]) -> Result<(), String> {
+    let command = ServeArgs::augment_args(Command::new("voltgate"))
+        .no_binary_name(true)
+        .mut_args(|arg| arg.env(None))
+        .mut_arg(arg.get_id().clone(), |arg| {
+            arg.default_values(values.iter().cloned())
+        });
+    match command.try_get_matches_from(Vec::<OsString>::new()) {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let detail = std::error::Error::source(&err).map(ToString::to_string);
+            Err(match detail {
+                Some(detail) => detail,
+                None if is_secret(arg) => {
+                    "not accepted (the value is secret and not shown)".to_owned()
+                }
+                None => {
+                    let rendered = err.render().to_string();
+                    let first = rendered.lines().next().unwrap_or_default();
+                    first.trim_start_matches("error: ").trim().to_owned()
+                }
+            })
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let column = before
+        .get(line_start..)
+        .map_or(0, |rest| rest.chars().count())
+        + 1;
+    (line, column)
+}
+
+/// The command tree with the file's values as the serve flags' defaults, where this
+/// invocation's serve flags sit.
+fn with_file_defaults(command: Command, place: ServePlace, file: &ConfigFile) -> Command {
+    let apply = |command: Command| {
+        file.values.iter().fold(command, |command, (id, values)| {
+            command.mut_arg(id.as_str(), |arg| {
+                arg.default_values(values.iter().cloned())
+            })
+        })
+    };
+    match place {
+        ServePlace::Root => apply(command),
+        ServePlace::Serve => command.mut_subcommand("serve", apply),
+        ServePlace::Check => {
+            command.mut_subcommand("config", |config| config.mut_subcommand("check", apply))
+        }
+    }
+}
+
+/// The effective serve settings as TOML lines (`key = value  # where it came from`), secrets
+/// redacted, unset options as comments.
+fn effective_settings(
+    command: &Command,
+    matches: &ArgMatches,
+    file: Option<&ConfigFile>,
+) -> String {
+    let mut lines = Vec::new();
+    // In declaration order: giving an argument a default moves it to the end of the command.
+    for arg in serve_arguments().iter().filter_map(|declared| {
+        command
+            .get_arguments()
+            .find(|arg| arg.get_id() == declared.get_id())
+    }) {
+        let id = arg.get_id().as_str();
+        let key = arg.get_long().unwrap_or(id);
+        let raw: Vec<String> = matches
+            .get_raw(id)
+            .map(|values| {
+                values
+                    .map(|value| value.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) => "environment",
+            Some(ValueSource::DefaultValue) if file.is_some_and(|file| file.has(id)) => "file",
+            _ => "default",
+        };
+        if raw.is_empty() {
+            lines.push(format!("# {key} is not set"));
+            continue;
+        }
+        let value = if is_secret(arg) {
+            toml_string("<redacted>")
+        } else if takes_many_values(arg) {
+            let items: Vec<String> = raw.iter().map(|item| toml_scalar(arg, item)).collect();
+            format!("[{}]", items.join(", "))
+        } else {
+            raw.first()
+                .map(|item| toml_scalar(arg, item))
+                .unwrap_or_default()
+        };
+        lines.push(format!("{key} = {value}  # {source}"));
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+fn toml_scalar(arg: &Arg, value: &str) -> String {
+    if takes_no_value(arg) && matches!(value, "true" | "false") {
+        return value.to_owned();
+    }
+    if !value.is_empty() && value.len() < 19 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.to_owned();
+    }
+    toml_string(value)
+}
+
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_owned()).to_string()
 }
 
 #[cfg(test)]
@@ -319,7 +842,7 @@ mod tests {
             "json",
         ])
         .unwrap();
-        let Some(CliCommand::Serve(args)) = cli.command else {
+        let Some(CliCommand::Serve(ServeCommand { args, .. })) = cli.command else {
             panic!("expected serve");
         };
         assert_eq!(args.db, "sqlite::memory:");
@@ -350,5 +873,202 @@ mod tests {
         for name in Preset::BUILTIN {
             assert!(text.contains(name), "{name} missing from {text}");
         }
+    }
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn write_file(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn problems(err: ConfigFileError) -> Vec<FileProblem> {
+        match err {
+            ConfigFileError::Invalid(problems) => problems,
+            other => panic!("expected problems, got {other}"),
+        }
+    }
+
+    #[test]
+    fn file_keys_are_flag_names_and_values_pass_the_flags_parsers() {
+        let file = ConfigFile::parse(
+            "gw.toml",
+            "ocpp-listen = \"0.0.0.0:9100\"\ncommand-timeout = \"2m\"\nheartbeat-interval = 60\nmax-frame-bytes = \"4096\"\nlog-format = \"json\"\n",
+        )
+        .unwrap();
+        assert!(file.has("ocpp_listen") && file.has("command_timeout"));
+        assert!(file.has("heartbeat_interval") && file.has("max_frame_bytes"));
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_bad_values_name_line_column_and_reason() {
+        let text = "api-listen = \"127.0.0.1:1\"\nocpp-listn = \"0.0.0.0:9000\"\ncommand-timeout = \"5 fortnights\"\nheartbeat-interval = 1.5\nlog-format = \"xml\"\n";
+        let found = problems(ConfigFile::parse("gw.toml", text).unwrap_err());
+        let rendered: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 4, "{rendered:#?}");
+        assert!(
+            rendered[0].starts_with("gw.toml:2:1: unknown key `ocpp-listn`"),
+            "{}",
+            rendered[0]
+        );
+        assert!(rendered[0].contains("known keys:") && rendered[0].contains("ocpp-listen"));
+        assert!(
+            rendered[1].starts_with("gw.toml:3:19: invalid value for `command-timeout`"),
+            "{}",
+            rendered[1]
+        );
+        assert!(
+            rendered[1].contains("unknown duration unit"),
+            "{}",
+            rendered[1]
+        );
+        assert!(
+            rendered[2].starts_with("gw.toml:4:22: invalid value for `heartbeat-interval`"),
+            "{}",
+            rendered[2]
+        );
+        assert!(rendered[2].contains("found a float"), "{}", rendered[2]);
+        assert!(
+            rendered[3].starts_with("gw.toml:5:14: invalid value for `log-format`"),
+            "{}",
+            rendered[3]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_secret_values_are_reported_without_quoting_secrets() {
+        let found =
+            problems(ConfigFile::parse("gw.toml", "db = \"x\"\nthis is not toml\n").unwrap_err());
+        assert_eq!(
+            (found[0].line, found[0].file.as_str()),
+            (2, "gw.toml"),
+            "{found:?}"
+        );
+        let found =
+            problems(ConfigFile::parse("gw.toml", "admin-token = \"tooshort\"\n").unwrap_err());
+        assert!(
+            found[0].reason.contains("at least 16 characters"),
+            "{found:?}"
+        );
+        assert!(!found[0].reason.contains("tooshort"), "{found:?}");
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        let file = write_file(
+            "api-listen = \"127.0.0.1:7001\"\nocpp-listen = \"127.0.0.1:7002\"\npreset = \"virta\"\n",
+        );
+        let path = file.path().to_str().unwrap();
+        let Invocation::Serve(from_file) =
+            parse_args(args(&["voltgate", "--config", path])).unwrap()
+        else {
+            panic!("expected serve");
+        };
+        assert_eq!(from_file.api_listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(from_file.preset, "virta");
+        assert_eq!(from_file.db, DEFAULT_DB);
+        let Invocation::Serve(flagged) = parse_args(args(&[
+            "voltgate",
+            "serve",
+            "--config",
+            path,
+            "--api-listen",
+            "127.0.0.1:7009",
+        ]))
+        .unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(flagged.api_listen.to_string(), "127.0.0.1:7009");
+        assert_eq!(flagged.ocpp_listen.to_string(), "127.0.0.1:7002");
+    }
+
+    #[test]
+    fn config_check_lists_every_serve_setting_with_its_source_and_redacts_secrets() {
+        let file = write_file(
+            "preset = \"virta\"\nadmin-token = \"vg_file_token_0123456789\"\ncommand-timeout = \"45s\"\n",
+        );
+        let path = file.path().to_str().unwrap();
+        let Invocation::ConfigChecked(listing) = parse_args(args(&[
+            "voltgate",
+            "config",
+            "check",
+            path,
+            "--command-timeout",
+            "5s",
+        ]))
+        .unwrap() else {
+            panic!("expected a listing");
+        };
+        assert!(listing.contains("preset = \"virta\"  # file"), "{listing}");
+        assert!(
+            listing.contains("command-timeout = \"5s\"  # flag"),
+            "{listing}"
+        );
+        assert!(
+            listing.contains("heartbeat-interval = 300  # default"),
+            "{listing}"
+        );
+        assert!(
+            listing.contains("admin-token = \"<redacted>\"  # file"),
+            "{listing}"
+        );
+        assert!(!listing.contains("vg_file_token"), "{listing}");
+        for arg in serve_arguments() {
+            let key = arg.get_long().unwrap();
+            assert!(
+                listing
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{key} "))
+                        || line.starts_with(&format!("# {key} "))),
+                "{key} missing from {listing}"
+            );
+        }
+        let keys: Vec<&str> = listing
+            .lines()
+            .filter_map(|line| line.split_once(" = ").map(|(key, _)| key))
+            .collect();
+        let preset_at = keys.iter().position(|key| *key == "preset");
+        let timeout_at = keys.iter().position(|key| *key == "command-timeout");
+        assert!(preset_at < timeout_at, "declaration order: {listing}");
+        let parsed: toml::Table = toml::from_str(&listing).unwrap();
+        assert_eq!(parsed["preset"].as_str(), Some("virta"));
+
+        let bad = write_file("prest = \"virta\"\n");
+        let err = parse_args(args(&[
+            "voltgate",
+            "config",
+            "check",
+            bad.path().to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, CliError::File(_)), "{err}");
+        assert!(
+            err.to_string().contains(":1:1: unknown key `prest`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secret_flags_are_the_hidden_or_secret_named_ones() {
+        let secrets: Vec<String> = serve_arguments()
+            .iter()
+            .filter(|arg| is_secret(arg))
+            .filter_map(|arg| arg.get_long().map(str::to_owned))
+            .collect();
+        assert!(secrets.contains(&"admin-token".to_owned()), "{secrets:?}");
+        assert!(!secrets.contains(&"db".to_owned()), "{secrets:?}");
+    }
+
+    #[test]
+    fn shutdown_timeout_defaults_to_ten_seconds() {
+        let cli = Cli::try_parse_from(["voltgate"]).unwrap();
+        assert_eq!(cli.serve.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(cli.serve.log, None);
+        let cli = Cli::try_parse_from(["voltgate", "--shutdown-timeout", "2s"]).unwrap();
+        assert_eq!(cli.serve.shutdown_timeout, Duration::from_secs(2));
     }
 }

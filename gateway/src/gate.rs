@@ -9,7 +9,8 @@
 //! visible to the principal (404, so an invisible charger is never revealed), the engine must
 //! allow the command's action on it (403), it must be connected (409) and its OCPP version
 //! must have the command (400); then the charger answers (200), answers with a CALLERROR
-//! (502) or does not answer in time (504).
+//! (502) or does not answer in time (504). When the allow record cannot be written the
+//! command is not sent (503): nothing reaches a charger without its audit record.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::LazyLock;
@@ -54,6 +55,8 @@ pub enum GateError {
     Timeout(Duration),
     #[error("the command could not be translated: {0}")]
     Translation(String),
+    #[error("the decision could not be written to the audit log, so nothing was sent")]
+    AuditUnavailable,
 }
 
 /// Unique numbers for OCPP 2.0.1 remoteStartId / requestId / charging profile ids. Seeded from
@@ -143,6 +146,15 @@ pub async fn send_command(
         ),
     )
     .await;
+    // Fail closed: a command without its allow record on disk is never sent.
+    if audit_id.is_none() {
+        tracing::error!(
+            charger_id,
+            command = command.name(),
+            "allow decision not recorded; command not sent"
+        );
+        return Err(GateError::AuditUnavailable);
+    }
 
     let started = Instant::now();
     let result = deliver(state, charger_id, &command).await;
@@ -161,6 +173,52 @@ pub async fn send_command(
             tracing::info!(charger_id, command = command.name(), error = %err, "command failed")
         }
     }
+    result
+}
+
+/// The principal that commands the gateway decides on itself are audited under.
+pub const SYSTEM_PRINCIPAL: &str = "system";
+
+/// Sends a command the gateway decided on itself (keeping a charger's local authorisation
+/// list in sync, clearing its authorisation cache). It acts as the system principal, which the
+/// engine allows everything, so no decision is asked for; the command is audited, counted and
+/// delivered exactly like an operator's.
+pub async fn send_system_command(
+    state: &AppState,
+    charger_id: &str,
+    command: Command,
+) -> Result<CommandReply, GateError> {
+    let action_name = command.engine_action();
+    let audit_id = audit::record(
+        state,
+        audit::entry(
+            SYSTEM_PRINCIPAL,
+            action_name,
+            charger_id,
+            true,
+            "sent by the gateway itself as the system principal",
+            None,
+            None,
+        ),
+    )
+    .await;
+    if audit_id.is_none() {
+        tracing::error!(
+            charger_id,
+            command = command.name(),
+            "system command not recorded; not sent"
+        );
+        return Err(GateError::AuditUnavailable);
+    }
+    let started = Instant::now();
+    let result = deliver(state, charger_id, &command).await;
+    let (metric_outcome, audit_outcome) = outcome_labels(&result);
+    state.metrics.command_latency(
+        command.name(),
+        metric_outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    audit::set_outcome(state, audit_id, &audit_outcome).await;
     result
 }
 
@@ -226,6 +284,7 @@ fn outcome_labels(result: &Result<CommandReply, GateError>) -> (&'static str, St
         Err(GateError::CallError { code, .. }) => ("call_error", format!("call_error: {code}")),
         Err(GateError::Timeout(_)) => ("timeout", "timeout".into()),
         Err(GateError::Translation(_)) => ("invalid", "translation_failed".into()),
+        Err(GateError::AuditUnavailable) => ("audit_unavailable", "audit_unavailable".into()),
         Err(GateError::NotFound(_)) | Err(GateError::Forbidden { .. }) => {
             ("refused", "refused".into())
         }
@@ -282,5 +341,360 @@ mod tests {
             gate.contains(&["chargers", ".call("].concat()),
             "the gate itself still calls it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_allow_record_cannot_be_written_is_not_sent() {
+        use crate::charger::test_support::{
+            connect, settings, state_on, RefusingStore, INSTALLATION,
+        };
+        use crate::gate::{send_command, GateError};
+        use voltgate_ocpp::{Command, OcppVersion};
+        use voltgate_policy::PrincipalKind;
+
+        let store = std::sync::Arc::new(RefusingStore::default());
+        let (state, _shutdown) = state_on(store.clone(), settings());
+        {
+            let mut engine = state.policy.write();
+            engine
+                .add_scope(INSTALLATION, "installation", "root")
+                .unwrap();
+            engine.add_scope("CP-1", "station", INSTALLATION).unwrap();
+            engine
+                .add_principal("ops", PrincipalKind::System, "root")
+                .unwrap();
+        }
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let before = store.calls();
+        let outcome = send_command(&state, "ops", "CP-1", Command::ClearCache, None).await;
+        assert!(
+            matches!(outcome, Err(GateError::AuditUnavailable)),
+            "{outcome:?}"
+        );
+        assert!(store.calls() > before, "the gate tried to write the record");
+        let stray =
+            tokio::time::timeout(std::time::Duration::from_millis(50), charger.next_message())
+                .await;
+        assert!(stray.is_err(), "the command reached the charger: {stray:?}");
+    }
+
+    /// The security invariant, over random estates: on any builtin preset, with a random
+    /// scope tree, random modules, assignments and blocks changing between requests, a command
+    /// reaches a charger exactly when the engine's `check` allows it at that moment (for a
+    /// charger the caller can see); every refused command leaves the charger's connection
+    /// untouched, and every change counts from the very next request.
+    mod invariant {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use futures_util::SinkExt;
+        use proptest::prelude::*;
+        use serde_json::json;
+        use tokio_tungstenite::tungstenite::Message;
+        use voltgate_ocpp::{Command, Frame, OcppVersion};
+        use voltgate_policy::{Action, Preset, PrincipalKind, Resource};
+
+        use crate::charger::test_support::{connect, FakeCharger};
+        use crate::gate::{send_command, GateError};
+        use crate::state::testing::test_state;
+        use crate::state::{allowed_parent_kinds, SharedState, ROOT_SCOPE, STATION_KIND};
+
+        /// How long a refused command is given to (wrongly) show up at the charger.
+        const SILENCE: Duration = Duration::from_millis(3);
+        const PRINCIPALS: [&str; 3] = ["p0", "p1", "p2"];
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Assign {
+                who: usize,
+                role: usize,
+                scope: usize,
+            },
+            Unassign {
+                who: usize,
+                role: usize,
+                scope: usize,
+            },
+            Block {
+                who: usize,
+                blocked: bool,
+            },
+            Module {
+                scope: usize,
+                module: usize,
+                on: bool,
+            },
+            Request {
+                who: usize,
+                station: usize,
+                command: usize,
+            },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let index = || 0usize..64;
+            prop_oneof![
+                3 => (0usize..3, index(), index()).prop_map(|(who, role, scope)| Op::Assign { who, role, scope }),
+                1 => (0usize..3, index(), index()).prop_map(|(who, role, scope)| Op::Unassign { who, role, scope }),
+                1 => (0usize..3, any::<bool>()).prop_map(|(who, blocked)| Op::Block { who, blocked }),
+                1 => (index(), index(), any::<bool>()).prop_map(|(scope, module, on)| Op::Module { scope, module, on }),
+                6 => (0usize..3, index(), index()).prop_map(|(who, station, command)| Op::Request { who, station, command }),
+            ]
+        }
+
+        fn commands() -> Vec<Command> {
+            vec![
+                Command::Reset { hard: false },
+                Command::ClearCache,
+                Command::Unlock { connector: 1 },
+                Command::ChangeAvailability {
+                    connector: None,
+                    available: true,
+                },
+                Command::RemoteStart {
+                    connector: Some(1),
+                    id_token: "TAG-1".into(),
+                },
+                Command::GetConfiguration { keys: None },
+            ]
+        }
+
+        /// Builds a scope tree from (kind, parent) picks; every kind's parent rule is obeyed.
+        fn build_tree(state: &SharedState, picks: &[(usize, usize)]) -> Vec<String> {
+            let mut engine = state.policy.write();
+            let kinds: Vec<String> = engine.preset().kinds().map(|k| k.id.clone()).collect();
+            let mut scopes = vec![ROOT_SCOPE.to_owned()];
+            for (n, (kind, parent)) in picks.iter().enumerate() {
+                let kind = &kinds[kind % kinds.len()];
+                let allowed = allowed_parent_kinds(engine.preset(), kind);
+                let parent = scopes
+                    .iter()
+                    .cycle()
+                    .skip(parent % scopes.len())
+                    .take(scopes.len())
+                    .find(|s| {
+                        engine
+                            .scope_kind(s)
+                            .is_some_and(|k| allowed.iter().any(|a| a == k))
+                    })
+                    .cloned();
+                if let Some(parent) = parent {
+                    let id = format!("s{n}-{kind}");
+                    engine
+                        .add_scope(&id, kind, &parent)
+                        .expect("parent rule obeyed");
+                    scopes.push(id);
+                }
+            }
+            // Then one scope of every kind still missing, so each tree holds stations.
+            for round in 0..kinds.len() {
+                for kind in &kinds {
+                    if scopes
+                        .iter()
+                        .any(|s| engine.scope_kind(s) == Some(kind.as_str()))
+                    {
+                        continue;
+                    }
+                    let allowed = allowed_parent_kinds(engine.preset(), kind);
+                    let parent = scopes.iter().find(|s| {
+                        engine
+                            .scope_kind(s)
+                            .is_some_and(|k| allowed.iter().any(|a| a == k))
+                    });
+                    if let Some(parent) = parent.cloned() {
+                        let id = format!("f{round}-{kind}");
+                        engine
+                            .add_scope(&id, kind, &parent)
+                            .expect("parent rule obeyed");
+                        scopes.push(id);
+                    }
+                }
+            }
+            scopes
+        }
+
+        async fn run_case(
+            preset: &str,
+            picks: Vec<(usize, usize)>,
+            homes: Vec<usize>,
+            ops: Vec<Op>,
+        ) {
+            let state = test_state(preset).await;
+            let scopes = build_tree(&state, &picks);
+            let stations: Vec<String> = scopes
+                .iter()
+                .filter(|s| state.policy.read().scope_kind(s) == Some(STATION_KIND))
+                .cloned()
+                .collect();
+            assert!(!stations.is_empty(), "every preset can hold a station");
+            let (roles, modules) = {
+                let engine = state.policy.read();
+                let roles: Vec<String> = engine.roles().map(|r| r.id.clone()).collect();
+                let modules: Vec<String> =
+                    engine.preset().modules().map(|m| m.id.clone()).collect();
+                (roles, modules)
+            };
+            for (who, home) in PRINCIPALS.iter().zip(&homes) {
+                let home = &scopes[home % scopes.len()];
+                state
+                    .policy
+                    .write()
+                    .add_principal(who, PrincipalKind::Operator, home)
+                    .expect("principal added");
+            }
+            let mut chargers = Vec::new();
+            for station in &stations {
+                let (charger, _task) = connect(&state, station, OcppVersion::V16).await;
+                chargers.push(charger);
+            }
+            let commands = commands();
+            for op in ops {
+                if let Op::Request {
+                    who,
+                    station,
+                    command,
+                } = op
+                {
+                    let index = station % stations.len();
+                    let station = &stations[index];
+                    let command = commands[command % commands.len()].clone();
+                    let action: Action = command.engine_action().parse().expect("engine action");
+                    let resource = Resource::Scope(station.clone());
+                    // What the engine says right now, after every change made so far.
+                    let (allowed, visible) = {
+                        let engine = state.policy.read();
+                        (
+                            engine.check(PRINCIPALS[who], action, &resource),
+                            engine.can_see(PRINCIPALS[who], &resource),
+                        )
+                    };
+                    let reached = request(
+                        &state,
+                        PRINCIPALS[who],
+                        station,
+                        command,
+                        &mut chargers[index],
+                    )
+                    .await;
+                    assert!(
+                        !reached || allowed,
+                        "{} reached {station} without an allow",
+                        PRINCIPALS[who]
+                    );
+                    if visible {
+                        assert_eq!(
+                            reached, allowed,
+                            "{} on {station}: check said {allowed}",
+                            PRINCIPALS[who]
+                        );
+                    }
+                    continue;
+                }
+                let mut engine = state.policy.write();
+                match op {
+                    Op::Assign { who, role, scope } => {
+                        let _ = engine.assign(
+                            PRINCIPALS[who],
+                            &roles[role % roles.len()],
+                            &scopes[scope % scopes.len()],
+                        );
+                    }
+                    Op::Unassign { who, role, scope } => {
+                        let _ = engine.unassign(
+                            PRINCIPALS[who],
+                            &roles[role % roles.len()],
+                            &scopes[scope % scopes.len()],
+                        );
+                    }
+                    Op::Block { who, blocked } => {
+                        engine
+                            .set_blocked(PRINCIPALS[who], blocked)
+                            .expect("known principal");
+                    }
+                    Op::Module { scope, module, on } => {
+                        if !modules.is_empty() {
+                            let _ = engine.set_module(
+                                &scopes[scope % scopes.len()],
+                                &modules[module % modules.len()],
+                                on,
+                            );
+                        }
+                    }
+                    Op::Request { .. } => {}
+                }
+            }
+        }
+
+        /// Sends one command through the gate while playing the charger; `true` when a CALL
+        /// reached the charger. A refused command must end without any frame.
+        async fn request(
+            state: &SharedState,
+            who: &str,
+            station: &str,
+            command: Command,
+            charger: &mut FakeCharger,
+        ) -> bool {
+            let gate = {
+                let state = Arc::clone(state);
+                let (who, station) = (who.to_owned(), station.to_owned());
+                tokio::spawn(
+                    async move { send_command(&state, &who, &station, command, None).await },
+                )
+            };
+            let mut gate = std::pin::pin!(gate);
+            tokio::select! {
+                finished = &mut gate => {
+                    let outcome = finished.expect("gate task");
+                    assert!(
+                        matches!(outcome, Err(GateError::Forbidden { .. } | GateError::NotFound(_))),
+                        "a command that sent nothing must be refused: {outcome:?}"
+                    );
+                    let stray = tokio::time::timeout(SILENCE, charger.next_message()).await;
+                    assert!(stray.is_err(), "a refused command reached the charger: {stray:?}");
+                    false
+                }
+                message = charger.next_message() => {
+                    let Some(Message::Text(text)) = message else {
+                        panic!("expected a CALL, got {message:?}");
+                    };
+                    let Ok(Frame::Call { id, .. }) = Frame::parse(text.as_str()) else {
+                        panic!("expected a CALL, got {text}");
+                    };
+                    let answer = Frame::CallResult { id, payload: json!({"status": "Accepted"}) };
+                    charger
+                        .ws
+                        .send(Message::text(answer.to_text()))
+                        .await
+                        .expect("gateway reads");
+                    let _ = gate.await.expect("gate task");
+                    true
+                }
+            }
+        }
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                cases: 48,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+            #[test]
+            fn a_command_reaches_a_charger_only_when_the_engine_allows_it(
+                preset in 0usize..Preset::BUILTIN.len(),
+                picks in proptest::collection::vec((0usize..16, 0usize..16), 3..12),
+                homes in proptest::collection::vec(0usize..16, 3),
+                ops in proptest::collection::vec(op(), 4..40),
+            ) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(run_case(Preset::BUILTIN[preset], picks, homes, ops));
+            }
+        }
     }
 }

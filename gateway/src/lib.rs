@@ -6,17 +6,26 @@
 //!
 //! Module map: [`charger`] speaks OCPP to chargers, [`api`] serves operators, [`gate`] is the
 //! single door from the API to a charger, [`state`] holds what both share, [`audit`] records
-//! every decision, [`metrics`] counts everything, [`config`] reads the command line and
-//! [`policy_cli`] inspects presets offline.
+//! every decision, [`metrics`] counts everything, [`config`] reads the command line and the
+//! configuration file, [`logging`] sets up log output, [`lifecycle`] covers readiness and the
+//! API's part of a graceful shutdown, [`tls`] serves both listeners over TLS (security profiles
+//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication, [`local_list`] keeps
+//! chargers' local authorisation lists in sync with the engine, and [`policy_cli`] inspects
+//! presets offline.
 
 pub mod api;
 pub mod audit;
 pub mod charger;
 pub mod config;
 pub mod gate;
+pub mod lifecycle;
+pub mod local_list;
+pub mod logging;
 pub mod metrics;
 pub mod policy_cli;
 pub mod state;
+pub mod throttle;
+pub mod tls;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,22 +34,31 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use voltgate_store::SqliteStore;
 
-use crate::config::{load_preset, LogFormat, ServeConfig};
+use crate::config::{load_preset, ServeConfig};
+use crate::lifecycle::Drain;
 use crate::state::{AppState, SharedState};
-
-/// How long shutdown waits for open API requests and charger connections to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A gateway whose listeners are bound and serving.
 pub struct Running {
     pub ocpp_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    /// The charger TLS listener (`--ocpp-tls-listen`), when configured.
+    pub ocpp_tls_addr: Option<SocketAddr>,
+    /// Whether the API is served over HTTPS.
+    pub api_https: bool,
     /// The generated token of the bootstrap `admin`, on the first start without
     /// `--admin-token`; shown once, never stored in clear.
     pub admin_token: Option<String>,
     pub state: SharedState,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Closes the API listener; sent after the open requests are done.
+    api_stop: tokio::sync::watch::Sender<bool>,
+    drain: Drain,
+    store: Arc<SqliteStore>,
+    shutdown_timeout: Duration,
     ocpp_task: JoinHandle<std::io::Result<()>>,
     api_task: JoinHandle<std::io::Result<()>>,
 }
@@ -49,9 +67,12 @@ pub struct Running {
 /// the bootstrap admin exists and binds both listeners.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let preset = load_preset(&config.preset)?;
-    let store = voltgate_store::open(&config.db)
-        .await
-        .with_context(|| "cannot open the store (--db)")?;
+    // The concrete store is kept to close it at shutdown (the `Store` trait has no close).
+    let store = Arc::new(
+        SqliteStore::open(&config.db)
+            .await
+            .with_context(|| "cannot open the store (--db)")?,
+    );
     let mut engine = state::load_engine(store.as_ref(), preset).await?;
     let admin_token =
         state::bootstrap_admin(store.as_ref(), &mut engine, config.admin_token.as_deref()).await?;
@@ -64,12 +85,14 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
         policy: parking_lot::RwLock::new(engine),
-        store,
+        store: store.clone(),
         validator: Arc::new(validator),
         chargers: charger::ChargerRegistry::new(),
         metrics: metrics::Metrics::new(),
         settings: config.settings(),
         shutdown: shutdown_rx,
+        auth_guard: throttle::AuthGuard::new(),
+        local_lists: local_list::LocalLists::new(config.local_auth_lists),
     });
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)
@@ -82,43 +105,92 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let api_addr = api_listener.local_addr()?;
 
     let ocpp_task = tokio::spawn(charger::server::serve(ocpp_listener, state.clone()));
-    let mut api_shutdown = state.shutdown.clone();
-    let app = api::router(state.clone());
+    tokio::spawn(local_list::run(state.clone()));
+    let ocpp_tls_addr = tls::start_charger_listener(config, &state).await?;
+    let api_tls = tls::api_tls(config, &state)?;
+    let api_https = api_tls.is_some();
+    let drain = Drain::new();
+    let (api_stop, mut api_stop_rx) = tokio::sync::watch::channel(false);
+    let app = api::router(state.clone()).layer(axum::Extension(drain.clone()));
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, app)
-            .with_graceful_shutdown(async move {
-                // An error means the sender is gone, which also means shutdown.
-                let _ = api_shutdown.wait_for(|stopping| *stopping).await;
-            })
-            .await
+        tls::serve_api(api_listener, app, api_tls, async move {
+            // An error means the sender is gone, which also means shutdown.
+            let _ = api_stop_rx.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     tracing::info!(%ocpp_addr, %api_addr, preset = %config.preset, "gateway started");
     Ok(Running {
         ocpp_addr,
         api_addr,
+        ocpp_tls_addr,
+        api_https,
         admin_token,
         state,
         shutdown,
+        api_stop,
+        drain,
+        store,
+        shutdown_timeout: config.shutdown_timeout,
         ocpp_task,
         api_task,
     })
 }
 
 impl Running {
-    /// Stops accepting, closes every charger connection with a close frame, lets open API
-    /// requests finish (up to a grace period) and returns.
+    /// Shuts down within the configured timeout: readiness goes false and no new charger or
+    /// operator request is taken; open API requests get half the timeout to finish (then they
+    /// answer 503); every charger is closed with 1001 (going away); the API listener closes and
+    /// the store commits and closes. Fails, naming what was still open, when the timeout passes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let Running {
             state,
             shutdown,
+            api_stop,
+            drain,
+            store,
+            shutdown_timeout,
             ocpp_task,
             api_task,
             ..
         } = self;
+        let started = Instant::now();
+        let deadline = started + shutdown_timeout;
         shutdown.send_replace(true);
-        state.chargers.close_all().await;
-        for (name, task) in [("ocpp", ocpp_task), ("api", api_task)] {
-            match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+        drain.begin_draining();
+        tracing::info!(
+            timeout_ms = millis(shutdown_timeout),
+            api_requests = drain.in_flight(),
+            chargers = state.chargers.connected_count(),
+            "shutting down"
+        );
+
+        let drain_until = started + shutdown_timeout / 2;
+        if tokio::time::timeout_at(drain_until, drain.idle())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                api_requests = drain.in_flight(),
+                "open API requests did not finish in time; answering them with 503"
+            );
+            drain.cut();
+        }
+        let _ = tokio::time::timeout_at(deadline, drain.idle()).await;
+
+        let _ = tokio::time::timeout_at(deadline, state.chargers.close_all()).await;
+        // `close_all` returns once the sessions have let go of their call queues; each one
+        // leaves the registry a moment later, after its close handshake.
+        let _ = tokio::time::timeout_at(deadline, async {
+            while state.chargers.connected_count() > 0 {
+                tokio::time::sleep(SESSION_EXIT_POLL).await;
+            }
+        })
+        .await;
+        api_stop.send_replace(true);
+        let mut unfinished = Vec::new();
+        for (name, task) in [("charger listener", ocpp_task), ("API listener", api_task)] {
+            match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(err))) => {
                     tracing::warn!(listener = name, error = %err, "listener ended with an error")
@@ -126,20 +198,53 @@ impl Running {
                 Ok(Err(err)) => {
                     tracing::warn!(listener = name, error = %err, "listener task failed")
                 }
-                Err(_) => tracing::warn!(
-                    listener = name,
-                    "listener did not stop within the grace period"
-                ),
+                Err(_) => unfinished.push(name.to_owned()),
             }
         }
-        tracing::info!("gateway stopped");
-        Ok(())
+        if tokio::time::timeout_at(deadline, store.close())
+            .await
+            .is_err()
+        {
+            unfinished.push("the store".to_owned());
+        }
+        let chargers = state.chargers.connected_count();
+        if chargers > 0 {
+            unfinished.push(format!("{chargers} charger connection(s)"));
+        }
+        let requests = drain.in_flight();
+        if requests > 0 {
+            unfinished.push(format!("{requests} API request(s)"));
+        }
+        if unfinished.is_empty() {
+            tracing::info!(took_ms = millis(started.elapsed()), "gateway stopped");
+            Ok(())
+        } else {
+            let open = unfinished.join(", ");
+            tracing::error!(
+                timeout_ms = millis(shutdown_timeout),
+                still_open = %open,
+                "shutdown timed out"
+            );
+            anyhow::bail!(
+                "shutdown did not finish within {} ms; still open: {open}",
+                millis(shutdown_timeout)
+            )
+        }
     }
 }
 
-/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully. Prints the bound
-/// addresses (and a generated admin token) to stdout.
+/// How often shutdown looks whether the last charger sessions have ended.
+const SESSION_EXIT_POLL: Duration = Duration::from_millis(10);
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully; a second signal
+/// during shutdown ends it at once with an error. Prints the bound addresses (and a generated
+/// admin token) to stdout.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let mut signals = Signals::install()?;
     let mut running = start(&config).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -151,17 +256,25 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             "voltgate: ocpp listening on ws://{}{}",
             running.ocpp_addr, config.ocpp_path_prefix
         )?;
+        if let Some(address) = running.ocpp_tls_addr {
+            writeln!(
+                out,
+                "voltgate: ocpp-tls listening on wss://{address}{}",
+                config.ocpp_path_prefix
+            )?;
+        }
         writeln!(
             out,
-            "voltgate: api listening on http://{}",
+            "voltgate: api listening on {}://{}",
+            if running.api_https { "https" } else { "http" },
             running.api_addr
         )?;
+
         out.flush()?;
     }
     tokio::select! {
-        signal = shutdown_signal() => {
-            signal?;
-            tracing::info!("shutdown requested");
+        signal = signals.next() => {
+            tracing::info!(signal, "shutdown requested");
         }
         ended = &mut running.ocpp_task => {
             let detail = match ended {
@@ -180,38 +293,54 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             anyhow::bail!("the API listener ended unexpectedly: {detail}");
         }
     }
-    running.shutdown().await
-}
-
-async fn shutdown_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = terminate.recv() => Ok(()),
+    tokio::select! {
+        outcome = running.shutdown() => outcome,
+        signal = signals.next() => {
+            tracing::error!(signal, "second signal during shutdown; exiting at once");
+            anyhow::bail!("{signal} received during shutdown; exited without finishing it")
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
 }
 
-/// Log lines go to stderr, as text or JSON, filtered by `filter` (tracing syntax).
-pub fn init_tracing(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .with_context(|| format!("invalid log filter `{filter}`"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    result.map_err(|err| anyhow::anyhow!("cannot set up logging: {err}"))
+/// SIGTERM and SIGINT, installed once so a second signal is seen too.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }
 
 #[cfg(test)]

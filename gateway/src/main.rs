@@ -1,13 +1,21 @@
 //! The `voltgate` binary: reads the command line and hands over to the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use voltgate::config::{parse_cli, CliCommand, ServeConfig};
+use voltgate::config::{parse_cli, CliError, Invocation, ServeConfig};
 
 fn main() -> ExitCode {
-    let cli = parse_cli();
-    match cli.command {
-        Some(CliCommand::Policy(command)) => {
+    let invocation = match parse_cli() {
+        Ok(invocation) => invocation,
+        Err(CliError::Usage(err)) => err.exit(),
+        Err(CliError::File(err)) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match invocation {
+        Invocation::Policy(command) => {
             match voltgate::policy_cli::run(command, &mut std::io::stdout().lock()) {
                 Ok(code) => code,
                 // A reader that stopped early (`voltgate policy matrix virta | head`) is not an error.
@@ -18,8 +26,21 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(CliCommand::Serve(args)) => serve(args),
-        None => serve(cli.serve),
+        Invocation::ConfigChecked(settings) => {
+            let mut out = std::io::stdout().lock();
+            match out
+                .write_all(settings.as_bytes())
+                .and_then(|()| out.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Invocation::Serve(config) => serve(*config),
     }
 }
 
@@ -29,7 +50,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn serve(config: ServeConfig) -> ExitCode {
-    if let Err(err) = voltgate::init_tracing(config.log_format, &config.log) {
+    if let Err(err) = voltgate::logging::init(config.log_format, config.log.as_deref()) {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
     }
@@ -43,11 +64,15 @@ fn serve(config: ServeConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(voltgate::run(config)) {
+    let outcome = runtime.block_on(voltgate::run(config));
+    // Whatever still runs (a charger that never finished closing, a stuck request) must not
+    // hold up the exit: the shutdown already waited as long as it was allowed to.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // Logged only: with `--log-format json` every stderr line must stay JSON.
             tracing::error!(error = %format!("{err:#}"), "gateway failed");
-            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -27,6 +27,11 @@ pub struct Metrics {
     authz_decisions: IntCounterVec,
     store_errors: IntCounterVec,
     api_requests: IntCounterVec,
+    api_auth_failures: IntCounterVec,
+    auth_throttled: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    local_list_syncs: IntCounterVec,
+    local_list_rounds: Histogram,
 }
 
 impl Default for Metrics {
@@ -120,6 +125,56 @@ impl Metrics {
                     &["route", "status"],
                 ),
             ),
+            api_auth_failures: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_api_auth_failures_total",
+                        "Operator API requests refused for their credentials, by reason.",
+                    ),
+                    &["reason"],
+                ),
+            ),
+            auth_throttled: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_auth_throttled_total",
+                        "Connections or requests turned away because their address failed authentication too often, by listener (ocpp|api).",
+                    ),
+                    &["listener"],
+                ),
+            ),
+            tls_reloads: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_tls_reloads_total",
+                        "Reloads of TLS certificate files, by listener (ocpp|api) and result (ok|error).",
+                    ),
+                    &["listener", "result"],
+                ),
+            ),
+            local_list_syncs: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_local_list_syncs_total",
+                        "Local authorisation list messages sent to chargers, by kind (version|full|differential|clear_cache) and outcome.",
+                    ),
+                    &["kind", "outcome"],
+                ),
+            ),
+            local_list_rounds: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "voltgate_local_list_round_seconds",
+                        "Time to compute every dirty charger's local authorisation list in one sync round.",
+                    )
+                    .buckets(COMMAND_LATENCY_BUCKETS.to_vec()),
+                ),
+            ),
             registry,
         }
     }
@@ -168,6 +223,35 @@ impl Metrics {
         self.store_errors.with_label_values(&[op]).inc();
     }
 
+    /// An operator request refused for its credentials (`missing`, `invalid`, `expired`, …).
+    pub fn api_auth_failure(&self, reason: &str) {
+        self.api_auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub fn auth_throttled(&self, listener: crate::throttle::Listener) {
+        self.auth_throttled
+            .with_label_values(&[listener.label()])
+            .inc();
+    }
+
+    pub fn tls_reload(&self, listener: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads
+            .with_label_values(&[listener, result])
+            .inc();
+    }
+
+    /// One local-list message: `kind` is version|full|differential|clear_cache.
+    pub fn local_list_sync(&self, kind: &str, outcome: &str) {
+        self.local_list_syncs
+            .with_label_values(&[kind, outcome])
+            .inc();
+    }
+
+    pub fn local_list_round(&self, seconds: f64) {
+        self.local_list_rounds.observe(seconds);
+    }
+
     pub fn api_request(&self, route: &str, status: u16) {
         let status = status.to_string();
         self.api_requests
@@ -213,13 +297,30 @@ mod tests {
         metrics.authz_decision("charge", true);
         metrics.store_error("start_transaction");
         metrics.api_request("/api/v1/scopes", 201);
+        metrics.api_auth_failure("invalid");
+        metrics.auth_throttled(crate::throttle::Listener::Ocpp);
+        metrics.tls_reload("ocpp", true);
         let text = metrics.render();
         let families: Vec<&str> = text
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|line| line.split(' ').next())
             .collect();
-        assert_eq!(families.len(), 8, "{text}");
+        for expected in [
+            "voltgate_chargers_connected",
+            "voltgate_ocpp_messages_total",
+            "voltgate_ocpp_frames_rejected_total",
+            "voltgate_ocpp_handshakes_refused_total",
+            "voltgate_command_duration_seconds",
+            "voltgate_authz_decisions_total",
+            "voltgate_store_errors_total",
+            "voltgate_api_requests_total",
+            "voltgate_api_auth_failures_total",
+            "voltgate_auth_throttled_total",
+            "voltgate_tls_reloads_total",
+        ] {
+            assert!(families.contains(&expected), "{expected} missing: {text}");
+        }
         assert!(families.iter().all(|name| name.starts_with("voltgate_")));
     }
 

@@ -7,7 +7,8 @@
 //! sequences from the API and from charger auto-registration never interleave.
 //!
 //! Secrets are only ever handled here as hashes: API tokens are high-entropy random strings
-//! stored as a plain SHA-256 digest, charger passwords are chosen by people and stored salted.
+//! stored as a plain SHA-256 digest, charger passwords are chosen by people and stored as
+//! salted Argon2id hashes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub settings: Settings,
     /// `true` once shutdown began.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Failed-authentication throttles and the verified-password cache of both listeners.
+    pub auth_guard: crate::throttle::AuthGuard,
+    /// Keeps chargers' local authorisation lists in sync with the role engine.
+    pub local_lists: crate::local_list::LocalLists,
 }
 
 /// Run-time knobs that come from the command line.
@@ -47,6 +52,10 @@ pub struct Settings {
     pub auto_register: Option<String>,
     /// Chargers connect to `{ocpp_path_prefix}/{id}`.
     pub ocpp_path_prefix: String,
+    /// OCPP security profile given to auto-registered chargers.
+    pub default_security_profile: u8,
+    /// Whether a TLS listener for chargers is configured (profiles 2 and 3 need one).
+    pub ocpp_tls: bool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -61,10 +70,38 @@ pub const STATION_KIND: &str = "station";
 pub const API_TOKEN_PREFIX: &str = "vg_";
 
 static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static MUTATION_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MUTATION_DONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Held while the role-engine state changes; dropping it counts one finished change.
+pub struct MutationGuard {
+    _lock: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for MutationGuard {
+    fn drop(&mut self) {
+        MUTATION_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        MUTATION_DONE.notify_waiters();
+    }
+}
 
 /// Serialises every change to the role-engine state (store write + engine update).
-pub async fn mutation_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    MUTATIONS.lock().await
+pub async fn mutation_lock() -> MutationGuard {
+    MutationGuard {
+        _lock: MUTATIONS.lock().await,
+    }
+}
+
+/// How many [`mutation_lock`] holders have finished in this process (whether they changed
+/// anything or not): what depends on the engine's answers (local authorisation lists)
+/// recomputes when it moves.
+pub fn mutation_generation() -> u64 {
+    MUTATION_GENERATION.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Resolves when a [`mutation_lock`] holder finishes after this future is first polled.
+pub async fn mutation_finished() {
+    MUTATION_DONE.notified().await;
 }
 
 /// A new API token: the prefix followed by 32 random bytes in hex.
@@ -87,36 +124,81 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-const PASSWORD_SCHEME: &str = "sha256";
+/// Scheme tag of the salted SHA-256 format written by earlier releases; still verified, and
+/// replaced by an Argon2id hash at the charger's next successful handshake.
+const LEGACY_PASSWORD_SCHEME: &str = "sha256";
 
-/// The stored form of a charger password: `sha256$<salt hex>$<digest hex>`, where the
-/// digest covers salt followed by the password.
+/// Argon2id cost for charger passwords: 8 MiB and 2 passes keep a verification in the low
+/// milliseconds on one core (a boot storm is further absorbed by
+/// [`crate::throttle::VerifiedPasswords`]) while making offline guessing costly.
+const PASSWORD_MEMORY_KIB: u32 = 8 * 1024;
+const PASSWORD_PASSES: u32 = 2;
+
+fn password_hasher() -> argon2::Argon2<'static> {
+    let params =
+        argon2::Params::new(PASSWORD_MEMORY_KIB, PASSWORD_PASSES, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// The stored form of a charger password: an Argon2id hash in PHC string format
+/// (`$argon2id$v=19$m=…,t=…,p=1$salt$hash`) with a random 16-byte salt.
 pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
-    let digest = salted_digest(&salt, password);
+    let hashed = SaltString::encode_b64(&salt).and_then(|salt| {
+        password_hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+    });
+    match hashed {
+        Ok(phc) => phc,
+        // Only reachable with invalid constant parameters; the salted digest is still a
+        // valid stored form and is upgraded at the next successful handshake.
+        Err(_) => legacy_hash_password(password, &salt),
+    }
+}
+
+fn legacy_hash_password(password: &str, salt: &[u8]) -> String {
     format!(
-        "{PASSWORD_SCHEME}${}${}",
+        "{LEGACY_PASSWORD_SCHEME}${}${}",
         hex::encode(salt),
-        hex::encode(digest)
+        hex::encode(salted_digest(salt, password))
     )
 }
 
-/// Whether `presented` matches a value made by [`hash_password`]; compares in constant time.
+/// Whether `presented` matches a stored password hash (Argon2 PHC string, or the older
+/// `sha256$<salt hex>$<digest hex>` form); compares in constant time. Slow by design: call
+/// it off the async executor.
 pub fn verify_password(stored: &str, presented: &str) -> bool {
+    if stored.starts_with('$') {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        return PasswordHash::new(stored).is_ok_and(|hash| {
+            password_hasher()
+                .verify_password(presented.as_bytes(), &hash)
+                .is_ok()
+        });
+    }
     let mut parts = stored.split('$');
     let (Some(scheme), Some(salt_hex), Some(digest_hex), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
-    if scheme != PASSWORD_SCHEME {
+    if scheme != LEGACY_PASSWORD_SCHEME {
         return false;
     }
     let (Ok(salt), Ok(expected)) = (hex::decode(salt_hex), hex::decode(digest_hex)) else {
         return false;
     };
     constant_time_eq(&salted_digest(&salt, presented), &expected)
+}
+
+/// Whether a stored hash should be replaced by a fresh [`hash_password`] once the password
+/// is known again (older format or other cost parameters).
+pub fn password_needs_rehash(stored: &str) -> bool {
+    let current = format!("m={PASSWORD_MEMORY_KIB},t={PASSWORD_PASSES},p=1$");
+    !(stored.starts_with("$argon2id$v=19$") && stored.contains(&current))
 }
 
 fn salted_digest(salt: &[u8], password: &str) -> [u8; 32] {
@@ -158,10 +240,13 @@ pub enum RegisterError {
 }
 
 /// Charger ids travel (percent-encoded) in URL paths and in OCPP identity fields: 1 to 64
-/// characters, no control characters, no `/`, no white space (the role engine's rule). Scope,
-/// principal and role ids follow the same rule.
+/// characters, no control characters, no `/`, no white space (the role engine's rule), and not
+/// `.` or `..`, which every HTTP client normalises away so such a record could never be
+/// addressed. Scope, principal and role ids follow the same rule.
 pub fn is_valid_charger_id(id: &str) -> bool {
     !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.chars().count() <= 64
         && id
             .chars()
@@ -177,6 +262,20 @@ pub async fn register_charger(
     parent_scope: &str,
     password_hash: Option<String>,
 ) -> Result<(), RegisterError> {
+    // OCPP security profile 1 is HTTP Basic auth over plain WebSocket; 0 is none.
+    let security_profile = u8::from(password_hash.is_some());
+    register_charger_with_profile(state, id, parent_scope, password_hash, security_profile).await
+}
+
+/// [`register_charger`] with an explicit OCPP security profile (0–3); the caller has checked
+/// that the profile fits the password and the listeners.
+pub async fn register_charger_with_profile(
+    state: &AppState,
+    id: &str,
+    parent_scope: &str,
+    password_hash: Option<String>,
+    security_profile: u8,
+) -> Result<(), RegisterError> {
     if !is_valid_charger_id(id) {
         return Err(RegisterError::InvalidId);
     }
@@ -188,8 +287,6 @@ pub async fn register_charger(
     if state.store.charger(id).await?.is_some() {
         return Err(RegisterError::AlreadyExists(id.to_owned()));
     }
-    // OCPP security profile 1 is HTTP Basic auth over plain WebSocket; 0 is none.
-    let security_profile = u8::from(password_hash.is_some());
     let charger = ChargerRecord {
         id: id.to_owned(),
         scope: parent_scope.to_owned(),
@@ -449,8 +546,12 @@ pub mod testing {
                 max_frame_bytes: 65536,
                 auto_register: None,
                 ocpp_path_prefix: "/ocpp".to_owned(),
+                default_security_profile: 0,
+                ocpp_tls: false,
             },
             shutdown,
+            auth_guard: crate::throttle::AuthGuard::new(),
+            local_lists: crate::local_list::LocalLists::new(false),
         })
     }
 }
@@ -469,6 +570,20 @@ mod tests {
         assert!(!verify_password(&a, "correct horsf"));
         assert!(!verify_password("garbage", "correct horse"));
         assert!(!verify_password("md5$00$00", "correct horse"));
+    }
+
+    #[test]
+    fn argon2_hashes_and_legacy_digests_both_verify() {
+        let modern = hash_password("correct horse");
+        assert!(modern.starts_with("$argon2id$"), "{modern}");
+        assert!(!modern.contains("correct horse"));
+        assert!(!password_needs_rehash(&modern));
+        let legacy = legacy_hash_password("correct horse", &[7u8; 16]);
+        assert!(legacy.starts_with("sha256$"));
+        assert!(verify_password(&legacy, "correct horse"));
+        assert!(!verify_password(&legacy, "correct horsf"));
+        assert!(password_needs_rehash(&legacy));
+        assert!(!verify_password("$argon2id$garbage", "correct horse"));
     }
 
     #[test]
@@ -493,6 +608,9 @@ mod tests {
         assert!(!is_valid_charger_id(" CP1"));
         assert!(!is_valid_charger_id("a\tb"));
         assert!(!is_valid_charger_id(&"x".repeat(65)));
+        assert!(!is_valid_charger_id("."));
+        assert!(!is_valid_charger_id(".."));
+        assert!(is_valid_charger_id("..."));
     }
 
     #[tokio::test]

@@ -5,10 +5,19 @@
 
 mod charge_authorization;
 mod commands;
+mod crash;
 mod deploy_assets;
 mod durability;
+mod faults;
 mod frames;
 mod handshake;
+mod hostile_api;
+mod lifecycle;
+mod local_lists;
+mod logs;
+mod operator_tokens;
+mod secrets;
+mod security_profiles;
 mod smoke_load;
 mod third_party;
 

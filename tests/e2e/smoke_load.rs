@@ -1,6 +1,7 @@
 //! A CI-sized load run: 2,000 simulated chargers of both OCPP versions booting, heartbeating,
-//! charging and taking operator commands through the API for 20 seconds. It fails on anything
-//! lost or refused (the simulator's exit code and report say so), never on timing.
+//! charging and taking operator commands through the API for 20 seconds, the simulator split over
+//! two processes whose reports it merges. It fails on anything lost or refused (the simulator's
+//! exit code and report say so), never on timing.
 
 use std::process::Command;
 
@@ -13,7 +14,8 @@ async fn two_thousand_chargers_lose_nothing() {
         GatewayOptions::preset("connect")
             .db("sqlite::memory:")
             .arg("--auto-register")
-            .arg("smoke"),
+            .arg("smoke")
+            .arg("--local-auth-lists"),
     )
     .unwrap();
     gateway
@@ -46,6 +48,7 @@ async fn two_thousand_chargers_lose_nothing() {
                 "--commands",
                 "100",
             ])
+            .args(["--processes", "2"])
             .args(["--report", "json", "--quiet"])
             .output()
     })
@@ -63,6 +66,10 @@ async fn two_thousand_chargers_lose_nothing() {
         .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{stdout}\n{stderr}"));
     let summary = &report["summary"];
     assert_eq!(report["failed"], false, "{report}");
+    assert_eq!(
+        report["processes"], 2,
+        "the run was split and merged: {report}"
+    );
     assert_eq!(summary["connections_made"], 2000, "{report}");
     assert_eq!(summary["booted"], 2000, "{report}");
     assert_eq!(summary["calls_sent"], summary["calls_answered"], "{report}");

@@ -60,7 +60,40 @@ pub enum Command {
         message_id: Option<String>,
         data: Option<String>,
     },
+    /// Installs (`full`) or changes (differential) the charger's local authorisation list.
+    /// Sent by the gateway itself to keep the list in sync; not an operator command, so it has
+    /// no API name in [`COMMAND_NAMES`] and [`Command::from_api`] never builds it.
+    SendLocalList {
+        version: i64,
+        full: bool,
+        entries: Vec<LocalListEntry>,
+    },
+    /// Asks which local list version the charger holds (gateway-initiated, like
+    /// [`Command::SendLocalList`]).
+    GetLocalListVersion,
 }
+
+/// One id token in a [`Command::SendLocalList`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalListEntry {
+    pub id_token: String,
+    /// What the charger should answer for the token; `None` removes it (differential only).
+    pub info: Option<LocalTokenInfo>,
+}
+
+/// The answer a charger keeps for a listed id token (1.6 IdTagInfo / 2.0.1 IdTokenInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTokenInfo {
+    /// `Accepted`, `Blocked`, `Expired` or `Invalid`.
+    pub status: String,
+    /// RFC 3339; 1.6 expiryDate, 2.0.1 cacheExpiryDateTime.
+    pub expires_at: Option<String>,
+    /// 1.6 parentIdTag, 2.0.1 groupIdToken.
+    pub group: Option<String>,
+}
+
+/// The id-token statuses both versions share.
+const TOKEN_STATUSES: [&str; 4] = ["Accepted", "Blocked", "Expired", "Invalid"];
 
 /// Why a command cannot be built or translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -456,6 +489,12 @@ impl Command {
                 }
             }
             Command::GetLog { location } => check_location(location)?,
+            Command::SendLocalList {
+                version,
+                full,
+                entries,
+            } => check_local_list(*version, *full, entries)?,
+            Command::GetLocalListVersion => {}
             Command::DataTransfer {
                 vendor_id,
                 message_id,
@@ -486,6 +525,8 @@ impl Command {
             Command::GetLog { .. } => "get-log",
             Command::ClearCache => "clear-cache",
             Command::DataTransfer { .. } => "data-transfer",
+            Command::SendLocalList { .. } => "send-local-list",
+            Command::GetLocalListVersion => "get-local-list-version",
         }
     }
 
@@ -505,6 +546,10 @@ impl Command {
             Command::GetLog { .. } => "command.get-log",
             Command::ClearCache => "command.clear-cache",
             Command::DataTransfer { .. } => "command.data-transfer",
+            // Gateway-initiated: no role-engine action of their own (the gateway sends them as
+            // the system principal); the names label audit records.
+            Command::SendLocalList { .. } => "command.send-local-list",
+            Command::GetLocalListVersion => "command.get-local-list-version",
         }
     }
 
@@ -650,6 +695,38 @@ impl Command {
             }
             Command::GetLog { location } => call("GetDiagnostics", json!({ "location": location })),
             Command::ClearCache => call("ClearCache", json!({})),
+            Command::SendLocalList {
+                version,
+                full,
+                entries,
+            } => {
+                let mut list = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    check_length("id_token", &entry.id_token, 1, V16_MAX_ID_TAG)?;
+                    let mut item = json!({ "idTag": entry.id_token });
+                    if let Some(info) = &entry.info {
+                        let mut tag_info = json!({ "status": info.status });
+                        if let Some(at) = &info.expires_at {
+                            tag_info["expiryDate"] = json!(at);
+                        }
+                        if let Some(group) = &info.group {
+                            check_length("group", group, 1, V16_MAX_ID_TAG)?;
+                            tag_info["parentIdTag"] = json!(group);
+                        }
+                        item["idTagInfo"] = tag_info;
+                    }
+                    list.push(item);
+                }
+                let mut payload = json!({
+                    "listVersion": version,
+                    "updateType": if *full { "Full" } else { "Differential" },
+                });
+                if !list.is_empty() {
+                    payload["localAuthorizationList"] = Value::Array(list);
+                }
+                call("SendLocalList", payload)
+            }
+            Command::GetLocalListVersion => call("GetLocalListVersion", json!({})),
             Command::DataTransfer {
                 vendor_id,
                 message_id,
@@ -792,8 +869,90 @@ impl Command {
                 "DataTransfer",
                 data_transfer_payload(vendor_id, message_id, data),
             ),
+            Command::SendLocalList {
+                version,
+                full,
+                entries,
+            } => {
+                let list: Vec<Value> = entries
+                    .iter()
+                    .map(|entry| {
+                        // The gateway knows tokens by their text only; ISO14443 (RFID cards)
+                        // is the type chargers report for them.
+                        let mut item = json!({
+                            "idToken": { "idToken": entry.id_token, "type": "ISO14443" },
+                        });
+                        if let Some(info) = &entry.info {
+                            let mut token_info = json!({ "status": info.status });
+                            if let Some(at) = &info.expires_at {
+                                token_info["cacheExpiryDateTime"] = json!(at);
+                            }
+                            if let Some(group) = &info.group {
+                                token_info["groupIdToken"] =
+                                    json!({ "idToken": group, "type": "Central" });
+                            }
+                            item["idTokenInfo"] = token_info;
+                        }
+                        item
+                    })
+                    .collect();
+                let mut payload = json!({
+                    "versionNumber": version,
+                    "updateType": if *full { "Full" } else { "Differential" },
+                });
+                if !list.is_empty() {
+                    payload["localAuthorizationList"] = Value::Array(list);
+                }
+                call("SendLocalList", payload)
+            }
+            Command::GetLocalListVersion => call("GetLocalListVersion", json!({})),
         }
     }
+}
+
+/// A list version is a positive 32-bit integer; a full list gives every token its answer, a
+/// differential one may remove tokens; a token appears once.
+fn check_local_list(
+    version: i64,
+    full: bool,
+    entries: &[LocalListEntry],
+) -> Result<(), CommandError> {
+    if !(1..=i64::from(i32::MAX)).contains(&version) {
+        return Err(invalid("a local list version must be from 1 to 2147483647"));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for entry in entries {
+        check_length("id_token", &entry.id_token, 1, MAX_ID_TOKEN)?;
+        if !seen.insert(entry.id_token.as_str()) {
+            return Err(invalid(format!(
+                "id token {:?} appears twice in one local list",
+                entry.id_token
+            )));
+        }
+        match &entry.info {
+            None if full => {
+                return Err(invalid(
+                    "a full local list must give every id token its status",
+                ))
+            }
+            None => {}
+            Some(info) => {
+                if !TOKEN_STATUSES.contains(&info.status.as_str()) {
+                    return Err(invalid(format!(
+                        "{:?} is not an id token status",
+                        info.status
+                    )));
+                }
+                if let Some(at) = &info.expires_at {
+                    check_date_time("expires_at", at)?;
+                }
+                if let Some(group) = &info.group {
+                    check_length("group", group, 1, MAX_ID_TOKEN)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn data_transfer_payload(

@@ -32,7 +32,10 @@ pub use actions::{
     charger_actions, is_charger_initiated, unhandled_action_code, CHARGER_ACTIONS_V16,
     CHARGER_ACTIONS_V201,
 };
-pub use command::{response_status, Command, CommandError, OutgoingCall, COMMAND_NAMES};
+pub use command::{
+    response_status, Command, CommandError, LocalListEntry, LocalTokenInfo, OutgoingCall,
+    COMMAND_NAMES,
+};
 pub use error_code::ErrorCode;
 pub use frame::{
     Frame, FrameError, FrameErrorKind, CALL, CALL_ERROR, CALL_RESULT, MAX_ERROR_DESCRIPTION_LEN,

@@ -64,8 +64,8 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use records::{
     ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, MeterValuesRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
-    SecurityEventRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
+    IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction, PrincipalRecord, RoleRecord,
+    ScopeRecord, SecurityEventRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 pub use sqlite::{SqliteStore, WriteStats};
 pub use store::Store;

@@ -172,3 +172,15 @@ pub struct SecurityEventRecord {
     pub at: String,
     pub info: serde_json::Value,
 }
+
+/// What the gateway last installed in one charger's local authorisation list (OCPP 1.6 and
+/// 2.0.1 SendLocalList), kept so a restart continues with differential updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalListRecord {
+    pub charger: String,
+    /// The list version the charger accepted last.
+    pub version: i64,
+    /// The entries as the gateway chose them; the store does not interpret this value.
+    pub entries: serde_json::Value,
+    pub updated_at: String,
+}

@@ -4,8 +4,8 @@
 use crate::error::StoreError;
 use crate::records::{
     ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord, StoredAuditRecord,
-    TransactionFilter, TransactionRecord,
+    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
+    StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 
 /// Durable state of a Voltgate gateway.
@@ -75,6 +75,17 @@ pub trait Store: Send + Sync + 'static {
     async fn id_token(&self, id_token: &str) -> Result<Option<IdTokenRecord>, StoreError>;
     /// All id tokens ordered by token.
     async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError>;
+    /// The principal's id tokens ordered by token.
+    async fn id_tokens_of(&self, principal: &str) -> Result<Vec<IdTokenRecord>, StoreError>;
+    /// `false` if there was no such id token.
+    async fn delete_id_token(&self, id_token: &str) -> Result<bool, StoreError>;
+
+    // --- local authorisation lists (what each charger was last sent) ---
+
+    /// `None` when nothing was ever installed on this charger.
+    async fn local_list(&self, charger: &str) -> Result<Option<LocalListRecord>, StoreError>;
+    /// Inserts or replaces the charger's list.
+    async fn put_local_list(&self, list: &LocalListRecord) -> Result<(), StoreError>;
 
     // --- transactions ---
 
@@ -82,7 +93,8 @@ pub trait Store: Send + Sync + 'static {
     /// the row stored first, unchanged, and never creates a second one.
     async fn start_transaction(&self, t: &NewTransaction) -> Result<TransactionRecord, StoreError>;
     /// Stores one meter-values message. A second message with the same `Some(seq)` for the
-    /// same transaction is ignored. [`StoreError::NotFound`] if the charger has no such
+    /// same transaction is ignored, and so is, without a sequence number (OCPP 1.6), a second
+    /// identical `values` at the same `at`. [`StoreError::NotFound`] if the charger has no such
     /// transaction.
     async fn add_meter_values(
         &self,
@@ -130,6 +142,12 @@ pub trait Store: Send + Sync + 'static {
         at: &str,
         info: &serde_json::Value,
     ) -> Result<(), StoreError>;
+
+    // --- lifetime ---
+
+    /// Commits every acknowledged write and closes the store; later calls fail with
+    /// [`StoreError::Closed`]. Backends without anything to close keep the default.
+    async fn close(&self) {}
 }
 
 /// Lets types holding an `Arc<dyn Store>` derive `Debug`; a store has no state worth printing.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 use voltgate_store::{
     open, ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord, SqliteStore, Store,
-    StoreError, TransactionFilter,
+    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
+    SqliteStore, Store, StoreError, TransactionFilter,
 };
 
 /// A store under test and, for file databases, the directory that keeps the file alive.
@@ -67,6 +67,8 @@ on_both_backends!(
     chargers_and_boots,
     api_tokens,
     id_tokens,
+    id_tokens_per_principal_and_deletion,
+    local_lists_round_trip,
     start_transaction_is_idempotent,
     meter_values_need_the_chargers_transaction,
     first_stop_wins,
@@ -447,6 +449,58 @@ async fn id_tokens(store: &Arc<SqliteStore>) {
     assert_eq!(store.id_token("RFID-Z").await.unwrap(), None);
 }
 
+async fn id_tokens_per_principal_and_deletion(store: &Arc<SqliteStore>) {
+    store.put_principal(&principal("driver-1")).await.unwrap();
+    store.put_principal(&principal("driver-2")).await.unwrap();
+    for (token, owner) in [
+        ("TAG-2", "driver-1"),
+        ("TAG-1", "driver-1"),
+        ("TAG-3", "driver-2"),
+    ] {
+        store.put_id_token(&id_token(token, owner)).await.unwrap();
+    }
+    let mine: Vec<String> = store
+        .id_tokens_of("driver-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id_token)
+        .collect();
+    assert_eq!(mine, ["TAG-1", "TAG-2"]);
+    assert!(store.id_tokens_of("nobody").await.unwrap().is_empty());
+
+    assert!(store.delete_id_token("TAG-1").await.unwrap());
+    assert!(
+        !store.delete_id_token("TAG-1").await.unwrap(),
+        "already gone"
+    );
+    assert_eq!(store.id_token("TAG-1").await.unwrap(), None);
+    assert_eq!(store.id_tokens_of("driver-1").await.unwrap().len(), 1);
+    assert_eq!(store.id_tokens_of("driver-2").await.unwrap().len(), 1);
+}
+
+async fn local_lists_round_trip(store: &Arc<SqliteStore>) {
+    assert_eq!(store.local_list("CP-1").await.unwrap(), None);
+    let first = LocalListRecord {
+        charger: "CP-1".to_owned(),
+        version: 1,
+        entries: json!({"TAG-1": {"status": "Accepted"}}),
+        updated_at: "2024-05-01T12:00:00Z".to_owned(),
+    };
+    store.put_local_list(&first).await.unwrap();
+    assert_eq!(store.local_list("CP-1").await.unwrap(), Some(first.clone()));
+
+    let second = LocalListRecord {
+        version: 2,
+        entries: json!({}),
+        updated_at: "2024-05-01T12:01:00Z".to_owned(),
+        ..first
+    };
+    store.put_local_list(&second).await.unwrap();
+    assert_eq!(store.local_list("CP-1").await.unwrap(), Some(second));
+    assert_eq!(store.local_list("CP-2").await.unwrap(), None);
+}
+
 async fn start_transaction_is_idempotent(store: &Arc<SqliteStore>) {
     let first = store
         .start_transaction(&new_transaction("CP-1", "msg-1"))
@@ -518,6 +572,12 @@ async fn meter_values_need_the_chargers_transaction(store: &Arc<SqliteStore>) {
         .add_meter_values("CP-1", tx.id, None, &resent, "2025-03-01T10:06:00Z")
         .await
         .unwrap();
+    store
+        .add_meter_values("CP-1", tx.id, None, &resent, "2025-03-01T10:07:00Z")
+        .await
+        .unwrap();
+
+    // A 1.6 charger resending the same message (no sequence number) stores nothing new.
     store
         .add_meter_values("CP-1", tx.id, None, &resent, "2025-03-01T10:07:00Z")
         .await
@@ -1102,4 +1162,27 @@ async fn an_unusable_directory_is_an_io_error() {
     let url = format!("sqlite://{}", blocker.join("voltgate.db").display());
     let err = open(&url).await.unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn closing_through_the_trait_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("closing.db").display());
+    let store = open(&url).await.unwrap();
+    store.put_principal(&principal("kept")).await.unwrap();
+    store.close().await;
+    let err = store
+        .put_principal(&principal("too-late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
+    let reopened = open(&url).await.unwrap();
+    let ids: Vec<String> = reopened
+        .principals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["kept"]);
 }

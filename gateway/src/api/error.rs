@@ -107,6 +107,11 @@ impl From<GateError> for ApiError {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "charger_timeout", message)
             }
             GateError::Translation(_) => ApiError::invalid_body(message),
+            GateError::AuditUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                message,
+            ),
         }
     }
 }

@@ -1,11 +1,21 @@
 //! Request extractors shared by every handler: who is calling (Bearer token), which request
 //! this is (`x-request-id`) and strictly parsed JSON bodies.
+//!
+//! A request whose token is missing, unknown, expired or belongs to a blocked or deleted
+//! principal is a 401; each such failure is counted
+//! (`voltgate_api_auth_failures_total{reason}`), audited (`api.authenticate`, not allowed) and
+//! taken from the client address's failure budget ([`crate::throttle`]). An address without
+//! budget gets 429 with `Retry-After` before its token is even looked at.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use voltgate_policy::PrincipalKind;
 
@@ -13,6 +23,8 @@ use super::error::ApiError;
 use super::MAX_BODY_BYTES;
 use crate::audit;
 use crate::state::{hash_token, SharedState};
+use crate::throttle::Listener;
+use crate::tls::PeerAddr;
 
 /// The authenticated principal behind a request.
 #[derive(Debug, Clone)]
@@ -21,62 +33,195 @@ pub struct Caller {
     pub kind: PrincipalKind,
 }
 
+/// Why a request was not let in as a [`Caller`].
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// Bad credentials (401) or a failure looking them up.
+    Refused(ApiError),
+    /// The client address failed authentication too often lately (429).
+    Throttled(Duration),
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Refused(err) => err.into_response(),
+            AuthRejection::Throttled(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut response = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_failed_logins",
+                    format!("too many failed authentications from this address; retry in {secs} s"),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+                response
+            }
+        }
+    }
+}
+
+impl From<ApiError> for AuthRejection {
+    fn from(err: ApiError) -> Self {
+        AuthRejection::Refused(err)
+    }
+}
+
+/// A failed authentication: the metric label, the principal if the token named one, and
+/// the answer.
+struct AuthFailure {
+    reason: &'static str,
+    principal: Option<String>,
+    error: ApiError,
+}
+
+impl AuthFailure {
+    fn new(reason: &'static str, message: &str) -> AuthFailure {
+        AuthFailure {
+            reason,
+            principal: None,
+            error: ApiError::unauthorized(message),
+        }
+    }
+
+    fn of(mut self, principal: &str) -> AuthFailure {
+        self.principal = Some(principal.to_owned());
+        self
+    }
+}
+
 impl FromRequestParts<SharedState> for Caller {
-    type Rejection = ApiError;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)?;
-        let record = state
-            .store
-            .principal_for_token_hash(&hash_token(token))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))?;
-        if let Some(expires_at) = &record.expires_at {
-            let expired = match audit::parse_rfc3339(expires_at) {
-                Some(at) => at <= time::OffsetDateTime::now_utc(),
-                None => true,
-            };
-            if expired {
-                return Err(ApiError::unauthorized("the bearer token has expired"));
+        let peer_ip: Option<IpAddr> = parts
+            .extensions
+            .get::<ConnectInfo<PeerAddr>>()
+            .map(|info| info.0 .0.ip());
+        if let Some(ip) = peer_ip {
+            if let Err(wait) = state.auth_guard.api.check(ip) {
+                state.metrics.auth_throttled(Listener::Api);
+                return Err(AuthRejection::Throttled(wait));
             }
         }
-        let (kind, blocked) = {
-            let engine = state.policy.read();
-            (
-                engine.principal_kind(&record.principal),
-                engine.is_blocked(&record.principal),
-            )
-        };
-        let kind =
-            kind.ok_or_else(|| ApiError::unauthorized("the token's principal no longer exists"))?;
-        if blocked == Some(true) {
-            return Err(ApiError::unauthorized("the token's principal is blocked"));
+        match authenticate(parts, state).await {
+            Ok(Ok(caller)) => Ok(caller),
+            Ok(Err(failure)) => {
+                state.metrics.api_auth_failure(failure.reason);
+                if let Some(ip) = peer_ip {
+                    state.auth_guard.api.record_failure(ip);
+                }
+                let request_id = parts.extensions.get::<RequestId>().cloned();
+                let from = peer_ip.map(|ip| format!(" from {ip}")).unwrap_or_default();
+                audit::record(
+                    state,
+                    audit::entry(
+                        failure.principal.as_deref().unwrap_or("anonymous"),
+                        "api.authenticate",
+                        parts.uri.path(),
+                        false,
+                        &format!("{}{from}: {}", failure.reason, failure.error.message),
+                        None,
+                        request_id.as_ref().map(RequestId::as_str),
+                    ),
+                )
+                .await;
+                Err(AuthRejection::Refused(failure.error))
+            }
+            Err(err) => Err(AuthRejection::Refused(err)),
         }
-        Ok(Caller {
-            id: record.principal,
-            kind,
-        })
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header"))?;
+/// The caller behind the request's token; the inner error is a failed authentication, the
+/// outer one a failure to check (e.g. the store is down).
+async fn authenticate(
+    parts: &Parts,
+    state: &SharedState,
+) -> Result<Result<Caller, AuthFailure>, ApiError> {
+    let token = match bearer_token(&parts.headers) {
+        Ok(token) => token,
+        Err((reason, err)) => {
+            return Ok(Err(AuthFailure {
+                reason,
+                principal: None,
+                error: err,
+            }))
+        }
+    };
+    let Some(record) = state
+        .store
+        .principal_for_token_hash(&hash_token(token))
+        .await?
+    else {
+        return Ok(Err(AuthFailure::new(
+            "invalid",
+            "the bearer token is not valid",
+        )));
+    };
+    if let Some(expires_at) = &record.expires_at {
+        let expired = match audit::parse_rfc3339(expires_at) {
+            Some(at) => at <= time::OffsetDateTime::now_utc(),
+            None => true,
+        };
+        if expired {
+            return Ok(Err(AuthFailure::new(
+                "expired",
+                "the bearer token has expired",
+            )
+            .of(&record.principal)));
+        }
+    }
+    let (kind, blocked) = {
+        let engine = state.policy.read();
+        (
+            engine.principal_kind(&record.principal),
+            engine.is_blocked(&record.principal),
+        )
+    };
+    let Some(kind) = kind else {
+        return Ok(Err(AuthFailure::new(
+            "unknown_principal",
+            "the token's principal no longer exists",
+        )
+        .of(&record.principal)));
+    };
+    if blocked == Some(true) {
+        return Ok(Err(AuthFailure::new(
+            "blocked",
+            "the token's principal is blocked",
+        )
+        .of(&record.principal)));
+    }
+    tracing::Span::current().record("principal", record.principal.as_str());
+    Ok(Ok(Caller {
+        id: record.principal,
+        kind,
+    }))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, (&'static str, ApiError)> {
+    let value = headers.get(AUTHORIZATION).ok_or_else(|| {
+        (
+            "missing",
+            ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header"),
+        )
+    })?;
+    let malformed = |message: &str| ("malformed", ApiError::unauthorized(message));
     let text = value
         .to_str()
-        .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+        .map_err(|_| malformed("the Authorization header is not valid text"))?;
     let (scheme, token) = text
         .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+        .ok_or_else(|| malformed("the Authorization header must be `Bearer TOKEN`"))?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::unauthorized(
-            "the Authorization header must be `Bearer TOKEN`",
-        ));
+        return Err(malformed("the Authorization header must be `Bearer TOKEN`"));
     }
     Ok(token)
 }
@@ -182,6 +327,21 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
         Err(ApiError::invalid_body(format!(
             "{what} id `{id}` must be 1 to 64 characters without `/`, control characters or surrounding spaces"
         )))
+    }
+}
+
+/// Path parameters; a segment that does not decode (e.g. invalid UTF-8 after
+/// percent-decoding) is a 400 `invalid_path` with the JSON error shape.
+pub struct StrictPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for StrictPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| StrictPath(p.0))
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
     }
 }
 

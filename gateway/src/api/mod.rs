@@ -45,6 +45,7 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 /// describe exactly these (checked by a test).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/scopes"),
@@ -53,10 +54,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/chargers"),
     ("POST", "/api/v1/chargers"),
     ("GET", "/api/v1/chargers/{id}"),
+    ("PATCH", "/api/v1/chargers/{id}"),
+    ("POST", "/api/v1/chargers/{id}/password"),
     ("POST", "/api/v1/chargers/{id}/commands/{command}"),
     ("GET", "/api/v1/principals"),
     ("POST", "/api/v1/principals"),
     ("POST", "/api/v1/principals/{id}/tokens"),
+    ("GET", "/api/v1/principals/{id}/tokens"),
+    ("DELETE", "/api/v1/principals/{id}/tokens/{token_id}"),
+    ("GET", "/api/v1/principals/{id}/id-tokens"),
+    ("PATCH", "/api/v1/id-tokens/{token}"),
+    ("DELETE", "/api/v1/id-tokens/{token}"),
+    ("POST", "/api/v1/id-tokens/{token}/block"),
+    ("POST", "/api/v1/id-tokens/{token}/unblock"),
     ("POST", "/api/v1/principals/{id}/id-tokens"),
     ("POST", "/api/v1/principals/{id}/block"),
     ("POST", "/api/v1/principals/{id}/unblock"),
@@ -74,6 +84,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::lifecycle::readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/scopes", get(scopes::list).post(scopes::create))
@@ -85,7 +96,14 @@ pub fn router(state: SharedState) -> Router {
             "/api/v1/chargers",
             get(chargers::list).post(chargers::create),
         )
-        .route("/api/v1/chargers/{id}", get(chargers::get))
+        .route(
+            "/api/v1/chargers/{id}",
+            get(chargers::get).patch(chargers::update),
+        )
+        .route(
+            "/api/v1/chargers/{id}/password",
+            post(chargers::rotate_password),
+        )
         .route(
             "/api/v1/chargers/{id}/commands/{command}",
             post(commands::send),
@@ -96,11 +114,27 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(
             "/api/v1/principals/{id}/tokens",
-            post(principals::issue_token),
+            post(principals::issue_token).get(principals::list_tokens),
+        )
+        .route(
+            "/api/v1/principals/{id}/tokens/{token_id}",
+            axum::routing::delete(principals::revoke_token),
         )
         .route(
             "/api/v1/principals/{id}/id-tokens",
-            post(principals::add_id_token),
+            post(principals::add_id_token).get(principals::list_id_tokens),
+        )
+        .route(
+            "/api/v1/id-tokens/{token}",
+            axum::routing::patch(principals::change_id_token).delete(principals::delete_id_token),
+        )
+        .route(
+            "/api/v1/id-tokens/{token}/block",
+            post(principals::block_id_token),
+        )
+        .route(
+            "/api/v1/id-tokens/{token}/unblock",
+            post(principals::unblock_id_token),
         )
         .route("/api/v1/principals/{id}/block", post(principals::block))
         .route("/api/v1/principals/{id}/unblock", post(principals::unblock))
@@ -117,6 +151,7 @@ pub fn router(state: SharedState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::lifecycle::drain_guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
@@ -146,11 +181,15 @@ async fn request_context(
         request_id = %request_id.as_str(),
         method = %request.method(),
         route = %route,
+        principal = tracing::field::Empty,
     );
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
     request.extensions_mut().insert(request_id.clone());
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    span.in_scope(|| tracing::debug!(status = status.as_u16(), "answered"));
+    crate::logging::request_line(&span, &method, &path, status, started.elapsed());
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response
             .headers_mut()

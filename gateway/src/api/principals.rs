@@ -480,3 +480,322 @@ async fn apply_blocked(
         .ok_or_else(|| ApiError::not_found(format!("principal `{id}` not found")))?;
     Ok(Json(record.into()))
 }
+
+/// One API token as listed: never the secret or its hash.
+#[derive(Debug, Serialize)]
+pub struct ApiTokenView {
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    /// Whether `expires_at` has passed (the token no longer works).
+    pub expired: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiTokenList {
+    pub tokens: Vec<ApiTokenView>,
+}
+
+/// The grant for listing (`revoke = false`) or revoking (`revoke = true`) a principal's API
+/// tokens: a principal may always handle its own; for others both need `principal.edit`
+/// (`driver.edit` for drivers), as issuing does, since a credential inventory is management
+/// data, and revoking must not reach beyond what the caller could grant
+/// ([`check_no_escalation`]).
+async fn credentials_grant(
+    state: &SharedState,
+    caller: &Caller,
+    request_id: &RequestId,
+    id: &str,
+    revoke: bool,
+) -> Result<super::authorize::Grant, ApiError> {
+    if id == caller.id {
+        return Ok(grant(
+            caller,
+            Action::PrincipalEdit.as_str(),
+            &Target::Principal(id.to_owned()).label(),
+            "a principal may always manage its own API tokens",
+            request_id,
+        ));
+    }
+    let action = edit_action(kind_of(state, id));
+    let grant = authorize(
+        state,
+        caller,
+        action,
+        &Target::Principal(id.to_owned()),
+        request_id,
+    )
+    .await?;
+    if revoke {
+        check_no_escalation(state, caller, action, id, request_id).await?;
+    }
+    Ok(grant)
+}
+
+/// `GET /api/v1/principals/{id}/tokens`: the principal's API tokens without their secrets.
+/// Revoked tokens are deleted, so they are not listed (the audit log keeps the revocation).
+pub async fn list_tokens(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<ApiTokenList>, ApiError> {
+    let grant = credentials_grant(&state, &caller, &request_id, &id, false).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let result = state
+        .store
+        .api_tokens_of(&id)
+        .await
+        .map_err(ApiError::from)
+        .map(|records| {
+            let tokens = records
+                .into_iter()
+                .map(|t| ApiTokenView {
+                    expired: t
+                        .expires_at
+                        .as_deref()
+                        .is_some_and(|at| audit::parse_rfc3339(at).is_none_or(|at| at <= now)),
+                    id: t.id,
+                    created_at: t.created_at,
+                    expires_at: t.expires_at,
+                })
+                .collect();
+            Json(ApiTokenList { tokens })
+        });
+    grant.finish_with(&state, result).await
+}
+
+/// `DELETE /api/v1/principals/{id}/tokens/{token_id}`: revokes the token at once; the next
+/// request that presents it is answered 401.
+pub async fn revoke_token(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path((id, token_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let grant = credentials_grant(&state, &caller, &request_id, &id, true).await?;
+    let result = revoke_owned_token(&state, &id, &token_id).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn revoke_owned_token(
+    state: &SharedState,
+    principal: &str,
+    token_id: &str,
+) -> Result<StatusCode, ApiError> {
+    let owned = state
+        .store
+        .api_tokens_of(principal)
+        .await?
+        .iter()
+        .any(|t| t.id == token_id);
+    if !owned || !state.store.revoke_api_token(token_id).await? {
+        return Err(ApiError::not_found(format!(
+            "principal `{principal}` has no API token `{token_id}`"
+        )));
+    }
+    tracing::info!(%principal, token = %token_id, "API token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdTokenList {
+    pub id_tokens: Vec<IdTokenView>,
+}
+
+/// `GET /api/v1/principals/{id}/id-tokens`: the principal's RFID cards / idTags
+/// (`driver.view` / `principal.view`, or the principal itself).
+pub async fn list_id_tokens(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> Result<Json<IdTokenList>, ApiError> {
+    let grant = if id == caller.id {
+        grant(
+            &caller,
+            Action::PrincipalView.as_str(),
+            &Target::Principal(id.clone()).label(),
+            "a principal may always see its own id tokens",
+            &request_id,
+        )
+    } else {
+        authorize(
+            &state,
+            &caller,
+            view_action(kind_of(&state, &id)),
+            &Target::Principal(id.clone()),
+            &request_id,
+        )
+        .await?
+    };
+    let result = state
+        .store
+        .id_tokens_of(&id)
+        .await
+        .map_err(ApiError::from)
+        .map(|tokens| {
+            Json(IdTokenList {
+                id_tokens: tokens.into_iter().map(IdTokenView::from).collect(),
+            })
+        });
+    grant.finish_with(&state, result).await
+}
+
+/// A change to one id token. An absent field is left as it is; `"expires_at": null` removes
+/// the expiry, `"group": null` the group.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdTokenChange {
+    #[serde(default)]
+    pub blocked: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub group: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /api/v1/id-tokens/{token}`: block or unblock, set or clear the expiry or the group
+/// (`id-token.edit` on the token's principal). Chargers' local lists follow within seconds.
+pub async fn change_id_token(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(token): Path<String>,
+    StrictJson(body): StrictJson<IdTokenChange>,
+) -> Result<Json<IdTokenView>, ApiError> {
+    if let Some(Some(expires_at)) = &body.expires_at {
+        if audit::parse_rfc3339(expires_at).is_none() {
+            return Err(ApiError::invalid_body(
+                "expires_at must be an RFC 3339 date-time",
+            ));
+        }
+    }
+    if let Some(Some(group)) = &body.group {
+        check_id_token_text("group", group)?;
+    }
+    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let result = update_id_token(&state, &token, |record| {
+        if let Some(blocked) = body.blocked {
+            record.blocked = blocked;
+        }
+        if let Some(expires_at) = body.expires_at {
+            record.expires_at = expires_at;
+        }
+        if let Some(group) = body.group {
+            record.group = group;
+        }
+    })
+    .await;
+    grant.finish_with(&state, result).await
+}
+
+/// `POST /api/v1/id-tokens/{token}/block`: the token answers `Blocked` at every charger and
+/// leaves every local list.
+pub async fn block_id_token(
+    state: State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(token): Path<String>,
+) -> Result<Json<IdTokenView>, ApiError> {
+    set_id_token_blocked(state, caller, request_id, token, true).await
+}
+
+/// `POST /api/v1/id-tokens/{token}/unblock`.
+pub async fn unblock_id_token(
+    state: State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(token): Path<String>,
+) -> Result<Json<IdTokenView>, ApiError> {
+    set_id_token_blocked(state, caller, request_id, token, false).await
+}
+
+async fn set_id_token_blocked(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    token: String,
+    blocked: bool,
+) -> Result<Json<IdTokenView>, ApiError> {
+    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let result = update_id_token(&state, &token, |record| record.blocked = blocked).await;
+    grant.finish_with(&state, result).await
+}
+
+/// `DELETE /api/v1/id-tokens/{token}`: forgets the token; chargers answer it `Invalid`.
+pub async fn delete_id_token(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let result = async {
+        let _guard = mutation_lock().await;
+        if state.store.delete_id_token(&token).await? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(id_token_not_found(&token))
+        }
+    }
+    .await;
+    grant.finish_with(&state, result).await
+}
+
+fn id_token_not_found(token: &str) -> ApiError {
+    ApiError::not_found(format!("id token `{token}` not found"))
+}
+
+/// `id-token.edit` on the principal the token belongs to. An unknown token is a 404 that
+/// looks exactly like a token of a principal the caller cannot see.
+async fn id_token_grant(
+    state: &SharedState,
+    caller: &Caller,
+    request_id: &RequestId,
+    token: &str,
+) -> Result<super::authorize::Grant, ApiError> {
+    let Some(record) = state.store.id_token(token).await? else {
+        return Err(id_token_not_found(token));
+    };
+    authorize(
+        state,
+        caller,
+        Action::IdTokenEdit,
+        &Target::Principal(record.principal),
+        request_id,
+    )
+    .await
+    .map_err(|err| {
+        if err.status == StatusCode::NOT_FOUND {
+            id_token_not_found(token)
+        } else {
+            err
+        }
+    })
+}
+
+/// Reads, changes and writes one id token under the mutation lock, so the local-list sync
+/// sees the change as one step.
+async fn update_id_token(
+    state: &SharedState,
+    token: &str,
+    change: impl FnOnce(&mut IdTokenRecord),
+) -> Result<Json<IdTokenView>, ApiError> {
+    let _guard = mutation_lock().await;
+    let Some(mut record) = state.store.id_token(token).await? else {
+        return Err(id_token_not_found(token));
+    };
+    change(&mut record);
+    state.store.put_id_token(&record).await?;
+    Ok(Json(record.into()))
+}

@@ -10,7 +10,15 @@
 //! Id tokens (Authorize, StartTransaction, TransactionEvent) are decided by
 //! [`judge_id_token`]: unknown → Invalid, token or principal blocked → Blocked, expired →
 //! Expired, otherwise the role engine's `charge` action on the station decides Accepted or
-//! Invalid. Every decision is audited and counted.
+//! Invalid. Every decision is audited and counted. An accepted token's expiry goes back to the
+//! charger (1.6 `expiryDate`, 2.0.1 `cacheExpiryDateTime`) so its cache forgets it in time, and
+//! its group (1.6 `parentIdTag`, 2.0.1 `groupIdToken`) so the charger can let one member of a
+//! group stop another's session.
+//!
+//! Groups do not grant charging. None of the five role models gives a group of cards a right
+//! of its own (the only "groups" they name are discount and pricing groups), so every token
+//! is decided by its own principal's `charge` permission at the station under every preset;
+//! the group is carried to the charger for the OCPP rules that use it and nothing else.
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -54,6 +62,7 @@ pub(crate) async fn handle(
     payload: &Value,
 ) -> Result<Value, Reject> {
     use OcppVersion::{V16, V201};
+    ctx.state.local_lists.seen(ctx.charger_id);
     match (ctx.version, action) {
         (_, "BootNotification") => Ok(boot_notification(ctx, payload).await),
         (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),
@@ -86,6 +95,8 @@ pub(crate) async fn handle(
 async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Value {
     let boot = boot_info(ctx.version, payload);
     ctx.live.boot(boot.clone());
+    // A charger that booted may have lost its list: compare versions again.
+    ctx.state.local_lists.booted(ctx.charger_id);
     let record = BootRecord {
         vendor: boot.vendor,
         model: boot.model,
@@ -152,7 +163,7 @@ fn status_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, 
 async fn authorize(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
     let token = id_token_of(ctx.version, payload).ok_or_else(|| Reject::malformed("idTag"))?;
     let decision = decide_id_token(ctx, token).await?;
-    Ok(id_token_info(ctx.version, decision.status))
+    Ok(id_token_info(ctx.version, &decision))
 }
 
 async fn start_transaction(
@@ -169,7 +180,7 @@ async fn start_transaction(
         key: start_transaction_key(message_id, connector, timestamp),
         connector,
         id_token: Some(id_tag.to_owned()),
-        principal: decision.principal,
+        principal: decision.principal.clone(),
         meter_start: payload["meterStart"].as_f64(),
         started_at: timestamp.to_owned(),
     };
@@ -179,7 +190,7 @@ async fn start_transaction(
     }
     Ok(json!({
         "transactionId": stored.id,
-        "idTagInfo": { "status": decision.status.as_str() },
+        "idTagInfo": id_tag_info(&decision),
     }))
 }
 
@@ -319,7 +330,7 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
         ctx.live.transaction_started(key);
     }
     Ok(match decision {
-        Some(decision) => id_token_info(OcppVersion::V201, decision.status),
+        Some(decision) => id_token_info(OcppVersion::V201, &decision),
         None => json!({}),
     })
 }
@@ -424,6 +435,10 @@ pub(crate) struct TokenDecision {
     /// The principal the token charges as, when the token is known.
     pub principal: Option<String>,
     pub reason: String,
+    /// The token's expiry (RFC 3339), told to the charger with an Accepted answer.
+    pub expires_at: Option<String>,
+    /// The token's group id (1.6 parentIdTag, 2.0.1 groupIdToken), when it has one.
+    pub group: Option<String>,
 }
 
 /// What the role engine says about a token's principal charging at this station.
@@ -445,12 +460,16 @@ pub(crate) fn judge_id_token(
             status: TokenStatus::Invalid,
             principal: None,
             reason: "the id token is unknown".to_owned(),
+            expires_at: None,
+            group: None,
         };
     };
     let decided = |status, reason: String| TokenDecision {
         status,
         principal: Some(record.principal.clone()),
         reason,
+        expires_at: record.expires_at.clone(),
+        group: record.group.clone(),
     };
     if record.blocked {
         return decided(TokenStatus::Blocked, "the id token is blocked".to_owned());
@@ -538,10 +557,54 @@ pub(crate) fn id_token_of(version: OcppVersion, payload: &Value) -> Option<&str>
     }
 }
 
-fn id_token_info(version: OcppVersion, status: TokenStatus) -> Value {
+/// The Authorize / TransactionEvent answer body for a decision.
+fn id_token_info(version: OcppVersion, decision: &TokenDecision) -> Value {
     match version {
-        OcppVersion::V16 => json!({ "idTagInfo": { "status": status.as_str() } }),
-        OcppVersion::V201 => json!({ "idTokenInfo": { "status": status.as_str() } }),
+        OcppVersion::V16 => json!({ "idTagInfo": id_tag_info(decision) }),
+        OcppVersion::V201 => {
+            let mut info = json!({ "status": decision.status.as_str() });
+            if let Some(at) = decision
+                .expires_at
+                .as_ref()
+                .filter(|_| decision.is_accepted())
+            {
+                info["cacheExpiryDateTime"] = json!(at);
+            }
+            if let Some(group) = &decision.group {
+                info["groupIdToken"] = json!({ "idToken": group, "type": "Central" });
+            }
+            json!({ "idTokenInfo": info })
+        }
+    }
+}
+
+/// A 1.6 IdTagInfo. `parentIdTag` is limited to 20 characters there; a longer group id
+/// (possible for 2.0.1 tokens) is left out rather than failing the answer.
+fn id_tag_info(decision: &TokenDecision) -> Value {
+    let mut info = json!({ "status": decision.status.as_str() });
+    if let Some(at) = decision
+        .expires_at
+        .as_ref()
+        .filter(|_| decision.is_accepted())
+    {
+        info["expiryDate"] = json!(at);
+    }
+    if let Some(group) = decision
+        .group
+        .as_ref()
+        .filter(|group| group.chars().count() <= V16_MAX_ID_TAG)
+    {
+        info["parentIdTag"] = json!(group);
+    }
+    info
+}
+
+/// The longest 1.6 idTag / parentIdTag.
+pub(crate) const V16_MAX_ID_TAG: usize = 20;
+
+impl TokenDecision {
+    pub fn is_accepted(&self) -> bool {
+        self.status == TokenStatus::Accepted
     }
 }
 
@@ -633,6 +696,47 @@ mod tests {
         let denied = judge_id_token(Some(&token(false, None)), NOW, engine(false, false));
         assert_eq!(denied.status, TokenStatus::Invalid);
         assert_eq!(denied.principal.as_deref(), Some("dave"));
+    }
+
+    #[test]
+    fn answers_carry_expiry_and_group_per_version() {
+        let record = IdTokenRecord {
+            group: Some("FLEET-1".into()),
+            ..token(false, Some("2024-06-01T00:00:00Z"))
+        };
+        let accepted = judge_id_token(Some(&record), NOW, engine(false, true));
+        assert_eq!(
+            id_token_info(OcppVersion::V16, &accepted),
+            json!({"idTagInfo": {"status": "Accepted", "expiryDate": "2024-06-01T00:00:00Z",
+                                 "parentIdTag": "FLEET-1"}})
+        );
+        assert_eq!(
+            id_token_info(OcppVersion::V201, &accepted),
+            json!({"idTokenInfo": {"status": "Accepted",
+                                   "cacheExpiryDateTime": "2024-06-01T00:00:00Z",
+                                   "groupIdToken": {"idToken": "FLEET-1", "type": "Central"}}})
+        );
+        let denied = judge_id_token(Some(&record), NOW, engine(false, false));
+        assert_eq!(
+            id_token_info(OcppVersion::V16, &denied),
+            json!({"idTagInfo": {"status": "Invalid", "parentIdTag": "FLEET-1"}}),
+            "only an Accepted answer may be cached until the expiry"
+        );
+        let long_group = IdTokenRecord {
+            group: Some("G".repeat(V16_MAX_ID_TAG + 1)),
+            ..token(false, None)
+        };
+        let decision = judge_id_token(Some(&long_group), NOW, engine(false, true));
+        assert_eq!(
+            id_token_info(OcppVersion::V16, &decision),
+            json!({"idTagInfo": {"status": "Accepted"}}),
+            "a group 1.6 cannot carry is left out"
+        );
+        let plain = judge_id_token(None, NOW, not_asked);
+        assert_eq!(
+            id_token_info(OcppVersion::V201, &plain),
+            json!({"idTokenInfo": {"status": "Invalid"}})
+        );
     }
 
     #[test]

@@ -7,9 +7,20 @@
 //!   `ocpp1.6` when both are offered);
 //! - an unknown charger id (404), unless the gateway runs with `--auto-register SCOPE`, in
 //!   which case the charger is created under that scope (audited) once the handshake is done;
-//! - a charger whose record holds a password, when HTTP Basic credentials (user = charger id)
-//!   are missing or wrong (401). Passwords are verified against the stored salted hash and
-//!   never logged.
+//! - a charger refused by its OCPP security profile (OCPP 1.6 security whitepaper, OCPP 2.0.1
+//!   part 2 A00): profile 1 needs HTTP Basic credentials (user = charger id), profile 2 the same
+//!   over TLS, profile 3 a TLS client certificate that chained to the configured CA and names the
+//!   charger id in its subject CN or a subject alternative name. Missing or wrong credentials
+//!   are a 401 with `WWW-Authenticate: Basic`; a profile 2/3 charger on plain ws, or a
+//!   certificate missing or naming someone else, a 403. Profile 0 needs nothing.
+//! - an address that failed authentication too often lately (429 with `Retry-After`, see
+//!   [`crate::throttle`]).
+//!
+//! Refusals for credentials or certificates are audited (`charger.connect`, principal
+//! `charger:{id}`), counted in `voltgate_ocpp_handshakes_refused_total{reason}` and taken from
+//! the address's failure budget. Passwords are verified against the stored Argon2id hash on a
+//! blocking thread (a few at a time) and never logged; the last good password per charger is
+//! remembered as a keyed digest so reconnect storms stay cheap.
 //!
 //! The charger lookup needs the store, which is async, while the handshake callback of
 //! tokio-tungstenite is synchronous. So the request head is read first (bounded, with a
@@ -20,7 +31,7 @@
 //! flushed per message, and frames/messages capped at `max_frame_bytes`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,10 +39,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_PROTOCOL,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL,
     WWW_AUTHENTICATE,
 };
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -53,7 +64,23 @@ const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// WebSocket read buffer per connection; larger frames grow it only while they are read.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Slow password verifications running at once; more wait, so a storm of handshakes with
+/// unknown passwords queues instead of occupying every blocking thread (and its memory).
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// How a connection reached the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Plain,
+    /// TLS. `client_names` are the subject CN and subject alternative names of the client
+    /// certificate, when one was presented (it chained to the configured CA, or the TLS
+    /// handshake would have failed).
+    Tls {
+        client_names: Option<Vec<String>>,
+    },
+}
 
 /// Accepts charger connections until shutdown begins.
 pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> {
@@ -72,8 +99,9 @@ pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> 
             },
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
                     let state = state.clone();
-                    tokio::spawn(connection(stream, peer, state));
+                    tokio::spawn(connection(stream, peer, state, Transport::Plain));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "accepting a charger connection failed");
@@ -86,14 +114,20 @@ pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> 
     Ok(())
 }
 
-/// One connection from TCP accept to close.
-async fn connection(stream: TcpStream, peer: SocketAddr, state: SharedState) {
-    let _ = stream.set_nodelay(true);
+/// One connection from accept (and TLS handshake) to close.
+pub(crate) async fn connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    state: SharedState,
+    transport: Transport,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let span = tracing::info_span!("ocpp_handshake", %peer);
     // Boxed so the handshake's buffers are freed before the long-lived session starts.
     let handshake = Box::pin(tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        accept(stream, &state),
+        accept(stream, &state, Some(peer.ip()), &transport),
     ));
     let (mut ws, admission) = match handshake.instrument(span.clone()).await {
         Ok(Some(accepted)) => accepted,
@@ -111,7 +145,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, state: SharedState) {
     );
     async move {
         if let Some(scope) = &admission.register_under {
-            if !auto_register(&state, &admission.charger_id, scope).await {
+            if !auto_register(
+                &state,
+                &admission.charger_id,
+                scope,
+                admission.security_profile,
+            )
+            .await
+            {
                 session::close(&mut ws, CloseCode::Error, "charger could not be registered").await;
                 return;
             }
@@ -143,6 +184,8 @@ pub(crate) struct Admission {
     pub version: OcppVersion,
     /// Unknown charger, auto-registration on: create it under this scope.
     pub register_under: Option<String>,
+    /// The charger's security profile (for an auto-registered charger, the default one).
+    pub security_profile: u8,
 }
 
 /// A handshake answered with an HTTP error.
@@ -153,6 +196,8 @@ pub(crate) struct Refusal {
     pub reason: &'static str,
     /// Plain-text body for the charger's installer.
     pub message: String,
+    /// Seconds after which a throttled address may try again.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Refusal {
@@ -161,7 +206,33 @@ impl Refusal {
             status,
             reason,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    fn throttled(wait: Duration) -> Refusal {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Refusal {
+            retry_after_secs: Some(secs),
+            ..Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("too many failed authentications from this address; retry in {secs} s"),
+            )
+        }
+    }
+
+    /// Whether this refusal is about credentials or certificates: audited and counted
+    /// against the address's failure budget.
+    fn is_authentication_failure(&self) -> bool {
+        matches!(
+            self.reason,
+            "unauthorized"
+                | "tls_required"
+                | "client_certificate_required"
+                | "certificate_mismatch"
+                | "unknown_charger"
+        )
     }
 
     fn into_response(self) -> ErrorResponse {
@@ -181,6 +252,9 @@ impl Refusal {
                 HeaderValue::from_static("Basic realm=\"voltgate\", charset=\"UTF-8\""),
             );
         }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
         *response.body_mut() = Some(body);
         response
     }
@@ -198,8 +272,16 @@ pub(crate) enum Lookup {
 pub(crate) struct HandshakeInput<'a> {
     pub path_prefix: &'a str,
     pub auto_register: Option<&'a str>,
+    /// The profile auto-registered chargers get.
+    pub default_security_profile: u8,
     /// The looked-up id and its result; `None` when the path named no valid id.
     pub lookup: Option<(&'a str, &'a Lookup)>,
+    pub transport: &'a Transport,
+    /// Whether the request's Basic credentials name the looked-up charger and their password
+    /// matched its stored hash (checked before the handshake, as it is slow).
+    pub password_verified: bool,
+    /// `Some(wait)` when the client's address has no failed authentications left.
+    pub throttled: Option<Duration>,
 }
 
 /// Reads the request head, looks the charger up and runs the WebSocket handshake. `None`
@@ -207,6 +289,8 @@ pub(crate) struct HandshakeInput<'a> {
 async fn accept<S>(
     mut stream: S,
     state: &AppState,
+    peer_ip: Option<IpAddr>,
+    transport: &Transport,
 ) -> Option<(WebSocketStream<Rewind<S>>, Admission)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -241,10 +325,23 @@ where
         }),
         None => None,
     };
+    let throttled = peer_ip.and_then(|ip| state.auth_guard.chargers.check(ip).err());
+    let password_verified = match (&charger_id, &lookup, throttled) {
+        (Some(id), Some(Lookup::Known(record)), None)
+            if matches!(record.security_profile, 1 | 2) =>
+        {
+            verify_presented_password(state, id, record, &head).await
+        }
+        _ => false,
+    };
     let input = HandshakeInput {
         path_prefix: &settings.ocpp_path_prefix,
         auto_register: settings.auto_register.as_deref(),
+        default_security_profile: settings.default_security_profile,
         lookup: charger_id.as_deref().zip(lookup.as_ref()),
+        transport,
+        password_verified,
+        throttled,
     };
     let mut verdict = None;
     // The callback's signature (and its large error response) is tokio-tungstenite's.
@@ -274,6 +371,19 @@ where
                 charger_id = charger_id.as_deref().unwrap_or(""),
                 "handshake refused"
             );
+            if refusal.reason == "throttled" {
+                state
+                    .metrics
+                    .auth_throttled(crate::throttle::Listener::Ocpp);
+            }
+            if refusal.is_authentication_failure() {
+                if let Some(ip) = peer_ip {
+                    state.auth_guard.chargers.record_failure(ip);
+                }
+                if let (Some(id), Some(Lookup::Known(_))) = (&charger_id, &lookup) {
+                    audit_refusal(state, id, &refusal, peer_ip).await;
+                }
+            }
             None
         }
         (Err(err), _) => {
@@ -298,6 +408,9 @@ pub(crate) fn evaluate(
     request: &Request,
     input: &HandshakeInput<'_>,
 ) -> Result<Admission, Refusal> {
+    if let Some(wait) = input.throttled {
+        return Err(Refusal::throttled(wait));
+    }
     let charger_id = charger_id_from_path(request.uri().path(), input.path_prefix)?;
     let version = negotiate(request.headers())?;
     let lookup = match input.lookup {
@@ -321,11 +434,23 @@ pub(crate) fn evaluate(
         }
         Lookup::Unknown => {
             return match input.auto_register {
-                Some(scope) => Ok(Admission {
-                    charger_id,
-                    version,
-                    register_under: Some(scope.to_owned()),
-                }),
+                Some(scope) => {
+                    let profile = input.default_security_profile;
+                    if matches!(profile, 1 | 2) {
+                        return Err(Refusal::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            format!("charger {charger_id} is not registered and security profile {profile} needs a password set by an operator"),
+                        ));
+                    }
+                    check_transport(&charger_id, profile, input.transport)?;
+                    Ok(Admission {
+                        charger_id,
+                        version,
+                        register_under: Some(scope.to_owned()),
+                        security_profile: profile,
+                    })
+                }
                 None => Err(Refusal::new(
                     StatusCode::NOT_FOUND,
                     "unknown_charger",
@@ -334,14 +459,56 @@ pub(crate) fn evaluate(
             }
         }
     };
-    if let Some(password_hash) = &record.password_hash {
-        check_basic_auth(request.headers(), &charger_id, password_hash)?;
+    let profile = record.security_profile;
+    check_transport(&charger_id, profile, input.transport)?;
+    if matches!(profile, 1 | 2) {
+        check_basic_auth(
+            request.headers(),
+            &charger_id,
+            record.password_hash.is_some(),
+            input.password_verified,
+        )?;
     }
     Ok(Admission {
         charger_id,
         version,
         register_under: None,
+        security_profile: profile,
     })
+}
+
+/// What a security profile asks of the connection itself: TLS for 2 and 3, and for 3 a client
+/// certificate naming the charger.
+fn check_transport(charger_id: &str, profile: u8, transport: &Transport) -> Result<(), Refusal> {
+    match (profile, transport) {
+        (0 | 1, _) | (2, Transport::Tls { .. }) => Ok(()),
+        (2 | 3, Transport::Plain) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "tls_required",
+            format!("charger {charger_id} uses security profile {profile}: connect with wss:// (TLS)"),
+        )),
+        (3, Transport::Tls { client_names: None }) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "client_certificate_required",
+            format!("charger {charger_id} uses security profile 3: present a client certificate"),
+        )),
+        (3, Transport::Tls { client_names: Some(names) }) => {
+            if names.iter().any(|name| name == charger_id) {
+                Ok(())
+            } else {
+                Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "certificate_mismatch",
+                    format!("the client certificate does not name charger {charger_id} in its common name or alternative names"),
+                ))
+            }
+        }
+        _ => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "unsupported_profile",
+            format!("charger {charger_id} has security profile {profile}, which this gateway does not support"),
+        )),
+    }
 }
 
 /// The charger id from `{prefix}/{id}` (the id percent-decoded).
@@ -407,26 +574,158 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<OcppVersion, Refusal> {
     })
 }
 
-/// Requires HTTP Basic credentials for `charger_id` matching the stored password hash.
+/// Requires HTTP Basic credentials naming `charger_id` whose password was verified.
 fn check_basic_auth(
     headers: &HeaderMap,
     charger_id: &str,
-    password_hash: &str,
+    password_set: bool,
+    password_verified: bool,
 ) -> Result<(), Refusal> {
-    let unauthorized = || {
+    if !password_set {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "no_password_set",
+            format!(
+                "charger {charger_id} needs a password but none is set; an operator must set one"
+            ),
+        ));
+    }
+    let unauthorized = |detail: &str| {
         Refusal::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this charger must authenticate with HTTP Basic (user = charge point id)",
+            format!(
+                "this charger must authenticate with HTTP Basic (user = charge point id): {detail}"
+            ),
         )
     };
-    let (user, password) = basic_credentials(headers).ok_or_else(unauthorized)?;
-    let password_ok = crate::state::verify_password(password_hash, &password);
-    if user == charger_id && password_ok {
+    let (user, _) =
+        basic_credentials(headers).ok_or_else(|| unauthorized("credentials missing"))?;
+    if user == charger_id && password_verified {
         Ok(())
     } else {
-        Err(unauthorized())
+        Err(unauthorized("wrong user or password"))
     }
+}
+
+/// Verifies the Basic password in the request head against the charger's stored hash, when
+/// the credentials name this charger. The slow hash runs on a blocking thread; a password
+/// that passed before is recognised from [`crate::throttle::VerifiedPasswords`]. A correct
+/// password stored in an older format is re-hashed in the background.
+async fn verify_presented_password(
+    state: &AppState,
+    charger_id: &str,
+    record: &ChargerRecord,
+    head: &[u8],
+) -> bool {
+    let Some(stored) = record.password_hash.clone() else {
+        return false;
+    };
+    let Some(headers) = head_headers(head) else {
+        return false;
+    };
+    let Some((user, password)) = basic_credentials(&headers) else {
+        return false;
+    };
+    if user != charger_id {
+        return false;
+    }
+    let cache = &state.auth_guard.passwords;
+    if cache.is_known(charger_id, &stored, &password) {
+        return true;
+    }
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return false;
+    };
+    let verified = {
+        let (stored, password) = (stored.clone(), password.clone());
+        tokio::task::spawn_blocking(move || crate::state::verify_password(&stored, &password))
+            .await
+            .unwrap_or(false)
+    };
+    if verified {
+        cache.remember(charger_id, &stored, &password);
+        if crate::state::password_needs_rehash(&stored) {
+            tokio::spawn(upgrade_password_hash(
+                state.store.clone(),
+                record.clone(),
+                password,
+            ));
+        }
+    }
+    verified
+}
+
+/// Replaces an older-format password hash by a current one, unless the record changed since.
+async fn upgrade_password_hash(
+    store: std::sync::Arc<dyn voltgate_store::Store>,
+    record: ChargerRecord,
+    password: String,
+) {
+    let Ok(hash) =
+        tokio::task::spawn_blocking(move || crate::state::hash_password(&password)).await
+    else {
+        return;
+    };
+    match store.charger(&record.id).await {
+        Ok(Some(current)) if current == record => {
+            let upgraded = ChargerRecord {
+                password_hash: Some(hash),
+                ..current
+            };
+            match store.put_charger(&upgraded).await {
+                Ok(()) => {
+                    tracing::info!(charger_id = %record.id, "password hash upgraded to Argon2id")
+                }
+                Err(err) => {
+                    tracing::warn!(charger_id = %record.id, error = %err, "password hash upgrade failed")
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Audits a handshake refused for its credentials or certificate.
+async fn audit_refusal(
+    state: &AppState,
+    charger_id: &str,
+    refusal: &Refusal,
+    peer_ip: Option<IpAddr>,
+) {
+    let from = peer_ip.map(|ip| format!(" from {ip}")).unwrap_or_default();
+    audit::record(
+        state,
+        audit::entry(
+            &format!("charger:{charger_id}"),
+            "charger.connect",
+            charger_id,
+            false,
+            &format!("{}{from}: {}", refusal.reason, refusal.message),
+            Some(format!("http {}", refusal.status.as_u16())),
+            None,
+        ),
+    )
+    .await;
+}
+
+/// The header fields of a request head (bytes up to the blank line), for the checks that run
+/// before the WebSocket handshake parses the request itself.
+fn head_headers(head: &[u8]) -> Option<HeaderMap> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut headers = HeaderMap::new();
+    for line in text.split("\r\n").skip(1) {
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        let name =
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.trim().as_bytes())
+                .ok()?;
+        let value = HeaderValue::from_str(value.trim()).ok()?;
+        headers.append(name, value);
+    }
+    Some(headers)
 }
 
 /// `(user, password)` from an `Authorization: Basic …` header.
@@ -445,12 +744,24 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
 }
 
 /// Creates an unknown charger under the auto-registration scope; `false` if that failed.
-async fn auto_register(state: &AppState, charger_id: &str, scope: &str) -> bool {
-    let result = crate::state::register_charger(state, charger_id, scope, None).await;
+async fn auto_register(
+    state: &AppState,
+    charger_id: &str,
+    scope: &str,
+    security_profile: u8,
+) -> bool {
+    let result = crate::state::register_charger_with_profile(
+        state,
+        charger_id,
+        scope,
+        None,
+        security_profile,
+    )
+    .await;
     let (allowed, reason, outcome) = match &result {
         Ok(()) => (
             true,
-            format!("auto-registered under scope {scope} at its first connection"),
+            format!("auto-registered under scope {scope} with security profile {security_profile} at its first connection"),
             "registered",
         ),
         Err(RegisterError::AlreadyExists(_)) => {
@@ -583,6 +894,7 @@ mod tests {
     use crate::charger::test_support::{
         memory_state, seed_estate, settings, state_on, INSTALLATION,
     };
+    use sha2::{Digest, Sha256};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Error as WsError;
     use voltgate_ocpp::Frame;
@@ -606,9 +918,245 @@ mod tests {
         ChargerRecord {
             id: "CP.1".into(),
             scope: "site-1".into(),
+            security_profile: u8::from(password.is_some()),
             password_hash: password.map(crate::state::hash_password),
-            security_profile: 1,
         }
+    }
+
+    /// What [`verify_presented_password`] finds for these headers, without the cache.
+    fn password_verified(headers: &[(&str, &str)], lookup: &Lookup) -> bool {
+        let Lookup::Known(record) = lookup else {
+            return false;
+        };
+        let request = request("/", headers);
+        match (basic_credentials(request.headers()), &record.password_hash) {
+            (Some((user, password)), Some(hash)) => {
+                user == record.id && crate::state::verify_password(hash, &password)
+            }
+            _ => false,
+        }
+    }
+
+    fn decide_on(
+        headers: &[(&str, &str)],
+        lookup: &Lookup,
+        transport: &Transport,
+        auto: Option<(&str, u8)>,
+    ) -> Result<Admission, Refusal> {
+        let input = HandshakeInput {
+            path_prefix: "/ocpp",
+            auto_register: auto.map(|(scope, _)| scope),
+            default_security_profile: auto.map_or(0, |(_, profile)| profile),
+            lookup: Some(("CP.1", lookup)),
+            transport,
+            password_verified: password_verified(headers, lookup),
+            throttled: None,
+        };
+        evaluate(&request("/ocpp/CP%2E1", headers), &input)
+    }
+
+    fn tls(names: Option<&[&str]>) -> Transport {
+        Transport::Tls {
+            client_names: names.map(|names| names.iter().map(|n| (*n).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn security_profiles_decide_transport_and_credentials() {
+        let protocol = ("Sec-WebSocket-Protocol", "ocpp2.0.1");
+        let right = basic("CP.1", "open sesame");
+        let wrong = basic("CP.1", "open sesam");
+        let with_right: &[(&str, &str)] = &[protocol, ("Authorization", &right)];
+        let with_wrong: &[(&str, &str)] = &[protocol, ("Authorization", &wrong)];
+        let bare: &[(&str, &str)] = &[protocol];
+        let profile = |n: u8, password: Option<&str>| {
+            let mut record = record(password);
+            record.security_profile = n;
+            Lookup::Known(record)
+        };
+        let reason = |result: Result<Admission, Refusal>| match result {
+            Ok(admission) => format!("admitted {}", admission.security_profile),
+            Err(refusal) => format!("{} {}", refusal.status.as_u16(), refusal.reason),
+        };
+        let plain = Transport::Plain;
+        type Case<'a> = (
+            &'a str,
+            Lookup,
+            &'a [(&'a str, &'a str)],
+            Transport,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "0 plain",
+                profile(0, None),
+                bare,
+                plain.clone(),
+                "admitted 0",
+            ),
+            (
+                "0 ignores a password",
+                profile(0, Some("x")),
+                bare,
+                plain.clone(),
+                "admitted 0",
+            ),
+            (
+                "1 right",
+                profile(1, Some("open sesame")),
+                with_right,
+                plain.clone(),
+                "admitted 1",
+            ),
+            (
+                "1 right over tls",
+                profile(1, Some("open sesame")),
+                with_right,
+                tls(None),
+                "admitted 1",
+            ),
+            (
+                "1 wrong",
+                profile(1, Some("open sesame")),
+                with_wrong,
+                plain.clone(),
+                "401 unauthorized",
+            ),
+            (
+                "1 missing",
+                profile(1, Some("open sesame")),
+                bare,
+                plain.clone(),
+                "401 unauthorized",
+            ),
+            (
+                "1 without a stored password",
+                profile(1, None),
+                with_right,
+                plain.clone(),
+                "403 no_password_set",
+            ),
+            (
+                "2 right over tls",
+                profile(2, Some("open sesame")),
+                with_right,
+                tls(None),
+                "admitted 2",
+            ),
+            (
+                "2 right on plain ws",
+                profile(2, Some("open sesame")),
+                with_right,
+                plain.clone(),
+                "403 tls_required",
+            ),
+            (
+                "2 wrong over tls",
+                profile(2, Some("open sesame")),
+                with_wrong,
+                tls(None),
+                "401 unauthorized",
+            ),
+            (
+                "3 certificate naming it",
+                profile(3, None),
+                bare,
+                tls(Some(&["other", "CP.1"])),
+                "admitted 3",
+            ),
+            (
+                "3 on plain ws",
+                profile(3, None),
+                with_right,
+                plain.clone(),
+                "403 tls_required",
+            ),
+            (
+                "3 without certificate",
+                profile(3, None),
+                bare,
+                tls(None),
+                "403 client_certificate_required",
+            ),
+            (
+                "3 certificate of another",
+                profile(3, None),
+                bare,
+                tls(Some(&["CP.2"])),
+                "403 certificate_mismatch",
+            ),
+            (
+                "unknown profile",
+                profile(7, None),
+                bare,
+                tls(None),
+                "403 unsupported_profile",
+            ),
+        ];
+        for (name, lookup, headers, transport, expected) in cases {
+            assert_eq!(
+                reason(decide_on(headers, &lookup, &transport, None)),
+                expected,
+                "{name}"
+            );
+        }
+        let unauthorized = decide_on(with_wrong, &profile(1, Some("open sesame")), &plain, None)
+            .unwrap_err()
+            .into_response();
+        assert!(unauthorized.headers().contains_key(WWW_AUTHENTICATE));
+        let body = unauthorized.body().clone().unwrap_or_default();
+        assert!(!body.contains("sesam"), "{body}");
+
+        let auto = |profile: u8, transport: &Transport| {
+            reason(decide_on(
+                bare,
+                &Lookup::Unknown,
+                transport,
+                Some(("site-1", profile)),
+            ))
+        };
+        assert_eq!(auto(0, &plain), "admitted 0");
+        assert_eq!(auto(1, &plain), "401 unauthorized");
+        assert_eq!(auto(3, &plain), "403 tls_required");
+        assert_eq!(auto(3, &tls(Some(&["CP.1"]))), "admitted 3");
+        assert_eq!(auto(3, &tls(Some(&["CP.9"]))), "403 certificate_mismatch");
+    }
+
+    #[test]
+    fn throttled_addresses_get_429_with_retry_after() {
+        let lookup = Lookup::Known(record(None));
+        let input = HandshakeInput {
+            path_prefix: "/ocpp",
+            auto_register: None,
+            default_security_profile: 0,
+            lookup: Some(("CP.1", &lookup)),
+            transport: &Transport::Plain,
+            password_verified: false,
+            throttled: Some(Duration::from_millis(2500)),
+        };
+        let refusal = evaluate(
+            &request("/ocpp/CP.1", &[("Sec-WebSocket-Protocol", "ocpp1.6")]),
+            &input,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (refusal.status, refusal.reason),
+            (StatusCode::TOO_MANY_REQUESTS, "throttled")
+        );
+        let response = refusal.into_response();
+        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "3");
+    }
+
+    #[test]
+    fn request_heads_yield_their_headers() {
+        let head = b"GET /ocpp/A HTTP/1.1\r\nHost: x\r\nAuthorization: Basic QTpi\r\nX-Two: 1\r\nx-two: 2\r\n\r\n";
+        let headers = head_headers(head).unwrap();
+        assert_eq!(
+            basic_credentials(&headers),
+            Some(("A".to_owned(), "b".to_owned()))
+        );
+        assert_eq!(headers.get_all("x-two").iter().count(), 2);
+        assert!(head_headers(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n").is_none());
     }
 
     #[test]
@@ -689,7 +1237,11 @@ mod tests {
             let input = HandshakeInput {
                 path_prefix: "/ocpp",
                 auto_register: auto,
+                default_security_profile: 0,
                 lookup: Some(("CP.1", lookup)),
+                transport: &Transport::Plain,
+                password_verified: password_verified(headers, lookup),
+                throttled: None,
             };
             evaluate(&request(path, headers), &input)
         };
@@ -795,7 +1347,7 @@ mod tests {
         let server = tokio::spawn({
             let state = state.clone();
             async move {
-                accept(server_io, &state)
+                accept(server_io, &state, None, &Transport::Plain)
                     .await
                     .map(|(_, admission)| admission)
             }
@@ -811,6 +1363,101 @@ mod tests {
             Err(other) => panic!("unexpected client error {other}"),
         };
         (outcome, admission)
+    }
+
+    #[tokio::test]
+    async fn refusals_are_audited_and_throttled_and_old_hashes_upgraded() {
+        let (state, _shutdown) = memory_state().await;
+        let mut legacy = record(None);
+        legacy.security_profile = 1;
+        // The salted SHA-256 form earlier releases stored, for the password "open sesame".
+        let salt = [7u8; 16];
+        let digest = Sha256::digest([&salt[..], b"open sesame"].concat());
+        legacy.password_hash = Some(format!(
+            "sha256${}${}",
+            hex::encode(salt),
+            hex::encode(digest)
+        ));
+        state.store.put_charger(&legacy).await.unwrap();
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        let attempt = |password: &'static str| {
+            let state = state.clone();
+            async move {
+                let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+                let mut request = "ws://gateway/ocpp/CP.1".into_client_request().unwrap();
+                request
+                    .headers_mut()
+                    .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("ocpp1.6"));
+                request.headers_mut().insert(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(&basic("CP.1", password)).unwrap(),
+                );
+                let server = tokio::spawn(async move {
+                    accept(server_io, &state, Some(peer), &Transport::Plain)
+                        .await
+                        .is_some()
+                });
+                let client = tokio_tungstenite::client_async(request, client_io).await;
+                let admitted = server.await.unwrap();
+                match client {
+                    Ok(_) => {
+                        assert!(admitted);
+                        200
+                    }
+                    Err(WsError::Http(response)) => response.status().as_u16(),
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        };
+        assert_eq!(attempt("guess-x7").await, 401);
+        let audit = state
+            .store
+            .audit(&AuditFilter {
+                limit: 5,
+                after_id: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit[0].record.action, "charger.connect");
+        assert_eq!(audit[0].record.principal, "charger:CP.1");
+        assert!(!audit[0].record.allowed);
+        assert!(
+            audit[0].record.reason.contains("192.0.2.7"),
+            "{}",
+            audit[0].record.reason
+        );
+        assert!(!audit[0].record.reason.contains("guess-x7"));
+
+        assert_eq!(attempt("open sesame").await, 200);
+        let mut upgraded = None;
+        for _ in 0..200 {
+            let stored = state.store.charger("CP.1").await.unwrap().unwrap();
+            if stored
+                .password_hash
+                .as_deref()
+                .is_some_and(|h| h.starts_with("$argon2id$"))
+            {
+                upgraded = stored.password_hash;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let upgraded = upgraded.expect("the legacy hash was upgraded");
+        assert!(crate::state::verify_password(&upgraded, "open sesame"));
+
+        for _ in 0..9 {
+            assert_eq!(attempt("guess-x7").await, 401);
+        }
+        assert_eq!(
+            attempt("open sesame").await,
+            429,
+            "the address used up its failures"
+        );
+        let metrics = state.metrics.render();
+        assert!(
+            metrics.contains(r#"voltgate_auth_throttled_total{listener="ocpp"} 1"#),
+            "{metrics}"
+        );
     }
 
     #[tokio::test]

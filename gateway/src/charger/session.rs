@@ -17,6 +17,12 @@
 //!
 //! At most one gateway CALL is outstanding; queued calls wait in the registry's bounded queue
 //! and are dropped unsent once their caller has given up.
+//!
+//! A charger that stops reading must not pin its session: every frame we send (and our close
+//! frame) has to be taken within the command timeout, else the connection is dropped without
+//! a close handshake. A charger that cannot take a frame in that time could not answer a
+//! command in time either, and its session would otherwise wait forever on a full socket,
+//! deaf to replacement, shutdown and call deadlines.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,11 +108,12 @@ pub(crate) async fn run<S>(
     let ending = session
         .drive(&mut ws, registration.calls, registration.close)
         .await;
-    if let Some((code, reason)) = ending {
-        close(&mut ws, code, reason).await;
-    }
+    // The caller of an outstanding CALL learns at once, not after the close handshake.
     if let Some(pending) = session.pending.take() {
         let _ = pending.reply.send(Err(CallFailure::Disconnected));
+    }
+    if let Some((code, reason)) = ending {
+        close(&mut ws, code, reason).await;
     }
     state
         .chargers
@@ -155,11 +162,19 @@ where
         code,
         reason: reason.into(),
     };
-    if ws.close(Some(frame)).await.is_err() {
-        return;
+    let handshake = async {
+        if ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    };
+    // A charger that does not read cannot take the close frame either: give up and drop it.
+    if tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, handshake)
+        .await
+        .is_err()
+    {
+        tracing::debug!("close handshake not completed in time");
     }
-    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
-    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, drain).await;
 }
 
 impl Session {
@@ -496,10 +511,19 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match ws.send(Message::text(frame.to_text())).await {
-            Ok(()) => Flow::Continue,
-            Err(err) => {
+        let limit = self.state.settings.command_timeout;
+        match tokio::time::timeout(limit, ws.send(Message::text(frame.to_text()))).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(err)) => {
                 tracing::info!(error = %err, "sending to the charger failed");
+                Flow::Stop
+            }
+            Err(_) => {
+                self.state.metrics.frame_rejected("send_timeout");
+                tracing::warn!(
+                    limit_ms = limit.as_millis() as u64,
+                    "charger does not read; connection dropped"
+                );
                 Flow::Stop
             }
         }
@@ -840,6 +864,9 @@ mod tests {
     async fn one_outstanding_call_at_a_time_and_timeouts_free_the_slot() {
         let (state, _shutdown) = memory_state().await;
         let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        // One round trip first: the session reads the store when it starts, and while it waits
+        // on the store's thread the paused clock may jump to the first call's deadline.
+        charger.call_ok("Heartbeat", json!({})).await;
         let spawn_call = |action: &'static str, timeout: Duration| {
             let state = state.clone();
             tokio::spawn(async move {
@@ -1181,5 +1208,46 @@ mod tests {
         let live = state.chargers.live("CP-2").unwrap();
         assert_eq!(live.firmware_status.as_deref(), Some("Installed"));
         assert_eq!(live.log_status.as_deref(), Some("Uploading"));
+    }
+
+    #[tokio::test]
+    async fn a_charger_that_never_reads_is_dropped_after_the_command_timeout() {
+        let store = voltgate_store::open("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        let settings = crate::state::Settings {
+            command_timeout: Duration::from_millis(300),
+            ..settings()
+        };
+        let (state, _shutdown) = state_on(store, settings);
+        seed_estate(&state).await;
+        let (charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let mut sink = charger.ws;
+        // Sends CALLs and never reads: the gateway's answers fill the pipe until its writes
+        // block, then its reads stop too and this writer blocks as well.
+        let writer = tokio::spawn(async move {
+            for n in 0.. {
+                let frame = format!(r#"[2,"h{n}","Heartbeat",{{}}]"#);
+                if sink.send(Message::text(frame)).await.is_err() {
+                    return n;
+                }
+            }
+            unreachable!("the loop ends only by a send error");
+        });
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the session ends by itself")
+            .expect("the session does not panic");
+        let waited = started.elapsed();
+        assert!(
+            waited >= state.settings.command_timeout,
+            "dropped after {waited:?}"
+        );
+        assert!(waited <= Duration::from_secs(10), "{waited:?}");
+        assert!(!state.chargers.is_connected("CP-1"));
+        assert!(state.metrics.render().contains(r#"reason="send_timeout""#));
+        let sent = writer.await.unwrap();
+        assert!(sent > 100, "only {sent} frames before the pipe filled");
     }
 }

@@ -26,6 +26,8 @@ pub fn settings() -> Settings {
         max_frame_bytes: 4096,
         auto_register: None,
         ocpp_path_prefix: "/ocpp".to_owned(),
+        default_security_profile: 0,
+        ocpp_tls: false,
     }
 }
 
@@ -51,6 +53,8 @@ pub fn state_on(
         metrics: crate::metrics::Metrics::new(),
         settings,
         shutdown,
+        auth_guard: crate::throttle::AuthGuard::new(),
+        local_lists: crate::local_list::LocalLists::new(false),
     });
     (state, shutdown_tx)
 }
@@ -322,6 +326,18 @@ impl Store for RefusingStore {
         self.refuse()
     }
     async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.refuse()
+    }
+    async fn id_tokens_of(&self, _: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.refuse()
+    }
+    async fn delete_id_token(&self, _: &str) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn local_list(&self, _: &str) -> Result<Option<LocalListRecord>, StoreError> {
+        self.refuse()
+    }
+    async fn put_local_list(&self, _: &LocalListRecord) -> Result<(), StoreError> {
         self.refuse()
     }
     async fn start_transaction(&self, _: &NewTransaction) -> Result<TransactionRecord, StoreError> {

@@ -760,3 +760,136 @@ proptest! {
         }
     }
 }
+
+fn local_list_samples() -> Vec<Command> {
+    use voltgate_ocpp::{LocalListEntry, LocalTokenInfo};
+    let accepted = |token: &str, expires_at: Option<&str>, group: Option<&str>| LocalListEntry {
+        id_token: token.into(),
+        info: Some(LocalTokenInfo {
+            status: "Accepted".into(),
+            expires_at: expires_at.map(Into::into),
+            group: group.map(Into::into),
+        }),
+    };
+    vec![
+        Command::GetLocalListVersion,
+        Command::SendLocalList {
+            version: 1,
+            full: true,
+            entries: vec![],
+        },
+        Command::SendLocalList {
+            version: 2,
+            full: true,
+            entries: vec![
+                accepted("TAG-1", None, None),
+                accepted("TAG-2", Some(NOW), Some("FLEET-7")),
+            ],
+        },
+        Command::SendLocalList {
+            version: 3,
+            full: false,
+            entries: vec![
+                LocalListEntry {
+                    id_token: "TAG-1".into(),
+                    info: None,
+                },
+                accepted("TAG-3", None, None),
+            ],
+        },
+    ]
+}
+
+#[test]
+fn local_list_commands_validate_in_both_versions() {
+    for command in local_list_samples() {
+        for version in OcppVersion::ALL {
+            let call = command
+                .to_call_at(version, 1, NOW)
+                .unwrap_or_else(|e| panic!("{command:?} on {version}: {e}"));
+            assert_eq!(
+                validator().validate_request(version, call.action, &call.payload),
+                Ok(()),
+                "{command:?} on {version}: {}",
+                call.payload
+            );
+        }
+    }
+    let differential = &local_list_samples()[3];
+    let (action, v16) = call(differential, OcppVersion::V16);
+    assert_eq!(action, "SendLocalList");
+    assert_eq!(v16["listVersion"], 3);
+    assert_eq!(v16["updateType"], "Differential");
+    assert_eq!(v16["localAuthorizationList"][0], json!({"idTag": "TAG-1"}));
+    assert_eq!(
+        v16["localAuthorizationList"][1]["idTagInfo"]["status"],
+        "Accepted"
+    );
+    let (_, full_v16) = call(&local_list_samples()[2], OcppVersion::V16);
+    assert_eq!(
+        full_v16["localAuthorizationList"][1]["idTagInfo"],
+        json!({"status": "Accepted", "expiryDate": NOW, "parentIdTag": "FLEET-7"})
+    );
+    let (_, full_v201) = call(&local_list_samples()[2], OcppVersion::V201);
+    assert_eq!(full_v201["versionNumber"], 2);
+    assert_eq!(
+        full_v201["localAuthorizationList"][1]["idTokenInfo"],
+        json!({"status": "Accepted", "cacheExpiryDateTime": NOW,
+               "groupIdToken": {"idToken": "FLEET-7", "type": "Central"}})
+    );
+    let (_, empty) = call(&local_list_samples()[1], OcppVersion::V201);
+    assert!(empty.get("localAuthorizationList").is_none(), "{empty}");
+    assert_eq!(
+        local_list_samples()[0].engine_action(),
+        "command.get-local-list-version"
+    );
+    assert!(
+        !COMMAND_NAMES.contains(&"send-local-list"),
+        "not an operator command"
+    );
+}
+
+#[test]
+fn bad_local_lists_are_refused() {
+    use voltgate_ocpp::{LocalListEntry, LocalTokenInfo};
+    let entry = |token: &str, status: Option<&str>| LocalListEntry {
+        id_token: token.into(),
+        info: status.map(|status| LocalTokenInfo {
+            status: status.into(),
+            expires_at: None,
+            group: None,
+        }),
+    };
+    let bad = [
+        (0, true, vec![entry("A", Some("Accepted"))]),
+        (1, true, vec![entry("A", None)]),
+        (1, false, vec![entry("A", Some("Maybe"))]),
+        (
+            1,
+            false,
+            vec![entry("A", None), entry("A", Some("Accepted"))],
+        ),
+        (1, false, vec![entry("", Some("Accepted"))]),
+    ];
+    for (version, full, entries) in bad {
+        let command = Command::SendLocalList {
+            version,
+            full,
+            entries,
+        };
+        assert!(
+            matches!(command.check(), Err(CommandError::InvalidBody(_))),
+            "{command:?}"
+        );
+    }
+    let long = Command::SendLocalList {
+        version: 1,
+        full: true,
+        entries: vec![entry(&"X".repeat(21), Some("Accepted"))],
+    };
+    assert!(long.to_call(OcppVersion::V201, 1).is_ok());
+    assert!(
+        long.to_call(OcppVersion::V16, 1).is_err(),
+        "1.6 idTags are at most 20 characters"
+    );
+}

@@ -10,8 +10,8 @@ use super::{rows, SqliteStore};
 use crate::error::StoreError;
 use crate::records::{
     ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord, StoredAuditRecord,
-    TransactionFilter, TransactionRecord,
+    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
+    StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 use crate::store::Store;
 
@@ -528,6 +528,82 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
+    async fn id_tokens_of(&self, principal: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.read(principal, |conn, principal| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                     WHERE principal = ? ORDER BY id_token",
+                )
+                .bind(principal)
+                .fetch_all(conn)
+                .await?;
+                rows::all(&found, rows::id_token)
+            })
+        })
+        .await
+    }
+
+    async fn delete_id_token(&self, id_token: &str) -> Result<bool, StoreError> {
+        self.write(id_token.to_owned(), |conn, id_token| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM id_tokens WHERE id_token = ?")
+                    .bind(id_token)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn local_list(&self, charger: &str) -> Result<Option<LocalListRecord>, StoreError> {
+        self.read(charger, |conn, charger| {
+            Box::pin(async move {
+                let found = sqlx::query(
+                    "SELECT charger, version, entries, updated_at FROM local_lists \
+                     WHERE charger = ?",
+                )
+                .bind(charger)
+                .fetch_optional(conn)
+                .await?;
+                found.as_ref().map(rows::local_list).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn put_local_list(&self, list: &LocalListRecord) -> Result<(), StoreError> {
+        let row = (
+            list.charger.clone(),
+            list.version,
+            list.entries.to_string(),
+            list.updated_at.clone(),
+        );
+        self.write(row, |conn, (charger, version, entries, updated_at)| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO local_lists (charger, version, entries, updated_at) \
+                     VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (charger) DO UPDATE SET version = excluded.version, \
+                     entries = excluded.entries, updated_at = excluded.updated_at",
+                )
+                .bind(charger)
+                .bind(*version)
+                .bind(entries)
+                .bind(updated_at)
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn start_transaction(&self, t: &NewTransaction) -> Result<TransactionRecord, StoreError> {
         // The no-op DO UPDATE makes RETURNING yield the stored row on a retry, so the insert
         // and the lookup are one atomic statement even under concurrent retries.
@@ -575,7 +651,7 @@ impl Store for SqliteStore {
                 let done = sqlx::query(
                     "INSERT INTO meter_values (transaction_id, seq, sample, at) \
                      SELECT id, ?, ?, ? FROM transactions WHERE id = ? AND charger = ? \
-                     ON CONFLICT (transaction_id, seq) DO NOTHING",
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(*seq)
                 .bind(values)
@@ -587,7 +663,8 @@ impl Store for SqliteStore {
                 if done.rows_affected() > 0 {
                     return Ok(());
                 }
-                // Nothing inserted: either a resent sequence number (fine) or no such
+                // Nothing inserted: either a resent message (same sequence number, or for
+                // 1.6 without one the same sample) or no such
                 // transaction. Asked on the write connection, which sees its own batch.
                 let known = sqlx::query("SELECT 1 FROM transactions WHERE id = ? AND charger = ?")
                     .bind(*id)

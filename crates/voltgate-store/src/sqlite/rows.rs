@@ -7,8 +7,8 @@ use sqlx::Row;
 use crate::error::StoreError;
 use crate::records::{
     ApiTokenRecord, AssignmentRecord, AuditRecord, BootRecord, ChargerRecord, IdTokenRecord,
-    MeterValuesRecord, PrincipalRecord, RoleRecord, ScopeRecord, SecurityEventRecord,
-    StoredAuditRecord, TransactionRecord,
+    LocalListRecord, MeterValuesRecord, PrincipalRecord, RoleRecord, ScopeRecord,
+    SecurityEventRecord, StoredAuditRecord, TransactionRecord,
 };
 
 fn json_column<T: serde::de::DeserializeOwned>(
@@ -107,6 +107,19 @@ pub(super) fn id_token(row: &SqliteRow) -> Result<IdTokenRecord, StoreError> {
         blocked: row.try_get("blocked")?,
         expires_at: row.try_get("expires_at")?,
         group: row.try_get("group_id")?,
+    })
+}
+
+pub(super) fn local_list(row: &SqliteRow) -> Result<LocalListRecord, StoreError> {
+    let charger: String = row.try_get("charger")?;
+    let entries: String = row.try_get("entries")?;
+    let entries = serde_json::from_str(&entries)
+        .map_err(|err| StoreError::Corrupt(format!("local_lists.entries of `{charger}`: {err}")))?;
+    Ok(LocalListRecord {
+        charger,
+        version: row.try_get("version")?,
+        entries,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 

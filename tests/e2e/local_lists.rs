@@ -1,0 +1,503 @@
+//! Driver authorisation at the edge: id-token expiry, blocking and groups on Authorize, and
+//! local authorisation lists kept in sync with the role engine (`--local-auth-lists`), so a
+//! charger that loses its connection still lets exactly the right people charge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
+
+use crate::QUIET;
+
+/// How long a list update may take to reach a charger ("within seconds").
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// A `zaptec` estate: installations inst-1 (charger ZAP-1) and inst-2 (ZAP-2); drivers dana
+/// (user on inst-1, token RFID-DANA) and erik (no role yet, token RFID-ERIK).
+async fn estate(options: GatewayOptions) -> (Gateway, Api) {
+    let gateway = Gateway::start(options).unwrap();
+    let admin = gateway.api();
+    for installation in ["inst-1", "inst-2"] {
+        admin
+            .scope(installation, "installation", "root")
+            .await
+            .unwrap()
+            .expect(201);
+    }
+    admin.charger("ZAP-1", "inst-1").await.unwrap().expect(201);
+    admin.charger("ZAP-2", "inst-2").await.unwrap().expect(201);
+    for driver in ["dana", "erik"] {
+        admin
+            .principal(driver, "driver", "inst-1")
+            .await
+            .unwrap()
+            .expect(201);
+        admin
+            .post(
+                &format!("/api/v1/principals/{driver}/id-tokens"),
+                json!({"id_token": format!("RFID-{}", driver.to_uppercase())}),
+            )
+            .await
+            .unwrap()
+            .expect(201);
+    }
+    admin
+        .assign("dana", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    (gateway, admin)
+}
+
+fn syncing() -> GatewayOptions {
+    GatewayOptions::preset("zaptec").arg("--local-auth-lists")
+}
+
+/// Waits for the gateway's next CALL, which must be `action`; returns its id and payload.
+async fn expect_call(charger: &mut Charger, action: &str) -> (String, Value) {
+    let (id, got, payload) = charger
+        .next_call(SYNC_LIMIT)
+        .await
+        .unwrap_or_else(|| panic!("no {action} within {SYNC_LIMIT:?}"));
+    assert_eq!(got, action, "expected {action}, got {got} {payload}");
+    (id, payload)
+}
+
+/// A charger's local list as the charger itself keeps it: applies SendLocalList the way
+/// OCPP says (full replaces, differential adds/changes/removes) and decides offline from it.
+#[derive(Debug, Default)]
+struct ChargerList {
+    version: i64,
+    /// token → (status, expiry)
+    entries: BTreeMap<String, (String, Option<String>)>,
+}
+
+impl ChargerList {
+    fn apply(&mut self, payload: &Value, v16: bool) {
+        let (version_field, token_of, info_field): (&str, fn(&Value) -> &Value, &str) = if v16 {
+            ("listVersion", |e| &e["idTag"], "idTagInfo")
+        } else {
+            ("versionNumber", |e| &e["idToken"]["idToken"], "idTokenInfo")
+        };
+        let version = payload[version_field].as_i64().expect("a list version");
+        assert!(version > self.version, "versions only grow: {payload}");
+        if payload["updateType"] == "Full" {
+            self.entries.clear();
+        } else {
+            assert_eq!(payload["updateType"], "Differential");
+        }
+        for entry in payload["localAuthorizationList"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let token = token_of(&entry).as_str().expect("a token").to_owned();
+            let info = &entry[info_field];
+            if info.is_null() {
+                self.entries.remove(&token);
+            } else {
+                let expiry = if v16 {
+                    &info["expiryDate"]
+                } else {
+                    &info["cacheExpiryDateTime"]
+                };
+                self.entries.insert(
+                    token,
+                    (
+                        info["status"].as_str().unwrap_or_default().to_owned(),
+                        expiry.as_str().map(str::to_owned),
+                    ),
+                );
+            }
+        }
+        self.version = version;
+    }
+
+    /// What an offline charger decides from its list alone: only listed Accepted tokens charge.
+    fn lets_charge(&self, token: &str) -> bool {
+        self.entries
+            .get(token)
+            .is_some_and(|(status, _)| status == "Accepted")
+    }
+
+    fn tokens(&self) -> Vec<&str> {
+        self.entries.keys().map(String::as_str).collect()
+    }
+}
+
+/// Answers the version check and the first full list; returns the list the charger holds.
+async fn first_sync(charger: &mut Charger, reported_version: i64) -> ChargerList {
+    let v16 = charger.is_v16();
+    let (id, _) = expect_call(charger, "GetLocalListVersion").await;
+    let field = if v16 { "listVersion" } else { "versionNumber" };
+    charger
+        .reply(&id, json!({ field: reported_version }))
+        .unwrap();
+    let (id, payload) = expect_call(charger, "SendLocalList").await;
+    assert_eq!(payload["updateType"], "Full", "{payload}");
+    let mut list = ChargerList {
+        version: reported_version,
+        ..ChargerList::default()
+    };
+    list.apply(&payload, v16);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    list
+}
+
+async fn connect(gateway: &Gateway, id: &str, subprotocol: &str) -> Charger {
+    let mut charger = Charger::connect(&gateway.ocpp_url, id, &[subprotocol])
+        .await
+        .unwrap();
+    charger.boot().await.unwrap();
+    charger
+}
+
+async fn authorize(charger: &mut Charger, token: &str) -> Value {
+    if charger.is_v16() {
+        let answer = charger
+            .call_ok("Authorize", json!({"idTag": token}))
+            .await
+            .unwrap();
+        answer["idTagInfo"].clone()
+    } else {
+        let answer = charger
+            .call_ok(
+                "Authorize",
+                json!({"idToken": {"idToken": token, "type": "ISO14443"}}),
+            )
+            .await
+            .unwrap();
+        answer["idTokenInfo"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_role_change_reaches_the_list_and_a_blocked_token_leaves_it() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let mut list = first_sync(&mut charger, 0).await;
+    assert_eq!(list.version, 1);
+    assert_eq!(list.tokens(), ["RFID-DANA"]);
+
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(added["updateType"], "Differential", "{added}");
+    assert_eq!(added["listVersion"], 2);
+    assert_eq!(
+        added["localAuthorizationList"],
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}])
+    );
+    list.apply(&added, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert!(
+        charger.next_call(QUIET).await.is_none(),
+        "adding a token needs no cache clearing"
+    );
+
+    admin
+        .post("/api/v1/id-tokens/RFID-DANA/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    let (id, removed) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(removed["updateType"], "Differential");
+    assert_eq!(removed["listVersion"], 3);
+    assert_eq!(
+        removed["localAuthorizationList"],
+        json!([{"idTag": "RFID-DANA"}]),
+        "a removal carries no idTagInfo"
+    );
+    list.apply(&removed, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    let (id, _) = expect_call(&mut charger, "ClearCache").await;
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert_eq!(list.tokens(), ["RFID-ERIK"]);
+    assert_eq!(
+        authorize(&mut charger, "RFID-DANA").await["status"],
+        "Blocked"
+    );
+
+    // Taking erik's role away removes his token too.
+    admin
+        .delete(
+            "/api/v1/assignments",
+            json!({"principal": "erik", "role": "user", "scope": "inst-1"}),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    let (id, revoked) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(revoked["listVersion"], 4);
+    list.apply(&revoked, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    let (id, _) = expect_call(&mut charger, "ClearCache").await;
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert!(list.tokens().is_empty());
+
+    let audit = admin
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    let sent_by_system = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["principal"] == "system" && e["action"] == "command.send-local-list")
+        .count();
+    assert_eq!(sent_by_system, 4, "every list update is audited");
+    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"voltgate_local_list_syncs_total{kind="differential",outcome="accepted"} 3"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_offline_charger_decides_from_its_list_as_the_gateway_would() {
+    let (gateway, admin) = estate(syncing()).await;
+    // More people with different standing at ZAP-1: an expiring card, an expired one, a
+    // blocked one, a card of someone who may charge only at inst-2, and a group member.
+    for (driver, home, role_scope) in [
+        ("fay", "inst-1", Some("inst-1")),
+        ("gus", "inst-1", Some("inst-1")),
+        ("hal", "inst-1", Some("inst-1")),
+        ("ida", "inst-2", Some("inst-2")),
+        ("jon", "inst-1", None),
+    ] {
+        admin
+            .principal(driver, "driver", home)
+            .await
+            .unwrap()
+            .expect(201);
+        if let Some(scope) = role_scope {
+            admin
+                .assign(driver, "user", scope)
+                .await
+                .unwrap()
+                .expect(201);
+        }
+    }
+    for (driver, body) in [
+        (
+            "fay",
+            json!({"id_token": "FAY-SOON", "expires_at": "2099-01-01T00:00:00Z", "group": "FLEET-1"}),
+        ),
+        (
+            "gus",
+            json!({"id_token": "GUS-OLD", "expires_at": "2001-01-01T00:00:00Z"}),
+        ),
+        ("hal", json!({"id_token": "HAL-BLOCKED"})),
+        ("ida", json!({"id_token": "IDA-ELSEWHERE"})),
+        ("jon", json!({"id_token": "JON-MEMBER", "group": "FLEET-1"})),
+    ] {
+        admin
+            .post(&format!("/api/v1/principals/{driver}/id-tokens"), body)
+            .await
+            .unwrap()
+            .expect(201);
+    }
+    admin
+        .post("/api/v1/id-tokens/HAL-BLOCKED/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+
+    for subprotocol in ["ocpp1.6", "ocpp2.0.1"] {
+        let mut charger = connect(&gateway, "ZAP-1", subprotocol).await;
+        let list = first_sync(&mut charger, 0).await;
+        assert_eq!(list.tokens(), ["FAY-SOON", "RFID-DANA"], "{subprotocol}");
+        assert_eq!(
+            list.entries["FAY-SOON"].1.as_deref(),
+            Some("2099-01-01T00:00:00Z"),
+            "the expiry travels with the entry"
+        );
+        // The charger is now cut off; what it decides alone must match what the gateway
+        // answers online, token by token.
+        for token in [
+            "RFID-DANA",
+            "RFID-ERIK",
+            "FAY-SOON",
+            "GUS-OLD",
+            "HAL-BLOCKED",
+            "IDA-ELSEWHERE",
+            "JON-MEMBER",
+            "NOBODY",
+        ] {
+            let online = authorize(&mut charger, token).await["status"] == "Accepted";
+            assert_eq!(
+                list.lets_charge(token),
+                online,
+                "{subprotocol}: offline and online disagree on {token}"
+            );
+        }
+        drop(charger);
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_gateway_continues_with_differential_updates() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp2.0.1").await;
+    let mut list = first_sync(&mut charger, 0).await;
+    assert_eq!(list.tokens(), ["RFID-DANA"]);
+    assert_eq!(list.version, 1);
+    drop(charger);
+
+    // The charger is away while erik gets his role; then the gateway restarts.
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let workdir = gateway.kill();
+    let gateway = Gateway::start_in(syncing(), workdir).unwrap();
+
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp2.0.1").await;
+    let (id, _) = expect_call(&mut charger, "GetLocalListVersion").await;
+    charger
+        .reply(&id, json!({"versionNumber": list.version}))
+        .unwrap();
+    let (id, update) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(update["updateType"], "Differential", "{update}");
+    assert_eq!(update["versionNumber"], 2);
+    assert_eq!(
+        update["localAuthorizationList"],
+        json!([{"idToken": {"idToken": "RFID-ERIK", "type": "ISO14443"},
+                "idTokenInfo": {"status": "Accepted"}}])
+    );
+    list.apply(&update, false);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert_eq!(list.tokens(), ["RFID-DANA", "RFID-ERIK"]);
+}
+
+#[tokio::test]
+async fn a_charger_without_local_lists_is_left_alone_but_its_cache_is_cleared() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let (id, _) = expect_call(&mut charger, "GetLocalListVersion").await;
+    charger
+        .reply_error(&id, "NotSupported", "no local list here")
+        .unwrap();
+    assert!(
+        charger.next_call(QUIET).await.is_none(),
+        "no list is sent to a charger that does not support lists"
+    );
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    assert!(
+        charger.next_call(QUIET * 2).await.is_none(),
+        "an addition needs nothing"
+    );
+    admin
+        .post("/api/v1/principals/dana/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    let (id, _) = expect_call(&mut charger, "ClearCache").await;
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert!(charger.next_call(QUIET).await.is_none());
+}
+
+#[tokio::test]
+async fn expired_blocked_and_group_tokens_are_answered_in_both_versions() {
+    let (gateway, admin) = estate(GatewayOptions::preset("zaptec")).await;
+    admin
+        .post(
+            "/api/v1/principals/dana/id-tokens",
+            json!({"id_token": "DANA-FLEET", "expires_at": "2099-06-01T00:00:00Z", "group": "FLEET-9"}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .post(
+            "/api/v1/principals/dana/id-tokens",
+            json!({"id_token": "DANA-OLD", "expires_at": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin.charger("ZAP-3", "inst-1").await.unwrap().expect(201);
+    let mut v16 = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let mut v201 = connect(&gateway, "ZAP-3", "ocpp2.0.1").await;
+
+    let fleet = authorize(&mut v16, "DANA-FLEET").await;
+    assert_eq!(
+        fleet,
+        json!({"status": "Accepted", "expiryDate": "2099-06-01T00:00:00Z", "parentIdTag": "FLEET-9"})
+    );
+    let fleet = authorize(&mut v201, "DANA-FLEET").await;
+    assert_eq!(
+        fleet,
+        json!({"status": "Accepted", "cacheExpiryDateTime": "2099-06-01T00:00:00Z",
+               "groupIdToken": {"idToken": "FLEET-9", "type": "Central"}})
+    );
+    for charger in [&mut v16, &mut v201] {
+        assert_eq!(authorize(charger, "DANA-OLD").await["status"], "Expired");
+        assert_eq!(authorize(charger, "RFID-DANA").await["status"], "Accepted");
+    }
+
+    admin
+        .patch(
+            "/api/v1/id-tokens/RFID-DANA",
+            json!({"expires_at": "2001-01-01T00:00:00Z"}),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(authorize(&mut v16, "RFID-DANA").await["status"], "Expired");
+    admin
+        .patch("/api/v1/id-tokens/RFID-DANA", json!({"expires_at": null}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(
+        authorize(&mut v201, "RFID-DANA").await["status"],
+        "Accepted"
+    );
+
+    admin
+        .post("/api/v1/id-tokens/RFID-DANA/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    for charger in [&mut v16, &mut v201] {
+        assert_eq!(authorize(charger, "RFID-DANA").await["status"], "Blocked");
+    }
+    // A blocked token also refuses a start; the session is still recorded (the charger
+    // already started it) and the answer tells the charger to stop.
+    let start = v16
+        .call_ok(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "RFID-DANA", "meterStart": 0,
+                   "timestamp": "2026-01-01T00:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(start["idTagInfo"]["status"], "Blocked");
+    admin
+        .post("/api/v1/id-tokens/RFID-DANA/unblock", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(authorize(&mut v16, "RFID-DANA").await["status"], "Accepted");
+
+    // Without the flag nothing but answers reaches the chargers.
+    assert!(v16.next_call(QUIET).await.is_none());
+}
