@@ -250,6 +250,7 @@ impl ServeArgs {
             ocpp_path_prefix: self.ocpp_path_prefix.clone(),
             default_security_profile: self.default_security_profile,
             ocpp_tls: self.ocpp_tls_listen.is_some(),
+            ocpp_client_ca: self.ocpp_tls_listen.is_some() && self.tls_client_ca.is_some(),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Settings {
     pub default_security_profile: u8,
     /// Whether a TLS listener for chargers is configured (profiles 2 and 3 need one).
     pub ocpp_tls: bool,
+    /// Whether that listener checks client certificates against a CA (profile 3 needs it).
+    pub ocpp_client_ca: bool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -548,6 +550,7 @@ pub mod testing {
                 ocpp_path_prefix: "/ocpp".to_owned(),
                 default_security_profile: 0,
                 ocpp_tls: false,
+                ocpp_client_ca: false,
             },
             shutdown,
             auth_guard: crate::throttle::AuthGuard::new(),

@@ -4,7 +4,10 @@
 //! Only TLS 1.2 and 1.3 are offered, with the cipher suites OCPP 2.0.1 part 2 (A00) and the
 //! OCPP 1.6 security whitepaper list that rustls implements: for TLS 1.2
 //! `TLS_ECDHE_ECDSA_WITH_AES_{128,256}_GCM_*` and `TLS_ECDHE_RSA_WITH_AES_{128,256}_GCM_*`, for
-//! TLS 1.3 `TLS_AES_128_GCM_SHA256` and `TLS_AES_256_GCM_SHA384`.
+//! TLS 1.3 `TLS_AES_128_GCM_SHA256` and `TLS_AES_256_GCM_SHA384`. The specification also lists
+//! `TLS_RSA_WITH_AES_{128,256}_GCM_*` (static RSA key exchange, no forward secrecy) for chargers
+//! without elliptic-curve support; rustls does not implement them, so such a charger needs the
+//! ECDHE_RSA suites, which every TLS 1.2 stack of the last decade offers.
 //!
 //! With a client CA configured, the charger listener asks for a client certificate but does
 //! not require one at the TLS level, so profile-2 chargers share the listener with profile-3

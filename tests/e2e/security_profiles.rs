@@ -773,3 +773,108 @@ async fn auto_registered_chargers_get_the_default_profile() {
         .expect(200);
     assert_eq!(view.body["security_profile"], 3, "{}", view.text);
 }
+
+#[tokio::test]
+async fn a_rotation_counts_only_when_the_charger_takes_the_password() {
+    const REJECTED: &str = "refused horse staple 7";
+    const AFTER_REBOOT: &str = "after reboot staple 99";
+    let estate = Estate::new(&[]).await;
+    estate
+        .admin
+        .post(
+            "/api/v1/chargers",
+            json!({"id": "CP-R", "scope": "site-a", "password": PASSWORD}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    let url = estate.gateway.ocpp_url.clone();
+    let mut charger = Charger::connect_with(&url, "CP-R", &["ocpp1.6"], Some(("CP-R", PASSWORD)))
+        .await
+        .expect("the password works");
+    charger.boot().await.unwrap();
+
+    for (password, answer, changed) in [
+        (REJECTED, "Rejected", false),
+        (AFTER_REBOOT, "RebootRequired", true),
+    ] {
+        let rotation = {
+            let ops = estate.ops.clone();
+            tokio::spawn(async move {
+                ops.post(
+                    "/api/v1/chargers/CP-R/password",
+                    json!({"password": password}),
+                )
+                .await
+            })
+        };
+        let (id, action, _) = charger
+            .next_call(Duration::from_secs(10))
+            .await
+            .expect("the charger is asked");
+        assert_eq!(action, "ChangeConfiguration");
+        charger.reply(&id, json!({"status": answer})).unwrap();
+        let reply = rotation.await.unwrap().unwrap().expect(200);
+        assert_eq!(reply.body["status"], answer, "{}", reply.text);
+        assert_eq!(reply.body["password_changed"], changed, "{}", reply.text);
+    }
+    drop(charger);
+
+    for refused in [PASSWORD, REJECTED] {
+        let status = Charger::try_connect(&url, "CP-R", &["ocpp1.6"], Some(("CP-R", refused)))
+            .await
+            .unwrap()
+            .err()
+            .expect("only the password the charger took is accepted")
+            .status;
+        assert_eq!(status, 401, "{refused}");
+    }
+    Charger::connect_with(&url, "CP-R", &["ocpp1.6"], Some(("CP-R", AFTER_REBOOT)))
+        .await
+        .expect("the password taken with RebootRequired works");
+}
+
+#[tokio::test]
+async fn profile_3_needs_a_client_ca_even_with_the_tls_listener() {
+    let pki = Pki::new("No client CA").unwrap();
+    let (cert, key) = pki.server_files("server", "gateway two").unwrap();
+    let gateway = Gateway::start(
+        GatewayOptions::preset("connect")
+            .arg("--ocpp-tls-listen")
+            .arg("127.0.0.1:0")
+            .arg("--tls-cert")
+            .arg(cert.to_str().unwrap())
+            .arg("--tls-key")
+            .arg(key.to_str().unwrap()),
+    )
+    .expect("gateway starts");
+    let admin = gateway.api();
+    admin
+        .scope("site-a", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    let refused = admin
+        .post(
+            "/api/v1/chargers",
+            json!({"id": "CP-M", "scope": "site-a", "security_profile": 3}),
+        )
+        .await
+        .unwrap()
+        .expect(422);
+    assert!(refused.text.contains("--tls-client-ca"), "{}", refused.text);
+    admin
+        .post(
+            "/api/v1/chargers",
+            json!({"id": "CP-M", "scope": "site-a", "security_profile": 2, "password": PASSWORD}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    let to_3 = admin
+        .patch("/api/v1/chargers/CP-M", json!({"security_profile": 3}))
+        .await
+        .unwrap()
+        .expect(422);
+    assert!(to_3.text.contains("--tls-client-ca"), "{}", to_3.text);
+}

@@ -100,6 +100,11 @@ fn check_profile(state: &SharedState, profile: u8, password_set: bool) -> Result
             "security profile {profile} needs the charger TLS listener (--ocpp-tls-listen)"
         )));
     }
+    if profile == 3 && !state.settings.ocpp_client_ca {
+        return Err(ApiError::invalid_body(
+            "security profile 3 needs client certificates checked against a CA (--tls-client-ca)",
+        ));
+    }
     Ok(())
 }
 
@@ -224,16 +229,17 @@ pub struct PasswordRotation {
 pub struct RotationResult {
     /// The charger's status (`Accepted`, `Rejected`, …).
     pub status: String,
-    /// Whether the stored password was replaced (only when the charger accepted it).
+    /// Whether the stored password was replaced (only when the charger took it).
     pub password_changed: bool,
 }
 
 /// Rotates a charger's password on both sides: needs `charger.edit` on the charger, then sends
 /// 1.6 `ChangeConfiguration AuthorizationKey` or 2.0.1 `SetVariables
 /// SecurityCtrlr.BasicAuthPassword` through [`crate::gate::send_command`] (which asks the role
-/// engine for `command.change-configuration` and audits the command without its value). Only an
-/// `Accepted` answer replaces the stored hash; from then on the old password is refused, and the
-/// open connection stays until the charger reconnects with the new one.
+/// engine for `command.change-configuration` and audits the command without its value). An
+/// `Accepted` or `RebootRequired` answer (the charger took the value and uses it from its next
+/// connection) replaces the stored hash; from then on the old password is refused, and the open
+/// connection stays until the charger reconnects with the new one.
 pub async fn rotate_password(
     State(state): State<SharedState>,
     caller: Caller,
@@ -275,7 +281,7 @@ async fn rotate(
     let reply =
         crate::gate::send_command(state, &caller.id, id, command, Some(request_id.as_str()))
             .await?;
-    let accepted = reply.status == "Accepted";
+    let accepted = matches!(reply.status.as_str(), "Accepted" | "RebootRequired");
     if accepted {
         let hash = hash_off_thread(password).await?;
         let _guard = crate::state::mutation_lock().await;

@@ -28,6 +28,7 @@ pub fn settings() -> Settings {
         ocpp_path_prefix: "/ocpp".to_owned(),
         default_security_profile: 0,
         ocpp_tls: false,
+        ocpp_client_ca: false,
     }
 }
 
