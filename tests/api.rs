@@ -129,6 +129,48 @@ impl Api {
             .ok_or_else(|| anyhow::anyhow!("no token in {}", reply.text))
     }
 
+    /// Binds the id token (RFID) `id_token` to `principal`.
+    pub async fn id_token(&self, principal: &str, id_token: &str) -> Result<Reply> {
+        self.post(
+            &format!("/api/v1/principals/{principal}/id-tokens"),
+            serde_json::json!({"id_token": id_token}),
+        )
+        .await
+    }
+
+    /// Polls the charger's live state until it reads disconnected; fails after `within`.
+    pub async fn wait_disconnected(
+        &self,
+        charger: &str,
+        within: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let live = self
+                .get(&format!("/api/v1/chargers/{charger}"))
+                .await?
+                .expect(200);
+            if live.body["connected"] == false {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "`{charger}` still connected after {within:?}: {}",
+                    live.text
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether `GET /api/v1/transactions` lists the transaction `id`.
+    pub async fn lists_transaction(&self, id: i64) -> Result<bool> {
+        let reply = self.get("/api/v1/transactions").await?.expect(200);
+        Ok(reply.body["transactions"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["id"].as_i64() == Some(id))))
+    }
+
     pub async fn assign(&self, principal: &str, role: &str, scope: &str) -> Result<Reply> {
         self.post(
             "/api/v1/assignments",

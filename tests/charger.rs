@@ -80,76 +80,12 @@ impl Charger {
         basic_auth: Option<(&str, &str)>,
     ) -> Result<std::result::Result<Charger, Refusal>> {
         let full = format!("{}/{}", url.trim_end_matches('/'), id);
-        let mut request = full.into_client_request()?;
-        if !protocols.is_empty() {
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_str(&protocols.join(", "))?,
-            );
-        }
-        if let Some((user, password)) = basic_auth {
-            let encoded = BASE64.encode(format!("{user}:{password}"));
-            request.headers_mut().insert(
-                "Authorization",
-                HeaderValue::from_str(&format!("Basic {encoded}"))?,
-            );
-        }
-        let (stream, response) = match tokio_tungstenite::connect_async(request).await {
-            Ok(ok) => ok,
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                let status = response.status().as_u16();
-                let body = response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).to_string())
-                    .unwrap_or_default();
-                return Ok(Err(Refusal { status, body }));
-            }
-            Err(other) => return Err(other.into()),
+        let uri: tokio_tungstenite::tungstenite::http::Uri = full.parse()?;
+        let Some(authority) = uri.authority() else {
+            bail!("`{full}` names no host");
         };
-        let subprotocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let (mut sink, mut source) = stream.split();
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
-        let (in_tx, in_rx) = mpsc::unbounded_channel::<Received>();
-        tokio::spawn(async move {
-            while let Some(message) = out_rx.recv().await {
-                if sink.send(message).await.is_err() {
-                    return;
-                }
-            }
-            // The test dropped its charger: close the way a charger going away does.
-            let _ = sink.close().await;
-        });
-        tokio::spawn(async move {
-            while let Some(message) = source.next().await {
-                let received = match message {
-                    Ok(Message::Text(text)) => parse_frame(text.as_str()),
-                    Ok(Message::Close(frame)) => Received::Closed {
-                        code: frame.map(|f| u16::from(f.code)),
-                    },
-                    Ok(_) => continue,
-                    Err(_) => Received::Closed { code: None },
-                };
-                let closed = matches!(received, Received::Closed { .. });
-                if in_tx.send(received).is_err() || closed {
-                    return;
-                }
-            }
-            let _ = in_tx.send(Received::Closed { code: None });
-        });
-        Ok(Ok(Charger {
-            id: id.to_string(),
-            subprotocol,
-            outgoing: out_tx,
-            incoming: in_rx,
-            stash: VecDeque::new(),
-            next_id: 1,
-        }))
+        let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+        Self::try_connect_on(stream, &full, id, protocols, basic_auth).await
     }
 
     /// Like [`Charger::try_connect`], over a stream the caller already opened (e.g. TLS);
@@ -219,6 +155,7 @@ impl Charger {
                     return;
                 }
             }
+            // The test dropped its charger: close the way a charger going away does.
             let _ = sink.close().await;
         });
         tokio::spawn(async move {

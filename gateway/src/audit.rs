@@ -3,7 +3,7 @@
 //!
 //! Recording never fails the caller: when the store refuses the record, the failure is
 //! logged and counted (`voltgate_store_errors_total{op="append_audit"}`) and the request goes
-//! on. Decisions are also logged at debug level under the `audit` target.
+//! on; only the gate acts on a lost record, by not sending the command. Decisions are also logged at debug level under the `audit` target.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

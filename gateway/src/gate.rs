@@ -133,7 +133,7 @@ pub async fn send_command(
             reason: decision.reason,
         });
     }
-    let audit_id = audit::record(
+    record_and_deliver(
         state,
         audit::entry(
             principal,
@@ -144,36 +144,10 @@ pub async fn send_command(
             None,
             request_id,
         ),
+        charger_id,
+        &command,
     )
-    .await;
-    // Fail closed: a command without its allow record on disk is never sent.
-    if audit_id.is_none() {
-        tracing::error!(
-            charger_id,
-            command = command.name(),
-            "allow decision not recorded; command not sent"
-        );
-        return Err(GateError::AuditUnavailable);
-    }
-
-    let started = Instant::now();
-    let result = deliver(state, charger_id, &command).await;
-    let (metric_outcome, audit_outcome) = outcome_labels(&result);
-    state.metrics.command_latency(
-        command.name(),
-        metric_outcome,
-        started.elapsed().as_secs_f64(),
-    );
-    audit::set_outcome(state, audit_id, &audit_outcome).await;
-    match &result {
-        Ok(reply) => {
-            tracing::info!(charger_id, command = command.name(), status = %reply.status, "command answered")
-        }
-        Err(err) => {
-            tracing::info!(charger_id, command = command.name(), error = %err, "command failed")
-        }
-    }
-    result
+    .await
 }
 
 /// The principal that commands the gateway decides on itself are audited under.
@@ -188,37 +162,57 @@ pub async fn send_system_command(
     charger_id: &str,
     command: Command,
 ) -> Result<CommandReply, GateError> {
-    let action_name = command.engine_action();
-    let audit_id = audit::record(
+    record_and_deliver(
         state,
         audit::entry(
             SYSTEM_PRINCIPAL,
-            action_name,
+            command.engine_action(),
             charger_id,
             true,
             "sent by the gateway itself as the system principal",
             None,
             None,
         ),
+        charger_id,
+        &command,
     )
-    .await;
-    if audit_id.is_none() {
+    .await
+}
+
+/// Writes the allow record, and only if it is on disk sends the command and records how the
+/// charger answered: the shared tail of both doors.
+async fn record_and_deliver(
+    state: &AppState,
+    allow_record: voltgate_store::AuditRecord,
+    charger_id: &str,
+    command: &Command,
+) -> Result<CommandReply, GateError> {
+    // Fail closed: a command without its allow record on disk is never sent.
+    let Some(audit_id) = audit::record(state, allow_record).await else {
         tracing::error!(
             charger_id,
             command = command.name(),
-            "system command not recorded; not sent"
+            "allow decision not recorded; command not sent"
         );
         return Err(GateError::AuditUnavailable);
-    }
+    };
     let started = Instant::now();
-    let result = deliver(state, charger_id, &command).await;
+    let result = deliver(state, charger_id, command).await;
     let (metric_outcome, audit_outcome) = outcome_labels(&result);
     state.metrics.command_latency(
         command.name(),
         metric_outcome,
         started.elapsed().as_secs_f64(),
     );
-    audit::set_outcome(state, audit_id, &audit_outcome).await;
+    audit::set_outcome(state, Some(audit_id), &audit_outcome).await;
+    match &result {
+        Ok(reply) => {
+            tracing::info!(charger_id, command = command.name(), status = %reply.status, "command answered")
+        }
+        Err(err) => {
+            tracing::info!(charger_id, command = command.name(), error = %err, "command failed")
+        }
+    }
     result
 }
 

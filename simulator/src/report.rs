@@ -43,18 +43,18 @@ pub fn table(report: &RunReport) -> String {
     let _ = writeln!(
         out,
         "  attempts {}  made {}  failed {}  lost {}  boots {}  all online after {} s",
-        s.connect_attempts,
-        s.connections_made,
-        s.connections_failed,
-        s.disconnects,
-        s.booted,
+        s.counters.connect_attempts,
+        s.counters.connections_made,
+        s.counters.connections_failed,
+        s.counters.disconnects,
+        s.counters.booted,
         opt(t.all_online_after_s, 1)
     );
     let _ = writeln!(out, "\nthroughput");
     let _ = writeln!(
         out,
         "  messages/s {:.0} (steady window {:.1} s), {:.0} over the run; CALLs sent {} answered {}; gateway CALLs {} answered {}",
-        t.messages_per_s, t.window_s, t.messages_per_s_overall, s.calls_sent, s.calls_answered, s.calls_received, s.answers_sent
+        t.messages_per_s, t.window_s, t.messages_per_s_overall, s.counters.calls_sent, s.counters.calls_answered, s.counters.calls_received, s.counters.answers_sent
     );
     let _ = writeln!(
         out,
@@ -88,11 +88,11 @@ pub fn table(report: &RunReport) -> String {
     for (action, p) in &s.per_action {
         row(&mut out, action, p);
     }
-    if s.commands_sent > 0 {
+    if s.counters.commands_sent > 0 {
         let _ = writeln!(
             out,
             "\noperator commands: sent {} ok {} ({:.0}/s)",
-            s.commands_sent, s.commands_ok, t.commands_per_s
+            s.counters.commands_sent, s.counters.commands_ok, t.commands_per_s
         );
         if let Some(p) = &s.command_latency {
             row(&mut out, "all commands", p);
@@ -101,11 +101,11 @@ pub fn table(report: &RunReport) -> String {
             row(&mut out, name, p);
         }
     }
-    if s.faults_injected > 0 || !s.notes.is_empty() {
+    if s.counters.faults_injected > 0 || !s.notes.is_empty() {
         let _ = writeln!(
             out,
             "\nnoted (not failures): faults injected {}, malformed refused {}",
-            s.faults_injected, s.malformed_refused
+            s.counters.faults_injected, s.counters.malformed_refused
         );
         for (kind, n) in &s.notes {
             let _ = writeln!(out, "  {kind:<50} {n:>9}");

@@ -329,19 +329,7 @@ impl Tally {
         let c = &self.counters;
         let of = |l: &Latencies| Percentiles::of(&l.0);
         Summary {
-            connect_attempts: c.connect_attempts,
-            connections_made: c.connections_made,
-            connections_failed: c.connections_failed,
-            disconnects: c.disconnects,
-            booted: c.booted,
-            calls_sent: c.calls_sent,
-            calls_answered: c.calls_answered,
-            calls_received: c.calls_received,
-            answers_sent: c.answers_sent,
-            commands_sent: c.commands_sent,
-            commands_ok: c.commands_ok,
-            faults_injected: c.faults_injected,
-            malformed_refused: c.malformed_refused,
+            counters: *c,
             connect_latency: self.connect.as_ref().map(of),
             boot_latency: self.boot.as_ref().map(of),
             per_action: self
@@ -389,19 +377,9 @@ impl Percentiles {
 /// A snapshot of [`Stats`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    pub connect_attempts: u64,
-    pub connections_made: u64,
-    pub connections_failed: u64,
-    pub disconnects: u64,
-    pub booted: u64,
-    pub calls_sent: u64,
-    pub calls_answered: u64,
-    pub calls_received: u64,
-    pub answers_sent: u64,
-    pub commands_sent: u64,
-    pub commands_ok: u64,
-    pub faults_injected: u64,
-    pub malformed_refused: u64,
+    /// Written at the top level of the JSON report, as the totals always were.
+    #[serde(flatten)]
+    pub counters: Counters,
     pub connect_latency: Option<Percentiles>,
     pub boot_latency: Option<Percentiles>,
     pub per_action: BTreeMap<String, Percentiles>,
@@ -428,13 +406,13 @@ mod tests {
         stats.error("timeout:Heartbeat");
         stats.note("fault:disconnect");
         let s = stats.summary();
-        assert_eq!(s.calls_answered, 100);
+        assert_eq!(s.counters.calls_answered, 100);
         let hb = &s.per_action["Heartbeat"];
         assert_eq!(hb.count, 100);
         assert!((hb.p50_ms - 50.0).abs() < 0.1, "{hb:?}");
         assert!((hb.p99_ms - 99.0).abs() < 0.1, "{hb:?}");
         assert!((hb.max_ms - 100.0).abs() < 0.1, "{hb:?}");
-        assert_eq!(s.commands_ok, 1);
+        assert_eq!(s.counters.commands_ok, 1);
         assert_eq!(s.per_command["reset"].count, 2);
         assert_eq!(s.errors["timeout:Heartbeat"], 2);
         assert_eq!(stats.error_count(), 2);

@@ -68,8 +68,8 @@ async fn chargers_boot_heartbeat_and_the_run_is_clean() {
     let stats = Stats::new();
     let report = run(plan(20, 2.5), driver(&mock.ocpp_url).await, None, stats).await;
     assert_clean(&report);
-    assert_eq!(report.summary.connections_made, 20);
-    assert_eq!(report.summary.booted, 20);
+    assert_eq!(report.summary.counters.connections_made, 20);
+    assert_eq!(report.summary.counters.booted, 20);
     assert_eq!(mock.state.calls("BootNotification"), 20);
     assert!(
         report.summary.per_action["Heartbeat"].count >= 20,
@@ -144,8 +144,12 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
     .await;
     assert_clean(&report);
     let s = &report.summary;
-    assert!(s.commands_sent >= 100, "{}", s.commands_sent);
-    assert_eq!(s.commands_ok, s.commands_sent);
+    assert!(
+        s.counters.commands_sent >= 100,
+        "{}",
+        s.counters.commands_sent
+    );
+    assert_eq!(s.counters.commands_ok, s.counters.commands_sent);
     for name in [
         "get-configuration",
         "set-max-current",
@@ -161,7 +165,7 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
     }
     assert!(s.command_latency.as_ref().is_some_and(|p| p.p50_ms < 100.0));
     assert!(
-        s.calls_received >= s.commands_sent,
+        s.counters.calls_received >= s.counters.commands_sent,
         "each command reached a charger"
     );
 }
@@ -255,7 +259,7 @@ async fn wss_with_a_trusted_ca_file() {
     cfg.tls = Some(voltgate_sim::tls::client_config(Some(&ca_file)).unwrap());
     let report = run(plan(4, 1.5), cfg, None, Stats::new()).await;
     assert_clean(&report);
-    assert_eq!(report.summary.booted, 4);
+    assert_eq!(report.summary.counters.booted, 4);
 
     // without the CA the handshake fails
     let mut cfg = driver(&mock.ocpp_url).await;
@@ -307,7 +311,7 @@ async fn reset_closes_reconnects_and_boots_again() {
         "the charger booted again after the reset"
     );
     assert_clean(&report);
-    assert!(report.summary.connections_made >= 2);
+    assert!(report.summary.counters.connections_made >= 2);
 }
 
 #[tokio::test]
@@ -320,12 +324,12 @@ async fn malformed_frames_are_refused_and_noted_not_failed() {
     let report = run(p, cfg, None, Stats::new()).await;
     assert_clean(&report);
     assert!(
-        report.summary.malformed_refused > 10,
+        report.summary.counters.malformed_refused > 10,
         "{}",
-        report.summary.malformed_refused
+        report.summary.counters.malformed_refused
     );
     assert_eq!(
-        report.summary.malformed_refused,
+        report.summary.counters.malformed_refused,
         mock.state
             .invalid
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -342,9 +346,9 @@ async fn disconnect_faults_and_storms_reconnect_cleanly() {
     let report = run(p, cfg, None, Stats::new()).await;
     assert_clean(&report);
     assert!(
-        report.summary.connections_made >= 12,
+        report.summary.counters.connections_made >= 12,
         "storm reconnected everyone: {}",
-        report.summary.connections_made
+        report.summary.counters.connections_made
     );
     assert!(report.summary.notes.contains_key("fault:storm_disconnect"));
 }
@@ -409,7 +413,7 @@ async fn slow_and_missing_answers_to_the_gateway() {
     });
     let report = run(p, cfg, None, Stats::new()).await;
     assert!(probe.await.unwrap().is_none(), "no answer expected");
-    assert_eq!(report.summary.faults_injected, 1);
+    assert_eq!(report.summary.counters.faults_injected, 1);
     assert_clean(&report);
 }
 

@@ -379,23 +379,11 @@ async fn a_charger_that_never_reads_is_dropped_and_the_gateway_is_not() {
     );
     let (sent, _sink) = writer.await.unwrap();
     // The gateway drops the connection within its command timeout once its writes stall.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let live = estate
-            .ops
-            .get("/api/v1/chargers/CP-DEAF")
-            .await
-            .unwrap()
-            .expect(200);
-        if live.body["connected"] == false {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the deaf charger is still connected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    estate
+        .ops
+        .wait_disconnected("CP-DEAF", Duration::from_secs(10))
+        .await
+        .expect("the deaf charger is dropped");
     drop(source);
     let rss_after = rss_kib(estate.gateway.pid());
     eprintln!("deaf charger: {sent} CALLs sent unread; RSS {rss_before} -> {rss_after} KiB");

@@ -186,24 +186,11 @@ async fn live_state_follows_the_charger() {
     assert!(live.body["last_message_at"].is_string());
 
     drop(charger);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let live = estate
-            .ops
-            .get("/api/v1/chargers/CP-LIVE")
-            .await
-            .unwrap()
-            .expect(200);
-        if live.body["connected"] == false {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still connected: {}",
-            live.text
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    estate
+        .ops
+        .wait_disconnected("CP-LIVE", Duration::from_secs(5))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -34,10 +34,7 @@ async fn estate(options: GatewayOptions) -> (Gateway, Api) {
             .unwrap()
             .expect(201);
         admin
-            .post(
-                &format!("/api/v1/principals/{driver}/id-tokens"),
-                json!({"id_token": format!("RFID-{}", driver.to_uppercase())}),
-            )
+            .id_token(driver, &format!("RFID-{}", driver.to_uppercase()))
             .await
             .unwrap()
             .expect(201);

@@ -227,14 +227,7 @@ async fn id_tokens_are_listed_changed_and_deleted_by_those_who_may() {
         .unwrap()
         .expect(201);
     for token in ["DORA-2", "DORA-1"] {
-        admin
-            .post(
-                "/api/v1/principals/dora/id-tokens",
-                json!({"id_token": token}),
-            )
-            .await
-            .unwrap()
-            .expect(201);
+        admin.id_token("dora", token).await.unwrap().expect(201);
     }
     let listed = estate
         .ops

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use voltgate_tests::api::Reply;
 use voltgate_tests::tls::{self, Pki, TlsAttempt, Validity};
 use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
 
@@ -656,24 +657,62 @@ async fn the_api_can_be_served_over_https() {
     );
 }
 
-#[tokio::test]
-async fn rotating_a_password_goes_through_the_charger_and_is_never_recorded() {
-    const NEW: &str = "new battery staple 42";
-    let estate = Estate::new(&[]).await;
+/// A 1.6 charger registered on site-a with [`PASSWORD`] (profile 1), connected and booted.
+async fn booted_with_password(estate: &Estate, id: &str) -> Charger {
     estate
         .admin
         .post(
             "/api/v1/chargers",
-            json!({"id": "CP-K", "scope": "site-a", "password": PASSWORD}),
+            json!({"id": id, "scope": "site-a", "password": PASSWORD}),
         )
         .await
         .unwrap()
         .expect(201);
-    let url = estate.gateway.ocpp_url.clone();
-    let mut charger = Charger::connect_with(&url, "CP-K", &["ocpp1.6"], Some(("CP-K", PASSWORD)))
-        .await
-        .expect("old password works");
+    let mut charger = Charger::connect_with(
+        &estate.gateway.ocpp_url,
+        id,
+        &["ocpp1.6"],
+        Some((id, PASSWORD)),
+    )
+    .await
+    .expect("the password works");
     charger.boot().await.unwrap();
+    charger
+}
+
+/// Rotates `id`'s password to `password` as `ops`; the charger is asked for exactly that
+/// AuthorizationKey and answers `answer`. Returns the API's reply.
+async fn rotate_answered(
+    estate: &Estate,
+    charger: &mut Charger,
+    id: &str,
+    password: &'static str,
+    answer: &str,
+) -> Reply {
+    let rotation = {
+        let ops = estate.ops.clone();
+        let path = format!("/api/v1/chargers/{id}/password");
+        tokio::spawn(async move { ops.post(&path, json!({"password": password})).await })
+    };
+    let (call_id, action, payload) = charger
+        .next_call(Duration::from_secs(10))
+        .await
+        .expect("the charger is asked");
+    assert_eq!(action, "ChangeConfiguration");
+    assert_eq!(
+        payload,
+        json!({"key": "AuthorizationKey", "value": password})
+    );
+    charger.reply(&call_id, json!({"status": answer})).unwrap();
+    rotation.await.unwrap().unwrap().expect(200)
+}
+
+#[tokio::test]
+async fn rotating_a_password_goes_through_the_charger_and_is_never_recorded() {
+    const NEW: &str = "new battery staple 42";
+    let estate = Estate::new(&[]).await;
+    let url = estate.gateway.ocpp_url.clone();
+    let mut charger = booted_with_password(&estate, "CP-K").await;
 
     let refused = estate
         .watcher
@@ -687,21 +726,7 @@ async fn rotating_a_password_goes_through_the_charger_and_is_never_recorded() {
         "nothing sent"
     );
 
-    let rotation = {
-        let ops = estate.ops.clone();
-        tokio::spawn(async move {
-            ops.post("/api/v1/chargers/CP-K/password", json!({"password": NEW}))
-                .await
-        })
-    };
-    let (id, action, payload) = charger
-        .next_call(Duration::from_secs(10))
-        .await
-        .expect("the charger is asked");
-    assert_eq!(action, "ChangeConfiguration");
-    assert_eq!(payload, json!({"key": "AuthorizationKey", "value": NEW}));
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
-    let reply = rotation.await.unwrap().unwrap().expect(200);
+    let reply = rotate_answered(&estate, &mut charger, "CP-K", NEW, "Accepted").await;
     assert_eq!(reply.body["password_changed"], true, "{}", reply.text);
     drop(charger);
 
@@ -779,42 +804,13 @@ async fn a_rotation_counts_only_when_the_charger_takes_the_password() {
     const REJECTED: &str = "refused horse staple 7";
     const AFTER_REBOOT: &str = "after reboot staple 99";
     let estate = Estate::new(&[]).await;
-    estate
-        .admin
-        .post(
-            "/api/v1/chargers",
-            json!({"id": "CP-R", "scope": "site-a", "password": PASSWORD}),
-        )
-        .await
-        .unwrap()
-        .expect(201);
     let url = estate.gateway.ocpp_url.clone();
-    let mut charger = Charger::connect_with(&url, "CP-R", &["ocpp1.6"], Some(("CP-R", PASSWORD)))
-        .await
-        .expect("the password works");
-    charger.boot().await.unwrap();
-
+    let mut charger = booted_with_password(&estate, "CP-R").await;
     for (password, answer, changed) in [
         (REJECTED, "Rejected", false),
         (AFTER_REBOOT, "RebootRequired", true),
     ] {
-        let rotation = {
-            let ops = estate.ops.clone();
-            tokio::spawn(async move {
-                ops.post(
-                    "/api/v1/chargers/CP-R/password",
-                    json!({"password": password}),
-                )
-                .await
-            })
-        };
-        let (id, action, _) = charger
-            .next_call(Duration::from_secs(10))
-            .await
-            .expect("the charger is asked");
-        assert_eq!(action, "ChangeConfiguration");
-        charger.reply(&id, json!({"status": answer})).unwrap();
-        let reply = rotation.await.unwrap().unwrap().expect(200);
+        let reply = rotate_answered(&estate, &mut charger, "CP-R", password, answer).await;
         assert_eq!(reply.body["status"], answer, "{}", reply.text);
         assert_eq!(reply.body["password_changed"], changed, "{}", reply.text);
     }
