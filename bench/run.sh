@@ -13,7 +13,8 @@
 # CARGO_TARGET_DIR (target), OUT (results folder), CHARGERS_MAX (19000), BOOT_RAMP (2500),
 # CLOSED_LOOP_CHARGERS (1000), COMMAND_RATE (5000), DURATION (30), PEERS_DURATION (20),
 # IDLE_CHARGERS (2000), PEERS_DIR (TARGET/bench-peers: where `peers` installs the other servers),
-# SIM_PROCESSES (unset: the simulator picks its number of processes from the open-file limit).
+# SIM_PROCESSES (unset: the simulator picks its number of processes from the open-file limit),
+# GW_ARGS (more gateway flags, word-split, e.g. "--local-auth-lists false").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,10 +66,11 @@ hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 start_gateway() {
     local name=$1
+    echo "+ voltgate (for $name) --db sqlite::memory: --auto-register $SCOPE --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
     VOLTGATE_LOG=warn taskset -c "$GW_CPU" "$GW" \
         --db sqlite::memory: --admin-token "$TOKEN" --auto-register "$SCOPE" \
         --ocpp-listen "127.0.0.1:$OCPP_PORT" --api-listen "127.0.0.1:$API_PORT" \
-        --heartbeat-interval 60 >"$OUT/$name.gateway.log" 2>&1 &
+        --heartbeat-interval 60 ${GW_ARGS:-} >"$OUT/$name.gateway.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 1 100); do
         if curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
