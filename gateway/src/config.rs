@@ -36,6 +36,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 65536;
 pub const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
 pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// Default of `--auth-failure-refill`; the same as [`crate::throttle::DEFAULT_FAILURE_REFILL`].
+pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "10s";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -179,6 +181,19 @@ pub struct ServeArgs {
           default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Failed authentications (charger credentials or certificates, operator tokens) one
+    /// client address may make in a burst before it is answered 429 Too Many Requests.
+    #[arg(long, env = "VOLTGATE_AUTH_FAILURE_BURST", value_name = "N",
+          default_value_t = crate::throttle::DEFAULT_FAILURE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failure_burst: u32,
+
+    /// After the burst, one more failed authentication per address is allowed per this much
+    /// time (e.g. `10s`).
+    #[arg(long, env = "VOLTGATE_AUTH_FAILURE_REFILL", value_name = "DURATION",
+          default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
+    pub auth_failure_refill: Duration,
+
     /// Address for chargers over TLS (wss://, OCPP security profiles 2 and 3); needs
     /// --tls-cert and --tls-key.
     #[arg(long, env = "VOLTGATE_OCPP_TLS_LISTEN", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
@@ -271,6 +286,8 @@ impl ServeArgs {
             log_format: LogFormat::Text,
             log: None,
             shutdown_timeout: Duration::from_secs(10),
+            auth_failure_burst: crate::throttle::DEFAULT_FAILURE_BURST,
+            auth_failure_refill: crate::throttle::DEFAULT_FAILURE_REFILL,
             ocpp_tls_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -1071,5 +1088,29 @@ mod tests {
         assert_eq!(cli.serve.log, None);
         let cli = Cli::try_parse_from(["voltgate", "--shutdown-timeout", "2s"]).unwrap();
         assert_eq!(cli.serve.shutdown_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn auth_failure_limits_default_to_the_throttle_defaults_and_reject_zero() {
+        let cli = Cli::try_parse_from(["voltgate"]).unwrap();
+        assert_eq!(
+            cli.serve.auth_failure_burst,
+            crate::throttle::DEFAULT_FAILURE_BURST
+        );
+        assert_eq!(
+            cli.serve.auth_failure_refill,
+            crate::throttle::DEFAULT_FAILURE_REFILL
+        );
+        let cli = Cli::try_parse_from([
+            "voltgate",
+            "--auth-failure-burst",
+            "3",
+            "--auth-failure-refill",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.auth_failure_burst, 3);
+        assert_eq!(cli.serve.auth_failure_refill, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["voltgate", "--auth-failure-burst", "0"]).is_err());
     }
 }

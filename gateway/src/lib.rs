@@ -91,7 +91,10 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         metrics: metrics::Metrics::new(),
         settings: config.settings(),
         shutdown: shutdown_rx,
-        auth_guard: throttle::AuthGuard::new(),
+        auth_guard: throttle::AuthGuard::with_failure_limits(
+            config.auth_failure_burst,
+            config.auth_failure_refill,
+        ),
         local_lists: local_list::LocalLists::new(config.local_auth_lists),
     });
 

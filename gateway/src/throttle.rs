@@ -60,17 +60,15 @@ pub struct AuthGuard {
 impl AuthGuard {
     /// Guards with the default limits.
     pub fn new() -> AuthGuard {
+        AuthGuard::with_failure_limits(DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL)
+    }
+
+    /// Guards allowing `burst` failed authentications per address at once, then one per
+    /// `refill`, on each listener.
+    pub fn with_failure_limits(burst: u32, refill: Duration) -> AuthGuard {
         AuthGuard {
-            chargers: FailureThrottle::new(
-                DEFAULT_FAILURE_BURST,
-                DEFAULT_FAILURE_REFILL,
-                DEFAULT_MAX_TRACKED_ADDRESSES,
-            ),
-            api: FailureThrottle::new(
-                DEFAULT_FAILURE_BURST,
-                DEFAULT_FAILURE_REFILL,
-                DEFAULT_MAX_TRACKED_ADDRESSES,
-            ),
+            chargers: FailureThrottle::new(burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
+            api: FailureThrottle::new(burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
             passwords: VerifiedPasswords::new(MAX_REMEMBERED_PASSWORDS),
         }
     }
