@@ -255,13 +255,32 @@ fn cases(admin: &str) -> Vec<Case> {
             404,
             "not_found",
         ),
-        // The status is right; the body is still axum's plain text, not the JSON error shape
-        // (requested from the API's owners), so only the status is checked here.
         get(
             "invalid percent-encoded UTF-8 in an id",
             "/api/v1/chargers/CP%FF".into(),
             400,
-            "",
+            "invalid_path",
+        ),
+        post(
+            "invalid percent-encoded UTF-8 in a command's charger id",
+            "/api/v1/chargers/CP%FF/commands/reset",
+            br#"{"type":"soft"}"#,
+            400,
+            "invalid_path",
+        ),
+        post(
+            "invalid percent-encoded UTF-8 in a principal id",
+            "/api/v1/principals/op%C3%28/block",
+            b"{}",
+            400,
+            "invalid_path",
+        ),
+        post(
+            "a scope called `..`",
+            "/api/v1/scopes",
+            br#"{"id":"..","kind":"site","parent":"root"}"#,
+            422,
+            "invalid_body",
         ),
         get(
             "8,000-character id",

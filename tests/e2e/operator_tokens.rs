@@ -1,6 +1,6 @@
 //! Operator access: API tokens are listed without secrets, revoked at once, refused once
 //! expired; id tokens are listed, changed and deleted under the same rules as other principal
-//! management.
+//! management; a deleted principal takes its tokens, id tokens and roles with it.
 
 use std::time::Duration;
 
@@ -348,4 +348,140 @@ async fn id_tokens_are_listed_changed_and_deleted_by_those_who_may() {
         .unwrap()
         .expect(200);
     assert_eq!(after.body["id_tokens"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
+    let estate = Estate::new(&[]).await;
+    let admin = &estate.admin;
+    let mut charger = estate.charger("CP-DEL", "ocpp1.6").await;
+    admin
+        .post(
+            "/api/v1/roles",
+            json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .principal("dora", "driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("dora", "site-driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    admin.id_token("dora", "DORA-1").await.unwrap().expect(201);
+    let before = charger
+        .call_ok("Authorize", json!({"idTag": "DORA-1"}))
+        .await
+        .unwrap();
+    assert_eq!(before["idTagInfo"]["status"], "Accepted", "{before}");
+
+    // Deleting is managing: the watcher may see her but not delete her, the outsider cannot
+    // even see her.
+    admin
+        .post(
+            "/api/v1/roles",
+            json!({"id": "driver-viewer", "permissions": ["view-drivers"]}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("watcher", "driver-viewer", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    estate
+        .watcher
+        .delete("/api/v1/principals/dora", json!(null))
+        .await
+        .unwrap()
+        .expect(403);
+    estate
+        .outsider
+        .delete("/api/v1/principals/dora", json!(null))
+        .await
+        .unwrap()
+        .expect(404);
+    estate
+        .ops
+        .delete("/api/v1/principals/dora", json!(null))
+        .await
+        .unwrap()
+        .expect(204);
+    let after = charger
+        .call_ok("Authorize", json!({"idTag": "DORA-1"}))
+        .await
+        .unwrap();
+    assert_eq!(after["idTagInfo"]["status"], "Invalid", "{after}");
+    estate
+        .ops
+        .delete("/api/v1/principals/dora", json!(null))
+        .await
+        .unwrap()
+        .expect(404);
+    let principals = admin.get("/api/v1/principals").await.unwrap().expect(200);
+    assert!(!principals.text.contains("\"dora\""), "{}", principals.text);
+    let assignments = admin.get("/api/v1/assignments").await.unwrap().expect(200);
+    assert!(
+        !assignments.text.contains("\"dora\""),
+        "{}",
+        assignments.text
+    );
+
+    // An operator's API tokens stop working with it; the admin may delete operators but
+    // neither itself nor the bootstrap administrator.
+    estate
+        .watcher
+        .get("/api/v1/chargers")
+        .await
+        .unwrap()
+        .expect(200);
+    admin
+        .delete("/api/v1/principals/watcher", json!(null))
+        .await
+        .unwrap()
+        .expect(204);
+    estate
+        .watcher
+        .get("/api/v1/chargers")
+        .await
+        .unwrap()
+        .expect(401);
+    let itself = admin
+        .delete("/api/v1/principals/admin", json!(null))
+        .await
+        .unwrap()
+        .expect(409);
+    assert!(
+        itself.body["message"].as_str().unwrap().contains("itself"),
+        "{}",
+        itself.text
+    );
+    // A re-created principal of the same name starts with nothing.
+    admin
+        .principal("dora", "driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    let cards = admin
+        .get("/api/v1/principals/dora/id-tokens")
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(cards.body["id_tokens"], json!([]), "{}", cards.text);
+    let audit = admin
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    assert!(
+        audit.text.contains("/api/v1/principals/dora") || audit.text.contains("\"dora\""),
+        "the deletion is audited: {}",
+        audit.text
+    );
 }

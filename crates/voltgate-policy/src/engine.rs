@@ -192,6 +192,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Forgets a principal and every role it holds. The others keep their order (and
+    /// [`Engine::principals`] its insertion order); indices after it move down by one, which is
+    /// why this is linear in the number of principals: deletion is rare, checks are not.
+    pub fn remove_principal(&mut self, id: &str) -> Result<(), PolicyError> {
+        let slot = self.principal_slot(id)?;
+        self.principals.remove(slot);
+        self.principal_index.remove(id);
+        for (index, record) in self.principals.iter().enumerate().skip(slot) {
+            let index = PrincipalIndex::try_from(index).map_err(|_| PolicyError::TooMany {
+                what: "principals",
+                limit: PrincipalIndex::MAX as usize,
+            })?;
+            self.principal_index.insert(&record.name, index);
+        }
+        Ok(())
+    }
+
     /// A blocked principal is denied everything and sees nothing; its assignments are kept.
     pub fn set_blocked(&mut self, principal: &str, blocked: bool) -> Result<(), PolicyError> {
         let index = self.principal_slot(principal)?;

@@ -97,6 +97,10 @@ impl<V: Copy> IdIndex<V> {
     pub(crate) fn insert(&mut self, id: &str, value: V) {
         self.map.insert(IdKey::new(id), value);
     }
+
+    pub(crate) fn remove(&mut self, id: &str) -> Option<V> {
+        self.map.remove(id.as_bytes())
+    }
 }
 
 #[cfg(test)]

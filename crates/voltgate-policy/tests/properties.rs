@@ -335,6 +335,45 @@ fn principal_ids(model: &Model) -> Vec<String> {
         .collect()
 }
 
+/// Every `check`, `can_see` and `has_permission` answer of the engine equals the model's.
+fn agrees_with_model(preset: &Preset, engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
+    let permissions: Vec<String> = preset.permissions().map(|p| p.id.clone()).collect();
+    for principal in principal_ids(model) {
+        for resource in resources(model) {
+            prop_assert_eq!(
+                engine.can_see(&principal, &resource),
+                model.can_see(&principal, &resource),
+                "can_see {} {}",
+                principal,
+                resource
+            );
+            for &action in Action::ALL {
+                prop_assert_eq!(
+                    engine.check(&principal, action, &resource),
+                    model.check(&principal, action, &resource),
+                    "check {} {} {}",
+                    principal,
+                    action,
+                    resource
+                );
+            }
+        }
+        for (scope, _, _) in &model.scopes {
+            for permission in &permissions {
+                prop_assert_eq!(
+                    engine.has_permission(&principal, permission, scope),
+                    model.has_permission(&principal, permission, scope),
+                    "has_permission {} {} {}",
+                    principal,
+                    permission,
+                    scope
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn options(upward_visibility: bool) -> FixtureOptions {
     FixtureOptions {
         upward_visibility,
@@ -349,30 +388,29 @@ proptest! {
     fn the_fast_engine_agrees_with_the_naive_model(plan in plan(), upward in any::<bool>()) {
         let preset = fixture_preset(options(upward));
         let (engine, model) = build(&preset, &plan);
-        let permissions: Vec<String> = preset.permissions().map(|p| p.id.clone()).collect();
-        for principal in principal_ids(&model) {
-            for resource in resources(&model) {
-                prop_assert_eq!(
-                    engine.can_see(&principal, &resource),
-                    model.can_see(&principal, &resource),
-                    "can_see {} {}", principal, resource
-                );
-                for &action in Action::ALL {
-                    prop_assert_eq!(
-                        engine.check(&principal, action, &resource),
-                        model.check(&principal, action, &resource),
-                        "check {} {} {}", principal, action, resource
-                    );
-                }
-            }
-            for (scope, _, _) in &model.scopes {
-                for permission in &permissions {
-                    prop_assert_eq!(
-                        engine.has_permission(&principal, permission, scope),
-                        model.has_permission(&principal, permission, scope),
-                        "has_permission {} {} {}", principal, permission, scope
-                    );
-                }
+        agrees_with_model(&preset, &engine, &model)?;
+    }
+
+    #[test]
+    fn removing_a_principal_leaves_the_estate_as_if_it_never_existed(
+        plan in plan(),
+        upward in any::<bool>(),
+        removed in any::<usize>(),
+    ) {
+        let preset = fixture_preset(options(upward));
+        let (mut engine, mut model) = build(&preset, &plan);
+        let removed = model.principals.remove(removed % model.principals.len()).0;
+        model.assignments.retain(|(principal, _, _)| *principal != removed);
+        engine.remove_principal(&removed).unwrap();
+        prop_assert!(engine.principal_kind(&removed).is_none());
+        prop_assert!(engine.remove_principal(&removed).is_err());
+        let order: Vec<&str> = engine.principals().collect();
+        let expected: Vec<&str> = model.principals.iter().map(|(id, _, _, _)| id.as_str()).collect();
+        prop_assert_eq!(order, expected);
+        agrees_with_model(&preset, &engine, &model)?;
+        for resource in resources(&model) {
+            for &action in Action::ALL {
+                prop_assert!(!engine.check(&removed, action, &resource), "{} {}", action, resource);
             }
         }
     }

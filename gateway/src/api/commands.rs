@@ -1,12 +1,12 @@
 //! `POST /api/v1/chargers/{id}/commands/{command}`: version-neutral operator commands,
 //! handed to [`crate::gate::send_command`] (the only way a command reaches a charger).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use voltgate_ocpp::{Command, CommandError};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonValue, RequestId};
+use super::extract::{Caller, JsonValue, RequestId, StrictPath};
 use crate::gate::{self, CommandReply};
 use crate::state::SharedState;
 
@@ -14,7 +14,7 @@ pub async fn send(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path((charger_id, name)): Path<(String, String)>,
+    StrictPath((charger_id, name)): StrictPath<(String, String)>,
     JsonValue(body): JsonValue,
 ) -> Result<Json<CommandReply>, ApiError> {
     let command = Command::from_api(&name, &body).map_err(|err| match err {

@@ -70,6 +70,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/principals/{id}/id-tokens"),
     ("POST", "/api/v1/principals/{id}/block"),
     ("POST", "/api/v1/principals/{id}/unblock"),
+    ("DELETE", "/api/v1/principals/{id}"),
     ("GET", "/api/v1/roles"),
     ("POST", "/api/v1/roles"),
     ("GET", "/api/v1/assignments"),
@@ -138,6 +139,10 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/api/v1/principals/{id}/block", post(principals::block))
         .route("/api/v1/principals/{id}/unblock", post(principals::unblock))
+        .route(
+            "/api/v1/principals/{id}",
+            axum::routing::delete(principals::delete),
+        )
         .route("/api/v1/roles", get(roles::list).post(roles::create))
         .route(
             "/api/v1/assignments",

@@ -5,7 +5,7 @@
 //! the principal's home scope: driver data is reachable only through the permissions the
 //! preset names for it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -14,11 +14,11 @@ use voltgate_store::{ApiTokenRecord, IdTokenRecord, PrincipalRecord};
 
 use super::authorize::{authorize, grant, refuse, Target};
 use super::error::ApiError;
-use super::extract::{check_id, Caller, RequestId, StrictJson};
+use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath};
 use crate::audit;
 use crate::state::{
     hash_token, mutation_lock, new_api_token, new_token_id, parse_principal_kind,
-    principal_kind_name, SharedState,
+    principal_kind_name, SharedState, ADMIN_PRINCIPAL,
 };
 
 /// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
@@ -256,7 +256,7 @@ pub async fn issue_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     StrictJson(body): StrictJson<NewApiToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     if let Some(expires_at) = &body.expires_at {
@@ -366,7 +366,7 @@ pub async fn add_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
     StrictJson(body): StrictJson<NewIdToken>,
 ) -> Result<(StatusCode, Json<IdTokenView>), ApiError> {
     check_id_token_text("id_token", &body.id_token)?;
@@ -419,7 +419,7 @@ pub async fn block(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> Result<Json<PrincipalView>, ApiError> {
     set_blocked(state, caller, request_id, id, true).await
 }
@@ -429,7 +429,7 @@ pub async fn unblock(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> Result<Json<PrincipalView>, ApiError> {
     set_blocked(state, caller, request_id, id, false).await
 }
@@ -479,6 +479,59 @@ async fn apply_blocked(
         .find(|p| p.id == id)
         .ok_or_else(|| ApiError::not_found(format!("principal `{id}` not found")))?;
     Ok(Json(record.into()))
+}
+
+/// `DELETE /api/v1/principals/{id}`: the principal goes with its API tokens (they stop
+/// working at once), its id tokens (chargers answer them `Invalid`, local lists drop them)
+/// and its role assignments. Allowed to whoever may edit the principal without reaching
+/// beyond their own grants, as for blocking; nobody deletes themselves (that leaves nobody
+/// to undo a mistake) nor the bootstrap administrator (recreated at every start).
+pub async fn delete(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    StrictPath(id): StrictPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let kind = kind_of(&state, &id);
+    let grant = authorize(
+        &state,
+        &caller,
+        edit_action(kind),
+        &Target::Principal(id.clone()),
+        &request_id,
+    )
+    .await?;
+    check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
+    let result = remove_principal(&state, &caller, &id).await;
+    grant.finish_with(&state, result).await
+}
+
+async fn remove_principal(
+    state: &SharedState,
+    caller: &Caller,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    if id == caller.id {
+        return Err(ApiError::conflict(
+            "a principal cannot delete itself; another administrator can",
+        ));
+    }
+    if id == ADMIN_PRINCIPAL {
+        return Err(ApiError::conflict(format!(
+            "`{ADMIN_PRINCIPAL}` is the bootstrap administrator and is recreated at every start; block it or revoke its tokens instead"
+        )));
+    }
+    let _guard = mutation_lock().await;
+    if !state.store.delete_principal(id).await? {
+        return Err(ApiError::not_found(format!("principal `{id}` not found")));
+    }
+    state
+        .policy
+        .write()
+        .remove_principal(id)
+        .map_err(|err| ApiError::internal(format!("the role engine refused: {err}")))?;
+    tracing::info!(principal_removed = %id, by = %caller.id, "principal deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// One API token as listed: never the secret or its hash.
@@ -538,7 +591,7 @@ pub async fn list_tokens(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> Result<Json<ApiTokenList>, ApiError> {
     let grant = credentials_grant(&state, &caller, &request_id, &id, false).await?;
     let now = time::OffsetDateTime::now_utc();
@@ -571,7 +624,7 @@ pub async fn revoke_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path((id, token_id)): Path<(String, String)>,
+    StrictPath((id, token_id)): StrictPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let grant = credentials_grant(&state, &caller, &request_id, &id, true).await?;
     let result = revoke_owned_token(&state, &id, &token_id).await;
@@ -609,7 +662,7 @@ pub async fn list_id_tokens(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(id): Path<String>,
+    StrictPath(id): StrictPath<String>,
 ) -> Result<Json<IdTokenList>, ApiError> {
     let grant = if id == caller.id {
         grant(
@@ -670,7 +723,7 @@ pub async fn change_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(token): Path<String>,
+    StrictPath(token): StrictPath<String>,
     StrictJson(body): StrictJson<IdTokenChange>,
 ) -> Result<Json<IdTokenView>, ApiError> {
     if let Some(Some(expires_at)) = &body.expires_at {
@@ -705,7 +758,7 @@ pub async fn block_id_token(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(token): Path<String>,
+    StrictPath(token): StrictPath<String>,
 ) -> Result<Json<IdTokenView>, ApiError> {
     set_id_token_blocked(state, caller, request_id, token, true).await
 }
@@ -715,7 +768,7 @@ pub async fn unblock_id_token(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(token): Path<String>,
+    StrictPath(token): StrictPath<String>,
 ) -> Result<Json<IdTokenView>, ApiError> {
     set_id_token_blocked(state, caller, request_id, token, false).await
 }
@@ -737,7 +790,7 @@ pub async fn delete_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path(token): Path<String>,
+    StrictPath(token): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
     let result = async {

@@ -1,6 +1,6 @@
 //! `/api/v1/scopes`: the scope tree (tenants, sites, organisations, …) and module switches.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use voltgate_store::ScopeRecord;
 
 use super::authorize::{authorize, Target};
 use super::error::ApiError;
-use super::extract::{check_id, Caller, RequestId, StrictJson, StrictQuery};
+use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
 use crate::state::{check_new_scope, mutation_lock, SharedState, ROOT_SCOPE, STATION_KIND};
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +155,7 @@ pub async fn set_module(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    Path((scope, module)): Path<(String, String)>,
+    StrictPath((scope, module)): StrictPath<(String, String)>,
     StrictJson(body): StrictJson<ModuleSwitch>,
 ) -> Result<Json<ModuleView>, ApiError> {
     let grant = authorize(
