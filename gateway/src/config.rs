@@ -38,6 +38,10 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
 /// Default of `--auth-failure-refill`; the same as [`crate::throttle::DEFAULT_FAILURE_REFILL`].
 pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "10s";
+/// A minute of silence before a ping: well inside the idle timeouts of common NAT gateways
+/// and load balancers, and one small frame a minute per idle charger.
+pub const DEFAULT_WS_PING_INTERVAL_SECS: u64 = 60;
+pub const DEFAULT_WS_PONG_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -161,6 +165,20 @@ pub struct ServeArgs {
           default_value_t = DEFAULT_MAX_FRAME_BYTES, value_parser = parse_frame_limit)]
     pub max_frame_bytes: usize,
 
+    /// Seconds without any frame from a charger after which the gateway sends it a WebSocket
+    /// Ping; 0 turns pings and the idle timeout off.
+    #[arg(long, env = "VOLTGATE_WS_PING_INTERVAL", value_name = "SECS",
+          default_value_t = DEFAULT_WS_PING_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub ws_ping_interval: u64,
+
+    /// Seconds a pinged charger has to send anything (a Pong or any other frame) before the
+    /// connection is closed (1001) and the charger counts as offline.
+    #[arg(long, env = "VOLTGATE_WS_PONG_TIMEOUT", value_name = "SECS",
+          default_value_t = DEFAULT_WS_PONG_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ws_pong_timeout: u64,
+
     /// URL path under which chargers connect: `{prefix}/{chargePointId}`.
     #[arg(long, env = "VOLTGATE_OCPP_PATH_PREFIX", value_name = "PATH",
           default_value = DEFAULT_OCPP_PATH_PREFIX, value_parser = parse_path_prefix)]
@@ -266,6 +284,10 @@ impl ServeArgs {
             default_security_profile: self.default_security_profile,
             ocpp_tls: self.ocpp_tls_listen.is_some(),
             ocpp_client_ca: self.ocpp_tls_listen.is_some() && self.tls_client_ca.is_some(),
+            keep_alive: (self.ws_ping_interval > 0).then(|| crate::charger::KeepAlive {
+                ping_interval: Duration::from_secs(self.ws_ping_interval),
+                pong_timeout: Duration::from_secs(self.ws_pong_timeout),
+            }),
         }
     }
 
@@ -282,6 +304,8 @@ impl ServeArgs {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL_SECS,
             command_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            ws_ping_interval: DEFAULT_WS_PING_INTERVAL_SECS,
+            ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT_SECS,
             ocpp_path_prefix: DEFAULT_OCPP_PATH_PREFIX.to_owned(),
             log_format: LogFormat::Text,
             log: None,
@@ -1079,6 +1103,57 @@ mod tests {
             .collect();
         assert!(secrets.contains(&"admin-token".to_owned()), "{secrets:?}");
         assert!(!secrets.contains(&"db".to_owned()), "{secrets:?}");
+    }
+
+    #[test]
+    fn keep_alive_defaults_to_a_minute_and_half_a_minute_and_zero_turns_it_off() {
+        let cli = Cli::try_parse_from(["voltgate"]).unwrap();
+        assert_eq!(
+            cli.serve.settings().keep_alive,
+            Some(crate::charger::KeepAlive {
+                ping_interval: Duration::from_secs(60),
+                pong_timeout: Duration::from_secs(30),
+            })
+        );
+        let cli = Cli::try_parse_from([
+            "voltgate",
+            "--ws-ping-interval",
+            "5",
+            "--ws-pong-timeout",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.serve.settings().keep_alive,
+            Some(crate::charger::KeepAlive {
+                ping_interval: Duration::from_secs(5),
+                pong_timeout: Duration::from_secs(2),
+            })
+        );
+        let cli = Cli::try_parse_from(["voltgate", "--ws-ping-interval", "0"]).unwrap();
+        assert_eq!(cli.serve.settings().keep_alive, None);
+        assert!(Cli::try_parse_from(["voltgate", "--ws-pong-timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["voltgate", "--ws-ping-interval", "-1"]).is_err());
+
+        let file = write_file("ws-ping-interval = 0\nws-pong-timeout = 7\n");
+        let path = file.path().to_str().unwrap();
+        let Invocation::Serve(from_file) =
+            parse_args(args(&["voltgate", "--config", path])).unwrap()
+        else {
+            panic!("expected serve");
+        };
+        assert_eq!(from_file.ws_ping_interval, 0);
+        assert_eq!(from_file.ws_pong_timeout, 7);
+        let Invocation::ConfigChecked(listing) =
+            parse_args(args(&["voltgate", "config", "check", path])).unwrap()
+        else {
+            panic!("expected a listing");
+        };
+        assert!(
+            listing.contains("ws-ping-interval = 0  # file"),
+            "{listing}"
+        );
+        assert!(listing.contains("ws-pong-timeout = 7  # file"), "{listing}");
     }
 
     #[test]

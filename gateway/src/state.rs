@@ -58,6 +58,8 @@ pub struct Settings {
     pub ocpp_tls: bool,
     /// Whether that listener checks client certificates against a CA (profile 3 needs it).
     pub ocpp_client_ca: bool,
+    /// When a silent charger is pinged and dropped; `None` = never.
+    pub keep_alive: Option<crate::charger::KeepAlive>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -551,6 +553,7 @@ pub mod testing {
                 default_security_profile: 0,
                 ocpp_tls: false,
                 ocpp_client_ca: false,
+                keep_alive: None,
             },
             shutdown,
             auth_guard: crate::throttle::AuthGuard::new(),

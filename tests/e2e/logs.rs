@@ -95,7 +95,9 @@ async fn json_log_lines_parse_and_carry_charger_id_request_id_and_principal() {
         request_line.get("method").and_then(Value::as_str),
         Some("GET")
     );
-    assert!(request_line.get("duration_ms").is_some_and(Value::is_number));
+    assert!(request_line
+        .get("duration_ms")
+        .is_some_and(Value::is_number));
     assert_eq!(
         request_line.get("principal").and_then(Value::as_str),
         Some("admin"),

@@ -12,6 +12,7 @@ mod faults;
 mod frames;
 mod handshake;
 mod hostile_api;
+mod keepalive;
 mod lifecycle;
 mod local_lists;
 mod logs;

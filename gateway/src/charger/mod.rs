@@ -1,17 +1,20 @@
 //! The charger side of the gateway: chargers connect over OCPP-J (1.6 or 2.0.1) WebSockets,
 //! the handshake decides who may connect ([`server`]), one task per connection speaks the
 //! protocol ([`session`]) and answers charger-initiated messages ([`handlers`]), and the
-//! [`registry`] holds every charger's live state and the way to send it a CALL.
+//! [`registry`] holds every charger's live state and the way to send it a CALL; [`keepalive`]
+//! decides when a silent charger is pinged and when it counts as gone.
 //!
 //! Architecture invariant: the only way from the operator side to a charger is
 //! [`ChargerRegistry::call`], and only `gate.rs` uses it, after the role engine allowed it.
 
 pub mod handlers;
+pub mod keepalive;
 pub mod live;
 pub mod registry;
 pub mod server;
 pub mod session;
 
+pub use keepalive::KeepAlive;
 pub use live::{ConnectorState, LiveState};
 pub use registry::{CallFailure, ChargerRegistry, CALL_QUEUE_CAPACITY};
 pub use server::serve;

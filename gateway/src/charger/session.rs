@@ -23,7 +23,11 @@
 //! a close handshake. A charger that cannot take a frame in that time could not answer a
 //! command in time either, and its session would otherwise wait forever on a full socket,
 //! deaf to replacement, shutdown and call deadlines.
+//!
+//! A charger that sends nothing at all is pinged and, when it stays silent, dropped (see
+//! [`super::keepalive`]); that ends the session like any other disconnect.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,11 +35,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 use voltgate_ocpp::{
     is_charger_initiated, unhandled_action_code, ErrorCode, Frame, FrameError, OcppVersion,
@@ -43,12 +47,20 @@ use voltgate_ocpp::{
 use voltgate_store::TransactionFilter;
 
 use super::handlers::{self, CallContext, Reject};
+use super::keepalive::{Due, Liveness};
 use super::live::now_millis;
 use super::registry::{CallFailure, ChargerSlot, CloseReason, QueuedCall};
 use crate::state::SharedState;
 
 /// How long to wait for the charger's close frame after sending ours.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+
+/// The close code for a charger that answered no ping: 1001 (going away). RFC 6455 §7.4.1
+/// has no code for a silent peer. Nothing the charger sent broke the protocol (1002) or a
+/// policy (1008), and nothing failed inside the gateway (1011); the gateway is leaving a
+/// connection it considers dead, which is what 1001 says, and a charger that is alive after
+/// all treats it like any other going-away: it reconnects. The frame is rarely read anyway.
+const PING_TIMEOUT_CLOSE_CODE: CloseCode = CloseCode::Away;
 
 /// The message id OCPP-J uses to answer a frame whose own id could not be read.
 const UNREADABLE_MESSAGE_ID: &str = "-1";
@@ -68,8 +80,21 @@ struct PendingCall {
 enum Flow {
     Continue,
     Close(CloseCode, &'static str),
+    /// The charger showed no sign of life: send a close frame, do not wait for its reply.
+    Abandon(CloseCode, &'static str),
     /// The connection is gone (or closing was already started by the peer).
     Stop,
+}
+
+/// How a session's frame loop ended.
+enum Ending {
+    /// The connection is already gone.
+    Gone,
+    /// Close with the RFC 6455 handshake.
+    Close(CloseCode, &'static str),
+    /// Send a close frame without waiting for the reply (a peer that answered no ping would
+    /// only keep the session, and its offline status, waiting).
+    Abandon(CloseCode, &'static str),
 }
 
 struct Session {
@@ -79,6 +104,8 @@ struct Session {
     slot: Arc<ChargerSlot>,
     pending: Option<PendingCall>,
     next_message_id: u64,
+    /// `None` when keep-alive pings are off.
+    liveness: Option<Liveness>,
 }
 
 /// Runs a charger's connection until it closes. Registers the charger as connected (replacing
@@ -104,6 +131,10 @@ pub(crate) async fn run<S>(
         slot: registration.slot,
         pending: None,
         next_message_id: 0,
+        liveness: state
+            .settings
+            .keep_alive
+            .map(|keep_alive| Liveness::new(keep_alive, Instant::now())),
     };
     let ending = session
         .drive(&mut ws, registration.calls, registration.close)
@@ -112,8 +143,10 @@ pub(crate) async fn run<S>(
     if let Some(pending) = session.pending.take() {
         let _ = pending.reply.send(Err(CallFailure::Disconnected));
     }
-    if let Some((code, reason)) = ending {
-        close(&mut ws, code, reason).await;
+    match ending {
+        Ending::Gone => {}
+        Ending::Close(code, reason) => close(&mut ws, code, reason).await,
+        Ending::Abandon(code, reason) => abandon(&mut ws, code, reason).await,
     }
     state
         .chargers
@@ -177,19 +210,44 @@ where
     }
 }
 
+/// Sends a close frame (bounded in time) and lets the connection go without waiting for the
+/// charger's reply.
+async fn abandon<S>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, ws.close(Some(frame)))
+        .await
+        .is_err()
+    {
+        tracing::debug!("close frame not taken in time");
+    }
+}
+
 impl Session {
-    /// The frame loop. Returns the close frame to send, or `None` when the connection is
-    /// already gone.
+    /// The frame loop. Returns how the connection is to be closed.
     async fn drive<S>(
         &mut self,
         ws: &mut WebSocketStream<S>,
         mut calls: tokio::sync::mpsc::Receiver<Box<QueuedCall>>,
         mut close_request: oneshot::Receiver<CloseReason>,
-    ) -> Option<(CloseCode, &'static str)>
+    ) -> Ending
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut calls_open = true;
+        // One timer for the whole session, re-armed only when it fires; received frames just
+        // record the time (see `keepalive`). Never polled when keep-alive is off.
+        let keep_alive_timer = tokio::time::sleep_until(
+            self.liveness
+                .as_ref()
+                .map_or_else(Instant::now, Liveness::deadline),
+        );
+        tokio::pin!(keep_alive_timer);
         loop {
             let deadline = self
                 .pending
@@ -197,16 +255,21 @@ impl Session {
                 .map_or_else(Instant::now, |pending| pending.deadline);
             let flow = tokio::select! {
                 biased;
-                reason = &mut close_request => return Some(match reason {
+                reason = &mut close_request => return match reason {
                     Ok(CloseReason::Replaced) => {
                         tracing::info!("connection replaced by a newer one");
-                        (CloseCode::Normal, "replaced by a newer connection")
+                        Ending::Close(CloseCode::Normal, "replaced by a newer connection")
                     }
-                    Ok(CloseReason::Shutdown) | Err(_) => (CloseCode::Away, "gateway shutting down"),
-                }),
+                    Ok(CloseReason::Shutdown) | Err(_) => Ending::Close(CloseCode::Away, "gateway shutting down"),
+                },
                 incoming = ws.next() => match incoming {
                     None => Flow::Stop,
-                    Some(Ok(message)) => self.on_message(ws, message).await,
+                    Some(Ok(message)) => {
+                        if let Some(liveness) = &mut self.liveness {
+                            liveness.heard(Instant::now());
+                        }
+                        self.on_message(ws, message).await
+                    }
                     Some(Err(err)) => self.on_read_error(err),
                 },
                 queued = calls.recv(), if calls_open && self.pending.is_none() => match queued {
@@ -223,11 +286,50 @@ impl Session {
                     }
                     Flow::Continue
                 }
+                () = &mut keep_alive_timer, if self.liveness.is_some() => {
+                    self.on_keep_alive_timer(ws, keep_alive_timer.as_mut()).await
+                }
             };
             match flow {
                 Flow::Continue => {}
-                Flow::Close(code, reason) => return Some((code, reason)),
-                Flow::Stop => return None,
+                Flow::Close(code, reason) => return Ending::Close(code, reason),
+                Flow::Abandon(code, reason) => return Ending::Abandon(code, reason),
+                Flow::Stop => return Ending::Gone,
+            }
+        }
+    }
+
+    /// The keep-alive timer fired: re-arm it, ping the charger, or give it up as dead.
+    async fn on_keep_alive_timer<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        timer: Pin<&mut Sleep>,
+    ) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(liveness) = self.liveness.as_mut() else {
+            return Flow::Continue;
+        };
+        let now = Instant::now();
+        match liveness.on_timer(now) {
+            Due::Wait(at) => {
+                timer.reset(at);
+                Flow::Continue
+            }
+            Due::Ping(answer_by) => {
+                timer.reset(answer_by);
+                tracing::debug!("charger silent; ping sent");
+                self.send_message(ws, Message::Ping(Bytes::new())).await
+            }
+            Due::GiveUp => {
+                let silent_ms = liveness.silent_for(now).as_millis() as u64;
+                self.state.metrics.frame_rejected("ping_timeout");
+                tracing::warn!(
+                    silent_ms,
+                    "charger answered no ping in time; connection closed"
+                );
+                Flow::Abandon(PING_TIMEOUT_CLOSE_CODE, "no answer to ping")
             }
         }
     }
@@ -511,8 +613,17 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.send_message(ws, Message::text(frame.to_text())).await
+    }
+
+    /// Sends one message; a charger that does not take it within the command timeout is
+    /// dropped.
+    async fn send_message<S>(&self, ws: &mut WebSocketStream<S>, message: Message) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let limit = self.state.settings.command_timeout;
-        match tokio::time::timeout(limit, ws.send(Message::text(frame.to_text()))).await {
+        match tokio::time::timeout(limit, ws.send(message)).await {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(err)) => {
                 tracing::info!(error = %err, "sending to the charger failed");
@@ -535,8 +646,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use futures_util::SinkExt;
+    use futures_util::{SinkExt, StreamExt};
     use serde_json::json;
+    use tokio::io::AsyncReadExt;
     use tokio_tungstenite::tungstenite::Message;
     use voltgate_ocpp::{Frame, OcppVersion};
     use voltgate_policy::PrincipalKind;
@@ -1208,6 +1320,165 @@ mod tests {
         let live = state.chargers.live("CP-2").unwrap();
         assert_eq!(live.firmware_status.as_deref(), Some("Installed"));
         assert_eq!(live.log_status.as_deref(), Some("Uploading"));
+    }
+
+    /// A seeded in-memory state whose sessions ping after `interval` of silence and give up
+    /// `timeout` later.
+    async fn keep_alive_state(
+        interval: Duration,
+        timeout: Duration,
+    ) -> (crate::state::SharedState, tokio::sync::watch::Sender<bool>) {
+        let store = voltgate_store::open("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        let settings = crate::state::Settings {
+            command_timeout: Duration::from_secs(60),
+            keep_alive: Some(super::super::KeepAlive {
+                ping_interval: interval,
+                pong_timeout: timeout,
+            }),
+            ..settings()
+        };
+        let (state, shutdown) = state_on(store, settings);
+        seed_estate(&state).await;
+        (state, shutdown)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_charger_is_pinged_then_dropped_and_its_call_fails_as_disconnected() {
+        let (state, _shutdown) =
+            keep_alive_state(Duration::from_secs(10), Duration::from_secs(5)).await;
+        let (mut charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        charger.call_ok("Heartbeat", json!({})).await;
+        let last_heard = tokio::time::Instant::now();
+        let registry_state = state.clone();
+        let command = tokio::spawn(async move {
+            registry_state
+                .chargers
+                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(60))
+                .await
+        });
+        // The charger stops reading: the CALL, the ping and the close frame pile up unread.
+        task.await.expect("the session ends by itself");
+        let dropped_after = last_heard.elapsed();
+        assert!(
+            dropped_after >= Duration::from_secs(15)
+                && dropped_after < Duration::from_secs(15) + Duration::from_millis(50),
+            "dropped after {dropped_after:?}"
+        );
+        assert!(matches!(
+            command.await.unwrap(),
+            Err(CallFailure::Disconnected)
+        ));
+        assert!(!state.chargers.is_connected("CP-1"));
+        assert!(!state.chargers.live("CP-1").unwrap().connected);
+        assert_eq!(state.chargers.connected_count(), 0);
+        assert!(state
+            .metrics
+            .render()
+            .contains(r#"voltgate_ocpp_frames_rejected_total{reason="ping_timeout"} 1"#));
+
+        // What the charger never read, as raw bytes (reading it as WebSocket frames would
+        // try to answer the ping on a connection that is gone): the CALL, an empty ping, then
+        // a close frame with code 1001.
+        let mut unread = Vec::new();
+        charger
+            .ws
+            .into_inner()
+            .read_to_end(&mut unread)
+            .await
+            .unwrap();
+        let ping_at = unread
+            .windows(2)
+            .position(|w| w == [0x89, 0x00])
+            .expect("an empty ping frame");
+        let close = [0x88, 2 + b"no answer to ping".len() as u8, 0x03, 0xE9];
+        let close_at = unread
+            .windows(close.len())
+            .position(|w| w == close)
+            .expect("a close frame with 1001");
+        assert!(ping_at < close_at);
+        assert!(unread.ends_with(b"no answer to ping"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_charger_that_reads_answers_every_ping_and_stays_connected() {
+        let (state, _shutdown) =
+            keep_alive_state(Duration::from_secs(10), Duration::from_secs(5)).await;
+        let (mut charger, task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        charger.call_ok("Heartbeat", json!({})).await;
+        // Sends nothing of its own; reading is enough for the WebSocket layer to pong. CALLs
+        // are answered so a command can go through at the end.
+        let mut ws = charger.ws;
+        let reader = tokio::spawn(async move {
+            let mut pings = 0u32;
+            while let Some(Ok(message)) = ws.next().await {
+                match message {
+                    Message::Ping(_) => pings += 1,
+                    Message::Text(text) => {
+                        let call = Frame::parse(text.as_str()).unwrap();
+                        let answer = Frame::CallResult {
+                            id: call.id().to_owned(),
+                            payload: json!({"status": "Accepted"}),
+                        };
+                        ws.send(Message::text(answer.to_text())).await.unwrap();
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            pings
+        });
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(state.chargers.is_connected("CP-1"));
+        let answer = state
+            .chargers
+            .call("CP-1", "ClearCache", json!({}), Duration::from_secs(5))
+            .await
+            .expect("the idle charger still answers");
+        assert_eq!(answer["status"], "Accepted");
+        assert!(!state.metrics.render().contains("ping_timeout"));
+
+        let closing = {
+            let state = state.clone();
+            tokio::spawn(async move { state.chargers.close_all().await })
+        };
+        let pings = reader.await.unwrap();
+        task.await.unwrap();
+        closing.await.unwrap();
+        // One ping per 10 s of silence, answered at once.
+        assert!((9..=10).contains(&pings), "{pings} pings in 100 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_charger_is_never_pinged() {
+        let (state, _shutdown) =
+            keep_alive_state(Duration::from_secs(10), Duration::from_secs(5)).await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        for n in 0..30 {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            charger
+                .send_text(&format!(r#"[2,"h{n}","Heartbeat",{{}}]"#))
+                .await;
+            match charger.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    assert_eq!(Frame::parse(text.as_str()).unwrap().id(), format!("h{n}"));
+                }
+                other => panic!("after {n} heartbeats: {other:?}"),
+            }
+        }
+        assert!(state.chargers.is_connected("CP-1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_keep_alive_a_silent_charger_is_neither_pinged_nor_dropped() {
+        let (state, _shutdown) = memory_state().await;
+        assert_eq!(state.settings.keep_alive, None);
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        charger.call_ok("Heartbeat", json!({})).await;
+        let nothing = tokio::time::timeout(Duration::from_secs(24 * 3600), charger.ws.next()).await;
+        assert!(nothing.is_err(), "the gateway sent {nothing:?}");
+        assert!(state.chargers.is_connected("CP-1"));
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ pub fn settings() -> Settings {
         default_security_profile: 0,
         ocpp_tls: false,
         ocpp_client_ca: false,
+        keep_alive: None,
     }
 }
 
