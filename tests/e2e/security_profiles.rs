@@ -468,7 +468,9 @@ async fn registration_and_changes_check_the_profile_and_are_gated() {
 
 #[tokio::test]
 async fn failed_handshakes_and_api_logins_are_throttled_per_address() {
-    let estate = TlsGateway::start().await;
+    // The default burst of 10; a refill slower than any test machine, so counting stays exact
+    // however long the slow password hashes take.
+    let estate = TlsGateway::start_with(&["--auth-failure-refill", "1h"]).await;
     let admin = &estate.admin;
     register(admin, "CP-T", Some(PASSWORD), 1).await;
     let url = &estate.gateway.ocpp_url;
