@@ -7,9 +7,10 @@
 //! # How the lists stay in sync
 //!
 //! - **Connect / boot.** The first message of a connection (and every BootNotification) queues
-//!   a version check: `GetLocalListVersion`. When the charger holds the version we installed
-//!   last (kept in the store, so this survives a restart of the gateway), only differences are
-//!   sent from then on; an unknown or other version gets a `Full` list with a new version.
+//!   a version check: `GetLocalListVersion` (then, once per connection, the limits below).
+//!   When the charger holds the version we installed last (kept in the store, so this
+//!   survives a restart of the gateway), only differences are sent from then on; an unknown
+//!   or other version gets a `Full` list with a new version.
 //!   A charger that answers `NotSupported` (or 1.6 version `-1`) gets no lists on this
 //!   connection; its cache is still cleared when rules tighten.
 //! - **Changes.** Every change to the role-engine state and to id tokens goes through
@@ -24,6 +25,43 @@
 //!   build, 2 cores): about a microsecond per check, so 19,000 chargers × 100 token-holding
 //!   principals is roughly two seconds of one core per round, whatever the number of changes
 //!   in it. Only chargers whose list really changed get a message.
+//!
+//! # The charger's limits
+//!
+//! - **Reading them.** Once per connection, right after a version check that found lists
+//!   supported, one more request asks the charger what it accepts: 1.6 `GetConfiguration` of
+//!   `SendLocalListMaxLength` (entries per message) and `LocalAuthListMaxLength` (entries it
+//!   holds); 2.0.1 `GetVariables` of `LocalAuthListCtrlr.ItemsPerMessage` and
+//!   `LocalAuthListCtrlr.BytesPerMessage`. A key that is missing, unknown or not a positive
+//!   integer (or a read that fails) means no such limit is known, and lists go out as before.
+//!   The 2.0.1 capacity is the `maxLimit` characteristic of `LocalAuthListCtrlr.Entries`,
+//!   which only a device-model report carries, not `GetVariables`; it is not read, so a 2.0.1
+//!   list is never cut for capacity (a charger that cannot hold it answers `Failed`).
+//! - **Splitting.** An update larger than one message allows (entries, or serialized bytes
+//!   counted over the whole OCPP-J frame with the longest id and version) goes as several
+//!   messages: a full list as a `Full` message with the first part and `Differential`
+//!   messages with the rest (the split OCPP 2.0.1 describes in D01.FR.11); a differential
+//!   update as several `Differential` messages, removals and changes before additions so the
+//!   list never grows past its final size on the way. Each message carries the next version,
+//!   because a charger answers `VersionMismatch` to a differential update that does not
+//!   raise its version (OCPP 1.6 says so in SendLocalList); the gateway stores the list and
+//!   its last version only after the charger accepted every message, so the store never
+//!   claims a version the charger did not fully receive.
+//! - **A piece refused.** `Failed` on the first message changes nothing (as for an update of
+//!   one message). `Failed` on a later one leaves the charger with part of an update: the
+//!   next round sends a `Full` list and clears the cache afterwards. `VersionMismatch`, an
+//!   error or a timeout makes the next round check the version again; a charger reporting
+//!   a version the store does not hold gets a `Full` list and a cleared cache.
+//! - **A list larger than the charger holds** (1.6 `LocalAuthListMaxLength`). Refusals
+//!   (`Blocked`, `Expired`, `Invalid`) come first, so a right taken away is never left
+//!   behind, then accepted tokens in token order, up to the capacity; an entry that does not
+//!   fit one message even alone is left out as well. The cut is deterministic, so the same
+//!   rules give the same list on every round. Leaving a token out never lets anyone charge:
+//!   it is decided online by Authorize as before, and offline like any unlisted token. Each
+//!   update sent with something left out logs a warning (charger, wanted and held counts)
+//!   and adds the left-out count to `voltgate_local_list_entries_left_out_total{reason}`
+//!   (`capacity` or `message_size`). Cutting a token for capacity does not clear the cache:
+//!   an answer the charger remembers for it is still right.
 //!
 //! Everything sent goes through [`gate::send_system_command`] as the system principal, so it
 //! is audited and counted like an operator's command. The feature is on by default;
@@ -94,9 +132,11 @@ struct Session {
     held: Option<ListContent>,
     /// The list version the charger accepted last (or reported).
     version: i64,
-    /// The charger reported a list this gateway cannot vouch for: after replacing it, its
-    /// cache is cleared too.
+    /// The charger reported a list this gateway cannot vouch for (or an update of several
+    /// messages broke off half way): after replacing it, its cache is cleared too.
     foreign_list: bool,
+    /// What the charger takes per message and holds; `None` until read on this connection.
+    limits: Option<ListLimits>,
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +215,7 @@ impl LocalLists {
                 held: None,
                 version: 0,
                 foreign_list: false,
+                limits: None,
             },
         );
         self.pending.lock().chargers.insert(charger.to_owned());
@@ -288,7 +329,7 @@ async fn sync_round(
             continue;
         };
         let desired = desired_list(&state.policy.read(), &candidates, &charger, version);
-        computed.push((charger, desired));
+        computed.push((charger, version, desired));
         if n % COMPUTE_BATCH == COMPUTE_BATCH - 1 {
             tokio::task::yield_now().await;
         }
@@ -297,12 +338,12 @@ async fn sync_round(
         .metrics
         .local_list_round(started.elapsed().as_secs_f64());
     let mut in_flight = tokio::task::JoinSet::new();
-    for (charger, desired) in computed {
+    for (charger, version, desired) in computed {
         if in_flight.len() >= MAX_IN_FLIGHT {
             in_flight.join_next().await;
         }
         let state = state.clone();
-        in_flight.spawn(async move { sync_charger(&state, &charger, desired).await });
+        in_flight.spawn(async move { sync_charger(&state, &charger, version, desired).await });
     }
     while in_flight.join_next().await.is_some() {}
     Ok(candidates.next_expiry)
@@ -436,12 +477,231 @@ fn next_version(version: i64) -> i64 {
     }
 }
 
+/// 1.6: entries per SendLocalList.
+const V16_ITEMS_PER_MESSAGE: &str = "SendLocalListMaxLength";
+/// 1.6: entries the local list can hold.
+const V16_CAPACITY: &str = "LocalAuthListMaxLength";
+/// 2.0.1: entries per SendLocalList.
+const V201_ITEMS_PER_MESSAGE: &str = "LocalAuthListCtrlr.ItemsPerMessage";
+/// 2.0.1: bytes per SendLocalList.
+const V201_BYTES_PER_MESSAGE: &str = "LocalAuthListCtrlr.BytesPerMessage";
+
+/// What a charger accepts, as it reported it; `None` where it reported nothing usable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ListLimits {
+    items_per_message: Option<usize>,
+    bytes_per_message: Option<usize>,
+    capacity: Option<usize>,
+}
+
+/// The limits in a GetConfiguration (1.6) or GetVariables (2.0.1) answer. Values that are
+/// missing, unknown, refused or not a positive integer leave their limit unknown.
+fn limits_from_reply(version: OcppVersion, response: &serde_json::Value) -> ListLimits {
+    let positive = |value: &serde_json::Value| {
+        value
+            .as_str()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+    };
+    let mut limits = ListLimits::default();
+    match version {
+        OcppVersion::V16 => {
+            let keys = response["configurationKey"].as_array();
+            for item in keys.into_iter().flatten() {
+                match item["key"].as_str() {
+                    Some(V16_ITEMS_PER_MESSAGE) => {
+                        limits.items_per_message = positive(&item["value"]);
+                    }
+                    Some(V16_CAPACITY) => limits.capacity = positive(&item["value"]),
+                    _ => {}
+                }
+            }
+        }
+        OcppVersion::V201 => {
+            let results = response["getVariableResult"].as_array();
+            for item in results.into_iter().flatten() {
+                if item["attributeStatus"] != "Accepted"
+                    || item["component"]["name"] != "LocalAuthListCtrlr"
+                {
+                    continue;
+                }
+                let value = positive(&item["attributeValue"]);
+                match item["variable"]["name"].as_str() {
+                    Some("ItemsPerMessage") => limits.items_per_message = value,
+                    Some("BytesPerMessage") => limits.bytes_per_message = value,
+                    _ => {}
+                }
+            }
+        }
+    }
+    limits
+}
+
+/// Serialized sizes of SendLocalList messages as a charger with a bytes-per-message limit may
+/// count them: the whole OCPP-J frame, with the longest message id, list version and update
+/// type, so a charger counting only the payload is satisfied too.
+struct MessageSize {
+    version: OcppVersion,
+    /// Bytes of a message whose list is empty:
+    /// `[2,"<id>","SendLocalList",{…,"localAuthorizationList":[]}]`.
+    envelope: usize,
+}
+
+impl MessageSize {
+    fn new(version: OcppVersion) -> MessageSize {
+        let field = match version {
+            OcppVersion::V16 => "listVersion",
+            OcppVersion::V201 => "versionNumber",
+        };
+        let frame = serde_json::json!([
+            2,
+            u64::MAX.to_string(),
+            "SendLocalList",
+            {
+                field: i32::MAX,
+                "updateType": "Differential",
+                "localAuthorizationList": [],
+            }
+        ]);
+        MessageSize {
+            version,
+            envelope: frame.to_string().len(),
+        }
+    }
+
+    /// What one entry adds to a message: its item and the comma before the next one.
+    fn entry(&self, entry: &LocalListEntry) -> usize {
+        voltgate_ocpp::local_list_item(self.version, entry).map_or(0, |item| item.to_string().len())
+            + 1
+    }
+}
+
+/// The part of a list a charger is given, and what was left out for which reason.
+#[derive(Debug, Default, PartialEq)]
+struct Fitted {
+    list: ListContent,
+    /// Entries that do not fit one message of the charger's byte limit even alone.
+    too_large: usize,
+    /// Entries past what the charger can hold.
+    over_capacity: usize,
+}
+
+/// Where an entry comes in the order lists are sent and cut: refusals (`Blocked`, `Expired`,
+/// `Invalid`) before acceptances, then by token.
+fn send_order(list: &ListContent) -> Vec<(&String, &ListedToken)> {
+    // A stable sort of a list already in token order.
+    let mut entries: Vec<_> = list.iter().collect();
+    entries.sort_by_key(|(_, listed)| listed.status == "Accepted");
+    entries
+}
+
+/// Cuts `desired` to what the charger can take: an entry that does not fit a message alone
+/// is left out, and past the capacity the last entries of [`send_order`] are left out. Leaving
+/// an entry out never lets anyone charge: an unlisted token is decided online (or refused
+/// offline), as before it was listed.
+fn fit_to_limits(desired: &ListContent, limits: &ListLimits, size: &MessageSize) -> Fitted {
+    let mut fitted = Fitted::default();
+    let capacity = limits.capacity.unwrap_or(usize::MAX);
+    for (token, listed) in send_order(desired) {
+        let too_large = limits
+            .bytes_per_message
+            .is_some_and(|bytes| size.envelope + size.entry(&entry(token, listed)) > bytes);
+        if too_large {
+            fitted.too_large += 1;
+        } else if fitted.list.len() >= capacity {
+            fitted.over_capacity += 1;
+        } else {
+            fitted.list.insert(token.clone(), listed.clone());
+        }
+    }
+    fitted
+}
+
+/// A whole list as entries, in [`send_order`].
+fn full_entries(list: &ListContent) -> Vec<LocalListEntry> {
+    send_order(list)
+        .into_iter()
+        .map(|(token, listed)| entry(token, listed))
+        .collect()
+}
+
+/// Whether the charger may remember an answer for a token in `held` that the rules no longer
+/// give: a token that left `allowed` or whose entry changed. A token cut only for the
+/// charger's capacity is still allowed, so its remembered answer stays right.
+fn tightens(held: &ListContent, allowed: &ListContent) -> bool {
+    held.iter()
+        .any(|(token, old)| allowed.get(token) != Some(old))
+}
+
+/// One SendLocalList of an update.
+#[derive(Debug, Clone, PartialEq)]
+struct Piece {
+    version: i64,
+    full: bool,
+    entries: Vec<LocalListEntry>,
+}
+
+/// Splits `entries`, in order, into messages within the per-message limits; never returns no
+/// message (an empty full list still has to be sent). An entry larger than the byte limit
+/// alone gets a message of its own.
+fn split_messages(
+    entries: Vec<LocalListEntry>,
+    limits: &ListLimits,
+    size: &MessageSize,
+) -> Vec<Vec<LocalListEntry>> {
+    let items = limits.items_per_message.unwrap_or(usize::MAX);
+    let mut messages = Vec::new();
+    let mut current: Vec<LocalListEntry> = Vec::new();
+    let mut bytes = size.envelope;
+    for entry in entries {
+        let added = size.entry(&entry);
+        let full = current.len() >= items
+            || limits
+                .bytes_per_message
+                .is_some_and(|limit| bytes + added > limit);
+        if full && !current.is_empty() {
+            messages.push(std::mem::take(&mut current));
+            bytes = size.envelope;
+        }
+        bytes += added;
+        current.push(entry);
+    }
+    messages.push(current);
+    messages
+}
+
+/// The messages of one update: a full update is a `Full` message with the first part and
+/// `Differential` messages with the rest. Every message carries the next version (OCPP 1.6
+/// and 2.0.1 both refuse a differential update whose version is not above the one
+/// installed), so after the last one the charger holds the last version and the whole list.
+fn plan_pieces(
+    full: bool,
+    entries: Vec<LocalListEntry>,
+    limits: &ListLimits,
+    size: &MessageSize,
+    installed_version: i64,
+) -> Vec<Piece> {
+    let mut version = installed_version;
+    split_messages(entries, limits, size)
+        .into_iter()
+        .enumerate()
+        .map(|(n, entries)| {
+            version = next_version(version);
+            Piece {
+                version,
+                full: full && n == 0,
+                entries,
+            }
+        })
+        .collect()
+}
+
 fn not_supported(err: &GateError) -> bool {
     matches!(err, GateError::CallError { code, .. } if code == "NotSupported" || code == "NotImplemented")
 }
 
 /// Brings one charger up to date with `desired`.
-async fn sync_charger(state: &AppState, charger: &str, desired: ListContent) {
+async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, desired: ListContent) {
     let lists = &state.local_lists;
     let Some(mut session) = lists.sessions.get(charger).map(|s| s.clone()) else {
         return;
@@ -456,7 +716,7 @@ async fn sync_charger(state: &AppState, charger: &str, desired: ListContent) {
         }
     }
     let connected = match session.support {
-        Support::Lists => push_list(state, charger, &mut session, desired).await,
+        Support::Lists => push_list(state, charger, version, &mut session, desired).await,
         Support::CacheOnly => {
             let tightened = session
                 .held
@@ -521,91 +781,158 @@ async fn check_version(state: &AppState, charger: &str, session: &Session) -> Op
             checked.support = Support::Nothing;
         }
     }
+    if checked.support == Support::Lists && checked.limits.is_none() {
+        checked.limits = Some(read_limits(state, charger, version).await?);
+    }
     Some(checked)
 }
 
-/// Sends the update that makes the charger's list `desired`. `false` when the charger is
-/// gone.
+/// Reads the charger's list limits with one GetConfiguration (1.6) or GetVariables (2.0.1).
+/// A key the charger does not report, or a read that fails, leaves that limit unknown.
+/// `None` when the charger is no longer connected.
+async fn read_limits(state: &AppState, charger: &str, version: OcppVersion) -> Option<ListLimits> {
+    let keys = match version {
+        OcppVersion::V16 => vec![V16_ITEMS_PER_MESSAGE.to_owned(), V16_CAPACITY.to_owned()],
+        OcppVersion::V201 => vec![
+            V201_ITEMS_PER_MESSAGE.to_owned(),
+            V201_BYTES_PER_MESSAGE.to_owned(),
+        ],
+    };
+    let command = Command::GetConfiguration { keys: Some(keys) };
+    match gate::send_system_command(state, charger, command).await {
+        Ok(reply) => {
+            state.metrics.local_list_sync("limits", "ok");
+            let limits = limits_from_reply(version, &reply.response);
+            tracing::debug!(charger, ?limits, "local list limits read");
+            Some(limits)
+        }
+        Err(GateError::NotConnected(_)) => None,
+        Err(err) => {
+            state.metrics.local_list_sync("limits", "error");
+            tracing::warn!(charger, error = %err, "local list limits not readable; sending lists whole");
+            Some(ListLimits::default())
+        }
+    }
+}
+
+/// Sends the update that makes the charger's list `desired` (as much of it as the charger can
+/// hold), split into as many messages as its limits ask. `false` when the charger is gone.
 async fn push_list(
     state: &AppState,
     charger: &str,
+    version: OcppVersion,
     session: &mut Session,
     desired: ListContent,
 ) -> bool {
+    let limits = session.limits.unwrap_or_default();
+    let size = MessageSize::new(version);
+    let fitted = fit_to_limits(&desired, &limits, &size);
     let (full, entries, tightened) = match &session.held {
-        None => {
-            let entries = desired.iter().map(|(t, e)| entry(t, e)).collect();
-            (true, entries, session.foreign_list)
-        }
+        None => (true, full_entries(&fitted.list), session.foreign_list),
         Some(held) => {
-            let changes = diff(held, &desired);
+            let changes = diff(held, &fitted.list);
             if changes.changes.is_empty() {
                 return true;
             }
-            (false, changes.changes, changes.tightened)
+            (false, changes.changes, tightens(held, &desired))
         }
     };
-    let kind = if full { "full" } else { "differential" };
-    let version = next_version(session.version);
-    let command = Command::SendLocalList {
-        version,
-        full,
-        entries,
-    };
-    match gate::send_system_command(state, charger, command).await {
-        Ok(reply) => match reply.response["status"].as_str().unwrap_or("") {
-            "Accepted" => {
-                state.metrics.local_list_sync(kind, "accepted");
-                let record = LocalListRecord {
-                    charger: charger.to_owned(),
-                    version,
-                    entries: serde_json::to_value(&desired).unwrap_or_default(),
-                    updated_at: audit::now_rfc3339(),
-                };
-                if let Err(err) = state.store.put_local_list(&record).await {
-                    state.metrics.store_error("put_local_list");
-                    tracing::error!(error = %err, charger, "installed local list could not be stored");
+    if fitted.over_capacity + fitted.too_large > 0 {
+        tracing::warn!(
+            charger,
+            wanted = desired.len(),
+            held = fitted.list.len(),
+            over_capacity = fitted.over_capacity,
+            too_large = fitted.too_large,
+            "local list does not fit the charger; the rest is authorised online only"
+        );
+        state
+            .metrics
+            .local_list_left_out("capacity", fitted.over_capacity);
+        state
+            .metrics
+            .local_list_left_out("message_size", fitted.too_large);
+    }
+    let pieces = plan_pieces(full, entries, &limits, &size, session.version);
+    let count = pieces.len();
+    for (n, piece) in pieces.into_iter().enumerate() {
+        let kind = if piece.full { "full" } else { "differential" };
+        let piece_version = piece.version;
+        let command = Command::SendLocalList {
+            version: piece.version,
+            full: piece.full,
+            entries: piece.entries,
+        };
+        match gate::send_system_command(state, charger, command).await {
+            Ok(reply) => match reply.response["status"].as_str().unwrap_or("") {
+                "Accepted" => {
+                    state.metrics.local_list_sync(kind, "accepted");
+                    session.version = piece_version;
                 }
-                tracing::info!(charger, version, kind, "local list installed");
-                session.version = version;
-                session.held = Some(desired);
-                session.foreign_list = false;
-                !tightened || clear_cache(state, charger, session).await
-            }
-            "VersionMismatch" => {
-                state.metrics.local_list_sync(kind, "version_mismatch");
-                recheck_later(state, charger, session);
-                true
-            }
-            "NotSupported" => {
+                "VersionMismatch" => {
+                    state.metrics.local_list_sync(kind, "version_mismatch");
+                    recheck_later(state, charger, session);
+                    return true;
+                }
+                "NotSupported" => {
+                    state.metrics.local_list_sync(kind, "not_supported");
+                    session.support = Support::CacheOnly;
+                    session.held = Some(desired);
+                    return !tightened || clear_cache(state, charger, session).await;
+                }
+                other => {
+                    state.metrics.local_list_sync(kind, "failed");
+                    tracing::warn!(
+                        charger,
+                        status = other,
+                        piece = n + 1,
+                        pieces = count,
+                        "charger did not install the local list"
+                    );
+                    if n > 0 {
+                        // Earlier pieces were applied: what the charger holds is known to
+                        // nobody, so the next round replaces it whole and clears the cache.
+                        session.held = None;
+                        session.foreign_list = true;
+                    }
+                    return true;
+                }
+            },
+            Err(GateError::NotConnected(_)) => return false,
+            Err(err) if not_supported(&err) => {
                 state.metrics.local_list_sync(kind, "not_supported");
                 session.support = Support::CacheOnly;
-                session.held = Some(desired);
-                !tightened || clear_cache(state, charger, session).await
+                return true;
             }
-            other => {
-                state.metrics.local_list_sync(kind, "failed");
-                tracing::warn!(
-                    charger,
-                    status = other,
-                    "charger did not install the local list"
-                );
-                true
+            Err(err) => {
+                state.metrics.local_list_sync(kind, "error");
+                tracing::warn!(charger, error = %err, "local list update failed; checking the version again");
+                recheck_later(state, charger, session);
+                return true;
             }
-        },
-        Err(GateError::NotConnected(_)) => false,
-        Err(err) if not_supported(&err) => {
-            state.metrics.local_list_sync(kind, "not_supported");
-            session.support = Support::CacheOnly;
-            true
-        }
-        Err(err) => {
-            state.metrics.local_list_sync(kind, "error");
-            tracing::warn!(charger, error = %err, "local list update failed; checking the version again");
-            recheck_later(state, charger, session);
-            true
         }
     }
+    let record = LocalListRecord {
+        charger: charger.to_owned(),
+        version: session.version,
+        entries: serde_json::to_value(&fitted.list).unwrap_or_default(),
+        updated_at: audit::now_rfc3339(),
+    };
+    if let Err(err) = state.store.put_local_list(&record).await {
+        state.metrics.store_error("put_local_list");
+        tracing::error!(error = %err, charger, "installed local list could not be stored");
+    }
+    let kind = if full { "full" } else { "differential" };
+    tracing::info!(
+        charger,
+        version = session.version,
+        kind,
+        messages = count,
+        "local list installed"
+    );
+    session.held = Some(fitted.list);
+    session.foreign_list = false;
+    !tightened || clear_cache(state, charger, session).await
 }
 
 /// Whether the charger applied an update is unknown: ask its version in the next round.
@@ -806,6 +1133,312 @@ mod tests {
         assert_eq!(next_version(41), 42);
         assert_eq!(next_version(i64::from(i32::MAX)), 1);
         assert_eq!(next_version(-1), 1);
+    }
+
+    fn listed(status: &str) -> ListedToken {
+        ListedToken {
+            status: status.to_owned(),
+            expires_at: None,
+            group: None,
+        }
+    }
+
+    fn tokens_of(entries: &[LocalListEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.id_token.as_str()).collect()
+    }
+
+    fn five_tokens() -> ListContent {
+        ["T1", "T2", "T3", "T4", "T5"]
+            .into_iter()
+            .map(|t| (t.to_owned(), accepted(None, None)))
+            .collect()
+    }
+
+    /// The serialized frame a charger receives for `piece`, with a long message id.
+    fn frame_bytes(version: OcppVersion, piece: &Piece) -> usize {
+        let call = Command::SendLocalList {
+            version: piece.version,
+            full: piece.full,
+            entries: piece.entries.clone(),
+        }
+        .to_call(version, 0)
+        .unwrap();
+        serde_json::json!([2, "18446744073709551615", call.action, call.payload])
+            .to_string()
+            .len()
+    }
+
+    #[test]
+    fn limits_are_read_from_either_version_and_unknown_ones_stay_unknown() {
+        let v16 = serde_json::json!({
+            "configurationKey": [
+                {"key": "SendLocalListMaxLength", "readonly": true, "value": "2"},
+                {"key": "LocalAuthListMaxLength", "readonly": true, "value": " 40 "},
+            ],
+        });
+        assert_eq!(
+            limits_from_reply(OcppVersion::V16, &v16),
+            ListLimits {
+                items_per_message: Some(2),
+                bytes_per_message: None,
+                capacity: Some(40),
+            }
+        );
+        let v16_odd = serde_json::json!({
+            "configurationKey": [
+                {"key": "SendLocalListMaxLength", "readonly": true, "value": "0"},
+                {"key": "LocalAuthListMaxLength", "readonly": true, "value": "lots"},
+            ],
+            "unknownKey": [],
+        });
+        assert_eq!(
+            limits_from_reply(OcppVersion::V16, &v16_odd),
+            ListLimits::default()
+        );
+        assert_eq!(
+            limits_from_reply(
+                OcppVersion::V16,
+                &serde_json::json!({"unknownKey": ["SendLocalListMaxLength", "LocalAuthListMaxLength"]})
+            ),
+            ListLimits::default()
+        );
+        let v201 = serde_json::json!({
+            "getVariableResult": [
+                {"attributeStatus": "Accepted", "attributeValue": "3",
+                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
+                {"attributeStatus": "Accepted", "attributeValue": "4096",
+                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "BytesPerMessage"}},
+                {"attributeStatus": "Accepted", "attributeValue": "9",
+                 "component": {"name": "DeviceDataCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
+            ],
+        });
+        assert_eq!(
+            limits_from_reply(OcppVersion::V201, &v201),
+            ListLimits {
+                items_per_message: Some(3),
+                bytes_per_message: Some(4096),
+                capacity: None,
+            }
+        );
+        let refused = serde_json::json!({
+            "getVariableResult": [
+                {"attributeStatus": "UnknownVariable",
+                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "BytesPerMessage"}},
+            ],
+        });
+        assert_eq!(
+            limits_from_reply(OcppVersion::V201, &refused),
+            ListLimits::default()
+        );
+    }
+
+    #[test]
+    fn a_full_list_over_the_item_limit_is_full_then_differentials_with_rising_versions() {
+        let limits = ListLimits {
+            items_per_message: Some(2),
+            ..ListLimits::default()
+        };
+        let size = MessageSize::new(OcppVersion::V16);
+        let pieces = plan_pieces(true, full_entries(&five_tokens()), &limits, &size, 7);
+        let shape: Vec<(i64, bool, Vec<&str>)> = pieces
+            .iter()
+            .map(|p| (p.version, p.full, tokens_of(&p.entries)))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (8, true, vec!["T1", "T2"]),
+                (9, false, vec!["T3", "T4"]),
+                (10, false, vec!["T5"]),
+            ]
+        );
+        let whole = plan_pieces(
+            true,
+            full_entries(&five_tokens()),
+            &ListLimits::default(),
+            &size,
+            7,
+        );
+        assert_eq!(whole.len(), 1, "no limit known: one message, as before");
+        assert_eq!((whole[0].version, whole[0].full), (8, true));
+        let empty = plan_pieces(true, Vec::new(), &limits, &size, 0);
+        assert_eq!(
+            empty,
+            vec![Piece {
+                version: 1,
+                full: true,
+                entries: Vec::new()
+            }],
+            "an empty full list is still sent, to empty the charger's list"
+        );
+    }
+
+    #[test]
+    fn a_differential_update_is_split_the_same_way_removals_first() {
+        let held = five_tokens();
+        let mut desired: ListContent = held
+            .iter()
+            .filter(|(t, _)| t.as_str() != "T2" && t.as_str() != "T4")
+            .map(|(t, e)| (t.clone(), e.clone()))
+            .collect();
+        for added in ["A1", "A2", "Z9"] {
+            desired.insert(added.to_owned(), accepted(None, None));
+        }
+        let changes = diff(&held, &desired).changes;
+        let limits = ListLimits {
+            items_per_message: Some(2),
+            ..ListLimits::default()
+        };
+        let pieces = plan_pieces(
+            false,
+            changes,
+            &limits,
+            &MessageSize::new(OcppVersion::V201),
+            41,
+        );
+        let shape: Vec<(i64, bool, Vec<&str>)> = pieces
+            .iter()
+            .map(|p| (p.version, p.full, tokens_of(&p.entries)))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (42, false, vec!["T2", "T4"]),
+                (43, false, vec!["A1", "A2"]),
+                (44, false, vec!["Z9"]),
+            ]
+        );
+        assert!(pieces[0].entries.iter().all(|e| e.info.is_none()));
+    }
+
+    #[test]
+    fn messages_stay_within_the_byte_limit_and_are_packed_greedily() {
+        for version in [OcppVersion::V16, OcppVersion::V201] {
+            let list: ListContent = (0..40)
+                .map(|i| {
+                    let entry = ListedToken {
+                        status: "Accepted".to_owned(),
+                        expires_at: (i % 3 == 0).then(|| "2099-01-01T00:00:00Z".to_owned()),
+                        group: (i % 4 == 0).then(|| format!("GROUP-{i}")),
+                    };
+                    (format!("TAG-{i:03}"), entry)
+                })
+                .collect();
+            let size = MessageSize::new(version);
+            let plain = size.entry(&entry("TAG-999", &accepted(None, None)));
+            // The smallest limit carries two plain entries but no entry with both an
+            // expiry and a group.
+            for (limit, some_too_large) in [
+                (size.envelope + 2 * plain + 5, true),
+                (600, false),
+                (1500, false),
+            ] {
+                let limits = ListLimits {
+                    bytes_per_message: Some(limit),
+                    ..ListLimits::default()
+                };
+                let fitted = fit_to_limits(&list, &limits, &size);
+                assert_eq!(fitted.too_large > 0, some_too_large, "{version}: {limit}");
+                let entries = full_entries(&fitted.list);
+                let pieces = plan_pieces(true, entries.clone(), &limits, &size, 0);
+                assert!(pieces.len() > 1, "{version}: {limit} bytes forces a split");
+                let sent: Vec<LocalListEntry> =
+                    pieces.iter().flat_map(|p| p.entries.clone()).collect();
+                assert_eq!(sent, entries, "{version}: every entry once, in order");
+                for (n, piece) in pieces.iter().enumerate() {
+                    assert!(
+                        frame_bytes(version, piece) <= limit,
+                        "{version}: piece {n} is {} bytes, over {limit}",
+                        frame_bytes(version, piece)
+                    );
+                    if let Some(next) = pieces.get(n + 1) {
+                        let mut grown = piece.clone();
+                        grown.entries.push(next.entries[0].clone());
+                        grown.version = i64::from(i32::MAX);
+                        grown.full = false;
+                        assert!(
+                            frame_bytes(version, &grown) >= limit,
+                            "{version}: piece {n} had room for one more entry"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn over_capacity_keeps_refusals_first_then_acceptances_in_token_order() {
+        let mut desired = five_tokens();
+        desired.insert("X-BLOCKED".into(), listed("Blocked"));
+        desired.insert("Y-EXPIRED".into(), listed("Expired"));
+        let size = MessageSize::new(OcppVersion::V16);
+        let limits = ListLimits {
+            capacity: Some(4),
+            ..ListLimits::default()
+        };
+        let fitted = fit_to_limits(&desired, &limits, &size);
+        assert_eq!(
+            fitted.list.keys().collect::<Vec<_>>(),
+            ["T1", "T2", "X-BLOCKED", "Y-EXPIRED"]
+        );
+        assert_eq!((fitted.over_capacity, fitted.too_large), (3, 0));
+        assert_eq!(
+            tokens_of(&full_entries(&fitted.list)),
+            ["X-BLOCKED", "Y-EXPIRED", "T1", "T2"],
+            "refusals are sent first"
+        );
+        assert!(
+            fitted
+                .list
+                .iter()
+                .all(|(token, entry)| desired.get(token) == Some(entry)),
+            "a cut list only holds what the rules give"
+        );
+        assert_eq!(
+            fit_to_limits(&desired, &limits, &size),
+            fitted,
+            "the same list every round"
+        );
+        let roomy = ListLimits {
+            capacity: Some(100),
+            ..ListLimits::default()
+        };
+        assert_eq!(fit_to_limits(&desired, &roomy, &size).list, desired);
+    }
+
+    #[test]
+    fn an_entry_too_large_for_any_message_is_left_out() {
+        let size = MessageSize::new(OcppVersion::V201);
+        let mut desired = five_tokens();
+        desired.insert(
+            "LONG".into(),
+            accepted(Some("2099-01-01T00:00:00Z"), Some(&"G".repeat(200))),
+        );
+        let limits = ListLimits {
+            bytes_per_message: Some(size.envelope + 120),
+            ..ListLimits::default()
+        };
+        let fitted = fit_to_limits(&desired, &limits, &size);
+        assert_eq!((fitted.too_large, fitted.over_capacity), (1, 0));
+        assert!(!fitted.list.contains_key("LONG"));
+        assert_eq!(fitted.list.len(), 5);
+    }
+
+    #[test]
+    fn a_cut_for_capacity_does_not_tighten_but_a_removed_right_does() {
+        let allowed = five_tokens();
+        let held: ListContent = allowed
+            .iter()
+            .take(3)
+            .map(|(t, e)| (t.clone(), e.clone()))
+            .collect();
+        assert!(!tightens(&held, &allowed));
+        let mut revoked = allowed.clone();
+        revoked.remove("T2");
+        assert!(tightens(&held, &revoked));
+        let mut shortened = allowed.clone();
+        shortened.insert("T1".into(), accepted(Some("2024-05-02T00:00:00Z"), None));
+        assert!(tightens(&held, &shortened));
     }
 
     /// The cost the module documentation quotes: one engine check per (charger, principal).

@@ -32,6 +32,7 @@ pub struct Metrics {
     tls_reloads: IntCounterVec,
     local_list_syncs: IntCounterVec,
     local_list_rounds: Histogram,
+    local_list_left_out: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -160,7 +161,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "voltgate_local_list_syncs_total",
-                        "Local authorisation list messages sent to chargers, by kind (version|full|differential|clear_cache) and outcome.",
+                        "Local authorisation list messages sent to chargers, by kind (version|limits|full|differential|clear_cache) and outcome.",
                     ),
                     &["kind", "outcome"],
                 ),
@@ -173,6 +174,16 @@ impl Metrics {
                         "Time to compute every dirty charger's local authorisation list in one sync round.",
                     )
                     .buckets(COMMAND_LATENCY_BUCKETS.to_vec()),
+                ),
+            ),
+            local_list_left_out: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_local_list_entries_left_out_total",
+                        "Id tokens left out of a local list update because the charger cannot take them, by reason (capacity|message_size); counted per update sent. They are still authorised online.",
+                    ),
+                    &["reason"],
                 ),
             ),
             registry,
@@ -241,11 +252,18 @@ impl Metrics {
             .inc();
     }
 
-    /// One local-list message: `kind` is version|full|differential|clear_cache.
+    /// One local-list message: `kind` is version|limits|full|differential|clear_cache.
     pub fn local_list_sync(&self, kind: &str, outcome: &str) {
         self.local_list_syncs
             .with_label_values(&[kind, outcome])
             .inc();
+    }
+
+    /// `count` id tokens a list update left out: `reason` is capacity|message_size.
+    pub fn local_list_left_out(&self, reason: &str, count: usize) {
+        self.local_list_left_out
+            .with_label_values(&[reason])
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     pub fn local_list_round(&self, seconds: f64) {
@@ -300,6 +318,7 @@ mod tests {
         metrics.api_auth_failure("invalid");
         metrics.auth_throttled(crate::throttle::Listener::Ocpp);
         metrics.tls_reload("ocpp", true);
+        metrics.local_list_left_out("capacity", 3);
         let text = metrics.render();
         let families: Vec<&str> = text
             .lines()
@@ -318,6 +337,7 @@ mod tests {
             "voltgate_api_auth_failures_total",
             "voltgate_auth_throttled_total",
             "voltgate_tls_reloads_total",
+            "voltgate_local_list_entries_left_out_total",
         ] {
             assert!(families.contains(&expected), "{expected} missing: {text}");
         }

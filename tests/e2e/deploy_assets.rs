@@ -28,6 +28,8 @@ const NOT_OBSERVABLE_HERE: &[&str] = &[
     "voltgate_tls_reloads_total",
     // Needs `--local-auth-lists` and chargers with id tokens to sync.
     "voltgate_local_list_syncs_total",
+    // Needs a charger whose local list limits are smaller than its list.
+    "voltgate_local_list_entries_left_out_total",
 ];
 
 /// Suffixes of the series a histogram family exports.

@@ -131,6 +131,7 @@ async fn first_sync(charger: &mut Charger, reported_version: i64) -> ChargerList
     charger
         .reply(&id, json!({ field: reported_version }))
         .unwrap();
+    answer_limits(charger, None, None).await;
     let (id, payload) = expect_call(charger, "SendLocalList").await;
     assert_eq!(payload["updateType"], "Full", "{payload}");
     let mut list = ChargerList {
@@ -140,6 +141,67 @@ async fn first_sync(charger: &mut Charger, reported_version: i64) -> ChargerList
     list.apply(&payload, v16);
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     list
+}
+
+/// Answers the gateway's one read of the list limits (1.6 GetConfiguration, 2.0.1
+/// GetVariables): `per_message` entries per SendLocalList and, in 1.6, a `capacity`; `None`
+/// answers that key as unknown.
+async fn answer_limits(charger: &mut Charger, per_message: Option<u32>, capacity: Option<u32>) {
+    if charger.is_v16() {
+        let (id, payload) = expect_call(charger, "GetConfiguration").await;
+        assert_eq!(
+            payload["key"],
+            json!(["SendLocalListMaxLength", "LocalAuthListMaxLength"])
+        );
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for (key, value) in [
+            ("SendLocalListMaxLength", per_message),
+            ("LocalAuthListMaxLength", capacity),
+        ] {
+            match value {
+                Some(n) => {
+                    known.push(json!({"key": key, "readonly": true, "value": n.to_string()}))
+                }
+                None => unknown.push(json!(key)),
+            }
+        }
+        charger
+            .reply(
+                &id,
+                json!({"configurationKey": known, "unknownKey": unknown}),
+            )
+            .unwrap();
+    } else {
+        assert_eq!(
+            capacity, None,
+            "2.0.1 reports its capacity only in a device-model report"
+        );
+        let (id, payload) = expect_call(charger, "GetVariables").await;
+        let results: Vec<Value> = payload["getVariableData"]
+            .as_array()
+            .expect("variables asked for")
+            .iter()
+            .map(|asked| {
+                let component = asked["component"].clone();
+                let variable = asked["variable"].clone();
+                assert_eq!(component["name"], "LocalAuthListCtrlr");
+                match (variable["name"].as_str(), per_message) {
+                    (Some("ItemsPerMessage"), Some(n)) => json!({
+                        "attributeStatus": "Accepted", "attributeValue": n.to_string(),
+                        "component": component, "variable": variable,
+                    }),
+                    _ => json!({
+                        "attributeStatus": "UnknownVariable",
+                        "component": component, "variable": variable,
+                    }),
+                }
+            })
+            .collect();
+        charger
+            .reply(&id, json!({"getVariableResult": results}))
+            .unwrap();
+    }
 }
 
 async fn connect(gateway: &Gateway, id: &str, subprotocol: &str) -> Charger {
@@ -367,6 +429,7 @@ async fn a_restarted_gateway_continues_with_differential_updates() {
     charger
         .reply(&id, json!({"versionNumber": list.version}))
         .unwrap();
+    answer_limits(&mut charger, None, None).await;
     let (id, update) = expect_call(&mut charger, "SendLocalList").await;
     assert_eq!(update["updateType"], "Differential", "{update}");
     assert_eq!(update["versionNumber"], 2);
@@ -497,4 +560,204 @@ async fn expired_blocked_and_group_tokens_are_answered_in_both_versions() {
 
     // Without the flag nothing but answers reaches the chargers.
     assert!(v16.next_call(QUIET).await.is_none());
+}
+
+/// dana holds five tokens: RFID-DANA and DANA-2 to DANA-5.
+async fn five_tokens_for_dana(admin: &Api) {
+    for tag in ["DANA-2", "DANA-3", "DANA-4", "DANA-5"] {
+        admin.id_token("dana", tag).await.unwrap().expect(201);
+    }
+}
+
+/// Offline, the charger must never let a token charge that the gateway refuses online.
+async fn assert_offline_never_grants_more(
+    charger: &mut Charger,
+    list: &ChargerList,
+    tokens: &[&str],
+) -> Vec<String> {
+    let mut offline_refused_online_accepted = Vec::new();
+    for token in tokens {
+        let online = authorize(charger, token).await["status"] == "Accepted";
+        let offline = list.lets_charge(token);
+        assert!(
+            online || !offline,
+            "{token} is refused online but the charger would accept it offline"
+        );
+        if online && !offline {
+            offline_refused_online_accepted.push((*token).to_owned());
+        }
+    }
+    offline_refused_online_accepted
+}
+
+#[tokio::test]
+async fn a_list_larger_than_one_message_goes_as_full_then_differentials() {
+    let (gateway, admin) = estate(syncing()).await;
+    five_tokens_for_dana(&admin).await;
+    for subprotocol in ["ocpp1.6", "ocpp2.0.1"] {
+        let mut charger = connect(&gateway, "ZAP-1", subprotocol).await;
+        let v16 = charger.is_v16();
+        let (id, _) = expect_call(&mut charger, "GetLocalListVersion").await;
+        let field = if v16 { "listVersion" } else { "versionNumber" };
+        charger.reply(&id, json!({ field: 0 })).unwrap();
+        answer_limits(&mut charger, Some(2), None).await;
+
+        let mut list = ChargerList::default();
+        let mut received = Vec::new();
+        let mut versions = Vec::new();
+        for _ in 0..3 {
+            let (id, payload) = expect_call(&mut charger, "SendLocalList").await;
+            let tokens: Vec<String> = payload["localAuthorizationList"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    let token = if v16 {
+                        &e["idTag"]
+                    } else {
+                        &e["idToken"]["idToken"]
+                    };
+                    token.as_str().unwrap().to_owned()
+                })
+                .collect();
+            received.push((payload["updateType"].as_str().unwrap().to_owned(), tokens));
+            versions.push(payload[field].as_i64().unwrap());
+            list.apply(&payload, v16);
+            charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+        }
+        let expected: Vec<(String, Vec<String>)> = [
+            ("Full", vec!["DANA-2", "DANA-3"]),
+            ("Differential", vec!["DANA-4", "DANA-5"]),
+            ("Differential", vec!["RFID-DANA"]),
+        ]
+        .into_iter()
+        .map(|(kind, tokens)| {
+            (
+                kind.to_owned(),
+                tokens.into_iter().map(str::to_owned).collect(),
+            )
+        })
+        .collect();
+        assert_eq!(received, expected, "{subprotocol}");
+        assert_eq!(
+            versions,
+            [versions[0], versions[0] + 1, versions[0] + 2],
+            "{subprotocol}: every piece raises the version"
+        );
+        assert!(
+            charger.next_call(QUIET).await.is_none(),
+            "{subprotocol}: nothing more once the list is complete"
+        );
+        assert_eq!(
+            list.tokens(),
+            ["DANA-2", "DANA-3", "DANA-4", "DANA-5", "RFID-DANA"]
+        );
+        // Cut off now, the charger decides every token as the gateway does online.
+        for token in [
+            "RFID-DANA",
+            "DANA-2",
+            "DANA-3",
+            "DANA-4",
+            "DANA-5",
+            "RFID-ERIK",
+            "NOBODY",
+        ] {
+            let online = authorize(&mut charger, token).await["status"] == "Accepted";
+            assert_eq!(
+                list.lets_charge(token),
+                online,
+                "{subprotocol}: offline and online disagree on {token}"
+            );
+        }
+        drop(charger);
+    }
+}
+
+#[tokio::test]
+async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything() {
+    let (gateway, admin) = estate(syncing()).await;
+    five_tokens_for_dana(&admin).await;
+    admin.id_token("erik", "ERIK-2").await.unwrap().expect(201);
+    admin
+        .post("/api/v1/id-tokens/DANA-3/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let (id, _) = expect_call(&mut charger, "GetLocalListVersion").await;
+    charger.reply(&id, json!({"listVersion": 0})).unwrap();
+    answer_limits(&mut charger, None, Some(3)).await;
+    let (id, full) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(full["updateType"], "Full");
+    let mut list = ChargerList::default();
+    list.apply(&full, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    // Four tokens may charge (DANA-3 is blocked); the first three in token order are kept.
+    assert_eq!(list.tokens(), ["DANA-2", "DANA-4", "DANA-5"]);
+    let everyone = [
+        "RFID-DANA",
+        "DANA-2",
+        "DANA-3",
+        "DANA-4",
+        "DANA-5",
+        "RFID-ERIK",
+        "ERIK-2",
+        "NOBODY",
+    ];
+    let online_only = assert_offline_never_grants_more(&mut charger, &list, &everyone).await;
+    assert_eq!(
+        online_only,
+        ["RFID-DANA"],
+        "what did not fit is authorised online"
+    );
+
+    // A new token that sorts first takes the place of the last kept one; nothing was taken
+    // away by the rules, so the cache stays.
+    admin.id_token("dana", "DANA-1").await.unwrap().expect(201);
+    let (id, swap) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(swap["updateType"], "Differential", "{swap}");
+    assert_eq!(
+        swap["localAuthorizationList"],
+        json!([{"idTag": "DANA-5"}, {"idTag": "DANA-1", "idTagInfo": {"status": "Accepted"}}]),
+        "the removal comes first"
+    );
+    list.apply(&swap, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert!(
+        charger.next_call(QUIET).await.is_none(),
+        "a cut for capacity clears no cache"
+    );
+    assert_eq!(list.tokens(), ["DANA-1", "DANA-2", "DANA-4"]);
+
+    // Taking dana's role away empties the list and clears the cache.
+    admin
+        .delete(
+            "/api/v1/assignments",
+            json!({"principal": "dana", "role": "user", "scope": "inst-1"}),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    let (id, revoked) = expect_call(&mut charger, "SendLocalList").await;
+    list.apply(&revoked, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    let (id, _) = expect_call(&mut charger, "ClearCache").await;
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert!(list.tokens().is_empty());
+    let mut all = everyone.to_vec();
+    all.push("DANA-1");
+    let online_only = assert_offline_never_grants_more(&mut charger, &list, &all).await;
+    assert!(online_only.is_empty(), "{online_only:?}");
+
+    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"voltgate_local_list_entries_left_out_total{reason="capacity"} 3"#),
+        "one left out by the full list, two by the swap: {metrics}"
+    );
 }

@@ -700,23 +700,10 @@ impl Command {
                 full,
                 entries,
             } => {
-                let mut list = Vec::with_capacity(entries.len());
-                for entry in entries {
-                    check_length("id_token", &entry.id_token, 1, V16_MAX_ID_TAG)?;
-                    let mut item = json!({ "idTag": entry.id_token });
-                    if let Some(info) = &entry.info {
-                        let mut tag_info = json!({ "status": info.status });
-                        if let Some(at) = &info.expires_at {
-                            tag_info["expiryDate"] = json!(at);
-                        }
-                        if let Some(group) = &info.group {
-                            check_length("group", group, 1, V16_MAX_ID_TAG)?;
-                            tag_info["parentIdTag"] = json!(group);
-                        }
-                        item["idTagInfo"] = tag_info;
-                    }
-                    list.push(item);
-                }
+                let list = entries
+                    .iter()
+                    .map(|entry| local_list_item(OcppVersion::V16, entry))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let mut payload = json!({
                     "listVersion": version,
                     "updateType": if *full { "Full" } else { "Differential" },
@@ -874,28 +861,10 @@ impl Command {
                 full,
                 entries,
             } => {
-                let list: Vec<Value> = entries
+                let list = entries
                     .iter()
-                    .map(|entry| {
-                        // The gateway knows tokens by their text only; ISO14443 (RFID cards)
-                        // is the type chargers report for them.
-                        let mut item = json!({
-                            "idToken": { "idToken": entry.id_token, "type": "ISO14443" },
-                        });
-                        if let Some(info) = &entry.info {
-                            let mut token_info = json!({ "status": info.status });
-                            if let Some(at) = &info.expires_at {
-                                token_info["cacheExpiryDateTime"] = json!(at);
-                            }
-                            if let Some(group) = &info.group {
-                                token_info["groupIdToken"] =
-                                    json!({ "idToken": group, "type": "Central" });
-                            }
-                            item["idTokenInfo"] = token_info;
-                        }
-                        item
-                    })
-                    .collect();
+                    .map(|entry| local_list_item(OcppVersion::V201, entry))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let mut payload = json!({
                     "versionNumber": version,
                     "updateType": if *full { "Full" } else { "Differential" },
@@ -906,6 +875,50 @@ impl Command {
                 call("SendLocalList", payload)
             }
             Command::GetLocalListVersion => call("GetLocalListVersion", json!({})),
+        }
+    }
+}
+
+/// The `localAuthorizationList` item a SendLocalList of `version` carries for `entry`. Public
+/// so a sender can measure a message's serialized size before building it.
+pub fn local_list_item(
+    version: OcppVersion,
+    entry: &LocalListEntry,
+) -> Result<Value, CommandError> {
+    match version {
+        OcppVersion::V16 => {
+            check_length("id_token", &entry.id_token, 1, V16_MAX_ID_TAG)?;
+            let mut item = json!({ "idTag": entry.id_token });
+            if let Some(info) = &entry.info {
+                let mut tag_info = json!({ "status": info.status });
+                if let Some(at) = &info.expires_at {
+                    tag_info["expiryDate"] = json!(at);
+                }
+                if let Some(group) = &info.group {
+                    check_length("group", group, 1, V16_MAX_ID_TAG)?;
+                    tag_info["parentIdTag"] = json!(group);
+                }
+                item["idTagInfo"] = tag_info;
+            }
+            Ok(item)
+        }
+        OcppVersion::V201 => {
+            // The gateway knows tokens by their text only; ISO14443 (RFID cards) is the type
+            // chargers report for them.
+            let mut item = json!({
+                "idToken": { "idToken": entry.id_token, "type": "ISO14443" },
+            });
+            if let Some(info) = &entry.info {
+                let mut token_info = json!({ "status": info.status });
+                if let Some(at) = &info.expires_at {
+                    token_info["cacheExpiryDateTime"] = json!(at);
+                }
+                if let Some(group) = &info.group {
+                    token_info["groupIdToken"] = json!({ "idToken": group, "type": "Central" });
+                }
+                item["idTokenInfo"] = token_info;
+            }
+            Ok(item)
         }
     }
 }

@@ -33,8 +33,8 @@ pub use actions::{
     CHARGER_ACTIONS_V201,
 };
 pub use command::{
-    response_status, Command, CommandError, LocalListEntry, LocalTokenInfo, OutgoingCall,
-    COMMAND_NAMES,
+    local_list_item, response_status, Command, CommandError, LocalListEntry, LocalTokenInfo,
+    OutgoingCall, COMMAND_NAMES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

@@ -65,16 +65,18 @@ impl LocalList {
     }
 
     /// Applies an update. A differential update must carry a newer version than the installed
-    /// one; an entry without token info removes the token. The list never grows past
-    /// `max_len`.
+    /// one; an entry without token info removes the token. An update of more than
+    /// `per_message` entries fails, and so does one that would grow the list past `max_len`;
+    /// a failed update leaves the list as it was.
     pub fn apply(
         &mut self,
         version: i64,
         kind: UpdateKind,
         updates: Vec<(String, Option<TokenInfo>)>,
+        per_message: usize,
         max_len: usize,
     ) -> ListOutcome {
-        if version < 0 {
+        if version < 0 || updates.len() > per_message {
             return ListOutcome::Failed;
         }
         let mut next = match kind {
@@ -151,17 +153,17 @@ mod tests {
         assert_eq!(list.version(), 0);
         let full = vec![("A".to_owned(), accepted()), ("B".to_owned(), accepted())];
         assert_eq!(
-            list.apply(3, UpdateKind::Full, full, 10),
+            list.apply(3, UpdateKind::Full, full, 100, 10),
             ListOutcome::Accepted
         );
         assert_eq!((list.version(), list.len()), (3, 2));
         let diff = vec![("A".to_owned(), None), ("C".to_owned(), accepted())];
         assert_eq!(
-            list.apply(3, UpdateKind::Differential, diff.clone(), 10),
+            list.apply(3, UpdateKind::Differential, diff.clone(), 100, 10),
             ListOutcome::VersionMismatch
         );
         assert_eq!(
-            list.apply(4, UpdateKind::Differential, diff, 10),
+            list.apply(4, UpdateKind::Differential, diff, 100, 10),
             ListOutcome::Accepted
         );
         assert!(list.lookup("A").is_none());
@@ -169,7 +171,7 @@ mod tests {
         assert_eq!(list.version(), 4);
         // a full update may go back in version and empties the list
         assert_eq!(
-            list.apply(1, UpdateKind::Full, vec![], 10),
+            list.apply(1, UpdateKind::Full, vec![], 100, 10),
             ListOutcome::Accepted
         );
         assert!(list.is_empty());
@@ -180,14 +182,68 @@ mod tests {
         let mut list = LocalList::default();
         let many: Vec<_> = (0..5).map(|i| (format!("T{i}"), accepted())).collect();
         assert_eq!(
-            list.apply(1, UpdateKind::Full, many, 4),
+            list.apply(1, UpdateKind::Full, many, 100, 4),
             ListOutcome::Failed
         );
         assert_eq!(list.version(), 0);
         assert_eq!(
-            list.apply(-1, UpdateKind::Full, vec![], 4),
+            list.apply(-1, UpdateKind::Full, vec![], 100, 4),
             ListOutcome::Failed
         );
+    }
+
+    fn tokens(range: std::ops::Range<usize>) -> Vec<(String, Option<TokenInfo>)> {
+        range.map(|i| (format!("T{i}"), accepted())).collect()
+    }
+
+    #[test]
+    fn more_entries_than_one_message_may_carry_fail_whatever_the_room() {
+        let mut list = LocalList::default();
+        assert_eq!(
+            list.apply(1, UpdateKind::Full, tokens(0..3), 2, 100),
+            ListOutcome::Failed
+        );
+        assert_eq!((list.version(), list.len()), (0, 0));
+        assert_eq!(
+            list.apply(1, UpdateKind::Full, tokens(0..2), 2, 100),
+            ListOutcome::Accepted
+        );
+        assert_eq!(
+            list.apply(2, UpdateKind::Differential, tokens(2..5), 2, 100),
+            ListOutcome::Failed
+        );
+        assert_eq!((list.version(), list.len()), (1, 2), "nothing applied");
+    }
+
+    #[test]
+    fn a_full_list_in_pieces_builds_up_and_a_differential_may_not_overfill() {
+        let mut list = LocalList::default();
+        assert_eq!(
+            list.apply(7, UpdateKind::Full, tokens(0..2), 2, 5),
+            ListOutcome::Accepted
+        );
+        assert_eq!(
+            list.apply(8, UpdateKind::Differential, tokens(2..4), 2, 5),
+            ListOutcome::Accepted
+        );
+        assert_eq!(
+            list.apply(9, UpdateKind::Differential, tokens(4..5), 2, 5),
+            ListOutcome::Accepted
+        );
+        assert_eq!((list.version(), list.len()), (9, 5));
+        assert_eq!(
+            list.apply(10, UpdateKind::Differential, tokens(5..6), 2, 5),
+            ListOutcome::Failed,
+            "a sixth entry does not fit"
+        );
+        assert_eq!((list.version(), list.len()), (9, 5));
+        let swap = vec![("T0".to_owned(), None), ("T5".to_owned(), accepted())];
+        assert_eq!(
+            list.apply(10, UpdateKind::Differential, swap, 2, 5),
+            ListOutcome::Accepted,
+            "a removal makes room in the same message"
+        );
+        assert!(list.lookup("T0").is_none() && list.lookup("T5").is_some());
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub enum Setting {
     OfflineTxForUnknownId,
     AuthCacheEnabled,
     LocalListEnabled,
+    /// Entries the local list can hold (1.6 `LocalAuthListMaxLength`).
     LocalListMaxLength,
+    /// Entries per SendLocalList (1.6 `SendLocalListMaxLength`, 2.0.1 `ItemsPerMessage`).
+    LocalListPerMessage,
+    /// Serialized bytes per SendLocalList (2.0.1 `BytesPerMessage`).
+    LocalListBytesPerMessage,
     ConnectionTimeout,
     StopTxOnInvalidId,
     StopTxOnEvDisconnect,
@@ -143,6 +148,29 @@ pub struct ConfigDefaults {
     pub heartbeat_interval_s: u32,
     pub meter_interval_s: u32,
     pub password: Option<String>,
+    pub local_list: LocalListLimits,
+}
+
+/// The local authorisation list limits a charger reports and enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalListLimits {
+    /// Entries per SendLocalList.
+    pub per_message: u32,
+    /// Serialized bytes of a SendLocalList payload (2.0.1 only).
+    pub bytes_per_message: u32,
+    /// Entries the list can hold (1.6 `LocalAuthListMaxLength`; 2.0.1 the `maxLimit` of
+    /// `LocalAuthListCtrlr.Entries`).
+    pub capacity: u32,
+}
+
+impl Default for LocalListLimits {
+    fn default() -> Self {
+        LocalListLimits {
+            per_message: 1000,
+            bytes_per_message: 65_536,
+            capacity: 1000,
+        }
+    }
 }
 
 /// The configuration store of one charger.
@@ -332,8 +360,20 @@ fn v16_entries(d: &ConfigDefaults) -> Vec<Spec> {
         rw("", "UnlockConnectorOnEVSideDisconnect", "true", BOOL),
         rw("", "WebSocketPingInterval", "0", SECONDS),
         rw("", "LocalAuthListEnabled", "true", BOOL).drives(S::LocalListEnabled),
-        ro("", "LocalAuthListMaxLength", "1000", COUNT).drives(S::LocalListMaxLength),
-        ro("", "SendLocalListMaxLength", "1000", COUNT),
+        ro(
+            "",
+            "LocalAuthListMaxLength",
+            d.local_list.capacity.to_string(),
+            COUNT,
+        )
+        .drives(S::LocalListMaxLength),
+        ro(
+            "",
+            "SendLocalListMaxLength",
+            d.local_list.per_message.to_string(),
+            COUNT,
+        )
+        .drives(S::LocalListPerMessage),
         ro("", "ChargeProfileMaxStackLevel", "10", COUNT).drives(S::MaxStackLevel),
         ro(
             "",
@@ -415,8 +455,30 @@ fn v201_entries(d: &ConfigDefaults) -> Vec<Spec> {
             .drives(S::OfflineTxForUnknownId),
         rw("AuthCacheCtrlr", "Enabled", "true", BOOL).drives(S::AuthCacheEnabled),
         rw("LocalAuthListCtrlr", "Enabled", "true", BOOL).drives(S::LocalListEnabled),
-        ro("LocalAuthListCtrlr", "Entries", "0", COUNT),
-        ro("LocalAuthListCtrlr", "ItemsPerMessage", "1000", COUNT).drives(S::LocalListMaxLength),
+        // The value is how many entries the list holds; its maxLimit how many it can hold.
+        ro(
+            "LocalAuthListCtrlr",
+            "Entries",
+            "0",
+            ValueKind::Integer {
+                min: 0,
+                max: i64::from(d.local_list.capacity),
+            },
+        ),
+        ro(
+            "LocalAuthListCtrlr",
+            "ItemsPerMessage",
+            d.local_list.per_message.to_string(),
+            COUNT,
+        )
+        .drives(S::LocalListPerMessage),
+        ro(
+            "LocalAuthListCtrlr",
+            "BytesPerMessage",
+            d.local_list.bytes_per_message.to_string(),
+            COUNT,
+        )
+        .drives(S::LocalListBytesPerMessage),
         rw("TxCtrlr", "EVConnectionTimeOut", "60", SECONDS).drives(S::ConnectionTimeout),
         rw("TxCtrlr", "StopTxOnInvalidId", "true", BOOL).drives(S::StopTxOnInvalidId),
         rw("TxCtrlr", "StopTxOnEVSideDisconnect", "true", BOOL).drives(S::StopTxOnEvDisconnect),
@@ -634,6 +696,7 @@ mod tests {
             heartbeat_interval_s: 60,
             meter_interval_s: 30,
             password: None,
+            local_list: LocalListLimits::default(),
         }
     }
 

@@ -30,6 +30,7 @@ use voltgate_ocpp::{ErrorCode, OcppVersion};
 
 use self::auth::{AuthCache, LocalList, TokenInfo};
 pub use self::clock::Millis;
+pub use self::config::LocalListLimits;
 use self::config::{ConfigDefaults, ConfigStore, Setting};
 use self::fields::Fault;
 use self::profiles::{ProfileSet, TxContext, DEFAULT_PHASES, NOMINAL_VOLTAGE};
@@ -113,6 +114,8 @@ pub struct ChargerSpec {
     pub closed_loop: bool,
     /// Boot again on every new connection, not only after a reboot.
     pub boot_on_reconnect: bool,
+    /// What SendLocalList may carry and the list may hold.
+    pub local_list: LocalListLimits,
     pub seed: u64,
 }
 
@@ -137,6 +140,7 @@ impl ChargerSpec {
             sessions: None,
             closed_loop: false,
             boot_on_reconnect: true,
+            local_list: LocalListLimits::default(),
             seed: 1,
         }
     }
@@ -483,6 +487,7 @@ impl Charger {
             heartbeat_interval_s: spec.heartbeat_interval_s,
             meter_interval_s: spec.meter_interval_s,
             password: spec.password.clone(),
+            local_list: spec.local_list,
         };
         let mut rng = SplitMix64::new(spec.seed ^ 0x5EED_CAFE);
         let connectors = (1..=spec.connectors)

@@ -1410,6 +1410,127 @@ fn local_list_versions_and_offline_charging() {
 }
 
 #[test]
+fn local_list_limits_are_reported_and_enforced_like_a_real_charger() {
+    for version in BOTH {
+        let mut spec = spec(version);
+        spec.local_list = LocalListLimits {
+            per_message: 2,
+            bytes_per_message: 400,
+            capacity: 3,
+        };
+        let mut h = Harness::with_spec(spec).online();
+        let field = if version == OcppVersion::V16 {
+            "listVersion"
+        } else {
+            "versionNumber"
+        };
+        let reported = match version {
+            OcppVersion::V16 => {
+                let answer = h.call(
+                    "GetConfiguration",
+                    json!({"key": ["SendLocalListMaxLength", "LocalAuthListMaxLength"]}),
+                );
+                let value = |key: &str| {
+                    answer["configurationKey"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|k| k["key"] == key)
+                        .map(|k| k["value"].clone())
+                };
+                (
+                    value("SendLocalListMaxLength"),
+                    value("LocalAuthListMaxLength"),
+                )
+            }
+            OcppVersion::V201 => {
+                let answer = h.call(
+                    "GetVariables",
+                    json!({"getVariableData": [
+                        {"component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
+                        {"component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "BytesPerMessage"}},
+                    ]}),
+                );
+                let results = answer["getVariableResult"].as_array().unwrap();
+                assert_eq!(results[1]["attributeValue"], "400");
+                (Some(results[0]["attributeValue"].clone()), None::<Value>)
+            }
+        };
+        assert_eq!(reported.0, Some(json!("2")), "{version}");
+        if version == OcppVersion::V16 {
+            assert_eq!(reported.1, Some(json!("3")));
+        }
+
+        let three = local_list(
+            version,
+            1,
+            "Full",
+            &[
+                ("A", Some("Accepted")),
+                ("B", Some("Accepted")),
+                ("C", Some("Accepted")),
+            ],
+        );
+        assert_eq!(
+            h.status_of("SendLocalList", three),
+            "Failed",
+            "{version}: three entries in one message"
+        );
+        assert_eq!(h.call("GetLocalListVersion", json!({}))[field], 0);
+        let first = local_list(
+            version,
+            1,
+            "Full",
+            &[("A", Some("Accepted")), ("B", Some("Blocked"))],
+        );
+        assert_eq!(h.status_of("SendLocalList", first), "Accepted");
+        let rest = local_list(version, 2, "Differential", &[("C", Some("Accepted"))]);
+        assert_eq!(h.status_of("SendLocalList", rest), "Accepted");
+        assert_eq!(h.call("GetLocalListVersion", json!({}))[field], 2);
+        assert_eq!(h.c.local_list().len(), 3);
+        let overfill = local_list(version, 3, "Differential", &[("D", Some("Accepted"))]);
+        assert_eq!(
+            h.status_of("SendLocalList", overfill),
+            "Failed",
+            "{version}: a fourth entry is past the capacity"
+        );
+        assert_eq!(h.call("GetLocalListVersion", json!({}))[field], 2);
+        assert!(h.c.local_list().lookup("D").is_none());
+        assert_eq!(
+            h.c.local_list().lookup("B").map(|i| i.status.as_str()),
+            Some("Blocked")
+        );
+        if version == OcppVersion::V201 {
+            let item = |token: &str| {
+                json!({
+                    "idToken": {"idToken": token, "type": "ISO14443"},
+                    "idTokenInfo": {
+                        "status": "Accepted",
+                        "cacheExpiryDateTime": "2099-01-01T00:00:00Z",
+                        "groupIdToken": {"idToken": "G".repeat(36), "type": "Central"},
+                    },
+                })
+            };
+            let big = json!({
+                "versionNumber": 3,
+                "updateType": "Differential",
+                "localAuthorizationList": [item("A"), item("C")],
+            });
+            assert!(
+                big.to_string().len() > 400,
+                "changes only, so within capacity"
+            );
+            assert_eq!(
+                h.status_of("SendLocalList", big),
+                "Failed",
+                "over BytesPerMessage"
+            );
+            assert_eq!(h.call("GetLocalListVersion", json!({}))[field], 2);
+        }
+    }
+}
+
+#[test]
 fn offline_events_are_marked_and_stop_uses_the_late_transaction_id() {
     let mut h = Harness::new(OcppVersion::V201).online();
     h.status_of(

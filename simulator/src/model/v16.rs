@@ -542,9 +542,13 @@ impl Charger {
                     let info = opt_obj(entry, "idTagInfo")?.map(|i| token_info(Some(i)));
                     updates.push((token, info));
                 }
-                let max = self.config.uint(Setting::LocalListMaxLength) as usize;
+                let per_message = self.config.uint(Setting::LocalListPerMessage) as usize;
+                let capacity = self.config.uint(Setting::LocalListMaxLength) as usize;
                 Ok(status(
-                    match self.local_list.apply(version, kind, updates, max) {
+                    match self
+                        .local_list
+                        .apply(version, kind, updates, per_message, capacity)
+                    {
                         ListOutcome::Accepted => "Accepted",
                         ListOutcome::VersionMismatch => "VersionMismatch",
                         ListOutcome::Failed => "Failed",

@@ -574,8 +574,17 @@ impl Charger {
                     let info = opt_obj(entry, "idTokenInfo")?.map(|i| token_info(Some(i)));
                     updates.push((token, info));
                 }
-                let max = self.config.uint(Setting::LocalListMaxLength) as usize;
-                let outcome = self.local_list.apply(version, kind, updates, max);
+                let per_message = self.config.uint(Setting::LocalListPerMessage) as usize;
+                let bytes_limit = self.config.uint(Setting::LocalListBytesPerMessage) as usize;
+                let capacity = self.spec.local_list.capacity as usize;
+                // BytesPerMessage counted over the request payload as serialized.
+                let bytes = Value::Object(o.clone()).to_string().len();
+                let outcome = if bytes > bytes_limit {
+                    ListOutcome::Failed
+                } else {
+                    self.local_list
+                        .apply(version, kind, updates, per_message, capacity)
+                };
                 self.config.set_named(
                     "LocalAuthListCtrlr",
                     "Entries",
