@@ -194,7 +194,12 @@ pub fn command_body(
     })
 }
 
-/// Picks an online charger (and, when `needs_transaction`, one with a running transaction).
+/// Picks an online charger (and, when `needs_transaction`, one with a running transaction),
+/// each probe independently at random, so the load spreads evenly over the chargers that are
+/// online. (Scanning forward from a random start would hand every command that lands on a run
+/// of offline chargers to the first online one after it: while a fleet is still connecting,
+/// that one charger took hundreds of commands a second and its queue overflowed.) `None`
+/// when the probes find nothing; the caller counts that tick as "no charger ready".
 fn pick(
     directory: &Directory,
     rng: &mut SplitMix64,
@@ -204,14 +209,9 @@ fn pick(
     if n == 0 {
         return None;
     }
-    let start = rng.below(n as u64) as usize;
-    let tries = if needs_transaction {
-        n.min(512)
-    } else {
-        n.min(64)
-    };
-    for k in 0..tries {
-        let index = (start + k) % n;
+    let tries = if needs_transaction { 512 } else { 64 };
+    for _ in 0..tries {
+        let index = rng.below(n as u64) as usize;
         let slot = &directory.slots[index];
         if !slot.online.load(Ordering::Relaxed) {
             continue;
@@ -356,6 +356,34 @@ mod tests {
         }
         assert!(command_body("remote-stop", OcppVersion::V16, &load, None, &mut rng).is_none());
         assert!(command_body("make-coffee", OcppVersion::V16, &load, None, &mut rng).is_none());
+    }
+
+    #[test]
+    fn pick_spreads_evenly_over_the_online_chargers_while_others_are_offline() {
+        let directory = Directory::new((0..1000).map(|i| (format!("C{i}"), OcppVersion::V16)));
+        // Ten online chargers in two clusters: one right after a long run of offline ones.
+        let online: Vec<usize> = (0..5).chain(500..505).collect();
+        for &index in &online {
+            directory.slots[index].online.store(true, Ordering::Relaxed);
+        }
+        let mut rng = SplitMix64::new(11);
+        let mut hits = std::collections::HashMap::new();
+        let mut found = 0;
+        for _ in 0..10_000 {
+            if let Some((index, _)) = pick(&directory, &mut rng, false) {
+                assert!(online.contains(&index), "{index} is offline");
+                *hits.entry(index).or_insert(0u32) += 1;
+                found += 1;
+            }
+        }
+        assert_eq!(hits.len(), online.len(), "{hits:?}");
+        let fair = found / online.len() as u32;
+        for (&index, &count) in &hits {
+            assert!(
+                count > fair * 3 / 4 && count < fair * 5 / 4,
+                "charger {index} got {count} of {found} picks: {hits:?}"
+            );
+        }
     }
 
     #[test]

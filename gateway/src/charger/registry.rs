@@ -22,10 +22,10 @@ use voltgate_ocpp::OcppVersion;
 
 use super::live::{LiveCell, LiveState};
 
-/// Operator calls that may wait per charger behind the one in flight. At 5,000 commands a
-/// second spread over 1,000 chargers, random bursts overflowed a queue of 8 a few times in a
-/// hundred thousand (503 Busy); 32 costs no memory up front (the channel's first block holds
-/// 32 slots anyway) and still bounds what one charger can hold.
+/// Operator calls that may wait per charger behind the one in flight; one more is refused at
+/// once (503 Busy) rather than queued without bound. OCPP allows one outstanding CALL per
+/// direction, so a charger answering in a millisecond drains a full queue in tens of
+/// milliseconds; 32 costs no memory up front (the channel's first block holds 32 slots anyway).
 pub const CALL_QUEUE_CAPACITY: usize = 32;
 
 /// How long [`ChargerRegistry::close_all`] waits for sessions to finish their close handshake.
