@@ -1143,6 +1143,14 @@ mod tests {
         }
     }
 
+    /// Each piece as (version, full?, its tokens).
+    fn shape_of(pieces: &[Piece]) -> Vec<(i64, bool, Vec<&str>)> {
+        pieces
+            .iter()
+            .map(|p| (p.version, p.full, tokens_of(&p.entries)))
+            .collect()
+    }
+
     fn tokens_of(entries: &[LocalListEntry]) -> Vec<&str> {
         entries.iter().map(|e| e.id_token.as_str()).collect()
     }
@@ -1240,10 +1248,7 @@ mod tests {
         };
         let size = MessageSize::new(OcppVersion::V16);
         let pieces = plan_pieces(true, full_entries(&five_tokens()), &limits, &size, 7);
-        let shape: Vec<(i64, bool, Vec<&str>)> = pieces
-            .iter()
-            .map(|p| (p.version, p.full, tokens_of(&p.entries)))
-            .collect();
+        let shape = shape_of(&pieces);
         assert_eq!(
             shape,
             vec![
@@ -1296,10 +1301,7 @@ mod tests {
             &MessageSize::new(OcppVersion::V201),
             41,
         );
-        let shape: Vec<(i64, bool, Vec<&str>)> = pieces
-            .iter()
-            .map(|p| (p.version, p.full, tokens_of(&p.entries)))
-            .collect();
+        let shape = shape_of(&pieces);
         assert_eq!(
             shape,
             vec![

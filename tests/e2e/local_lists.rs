@@ -212,6 +212,24 @@ async fn connect(gateway: &Gateway, id: &str, subprotocol: &str) -> Charger {
     charger
 }
 
+/// Cut off from the gateway, a charger decides each token from its list alone; that must be
+/// what the gateway answers online, token by token.
+async fn assert_offline_agrees_with_online(
+    charger: &mut Charger,
+    list: &ChargerList,
+    tokens: &[&str],
+) {
+    let subprotocol = charger.subprotocol.clone();
+    for token in tokens {
+        let online = authorize(charger, token).await["status"] == "Accepted";
+        assert_eq!(
+            list.lets_charge(token),
+            online,
+            "{subprotocol}: offline and online disagree on {token}"
+        );
+    }
+}
+
 async fn authorize(charger: &mut Charger, token: &str) -> Value {
     if charger.is_v16() {
         let answer = charger
@@ -385,23 +403,21 @@ async fn an_offline_charger_decides_from_its_list_as_the_gateway_would() {
         );
         // The charger is now cut off; what it decides alone must match what the gateway
         // answers online, token by token.
-        for token in [
-            "RFID-DANA",
-            "RFID-ERIK",
-            "FAY-SOON",
-            "GUS-OLD",
-            "HAL-BLOCKED",
-            "IDA-ELSEWHERE",
-            "JON-MEMBER",
-            "NOBODY",
-        ] {
-            let online = authorize(&mut charger, token).await["status"] == "Accepted";
-            assert_eq!(
-                list.lets_charge(token),
-                online,
-                "{subprotocol}: offline and online disagree on {token}"
-            );
-        }
+        assert_offline_agrees_with_online(
+            &mut charger,
+            &list,
+            &[
+                "RFID-DANA",
+                "RFID-ERIK",
+                "FAY-SOON",
+                "GUS-OLD",
+                "HAL-BLOCKED",
+                "IDA-ELSEWHERE",
+                "JON-MEMBER",
+                "NOBODY",
+            ],
+        )
+        .await;
         drop(charger);
     }
 }
@@ -654,22 +670,20 @@ async fn a_list_larger_than_one_message_goes_as_full_then_differentials() {
             ["DANA-2", "DANA-3", "DANA-4", "DANA-5", "RFID-DANA"]
         );
         // Cut off now, the charger decides every token as the gateway does online.
-        for token in [
-            "RFID-DANA",
-            "DANA-2",
-            "DANA-3",
-            "DANA-4",
-            "DANA-5",
-            "RFID-ERIK",
-            "NOBODY",
-        ] {
-            let online = authorize(&mut charger, token).await["status"] == "Accepted";
-            assert_eq!(
-                list.lets_charge(token),
-                online,
-                "{subprotocol}: offline and online disagree on {token}"
-            );
-        }
+        assert_offline_agrees_with_online(
+            &mut charger,
+            &list,
+            &[
+                "RFID-DANA",
+                "DANA-2",
+                "DANA-3",
+                "DANA-4",
+                "DANA-5",
+                "RFID-ERIK",
+                "NOBODY",
+            ],
+        )
+        .await;
         drop(charger);
     }
 }

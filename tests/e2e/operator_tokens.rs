@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use voltgate_tests::Api;
 
 use crate::Estate;
 
@@ -203,16 +204,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-#[tokio::test]
-async fn id_tokens_are_listed_changed_and_deleted_by_those_who_may() {
-    let estate = Estate::new(&[]).await;
-    let admin = &estate.admin;
-    admin
-        .principal("dora", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
-    // The watcher may also view drivers, but not edit their cards.
+/// A role with `view-drivers` for the watcher on site-a: it sees drivers but may not edit them.
+async fn let_the_watcher_view_drivers(admin: &Api) {
     admin
         .post(
             "/api/v1/roles",
@@ -226,6 +219,19 @@ async fn id_tokens_are_listed_changed_and_deleted_by_those_who_may() {
         .await
         .unwrap()
         .expect(201);
+}
+
+#[tokio::test]
+async fn id_tokens_are_listed_changed_and_deleted_by_those_who_may() {
+    let estate = Estate::new(&[]).await;
+    let admin = &estate.admin;
+    admin
+        .principal("dora", "driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    // The watcher may also view drivers, but not edit their cards.
+    let_the_watcher_view_drivers(admin).await;
     for token in ["DORA-2", "DORA-1"] {
         admin.id_token("dora", token).await.unwrap().expect(201);
     }
@@ -382,19 +388,7 @@ async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
 
     // Deleting is managing: the watcher may see her but not delete her, the outsider cannot
     // even see her.
-    admin
-        .post(
-            "/api/v1/roles",
-            json!({"id": "driver-viewer", "permissions": ["view-drivers"]}),
-        )
-        .await
-        .unwrap()
-        .expect(201);
-    admin
-        .assign("watcher", "driver-viewer", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
+    let_the_watcher_view_drivers(admin).await;
     estate
         .watcher
         .delete("/api/v1/principals/dora", json!(null))

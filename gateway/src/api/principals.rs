@@ -178,6 +178,27 @@ fn kind_of(state: &SharedState, id: &str) -> PrincipalKind {
         .unwrap_or(PrincipalKind::Operator)
 }
 
+/// The grant to manage principal `id` (issue its tokens, block it, delete it): the edit
+/// permission for its kind, and no reach beyond the caller's own grants.
+async fn manage_grant(
+    state: &SharedState,
+    caller: &Caller,
+    id: &str,
+    request_id: &RequestId,
+) -> Result<super::authorize::Grant, ApiError> {
+    let action = edit_action(kind_of(state, id));
+    let grant = authorize(
+        state,
+        caller,
+        action,
+        &Target::Principal(id.to_owned()),
+        request_id,
+    )
+    .await?;
+    check_no_escalation(state, caller, action, id, request_id).await?;
+    Ok(grant)
+}
+
 /// Holding someone's token is acting as them, and blocking them takes their standing away;
 /// neither may reach beyond what the caller could grant. A system principal is managed only
 /// by a system principal, and every role the target holds must be one the caller could
@@ -279,17 +300,7 @@ pub async fn issue_token(
             &request_id,
         )
     } else {
-        let kind = kind_of(&state, &id);
-        let grant = authorize(
-            &state,
-            &caller,
-            edit_action(kind),
-            &Target::Principal(id.clone()),
-            &request_id,
-        )
-        .await?;
-        check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
-        grant
+        manage_grant(&state, &caller, &id, &request_id).await?
     };
     let token = new_api_token();
     let record = ApiTokenRecord {
@@ -443,16 +454,7 @@ async fn set_blocked(
     id: String,
     blocked: bool,
 ) -> Result<Json<PrincipalView>, ApiError> {
-    let kind = kind_of(&state, &id);
-    let grant = authorize(
-        &state,
-        &caller,
-        edit_action(kind),
-        &Target::Principal(id.clone()),
-        &request_id,
-    )
-    .await?;
-    check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
+    let grant = manage_grant(&state, &caller, &id, &request_id).await?;
     let result = apply_blocked(&state, &id, blocked).await;
     grant.finish_with(&state, result).await
 }
@@ -492,16 +494,7 @@ pub async fn delete(
     request_id: RequestId,
     StrictPath(id): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let kind = kind_of(&state, &id);
-    let grant = authorize(
-        &state,
-        &caller,
-        edit_action(kind),
-        &Target::Principal(id.clone()),
-        &request_id,
-    )
-    .await?;
-    check_no_escalation(&state, &caller, edit_action(kind), &id, &request_id).await?;
+    let grant = manage_grant(&state, &caller, &id, &request_id).await?;
     let result = remove_principal(&state, &caller, &id).await;
     grant.finish_with(&state, result).await
 }
