@@ -563,19 +563,17 @@ async fn credentials_grant(
             request_id,
         ));
     }
-    let action = edit_action(kind_of(state, id));
-    let grant = authorize(
+    if revoke {
+        return manage_grant(state, caller, id, request_id).await;
+    }
+    authorize(
         state,
         caller,
-        action,
+        edit_action(kind_of(state, id)),
         &Target::Principal(id.to_owned()),
         request_id,
     )
-    .await?;
-    if revoke {
-        check_no_escalation(state, caller, action, id, request_id).await?;
-    }
-    Ok(grant)
+    .await
 }
 
 /// `GET /api/v1/principals/{id}/tokens`: the principal's API tokens without their secrets.
