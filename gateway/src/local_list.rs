@@ -102,6 +102,10 @@ pub struct ListedToken {
     pub expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The 2.0.1 IdTokenEnumType the token is listed with; `None` is listed as ISO14443 (and
+    /// is what every list stored before token types existed holds). Always `None` on 1.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
 }
 
 /// A whole list: id token → entry.
@@ -378,6 +382,7 @@ impl Candidates {
                     status: "Accepted".to_owned(),
                     expires_at: token.expires_at,
                     group: token.group,
+                    token_type: token.token_type,
                 },
             ));
         }
@@ -406,6 +411,7 @@ fn desired_list(
         for (token, entry) in tokens {
             let mut entry = entry.clone();
             if version == OcppVersion::V16 {
+                entry.token_type = None;
                 if token.chars().count() > V16_MAX_ID_TAG {
                     continue;
                 }
@@ -437,10 +443,13 @@ fn diff(held: &ListContent, desired: &ListContent) -> ListDiff {
         match desired.get(token) {
             None => {
                 out.tightened = true;
-                out.changes.push(LocalListEntry {
-                    id_token: token.clone(),
-                    info: None,
-                });
+                out.changes.push(removal(token, old));
+            }
+            Some(new) if new.token_type != old.token_type => {
+                // A 2.0.1 charger keys its list by text and type: drop the old pair.
+                out.tightened = true;
+                out.changes.push(removal(token, old));
+                out.changes.push(entry(token, new));
             }
             Some(new) if new != old => {
                 out.tightened = true;
@@ -457,9 +466,18 @@ fn diff(held: &ListContent, desired: &ListContent) -> ListDiff {
     out
 }
 
+fn removal(token: &str, listed: &ListedToken) -> LocalListEntry {
+    LocalListEntry {
+        id_token: token.to_owned(),
+        token_type: listed.token_type.clone(),
+        info: None,
+    }
+}
+
 fn entry(token: &str, listed: &ListedToken) -> LocalListEntry {
     LocalListEntry {
         id_token: token.to_owned(),
+        token_type: listed.token_type.clone(),
         info: Some(LocalTokenInfo {
             status: listed.status.clone(),
             expires_at: listed.expires_at.clone(),
@@ -994,6 +1012,7 @@ mod tests {
             blocked: false,
             expires_at: None,
             group: None,
+            token_type: None,
         }
     }
 
@@ -1002,6 +1021,7 @@ mod tests {
             status: "Accepted".to_owned(),
             expires_at: expires_at.map(str::to_owned),
             group: group.map(str::to_owned),
+            token_type: None,
         }
     }
 
@@ -1120,11 +1140,104 @@ mod tests {
             vec![
                 LocalListEntry {
                     id_token: "B".into(),
+                    token_type: None,
                     info: None
                 },
                 entry("C", &accepted(Some("2024-05-02T00:00:00Z"), None)),
             ]
         );
+    }
+
+    fn typed(token_type: Option<&str>) -> ListedToken {
+        ListedToken {
+            token_type: token_type.map(str::to_owned),
+            ..accepted(None, None)
+        }
+    }
+
+    #[test]
+    fn v2_0_1_lists_carry_the_stored_token_type_and_1_6_lists_none() {
+        let engine = estate();
+        let tokens = vec![
+            IdTokenRecord {
+                token_type: Some("KeyCode".into()),
+                ..token("DAVE-PIN", "dave")
+            },
+            token("DAVE-CARD", "dave"),
+        ];
+        let candidates = Candidates::new(tokens, NOW);
+        let v201 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V201);
+        assert_eq!(v201["DAVE-PIN"], typed(Some("KeyCode")));
+        assert_eq!(v201["DAVE-CARD"], typed(None));
+        let call = Command::SendLocalList {
+            version: 1,
+            full: true,
+            entries: full_entries(&v201),
+        }
+        .to_call(OcppVersion::V201, 0)
+        .unwrap();
+        let sent: Vec<_> = call.payload["localAuthorizationList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["idToken"].clone())
+            .collect();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.contains(&serde_json::json!({"idToken": "DAVE-PIN", "type": "KeyCode"})));
+        assert!(sent.contains(&serde_json::json!({"idToken": "DAVE-CARD", "type": "ISO14443"})));
+
+        let v16 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V16);
+        assert!(v16.values().all(|listed| listed.token_type.is_none()));
+    }
+
+    #[test]
+    fn a_type_change_replaces_the_listed_pair_in_a_differential() {
+        let held: ListContent = [
+            ("A".to_owned(), typed(None)),
+            ("B".to_owned(), typed(Some("ISO15693"))),
+        ]
+        .into();
+        let desired: ListContent = [
+            ("A".to_owned(), typed(Some("eMAID"))),
+            ("B".to_owned(), typed(Some("ISO15693"))),
+        ]
+        .into();
+        let changed = diff(&held, &desired);
+        assert!(
+            changed.tightened,
+            "the old pair may have been accepted offline"
+        );
+        assert_eq!(
+            changed.changes,
+            vec![
+                LocalListEntry {
+                    id_token: "A".into(),
+                    token_type: None,
+                    info: None,
+                },
+                entry("A", &typed(Some("eMAID"))),
+            ]
+        );
+        assert!(tightens(&held, &desired));
+        // Both halves travel in one valid 2.0.1 differential.
+        let call = Command::SendLocalList {
+            version: 2,
+            full: false,
+            entries: changed.changes,
+        }
+        .to_call(OcppVersion::V201, 0)
+        .unwrap();
+        assert_eq!(
+            call.payload["localAuthorizationList"],
+            serde_json::json!([
+                {"idToken": {"idToken": "A", "type": "ISO14443"}},
+                {"idToken": {"idToken": "A", "type": "eMAID"},
+                 "idTokenInfo": {"status": "Accepted"}},
+            ])
+        );
+        // A list stored before token types existed reads back untyped.
+        let stored: ListedToken = serde_json::from_str(r#"{"status":"Accepted"}"#).unwrap();
+        assert_eq!(stored, typed(None));
     }
 
     #[test]
@@ -1140,6 +1253,7 @@ mod tests {
             status: status.to_owned(),
             expires_at: None,
             group: None,
+            token_type: None,
         }
     }
 
@@ -1322,6 +1436,7 @@ mod tests {
                         status: "Accepted".to_owned(),
                         expires_at: (i % 3 == 0).then(|| "2099-01-01T00:00:00Z".to_owned()),
                         group: (i % 4 == 0).then(|| format!("GROUP-{i}")),
+                        token_type: (i % 5 == 0).then(|| "eMAID".to_owned()),
                     };
                     (format!("TAG-{i:03}"), entry)
                 })

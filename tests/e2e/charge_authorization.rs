@@ -122,6 +122,77 @@ async fn id_tokens_are_decided_by_the_role_engine() {
     assert!(charge("ZAP-2", false), "no audited deny: {}", audit.text);
 }
 
+async fn authorize_as(charger: &mut Charger, token: &str, token_type: &str) -> String {
+    let payload = json!({"idToken": {"idToken": token, "type": token_type}});
+    let answer = charger.call_ok("Authorize", payload).await.unwrap();
+    answer["idTokenInfo"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_typed_id_token_is_known_only_under_its_type_on_2_0_1() {
+    let site = site().await;
+    let mut legacy = connect(&site, "ZAP-1", "ocpp1.6").await;
+    let mut modern = connect(&site, "ZAP-3", "ocpp2.0.1").await;
+    site.admin
+        .post(
+            "/api/v1/principals/dana/id-tokens",
+            json!({"id_token": "PIN-4711", "type": "KeyCode"}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+
+    assert_eq!(
+        authorize_as(&mut modern, "PIN-4711", "KeyCode").await,
+        "Accepted"
+    );
+    assert_eq!(
+        authorize_as(&mut modern, "PIN-4711", "ISO14443").await,
+        "Invalid"
+    );
+    assert_eq!(
+        authorize(&mut legacy, "PIN-4711").await,
+        "Accepted",
+        "1.6 has no types"
+    );
+    // A token stored without a type matches whatever type the charger presents.
+    assert_eq!(
+        authorize_as(&mut modern, "RFID-DANA", "ISO15693").await,
+        "Accepted"
+    );
+
+    let cleared = site
+        .admin
+        .patch("/api/v1/id-tokens/PIN-4711", json!({"type": null}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(cleared.body["type"], Value::Null);
+    assert_eq!(
+        authorize_as(&mut modern, "PIN-4711", "ISO14443").await,
+        "Accepted"
+    );
+    let retyped = site
+        .admin
+        .patch("/api/v1/id-tokens/RFID-DANA", json!({"type": "eMAID"}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(retyped.body["type"], "eMAID");
+    assert_eq!(
+        authorize_as(&mut modern, "RFID-DANA", "ISO14443").await,
+        "Invalid"
+    );
+    site.admin
+        .patch("/api/v1/id-tokens/RFID-DANA", json!({"type": "Emaid"}))
+        .await
+        .unwrap()
+        .expect(422);
+}
+
 fn frame(id: &str, action: &str, payload: Value) -> String {
     json!([2, id, action, payload]).to_string()
 }

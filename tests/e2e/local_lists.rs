@@ -460,6 +460,43 @@ async fn a_restarted_gateway_continues_with_differential_updates() {
 }
 
 #[tokio::test]
+async fn a_token_type_change_replaces_the_2_0_1_entry_in_a_differential() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp2.0.1").await;
+    let list = first_sync(&mut charger, 0).await;
+    assert_eq!(list.tokens(), ["RFID-DANA"]);
+
+    admin
+        .patch("/api/v1/id-tokens/RFID-DANA", json!({"type": "ISO15693"}))
+        .await
+        .unwrap()
+        .expect(200);
+    let (id, update) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(update["updateType"], "Differential", "{update}");
+    assert_eq!(update["versionNumber"], 2);
+    assert_eq!(
+        update["localAuthorizationList"],
+        json!([{"idToken": {"idToken": "RFID-DANA", "type": "ISO14443"}},
+               {"idToken": {"idToken": "RFID-DANA", "type": "ISO15693"},
+                "idTokenInfo": {"status": "Accepted"}}]),
+        "the old pair leaves and the typed one arrives"
+    );
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    let (id, _) = expect_call(&mut charger, "ClearCache").await;
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+
+    admin
+        .patch("/api/v1/id-tokens/RFID-DANA", json!({"blocked": false}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert!(
+        charger.next_call(QUIET).await.is_none(),
+        "an unchanged type sends nothing"
+    );
+}
+
+#[tokio::test]
 async fn a_charger_without_local_lists_is_left_alone_but_its_cache_is_cleared() {
     let (gateway, admin) = estate(syncing()).await;
     let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;

@@ -73,10 +73,25 @@ pub enum Command {
     GetLocalListVersion,
 }
 
+/// The OCPP 2.0.1 `IdTokenEnumType` values, spelled as on the wire.
+pub const ID_TOKEN_TYPES: [&str; 8] = [
+    "Central",
+    "eMAID",
+    "ISO14443",
+    "ISO15693",
+    "KeyCode",
+    "Local",
+    "MacAddress",
+    "NoAuthorization",
+];
+
 /// One id token in a [`Command::SendLocalList`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalListEntry {
     pub id_token: String,
+    /// The 2.0.1 `IdTokenEnumType` the token is listed with; `None` lists it as `ISO14443`
+    /// (RFID cards, what chargers report for most tokens). 1.6 idTags carry no type.
+    pub token_type: Option<String>,
     /// What the charger should answer for the token; `None` removes it (differential only).
     pub info: Option<LocalTokenInfo>,
 }
@@ -903,10 +918,9 @@ pub fn local_list_item(
             Ok(item)
         }
         OcppVersion::V201 => {
-            // The gateway knows tokens by their text only; ISO14443 (RFID cards) is the type
-            // chargers report for them.
+            let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
             let mut item = json!({
-                "idToken": { "idToken": entry.id_token, "type": "ISO14443" },
+                "idToken": { "idToken": entry.id_token, "type": token_type },
             });
             if let Some(info) = &entry.info {
                 let mut token_info = json!({ "status": info.status });
@@ -924,7 +938,7 @@ pub fn local_list_item(
 }
 
 /// A list version is a positive 32-bit integer; a full list gives every token its answer, a
-/// differential one may remove tokens; a token appears once.
+/// differential one may remove tokens; a token (text and type) appears once.
 fn check_local_list(
     version: i64,
     full: bool,
@@ -936,7 +950,10 @@ fn check_local_list(
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for entry in entries {
         check_length("id_token", &entry.id_token, 1, MAX_ID_TOKEN)?;
-        if !seen.insert(entry.id_token.as_str()) {
+        // A 2.0.1 list is keyed by text and type, so a type change removes the old pair and
+        // adds the new one in the same differential.
+        let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
+        if !seen.insert((entry.id_token.as_str(), token_type)) {
             return Err(invalid(format!(
                 "id token {:?} appears twice in one local list",
                 entry.id_token

@@ -34,7 +34,7 @@ pub use actions::{
 };
 pub use command::{
     local_list_item, response_status, Command, CommandError, LocalListEntry, LocalTokenInfo,
-    OutgoingCall, COMMAND_NAMES,
+    OutgoingCall, COMMAND_NAMES, ID_TOKEN_TYPES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

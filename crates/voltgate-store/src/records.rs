@@ -82,6 +82,8 @@ pub struct IdTokenRecord {
     pub blocked: bool,
     pub expires_at: Option<String>,
     pub group: Option<String>,
+    /// OCPP 2.0.1 IdTokenEnumType (`ISO14443`, `eMAID`, ...); `None` matches any presented type.
+    pub token_type: Option<String>,
 }
 
 /// The start of a charging session as reported by a charger.

@@ -124,6 +124,7 @@ fn id_token(token: &str, principal: &str) -> IdTokenRecord {
         blocked: false,
         expires_at: None,
         group: Some("fleet".to_owned()),
+        token_type: None,
     }
 }
 
@@ -436,10 +437,22 @@ async fn id_tokens(store: &Arc<SqliteStore>) {
         blocked: true,
         expires_at: Some("2025-12-31T23:59:59Z".to_owned()),
         group: None,
+        token_type: Some("ISO15693".to_owned()),
         ..card
     };
     store.put_id_token(&blocked).await.unwrap();
-    assert_eq!(store.id_tokens().await.unwrap(), [other, blocked]);
+    assert_eq!(
+        store.id_tokens().await.unwrap(),
+        [other.clone(), blocked.clone()]
+    );
+
+    // The type is replaced and cleared like every other field.
+    let untyped = IdTokenRecord {
+        token_type: None,
+        ..blocked
+    };
+    store.put_id_token(&untyped).await.unwrap();
+    assert_eq!(store.id_token("RFID-B").await.unwrap(), Some(untyped));
 
     let err = store
         .put_id_token(&id_token("RFID-Z", "ghost"))

@@ -338,6 +338,9 @@ pub struct NewIdToken {
     pub expires_at: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+    /// The OCPP 2.0.1 IdTokenEnumType the token is presented with; absent matches any.
+    #[serde(default, rename = "type")]
+    pub token_type: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -347,6 +350,8 @@ pub struct IdTokenView {
     pub blocked: bool,
     pub expires_at: Option<String>,
     pub group: Option<String>,
+    #[serde(rename = "type")]
+    pub token_type: Option<String>,
 }
 
 impl From<IdTokenRecord> for IdTokenView {
@@ -357,8 +362,20 @@ impl From<IdTokenRecord> for IdTokenView {
             blocked: t.blocked,
             expires_at: t.expires_at,
             group: t.group,
+            token_type: t.token_type,
         }
     }
+}
+
+/// A token type must be one of the 2.0.1 `IdTokenEnumType` values, spelled as on the wire.
+fn check_id_token_type(value: &str) -> Result<(), ApiError> {
+    if voltgate_ocpp::ID_TOKEN_TYPES.contains(&value) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_body(format!(
+        "type must be one of {}",
+        voltgate_ocpp::ID_TOKEN_TYPES.join(", ")
+    )))
 }
 
 fn check_id_token_text(field: &str, value: &str) -> Result<(), ApiError> {
@@ -384,6 +401,9 @@ pub async fn add_id_token(
     if let Some(group) = &body.group {
         check_id_token_text("group", group)?;
     }
+    if let Some(token_type) = &body.token_type {
+        check_id_token_type(token_type)?;
+    }
     if let Some(expires_at) = &body.expires_at {
         if audit::parse_rfc3339(expires_at).is_none() {
             return Err(ApiError::invalid_body(
@@ -405,6 +425,7 @@ pub async fn add_id_token(
         blocked: false,
         expires_at: body.expires_at,
         group: body.group,
+        token_type: body.token_type,
     };
     let result = insert_id_token(&state, record).await;
     grant.finish_with(&state, result).await
@@ -687,7 +708,7 @@ pub async fn list_id_tokens(
 }
 
 /// A change to one id token. An absent field is left as it is; `"expires_at": null` removes
-/// the expiry, `"group": null` the group.
+/// the expiry, `"group": null` the group, `"type": null` the type.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdTokenChange {
@@ -697,6 +718,8 @@ pub struct IdTokenChange {
     pub expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub group: Option<Option<String>>,
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    pub token_type: Option<Option<String>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -708,8 +731,8 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// `PATCH /api/v1/id-tokens/{token}`: block or unblock, set or clear the expiry or the group
-/// (`id-token.edit` on the token's principal). Chargers' local lists follow within seconds.
+/// `PATCH /api/v1/id-tokens/{token}`: block or unblock, set or clear the expiry, the group or
+/// the 2.0.1 token type (`id-token.edit` on the token's principal). Chargers' local lists follow within seconds.
 pub async fn change_id_token(
     State(state): State<SharedState>,
     caller: Caller,
@@ -727,6 +750,9 @@ pub async fn change_id_token(
     if let Some(Some(group)) = &body.group {
         check_id_token_text("group", group)?;
     }
+    if let Some(Some(token_type)) = &body.token_type {
+        check_id_token_type(token_type)?;
+    }
     let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
     let result = update_id_token(&state, &token, |record| {
         if let Some(blocked) = body.blocked {
@@ -737,6 +763,9 @@ pub async fn change_id_token(
         }
         if let Some(group) = body.group {
             record.group = group;
+        }
+        if let Some(token_type) = body.token_type {
+            record.token_type = token_type;
         }
     })
     .await;

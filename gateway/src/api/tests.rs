@@ -1318,3 +1318,102 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 fn pointer_target<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
     doc.pointer(reference.strip_prefix('#')?)
 }
+
+#[tokio::test]
+async fn id_token_types_are_set_changed_cleared_and_checked() {
+    let (api, alice, _bob) = estate().await;
+    let untyped = api
+        .post(
+            "/api/v1/principals/carol/id-tokens",
+            &alice,
+            json!({"id_token": "CARD-PLAIN"}),
+        )
+        .await;
+    assert_eq!(untyped.status, StatusCode::CREATED, "{}", untyped.body);
+    assert_eq!(untyped.body["type"], Value::Null);
+    assert!(untyped.body.as_object().unwrap().contains_key("type"));
+
+    let typed = api
+        .post(
+            "/api/v1/principals/carol/id-tokens",
+            &alice,
+            json!({"id_token": "CARD-EMAID", "type": "eMAID"}),
+        )
+        .await;
+    assert_eq!(typed.status, StatusCode::CREATED, "{}", typed.body);
+    assert_eq!(typed.body["type"], "eMAID");
+    let stored = api.state.store.id_token("CARD-EMAID").await.unwrap();
+    assert_eq!(stored.unwrap().token_type.as_deref(), Some("eMAID"));
+
+    for bad in [json!("emaid"), json!("RFID"), json!(""), json!(7)] {
+        let refused = api
+            .post(
+                "/api/v1/principals/carol/id-tokens",
+                &alice,
+                json!({"id_token": "CARD-BAD", "type": bad}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(error_code(&refused), "invalid_body", "{}", refused.body);
+    }
+    let wrong_spelling = api
+        .post(
+            "/api/v1/principals/carol/id-tokens",
+            &alice,
+            json!({"id_token": "CARD-BAD", "type": "iso14443"}),
+        )
+        .await;
+    let message = wrong_spelling.body["message"].as_str().unwrap();
+    for allowed in voltgate_ocpp::ID_TOKEN_TYPES {
+        assert!(message.contains(allowed), "{message}");
+    }
+    assert_eq!(api.state.store.id_token("CARD-BAD").await.unwrap(), None);
+
+    let patch = |token: &'static str, body: Value| {
+        let api = &api;
+        let alice = alice.clone();
+        async move {
+            api.call(
+                Method::PATCH,
+                &format!("/api/v1/id-tokens/{token}"),
+                Some(&alice),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let set = patch("CARD-PLAIN", json!({"type": "KeyCode"})).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["type"], "KeyCode");
+    let kept = patch("CARD-PLAIN", json!({"blocked": false})).await;
+    assert_eq!(kept.body["type"], "KeyCode", "an absent type is kept");
+    let refused = patch("CARD-PLAIN", json!({"type": "Keycode"})).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&refused), "invalid_body");
+    let cleared = patch("CARD-PLAIN", json!({"type": null})).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    assert_eq!(cleared.body["type"], Value::Null);
+    let stored = api.state.store.id_token("CARD-PLAIN").await.unwrap();
+    assert_eq!(stored.unwrap().token_type, None);
+
+    let listed = api.get("/api/v1/principals/carol/id-tokens", &alice).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let types: Vec<(String, Value)> = listed.body["id_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id_token"].as_str().unwrap().to_owned(),
+                t["type"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("CARD-EMAID".to_owned(), json!("eMAID")),
+            ("CARD-PLAIN".to_owned(), Value::Null),
+        ]
+    );
+}

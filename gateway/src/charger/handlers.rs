@@ -162,7 +162,7 @@ fn status_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, 
 
 async fn authorize(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
     let token = id_token_of(ctx.version, payload).ok_or_else(|| Reject::malformed("idTag"))?;
-    let decision = decide_id_token(ctx, token).await?;
+    let decision = decide_id_token(ctx, token, presented_type(ctx.version, payload)).await?;
     Ok(id_token_info(ctx.version, &decision))
 }
 
@@ -174,7 +174,7 @@ async fn start_transaction(
     let connector = required_u32(payload, "connectorId")?;
     let id_tag = required_str(payload, "idTag")?;
     let timestamp = required_str(payload, "timestamp")?;
-    let decision = decide_id_token(ctx, id_tag).await?;
+    let decision = decide_id_token(ctx, id_tag, None).await?;
     let transaction = NewTransaction {
         charger: ctx.charger_id.to_owned(),
         key: start_transaction_key(message_id, connector, timestamp),
@@ -277,7 +277,9 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
     let meter_values = payload.get("meterValue");
     let token = id_token_of(OcppVersion::V201, payload);
     let decision = match token {
-        Some(token) => Some(decide_id_token(ctx, token).await?),
+        Some(token) => {
+            Some(decide_id_token(ctx, token, presented_type(OcppVersion::V201, payload)).await?)
+        }
         None => None,
     };
     let new = NewTransaction {
@@ -499,17 +501,36 @@ pub(crate) fn judge_id_token(
     decided(status, view.reason)
 }
 
-/// Decides an id token for this station, audits and counts the decision.
-async fn decide_id_token(ctx: &CallContext<'_>, token: &str) -> Result<TokenDecision, Reject> {
+/// The stored token a presented one is: a token stored with a 2.0.1 type is that token only
+/// when presented with that type; one stored without a type, or a 1.6 idTag (`presented_type`
+/// `None`), matches by text alone. Any other stored token is, to the charger, unknown.
+pub(crate) fn registered_as<'a>(
+    record: Option<&'a IdTokenRecord>,
+    presented_type: Option<&str>,
+) -> Option<&'a IdTokenRecord> {
+    record.filter(|record| match (&record.token_type, presented_type) {
+        (Some(stored), Some(presented)) => stored == presented,
+        _ => true,
+    })
+}
+
+/// Decides an id token for this station, audits and counts the decision. `presented_type` is
+/// the 2.0.1 `IdTokenEnumType` the charger sent (`None` on 1.6).
+async fn decide_id_token(
+    ctx: &CallContext<'_>,
+    token: &str,
+    presented_type: Option<&str>,
+) -> Result<TokenDecision, Reject> {
     let record = ctx
         .state
         .store
         .id_token(token)
         .await
         .map_err(|err| store_failed(ctx, "id_token", &err))?;
+    let record = registered_as(record.as_ref(), presented_type);
     let decision = {
         let engine = ctx.state.policy.read();
-        judge_id_token(record.as_ref(), OffsetDateTime::now_utc(), |principal| {
+        judge_id_token(record, OffsetDateTime::now_utc(), |principal| {
             let explained = engine.explain(
                 principal,
                 Action::Charge,
@@ -554,6 +575,14 @@ pub(crate) fn id_token_of(version: OcppVersion, payload: &Value) -> Option<&str>
     match version {
         OcppVersion::V16 => payload.get("idTag")?.as_str(),
         OcppVersion::V201 => payload.get("idToken")?.get("idToken")?.as_str(),
+    }
+}
+
+/// The 2.0.1 `IdTokenEnumType` a charger presented with its id token; 1.6 idTags have none.
+pub(crate) fn presented_type(version: OcppVersion, payload: &Value) -> Option<&str> {
+    match version {
+        OcppVersion::V16 => None,
+        OcppVersion::V201 => payload.get("idToken")?.get("type")?.as_str(),
     }
 }
 
@@ -637,6 +666,7 @@ mod tests {
             blocked,
             expires_at: expires_at.map(str::to_owned),
             group: None,
+            token_type: None,
         }
     }
 
@@ -696,6 +726,40 @@ mod tests {
         let denied = judge_id_token(Some(&token(false, None)), NOW, engine(false, false));
         assert_eq!(denied.status, TokenStatus::Invalid);
         assert_eq!(denied.principal.as_deref(), Some("dave"));
+    }
+
+    #[test]
+    fn a_typed_token_matches_only_its_type_and_an_untyped_one_any() {
+        let typed = IdTokenRecord {
+            token_type: Some("KeyCode".into()),
+            ..token(false, None)
+        };
+        let untyped = token(false, None);
+        let payload = |token_type: &str| json!({"idToken": {"idToken": "TAG", "type": token_type}});
+
+        let wrong_type = payload("ISO14443");
+        let wrong = registered_as(Some(&typed), presented_type(OcppVersion::V201, &wrong_type));
+        let decision = judge_id_token(wrong, NOW, not_asked);
+        assert_eq!(decision.status, TokenStatus::Invalid);
+        assert_eq!(decision.principal, None, "a wrong type is an unknown token");
+
+        let right_type = payload("KeyCode");
+        let right = registered_as(Some(&typed), presented_type(OcppVersion::V201, &right_type));
+        let decision = judge_id_token(right, NOW, engine(false, true));
+        assert_eq!(decision.status, TokenStatus::Accepted);
+        assert_eq!(decision.principal.as_deref(), Some("dave"));
+
+        for token_type in voltgate_ocpp::ID_TOKEN_TYPES {
+            let any_type = payload(token_type);
+            let any = registered_as(Some(&untyped), presented_type(OcppVersion::V201, &any_type));
+            let decision = judge_id_token(any, NOW, engine(false, true));
+            assert_eq!(decision.status, TokenStatus::Accepted, "{token_type}");
+        }
+        // A 1.6 idTag has no type, so a typed token still matches by its text there.
+        let v16 = json!({"idTag": "TAG"});
+        assert_eq!(presented_type(OcppVersion::V16, &v16), None);
+        assert_eq!(registered_as(Some(&typed), None), Some(&typed));
+        assert_eq!(registered_as(None, Some("KeyCode")), None);
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub fn id_token(token: &str, principal: &str) -> IdTokenRecord {
         blocked: false,
         expires_at: None,
         group: None,
+        token_type: None,
     }
 }
 

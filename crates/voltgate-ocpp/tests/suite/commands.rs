@@ -765,6 +765,7 @@ fn local_list_samples() -> Vec<Command> {
     use voltgate_ocpp::{LocalListEntry, LocalTokenInfo};
     let accepted = |token: &str, expires_at: Option<&str>, group: Option<&str>| LocalListEntry {
         id_token: token.into(),
+        token_type: None,
         info: Some(LocalTokenInfo {
             status: "Accepted".into(),
             expires_at: expires_at.map(Into::into),
@@ -792,9 +793,14 @@ fn local_list_samples() -> Vec<Command> {
             entries: vec![
                 LocalListEntry {
                     id_token: "TAG-1".into(),
+                    token_type: None,
                     info: None,
                 },
                 accepted("TAG-3", None, None),
+                LocalListEntry {
+                    token_type: Some("eMAID".into()),
+                    ..accepted("DE-ABC-C12345678-X", None, None)
+                },
             ],
         },
     ]
@@ -854,6 +860,7 @@ fn bad_local_lists_are_refused() {
     use voltgate_ocpp::{LocalListEntry, LocalTokenInfo};
     let entry = |token: &str, status: Option<&str>| LocalListEntry {
         id_token: token.into(),
+        token_type: None,
         info: status.map(|status| LocalTokenInfo {
             status: status.into(),
             expires_at: None,
@@ -891,5 +898,33 @@ fn bad_local_lists_are_refused() {
     assert!(
         long.to_call(OcppVersion::V16, 1).is_err(),
         "1.6 idTags are at most 20 characters"
+    );
+}
+
+#[test]
+fn local_list_items_carry_the_stored_token_type() {
+    use voltgate_ocpp::{local_list_item, LocalListEntry, LocalTokenInfo, ID_TOKEN_TYPES};
+    let entry = |token_type: Option<&str>| LocalListEntry {
+        id_token: "CARD-1".into(),
+        token_type: token_type.map(Into::into),
+        info: Some(LocalTokenInfo {
+            status: "Accepted".into(),
+            expires_at: None,
+            group: None,
+        }),
+    };
+    for token_type in ID_TOKEN_TYPES {
+        let item = local_list_item(OcppVersion::V201, &entry(Some(token_type))).unwrap();
+        assert_eq!(
+            item["idToken"],
+            json!({"idToken": "CARD-1", "type": token_type})
+        );
+    }
+    let untyped = local_list_item(OcppVersion::V201, &entry(None)).unwrap();
+    assert_eq!(untyped["idToken"]["type"], "ISO14443");
+    let v16 = local_list_item(OcppVersion::V16, &entry(Some("KeyCode"))).unwrap();
+    assert_eq!(
+        v16,
+        json!({"idTag": "CARD-1", "idTagInfo": {"status": "Accepted"}})
     );
 }

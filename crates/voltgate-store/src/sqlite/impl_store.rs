@@ -473,17 +473,18 @@ impl Store for SqliteStore {
         self.write(t.clone(), |conn, t| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id) \
-                     VALUES (?, ?, ?, ?, ?) \
+                    "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id, \
+                     token_type) VALUES (?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (id_token) DO UPDATE SET principal = excluded.principal, \
                      blocked = excluded.blocked, expires_at = excluded.expires_at, \
-                     group_id = excluded.group_id",
+                     group_id = excluded.group_id, token_type = excluded.token_type",
                 )
                 .bind(&t.id_token)
                 .bind(&t.principal)
                 .bind(t.blocked)
                 .bind(&t.expires_at)
                 .bind(&t.group)
+                .bind(&t.token_type)
                 .execute(conn)
                 .await
                 .map_err(|err| {
@@ -501,7 +502,7 @@ impl Store for SqliteStore {
         self.read(id_token, |conn, id_token| {
             Box::pin(async move {
                 let found = sqlx::query(
-                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                    "SELECT id_token, principal, blocked, expires_at, group_id, token_type FROM id_tokens \
                      WHERE id_token = ?",
                 )
                 .bind(id_token)
@@ -517,7 +518,7 @@ impl Store for SqliteStore {
         self.read(&(), |conn, ()| {
             Box::pin(async move {
                 let found = sqlx::query(
-                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                    "SELECT id_token, principal, blocked, expires_at, group_id, token_type FROM id_tokens \
                      ORDER BY id_token",
                 )
                 .fetch_all(conn)
@@ -536,7 +537,7 @@ impl Store for SqliteStore {
         self.read(principal, |conn, principal| {
             Box::pin(async move {
                 let found = sqlx::query(
-                    "SELECT id_token, principal, blocked, expires_at, group_id FROM id_tokens \
+                    "SELECT id_token, principal, blocked, expires_at, group_id, token_type FROM id_tokens \
                      WHERE principal = ? ORDER BY id_token",
                 )
                 .bind(principal)
@@ -921,5 +922,56 @@ mod tests {
             scope("self", Some("self")),
         ]);
         assert_eq!(ids(&ordered), ["top", "self", "a", "b"]);
+    }
+
+    /// A database written before id tokens had a type keeps its tokens, untyped, after the
+    /// migration that adds the column.
+    #[tokio::test]
+    async fn an_id_token_stored_before_types_existed_migrates_untyped() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voltgate.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .put_principal(&PrincipalRecord {
+                id: "driver-1".to_owned(),
+                kind: "driver".to_owned(),
+                home_scope: "org".to_owned(),
+                name: "Driver".to_owned(),
+                blocked: false,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        drop(store);
+
+        // Turn the file back into the schema before the type column, holding one token.
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        for statement in [
+            "ALTER TABLE id_tokens DROP COLUMN token_type",
+            "DELETE FROM _sqlx_migrations WHERE version = 4",
+            "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id) \
+             VALUES ('OLD-CARD', 'driver-1', 0, NULL, 'fleet')",
+        ] {
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        let old = reopened.id_token("OLD-CARD").await.unwrap().unwrap();
+        assert_eq!(old.token_type, None);
+        assert_eq!(old.group.as_deref(), Some("fleet"));
+        let typed = IdTokenRecord {
+            id_token: "NEW-CARD".to_owned(),
+            token_type: Some("eMAID".to_owned()),
+            ..old
+        };
+        reopened.put_id_token(&typed).await.unwrap();
+        assert_eq!(reopened.id_token("NEW-CARD").await.unwrap(), Some(typed));
     }
 }

@@ -107,6 +107,7 @@ pub(super) fn id_token(row: &SqliteRow) -> Result<IdTokenRecord, StoreError> {
         blocked: row.try_get("blocked")?,
         expires_at: row.try_get("expires_at")?,
         group: row.try_get("group_id")?,
+        token_type: row.try_get("token_type")?,
     })
 }
 
