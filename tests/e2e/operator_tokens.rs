@@ -473,9 +473,22 @@ async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
         .await
         .unwrap()
         .expect(200);
+    let entries = audit.body["entries"].as_array().unwrap();
     assert!(
-        audit.text.contains("/api/v1/principals/dora") || audit.text.contains("\"dora\""),
+        entries.iter().any(|e| {
+            e["principal"] == "ops"
+                && e["action"] == "driver.edit"
+                && e["allowed"] == true
+                && e["resource"].as_str().unwrap_or_default().contains("dora")
+        }),
         "the deletion is audited: {}",
+        audit.text
+    );
+    assert!(
+        entries.iter().any(|e| {
+            e["principal"] == "watcher" && e["action"] == "driver.edit" && e["allowed"] == false
+        }),
+        "the refused deletion is audited: {}",
         audit.text
     );
 }
