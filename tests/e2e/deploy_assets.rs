@@ -228,12 +228,7 @@ async fn alerts_and_dashboard_use_only_metrics_the_gateway_exports() {
 
     let gateway = Gateway::start(GatewayOptions::preset("connect")).expect("gateway starts");
     exercise(&gateway).await;
-    let exposition = reqwest::get(format!("{}/metrics", gateway.api_url))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let exposition = crate::metrics(&gateway.api_url).await;
     let exported = exported_families(&exposition);
 
     for name in exported.keys() {

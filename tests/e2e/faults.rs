@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use voltgate_tests::{binary_path, Api, Charger, Gateway, GatewayOptions, Received};
 
-use crate::{Estate, QUIET};
+use crate::{metrics, Estate, QUIET};
 
 /// The gateway's handshake deadline (`HANDSHAKE_TIMEOUT` in the charger server).
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -67,15 +67,6 @@ pub async fn assert_healthy(estate: &Estate, probe_id: &str) {
     assert_eq!(action, "ClearCache");
     probe.reply(&call, json!({"status": "Accepted"})).unwrap();
     command.await.unwrap().unwrap().expect(200);
-}
-
-async fn metrics(api_url: &str) -> String {
-    reqwest::get(format!("{api_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// The value of one sample line of `/metrics` (0 when absent).

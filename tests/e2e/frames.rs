@@ -156,12 +156,7 @@ async fn hostile_frames_get_the_right_error(subprotocol: &str) {
         );
     }
 
-    let metrics = reqwest::get(format!("{}/metrics", estate.gateway.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics(&estate.gateway.api_url).await;
     assert!(
         metrics.contains("voltgate_ocpp_frames_rejected_total"),
         "no rejection metric in /metrics"

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use voltgate_tests::{binary_path, Gateway, GatewayOptions};
 
-use crate::Estate;
+use crate::{metrics, Estate};
 
 /// Ping after 1 s of silence, give up 1 s later.
 const FAST_KEEP_ALIVE: [&str; 4] = ["--ws-ping-interval", "1", "--ws-pong-timeout", "1"];
@@ -71,15 +71,6 @@ async fn read_for(ws: &mut RawCharger, span: Duration) -> (u32, bool) {
             Ok(Some(Ok(_))) => {}
         }
     }
-}
-
-async fn metrics(api_url: &str) -> String {
-    reqwest::get(format!("{api_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 fn ping_timeouts(metrics: &str) -> f64 {

@@ -328,12 +328,7 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_leaves_it() {
         .filter(|e| e["principal"] == "system" && e["action"] == "command.send-local-list")
         .count();
     assert_eq!(sent_by_system, 4, "every list update is audited");
-    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics(&gateway.api_url).await;
     assert!(
         metrics.contains(
             r#"voltgate_local_list_syncs_total{kind="differential",outcome="accepted"} 3"#
@@ -801,12 +796,7 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
     let online_only = assert_offline_never_grants_more(&mut charger, &list, &all).await;
     assert!(online_only.is_empty(), "{online_only:?}");
 
-    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics(&gateway.api_url).await;
     assert!(
         metrics.contains(r#"voltgate_local_list_entries_left_out_total{reason="capacity"} 3"#),
         "one left out by the full list, two by the swap: {metrics}"

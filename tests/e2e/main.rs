@@ -116,3 +116,13 @@ impl Estate {
         charger
     }
 }
+
+/// The gateway's `/metrics` exposition text.
+pub async fn metrics(api_url: &str) -> String {
+    reqwest::get(format!("{api_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}

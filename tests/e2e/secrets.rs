@@ -156,12 +156,7 @@ async fn full_run(gateway: &Gateway) -> (Vec<String>, Vec<String>) {
             .unwrap(),
     )
     .expect(422);
-    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics(&gateway.api_url).await;
     answers.push(metrics);
     // Let the last log lines reach the output.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -78,12 +78,7 @@ async fn two_thousand_chargers_lose_nothing() {
         summary["commands_ok"].as_u64().is_some_and(|n| n > 0),
         "no operator command went through: {report}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", gateway.api_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics(&gateway.api_url).await;
     assert!(
         !metrics
             .lines()
