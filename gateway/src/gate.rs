@@ -1,9 +1,10 @@
 //! The one door through which an operator command reaches a charger.
 //!
-//! **Architecture invariant:** [`send_command`] is the only caller of
-//! `ChargerRegistry::call` in the whole codebase. It asks the role engine first, writes the
-//! decision to the audit log before anything is sent, and records what the charger answered.
-//! A refused or invisible command never produces an OCPP frame.
+//! **Architecture invariant, held by a type:** `ChargerRegistry::call` takes an
+//! [`AuditedCommand`], which only this module can make, and only right after the command's
+//! allow record is written. So no code path can reach a charger without the role engine's
+//! decision and its audit record (no record, no command). A refused or invisible command never
+//! produces an OCPP frame.
 //!
 //! Order of checks (each maps to one HTTP status in the API): the charger must exist and be
 //! visible to the principal (404, so an invisible charger is never revealed), the engine must
@@ -13,7 +14,6 @@
 //! command is not sent (503): nothing reaches a charger without its audit record.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use voltgate_ocpp::{Command, CommandError, OcppVersion};
@@ -21,7 +21,8 @@ use voltgate_policy::{Action, Resource};
 
 use crate::audit;
 use crate::charger::CallFailure;
-use crate::state::{AppState, STATION_KIND};
+use crate::state::AppState;
+use voltgate_policy::STATION_KIND;
 
 /// The charger's answer to an allowed command.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,15 +60,42 @@ pub enum GateError {
     AuditUnavailable,
 }
 
-/// Unique numbers for OCPP 2.0.1 remoteStartId / requestId / charging profile ids. Seeded from
-/// the clock so ids from before a restart are not reused soon after; kept well inside i32.
-static NEXT_SEQ: LazyLock<AtomicI64> = LazyLock::new(|| {
-    let secs = time::OffsetDateTime::now_utc().unix_timestamp();
-    AtomicI64::new(secs.rem_euclid(1_000_000_000) + 1)
-});
+/// Proof that a command's allow record is on disk: the only key to `ChargerRegistry::call`.
+/// Its field is private to this module, so nothing else can make one.
+#[derive(Debug)]
+pub struct AuditedCommand {
+    _audit_id: i64,
+}
 
-fn next_seq() -> i64 {
-    NEXT_SEQ.fetch_add(1, Ordering::Relaxed)
+impl AuditedCommand {
+    /// For the registry's and the session's own unit tests, which drive a charger directly.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> AuditedCommand {
+        AuditedCommand { _audit_id: 0 }
+    }
+}
+
+/// Unique numbers for OCPP 2.0.1 remoteStartId / requestId / charging profile ids, one
+/// sequence per gateway. Seeded from the clock so ids from before a restart are not reused
+/// soon after; kept well inside i32.
+#[derive(Debug)]
+pub struct CommandSequence(AtomicI64);
+
+impl CommandSequence {
+    pub fn new() -> CommandSequence {
+        let secs = time::OffsetDateTime::now_utc().unix_timestamp();
+        CommandSequence(AtomicI64::new(secs.rem_euclid(1_000_000_000) + 1))
+    }
+
+    fn next(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl Default for CommandSequence {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Checks and sends one operator command, returning the charger's answer.
@@ -81,7 +109,7 @@ pub async fn send_command(
     let action_name = command.engine_action();
     let resource = Resource::Scope(charger_id.to_owned());
     let decision = {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         let is_charger = engine.scope_kind(charger_id) == Some(STATION_KIND);
         if is_charger && engine.can_see(principal, &resource) {
             let action = action_name.parse::<Action>().ok();
@@ -196,8 +224,11 @@ async fn record_and_deliver(
         );
         return Err(GateError::AuditUnavailable);
     };
+    let permit = AuditedCommand {
+        _audit_id: audit_id,
+    };
     let started = Instant::now();
-    let result = deliver(state, charger_id, command).await;
+    let result = deliver(state, permit, charger_id, command).await;
     let (metric_outcome, audit_outcome) = outcome_labels(&result);
     state.metrics.command_latency(
         command.name(),
@@ -218,6 +249,7 @@ async fn record_and_deliver(
 
 async fn deliver(
     state: &AppState,
+    permit: AuditedCommand,
     charger_id: &str,
     command: &Command,
 ) -> Result<CommandReply, GateError> {
@@ -228,12 +260,16 @@ async fn deliver(
         return Err(GateError::NotConnected(charger_id.to_owned()));
     };
     let call = command
-        .to_call_at(version, next_seq(), &audit::now_rfc3339())
+        .to_call_at(
+            version,
+            state.command_sequence.next(),
+            &audit::now_rfc3339(),
+        )
         .map_err(|err| translation_error(command, version, err))?;
     let timeout = state.settings.command_timeout;
     let payload = state
         .chargers
-        .call(charger_id, call.action, call.payload, timeout)
+        .call(permit, charger_id, call.action, call.payload, timeout)
         .await
         .map_err(|failure| match failure {
             CallFailure::NotConnected | CallFailure::Disconnected => {
@@ -287,56 +323,6 @@ fn outcome_labels(result: &Result<CommandReply, GateError>) -> (&'static str, St
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    /// The module doc's invariant, enforced: outside this file (and the registry that
-    /// defines it), no non-test code calls `chargers.call(`. Test modules (from the first
-    /// `#[cfg(test)]` of a file on) may drive the registry directly.
-    #[test]
-    fn only_the_gate_calls_the_registry() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut offenders = Vec::new();
-        let mut pending = vec![src.clone()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|ext| ext != "rs") {
-                    continue;
-                }
-                let relative = path
-                    .strip_prefix(&src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                if relative == "gate.rs" || relative == "charger/registry.rs" {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let production = text.split("#[cfg(test)]").next().unwrap_or("");
-                let compact: String = production.chars().filter(|c| !c.is_whitespace()).collect();
-                if compact.contains("chargers.call(") {
-                    offenders.push(relative);
-                }
-            }
-        }
-        assert!(
-            offenders.is_empty(),
-            "registry.call used outside gate.rs: {offenders:?}"
-        );
-        let gate: String = include_str!("gate.rs")
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        assert!(
-            gate.contains(&["chargers", ".call("].concat()),
-            "the gate itself still calls it"
-        );
-    }
-
     #[tokio::test]
     async fn a_command_whose_allow_record_cannot_be_written_is_not_sent() {
         use crate::charger::test_support::{
@@ -349,7 +335,7 @@ mod tests {
         let store = std::sync::Arc::new(RefusingStore::default());
         let (state, _shutdown) = state_on(store.clone(), settings());
         {
-            let mut engine = state.policy.write();
+            let mut engine = state.estate.engine_mut();
             engine
                 .add_scope(INSTALLATION, "installation", "root")
                 .unwrap();
@@ -391,7 +377,8 @@ mod tests {
         use crate::charger::test_support::{connect, FakeCharger};
         use crate::gate::{send_command, GateError};
         use crate::state::testing::test_state;
-        use crate::state::{allowed_parent_kinds, SharedState, ROOT_SCOPE, STATION_KIND};
+        use crate::state::SharedState;
+        use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
         /// How long a refused command is given to (wrongly) show up at the charger.
         const SILENCE: Duration = Duration::from_millis(3);
@@ -455,25 +442,20 @@ mod tests {
 
         /// Builds a scope tree from (kind, parent) picks; every kind's parent rule is obeyed.
         fn build_tree(state: &SharedState, picks: &[(usize, usize)]) -> Vec<String> {
-            let mut engine = state.policy.write();
+            let mut engine = state.estate.engine_mut();
             let kinds: Vec<String> = engine.preset().kinds().map(|k| k.id.clone()).collect();
-            let mut scopes = vec![ROOT_SCOPE.to_owned()];
+            let mut scopes = vec![ROOT_SCOPE_ID.to_owned()];
             for (n, (kind, parent)) in picks.iter().enumerate() {
                 let kind = &kinds[kind % kinds.len()];
-                let allowed = allowed_parent_kinds(engine.preset(), kind);
+                let id = format!("s{n}-{kind}");
                 let parent = scopes
                     .iter()
                     .cycle()
                     .skip(parent % scopes.len())
                     .take(scopes.len())
-                    .find(|s| {
-                        engine
-                            .scope_kind(s)
-                            .is_some_and(|k| allowed.iter().any(|a| a == k))
-                    })
+                    .find(|s| engine.check_add_scope(&id, kind, s).is_ok())
                     .cloned();
                 if let Some(parent) = parent {
-                    let id = format!("s{n}-{kind}");
                     engine
                         .add_scope(&id, kind, &parent)
                         .expect("parent rule obeyed");
@@ -489,14 +471,11 @@ mod tests {
                     {
                         continue;
                     }
-                    let allowed = allowed_parent_kinds(engine.preset(), kind);
-                    let parent = scopes.iter().find(|s| {
-                        engine
-                            .scope_kind(s)
-                            .is_some_and(|k| allowed.iter().any(|a| a == k))
-                    });
+                    let id = format!("f{round}-{kind}");
+                    let parent = scopes
+                        .iter()
+                        .find(|s| engine.check_add_scope(&id, kind, s).is_ok());
                     if let Some(parent) = parent.cloned() {
-                        let id = format!("f{round}-{kind}");
                         engine
                             .add_scope(&id, kind, &parent)
                             .expect("parent rule obeyed");
@@ -517,12 +496,12 @@ mod tests {
             let scopes = build_tree(&state, &picks);
             let stations: Vec<String> = scopes
                 .iter()
-                .filter(|s| state.policy.read().scope_kind(s) == Some(STATION_KIND))
+                .filter(|s| state.estate.engine().scope_kind(s) == Some(STATION_KIND))
                 .cloned()
                 .collect();
             assert!(!stations.is_empty(), "every preset can hold a station");
             let (roles, modules) = {
-                let engine = state.policy.read();
+                let engine = state.estate.engine();
                 let roles: Vec<String> = engine.roles().map(|r| r.id.clone()).collect();
                 let modules: Vec<String> =
                     engine.preset().modules().map(|m| m.id.clone()).collect();
@@ -531,8 +510,8 @@ mod tests {
             for (who, home) in PRINCIPALS.iter().zip(&homes) {
                 let home = &scopes[home % scopes.len()];
                 state
-                    .policy
-                    .write()
+                    .estate
+                    .engine_mut()
                     .add_principal(who, PrincipalKind::Operator, home)
                     .expect("principal added");
             }
@@ -556,7 +535,7 @@ mod tests {
                     let resource = Resource::Scope(station.clone());
                     // What the engine says right now, after every change made so far.
                     let (allowed, visible) = {
-                        let engine = state.policy.read();
+                        let engine = state.estate.engine();
                         (
                             engine.check(PRINCIPALS[who], action, &resource),
                             engine.can_see(PRINCIPALS[who], &resource),
@@ -584,7 +563,7 @@ mod tests {
                     }
                     continue;
                 }
-                let mut engine = state.policy.write();
+                let mut engine = state.estate.engine_mut();
                 match op {
                     Op::Assign { who, role, scope } => {
                         let _ = engine.assign(

@@ -17,6 +17,7 @@ pub mod api;
 pub mod audit;
 pub mod charger;
 pub mod config;
+pub mod estate;
 pub mod gate;
 pub mod lifecycle;
 pub mod local_list;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use voltgate_store::SqliteStore;
+use voltgate_store::Store;
 
 use crate::config::{load_preset, ServeConfig};
 use crate::lifecycle::Drain;
@@ -57,7 +58,7 @@ pub struct Running {
     /// Closes the API listener; sent after the open requests are done.
     api_stop: tokio::sync::watch::Sender<bool>,
     drain: Drain,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     shutdown_timeout: Duration,
     ocpp_task: JoinHandle<std::io::Result<()>>,
     api_task: JoinHandle<std::io::Result<()>>,
@@ -67,12 +68,9 @@ pub struct Running {
 /// the bootstrap admin exists and binds both listeners.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let preset = load_preset(&config.preset)?;
-    // The concrete store is kept to close it at shutdown (the `Store` trait has no close).
-    let store = Arc::new(
-        SqliteStore::open(&config.db)
-            .await
-            .with_context(|| "cannot open the store (--db)")?,
-    );
+    let store = voltgate_store::open(&config.db)
+        .await
+        .with_context(|| "cannot open the store (--db)")?;
     let mut engine = state::load_engine(store.as_ref(), preset).await?;
     let admin_token =
         state::bootstrap_admin(store.as_ref(), &mut engine, config.admin_token.as_deref()).await?;
@@ -84,7 +82,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let validator = voltgate_ocpp::Validator::new().context("cannot compile the OCPP schemas")?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
-        policy: parking_lot::RwLock::new(engine),
+        estate: estate::Estate::new(store.clone(), engine),
         store: store.clone(),
         validator: Arc::new(validator),
         chargers: charger::ChargerRegistry::new(),
@@ -96,6 +94,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             config.auth_failure_refill,
         ),
         local_lists: local_list::LocalLists::new(config.local_auth_lists),
+        command_sequence: gate::CommandSequence::new(),
     });
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)

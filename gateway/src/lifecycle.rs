@@ -153,6 +153,34 @@ pub async fn drain_guard(request: Request, next: Next) -> Response {
     }
 }
 
+/// API middleware, innermost: a request that may change state (any method but GET, HEAD and
+/// OPTIONS) runs in a task of its own, so a client that drops its connection, or a shutdown
+/// that cuts the request, never stops a change half-way between the store, the role engine and
+/// the audit log. While such a task runs it counts as in flight, so shutdown closes the store
+/// only after it.
+pub async fn run_to_completion(request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if safe {
+        return next.run(request).await;
+    }
+    let running = request.extensions().get::<Drain>().map(Drain::enter);
+    let task = tokio::spawn(async move {
+        let response = next.run(request).await;
+        drop(running);
+        response
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "API request task failed");
+            ApiError::internal("the request failed inside the gateway").into_response()
+        }
+    }
+}
+
 /// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins.
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     if *state.shutdown.borrow() {
@@ -233,5 +261,41 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["message"], "the gateway is shutting down", "{body}");
         drain.idle().await;
+    }
+
+    #[tokio::test]
+    async fn a_change_runs_to_its_end_when_the_client_goes_away() {
+        let drain = Drain::new();
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = Router::new()
+            .route("/change", {
+                let (entered, release, done) = (entered.clone(), release.clone(), done.clone());
+                axum::routing::post(move || async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    "changed"
+                })
+            })
+            .layer(axum::middleware::from_fn(run_to_completion))
+            .layer(axum::Extension(drain.clone()));
+        let request = Request::builder()
+            .method("POST")
+            .uri("/change")
+            .body(Body::empty())
+            .unwrap();
+        let client = tokio::spawn(app.oneshot(request));
+        entered.notified().await;
+        client.abort();
+        assert!(client.await.unwrap_err().is_cancelled());
+        assert_eq!(drain.in_flight(), 1, "the change still counts as running");
+        release.notify_one();
+        drain.idle().await;
+        assert!(
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            "the handler finished although its client is gone"
+        );
     }
 }

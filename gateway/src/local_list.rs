@@ -269,7 +269,7 @@ impl LocalLists {
 /// The sync task: runs until shutdown. Does nothing while the feature is off.
 pub async fn run(state: SharedState) {
     let mut shutdown = state.shutdown.clone();
-    let mut seen_generation = crate::state::mutation_generation();
+    let mut seen_generation = state.estate.generation();
     let mut next_expiry: Option<OffsetDateTime> = None;
     loop {
         let expiry_wait = next_expiry.map_or(RECHECK, |at| {
@@ -280,14 +280,14 @@ pub async fn run(state: SharedState) {
         });
         tokio::select! {
             _ = state.local_lists.wake.notified() => {}
-            _ = crate::state::mutation_finished() => {}
+            _ = state.estate.changed() => {}
             _ = tokio::time::sleep(expiry_wait) => {}
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
         if !state.local_lists.is_enabled() {
             continue;
         }
-        let generation = crate::state::mutation_generation();
+        let generation = state.estate.generation();
         let expired = next_expiry.is_some_and(|at| at <= OffsetDateTime::now_utc());
         if generation == seen_generation && !expired && state.local_lists.pending.lock().is_empty()
         {
@@ -295,7 +295,7 @@ pub async fn run(state: SharedState) {
         }
         tokio::time::sleep(DEBOUNCE).await;
         let mut work = state.local_lists.take_pending();
-        let generation = crate::state::mutation_generation();
+        let generation = state.estate.generation();
         if generation != seen_generation || expired {
             work.everything = true;
             seen_generation = generation;
@@ -332,7 +332,7 @@ async fn sync_round(
             }
             continue;
         };
-        let desired = desired_list(&state.policy.read(), &candidates, &charger, version);
+        let desired = desired_list(&state.estate.engine(), &candidates, &charger, version);
         computed.push((charger, version, desired));
         if n % COMPUTE_BATCH == COMPUTE_BATCH - 1 {
             tokio::task::yield_now().await;

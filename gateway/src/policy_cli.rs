@@ -14,7 +14,8 @@ use serde::Deserialize;
 use voltgate_policy::{Action, Engine, Preset, Resource};
 
 use crate::config::load_preset;
-use crate::state::{parse_principal_kind, ROOT_SCOPE};
+
+use voltgate_policy::ROOT_SCOPE_ID;
 
 /// Exit status of `policy explain` when the decision is a denial.
 pub const EXIT_DENIED: u8 = 3;
@@ -267,7 +268,7 @@ pub fn engine_from_fixture(preset: Preset, path: &Path) -> anyhow::Result<Engine
 pub fn build_engine(preset: Preset, fixture: &Fixture) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(preset);
     for scope in &fixture.scopes {
-        let parent = scope.parent.as_deref().unwrap_or(ROOT_SCOPE);
+        let parent = scope.parent.as_deref().unwrap_or(ROOT_SCOPE_ID);
         engine
             .add_scope(&scope.id, &scope.kind, parent)
             .with_context(|| format!("scope `{}`", scope.id))?;
@@ -278,7 +279,11 @@ pub fn build_engine(preset: Preset, fixture: &Fixture) -> anyhow::Result<Engine>
             .with_context(|| format!("module `{}` on scope `{}`", module.module, module.scope))?;
     }
     for principal in &fixture.principals {
-        let Some(kind) = parse_principal_kind(&principal.kind) else {
+        let Some(kind) = principal
+            .kind
+            .parse::<voltgate_policy::PrincipalKind>()
+            .ok()
+        else {
             bail!(
                 "principal `{}`: kind `{}` is not operator, driver or system",
                 principal.id,

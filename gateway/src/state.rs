@@ -1,10 +1,8 @@
 //! The state every part of the gateway shares, and the start-up steps that build it.
 //!
-//! Both listeners (chargers and operators) hold one [`SharedState`]. The role engine lives
-//! behind a `parking_lot` lock: reads take it briefly, writes happen only after the store has
-//! accepted the change, so a store failure never leaves the engine ahead of the database.
-//! Writers additionally serialise through [`mutation_lock`] so that "check, store, apply"
-//! sequences from the API and from charger auto-registration never interleave.
+//! Both listeners (chargers and operators) hold one [`SharedState`]. The role engine and the
+//! store it mirrors live in the [`Estate`], the one write path for every change the engine
+//! decides on.
 //!
 //! Secrets are only ever handled here as hashes: API tokens are high-entropy random strings
 //! stored as a plain SHA-256 digest, charger passwords are chosen by people and stored as
@@ -16,16 +14,16 @@ use std::time::Duration;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use voltgate_policy::{Engine, Preset, PrincipalKind};
-use voltgate_store::{
-    ApiTokenRecord, ChargerRecord, PrincipalRecord, ScopeRecord, Store, StoreError,
-};
+use voltgate_policy::{Engine, Preset, PrincipalKind, ROOT_SCOPE_ID, STATION_KIND};
+use voltgate_store::{ApiTokenRecord, ChargerRecord, PrincipalRecord, Store, StoreError};
 
 use crate::audit;
+use crate::estate::{ChangeError, Estate};
 
 /// Everything a request handler or a charger session may need.
 pub struct AppState {
-    pub policy: parking_lot::RwLock<Engine>,
+    /// The role engine and the one write path for what it decides on.
+    pub estate: Estate,
     pub store: Arc<dyn Store>,
     pub validator: Arc<voltgate_ocpp::Validator>,
     pub chargers: crate::charger::ChargerRegistry,
@@ -37,6 +35,8 @@ pub struct AppState {
     pub auth_guard: crate::throttle::AuthGuard,
     /// Keeps chargers' local authorisation lists in sync with the role engine.
     pub local_lists: crate::local_list::LocalLists,
+    /// Ids for the OCPP requests the gateway sends (2.0.1 requestId, remoteStartId, …).
+    pub command_sequence: crate::gate::CommandSequence,
 }
 
 /// Run-time knobs that come from the command line.
@@ -66,47 +66,8 @@ pub type SharedState = Arc<AppState>;
 
 /// The principal created at first start; it may do everything.
 pub const ADMIN_PRINCIPAL: &str = "admin";
-/// The engine's implicit top scope.
-pub const ROOT_SCOPE: &str = "root";
-/// The scope kind every preset declares for chargers.
-pub const STATION_KIND: &str = "station";
 /// Prefix of every API token the gateway issues, so leaked tokens are easy to recognise.
 pub const API_TOKEN_PREFIX: &str = "vg_";
-
-static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-static MUTATION_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static MUTATION_DONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// Held while the role-engine state changes; dropping it counts one finished change.
-pub struct MutationGuard {
-    _lock: tokio::sync::MutexGuard<'static, ()>,
-}
-
-impl Drop for MutationGuard {
-    fn drop(&mut self) {
-        MUTATION_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        MUTATION_DONE.notify_waiters();
-    }
-}
-
-/// Serialises every change to the role-engine state (store write + engine update).
-pub async fn mutation_lock() -> MutationGuard {
-    MutationGuard {
-        _lock: MUTATIONS.lock().await,
-    }
-}
-
-/// How many [`mutation_lock`] holders have finished in this process (whether they changed
-/// anything or not): what depends on the engine's answers (local authorisation lists)
-/// recomputes when it moves.
-pub fn mutation_generation() -> u64 {
-    MUTATION_GENERATION.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Resolves when a [`mutation_lock`] holder finishes after this future is first polled.
-pub async fn mutation_finished() {
-    MUTATION_DONE.notified().await;
-}
 
 /// A new API token: the prefix followed by 32 random bytes in hex.
 pub fn new_api_token() -> String {
@@ -220,129 +181,26 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Why a charger could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    #[error("scope `{0}` does not exist")]
-    ParentNotFound(String),
-    #[error("a charger cannot be placed under scope `{parent}` of kind `{kind}`; allowed parent kinds: {allowed}")]
-    ParentKindNotAllowed {
-        parent: String,
-        kind: String,
-        allowed: String,
-    },
-    #[error("`{0}` already exists")]
-    AlreadyExists(String),
-    #[error(
-        "charger id must be 1 to 64 characters without `/`, white space or control characters"
-    )]
-    InvalidId,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the role engine refused the charger: {0}")]
-    Engine(String),
-}
-
-/// Charger ids travel (percent-encoded) in URL paths and in OCPP identity fields: 1 to 64
-/// characters, no control characters, no `/`, no white space (the role engine's rule), and not
-/// `.` or `..`, which every HTTP client normalises away so such a record could never be
-/// addressed. Scope, principal and role ids follow the same rule.
-pub fn is_valid_charger_id(id: &str) -> bool {
-    !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.chars().count() <= 64
-        && id
-            .chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && c != '/')
-}
-
-/// Creates a charger: its store record, its scope record (kind `station`), then its engine
-/// scope. Used by `POST /api/v1/chargers` and by auto-registration at the handshake; the
-/// caller audits the decision.
-pub async fn register_charger(
-    state: &AppState,
-    id: &str,
-    parent_scope: &str,
-    password_hash: Option<String>,
-) -> Result<(), RegisterError> {
-    // OCPP security profile 1 is HTTP Basic auth over plain WebSocket; 0 is none.
-    let security_profile = u8::from(password_hash.is_some());
-    register_charger_with_profile(state, id, parent_scope, password_hash, security_profile).await
-}
-
-/// [`register_charger`] with an explicit OCPP security profile (0–3); the caller has checked
-/// that the profile fits the password and the listeners.
+/// Creates a charger: its store record and its station scope under `parent_scope`, with an
+/// explicit OCPP security profile (0–3) that the caller has checked against the password and
+/// the listeners. Used by `POST /api/v1/chargers` and by auto-registration at the handshake;
+/// the caller audits the decision.
 pub async fn register_charger_with_profile(
     state: &AppState,
     id: &str,
     parent_scope: &str,
     password_hash: Option<String>,
     security_profile: u8,
-) -> Result<(), RegisterError> {
-    if !is_valid_charger_id(id) {
-        return Err(RegisterError::InvalidId);
-    }
-    let _guard = mutation_lock().await;
-    {
-        let engine = state.policy.read();
-        check_new_scope(&engine, id, STATION_KIND, parent_scope)?;
-    }
-    if state.store.charger(id).await?.is_some() {
-        return Err(RegisterError::AlreadyExists(id.to_owned()));
-    }
-    let charger = ChargerRecord {
-        id: id.to_owned(),
-        scope: parent_scope.to_owned(),
-        password_hash,
-        security_profile,
-    };
-    state.store.put_charger(&charger).await?;
-    let scope = ScopeRecord {
-        id: id.to_owned(),
-        kind: STATION_KIND.to_owned(),
-        parent: Some(parent_scope.to_owned()),
-        name: None,
-    };
-    state.store.put_scope(&scope).await?;
+) -> Result<(), ChangeError> {
     state
-        .policy
-        .write()
-        .add_scope(id, STATION_KIND, parent_scope)
-        .map_err(|err| RegisterError::Engine(err.to_string()))
-}
-
-/// Checks, without changing anything, that a scope `id` of `kind` may be created under `parent`.
-pub fn check_new_scope(
-    engine: &Engine,
-    id: &str,
-    kind: &str,
-    parent: &str,
-) -> Result<(), RegisterError> {
-    if engine.scope_kind(id).is_some() {
-        return Err(RegisterError::AlreadyExists(id.to_owned()));
-    }
-    let Some(parent_kind) = engine.scope_kind(parent) else {
-        return Err(RegisterError::ParentNotFound(parent.to_owned()));
-    };
-    let allowed = allowed_parent_kinds(engine.preset(), kind);
-    if !allowed.iter().any(|k| k == parent_kind) {
-        return Err(RegisterError::ParentKindNotAllowed {
-            parent: parent.to_owned(),
-            kind: parent_kind.to_owned(),
-            allowed: allowed.join(", "),
-        });
-    }
-    Ok(())
-}
-
-/// The kinds a scope of `kind` may sit under, as the preset declares them.
-pub fn allowed_parent_kinds(preset: &Preset, kind: &str) -> Vec<String> {
-    preset
-        .kinds()
-        .find(|k| k.id == kind)
-        .map(|k| k.parents.clone())
-        .unwrap_or_default()
+        .estate
+        .register_charger(&ChargerRecord {
+            id: id.to_owned(),
+            scope: parent_scope.to_owned(),
+            password_hash,
+            security_profile,
+        })
+        .await
 }
 
 /// Why the gateway could not start from its stored state.
@@ -368,7 +226,7 @@ pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, St
         }
     }
     for principal in store.principals().await? {
-        let Some(kind) = parse_principal_kind(&principal.kind) else {
+        let Ok(kind) = principal.kind.parse::<PrincipalKind>() else {
             tracing::warn!(principal = %principal.id, kind = %principal.kind, "stored principal of unknown kind skipped");
             continue;
         };
@@ -411,7 +269,7 @@ async fn replay_scopes(store: &dyn Store, engine: &mut Engine) -> Result<(), Sto
         .await?
         .into_iter()
         .map(|s| {
-            let parent = s.parent.unwrap_or_else(|| ROOT_SCOPE.to_owned());
+            let parent = s.parent.unwrap_or_else(|| ROOT_SCOPE_ID.to_owned());
             (s.id, s.kind, parent)
         })
         .collect();
@@ -425,7 +283,7 @@ async fn replay_scopes(store: &dyn Store, engine: &mut Engine) -> Result<(), Sto
         let before = pending.len();
         let mut still_pending = Vec::new();
         for (id, kind, parent) in pending {
-            if id == ROOT_SCOPE {
+            if id == ROOT_SCOPE_ID {
                 continue;
             }
             if engine.scope_kind(&parent).is_none() {
@@ -447,24 +305,6 @@ async fn replay_scopes(store: &dyn Store, engine: &mut Engine) -> Result<(), Sto
     Ok(())
 }
 
-/// `operator` | `driver` | `system`, as stored and as the API spells them.
-pub fn parse_principal_kind(text: &str) -> Option<PrincipalKind> {
-    match text {
-        "operator" => Some(PrincipalKind::Operator),
-        "driver" => Some(PrincipalKind::Driver),
-        "system" => Some(PrincipalKind::System),
-        _ => None,
-    }
-}
-
-pub fn principal_kind_name(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::Operator => "operator",
-        PrincipalKind::Driver => "driver",
-        PrincipalKind::System => "system",
-    }
-}
-
 /// Ensures the bootstrap principal `admin` (kind system, home `root`) exists and can log in.
 ///
 /// With `configured_token`, its hash is registered (once). Without one, a token is generated
@@ -477,25 +317,24 @@ pub async fn bootstrap_admin(
     let existing = engine.principal_kind(ADMIN_PRINCIPAL);
     match existing {
         Some(PrincipalKind::System) => {}
-        Some(other) => {
-            return Err(StartupError::AdminNotSystem(
-                principal_kind_name(other).to_owned(),
-            ))
-        }
+        Some(other) => return Err(StartupError::AdminNotSystem(other.as_str().to_owned())),
         None => {
             let record = PrincipalRecord {
                 id: ADMIN_PRINCIPAL.to_owned(),
-                kind: principal_kind_name(PrincipalKind::System).to_owned(),
-                home_scope: ROOT_SCOPE.to_owned(),
+                kind: PrincipalKind::System.as_str().to_owned(),
+                home_scope: ROOT_SCOPE_ID.to_owned(),
                 name: "Bootstrap administrator".to_owned(),
                 blocked: false,
             };
             store.put_principal(&record).await?;
             engine
-                .add_principal(ADMIN_PRINCIPAL, PrincipalKind::System, ROOT_SCOPE)
+                .add_principal(ADMIN_PRINCIPAL, PrincipalKind::System, ROOT_SCOPE_ID)
                 .map_err(|err| StartupError::Engine(err.to_string()))?;
         }
     }
+    engine
+        .protect_principal(ADMIN_PRINCIPAL)
+        .map_err(|err| StartupError::Engine(err.to_string()))?;
     let (token, generated) = match configured_token {
         Some(token) => (token.to_owned(), false),
         None if existing.is_none() => (new_api_token(), true),
@@ -539,7 +378,7 @@ pub mod testing {
     pub fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         Arc::new(AppState {
-            policy: parking_lot::RwLock::new(engine),
+            estate: Estate::new(store.clone(), engine),
             store,
             validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
             chargers: crate::charger::ChargerRegistry::new(),
@@ -558,6 +397,7 @@ pub mod testing {
             shutdown,
             auth_guard: crate::throttle::AuthGuard::new(),
             local_lists: crate::local_list::LocalLists::new(false),
+            command_sequence: crate::gate::CommandSequence::new(),
         })
     }
 }
@@ -602,21 +442,6 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_ne!(hash_token(&a), hash_token(&b));
         assert_eq!(hash_token(&a).len(), 64);
-    }
-
-    #[test]
-    fn charger_id_rules() {
-        assert!(is_valid_charger_id("CP-001"));
-        assert!(!is_valid_charger_id(""));
-        assert!(!is_valid_charger_id("a/b"));
-        assert!(!is_valid_charger_id("CP 1"));
-        assert!(is_valid_charger_id("CP:1"));
-        assert!(!is_valid_charger_id(" CP1"));
-        assert!(!is_valid_charger_id("a\tb"));
-        assert!(!is_valid_charger_id(&"x".repeat(65)));
-        assert!(!is_valid_charger_id("."));
-        assert!(!is_valid_charger_id(".."));
-        assert!(is_valid_charger_id("..."));
     }
 
     #[tokio::test]
@@ -667,10 +492,10 @@ mod tests {
     async fn replay_restores_scopes_and_chargers_without_scope_rows() {
         let store = voltgate_store::open("sqlite::memory:").await.unwrap();
         store
-            .put_scope(&ScopeRecord {
+            .put_scope(&voltgate_store::ScopeRecord {
                 id: "north".into(),
                 kind: "site".into(),
-                parent: Some(ROOT_SCOPE.into()),
+                parent: Some(ROOT_SCOPE_ID.into()),
                 name: None,
             })
             .await

@@ -38,8 +38,43 @@ pub(crate) struct Reach {
     pub(crate) modules: ModuleState,
 }
 
-pub(crate) fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control())
+/// The longest custom role id.
+pub const MAX_ROLE_ID_CHARS: usize = 64;
+/// The longest custom role label.
+pub const MAX_ROLE_LABEL_CHARS: usize = 200;
+
+/// Principal ids the gateway writes into its own audit records, so that no principal can be
+/// created under them and pass for the gateway: the gateway itself, an unauthenticated
+/// caller, and `id-token:…`, the subject of a charger-side card decision.
+pub const RESERVED_PRINCIPAL_IDS: &[&str] = &["system", "anonymous"];
+/// See [`RESERVED_PRINCIPAL_IDS`].
+pub const RESERVED_PRINCIPAL_PREFIX: &str = "id-token:";
+
+/// Whether `id` is kept for the gateway's own audit entries ([`RESERVED_PRINCIPAL_IDS`]).
+pub fn is_reserved_principal_id(id: &str) -> bool {
+    RESERVED_PRINCIPAL_IDS
+        .iter()
+        .any(|reserved| id.eq_ignore_ascii_case(reserved))
+        || id
+            .get(..RESERVED_PRINCIPAL_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_PRINCIPAL_PREFIX))
+}
+
+/// The longest id of a scope, charger or principal.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// The one rule for scope, charger and principal ids. They travel (percent-encoded) in URL
+/// paths and OCPP identity fields: 1 to [`MAX_ID_CHARS`] characters, no control characters,
+/// no white space, no `/`, and not `.` or `..`, which every HTTP client normalises away so
+/// such a record could never be addressed.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.chars().count() <= MAX_ID_CHARS
+        && id
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '/')
 }
 
 impl Engine {
@@ -75,6 +110,22 @@ impl Engine {
 
     /// Adds a scope of a declared kind under an existing parent whose kind is allowed above it.
     pub fn add_scope(&mut self, id: &str, kind: &str, parent: &str) -> Result<(), PolicyError> {
+        let (kind_index, parent_index) = self.plan_scope(id, kind, parent)?;
+        self.scopes.add(id, kind_index, parent_index);
+        Ok(())
+    }
+
+    /// Whether [`Engine::add_scope`] would succeed, changing nothing.
+    pub fn check_add_scope(&self, id: &str, kind: &str, parent: &str) -> Result<(), PolicyError> {
+        self.plan_scope(id, kind, parent).map(|_| ())
+    }
+
+    fn plan_scope(
+        &self,
+        id: &str,
+        kind: &str,
+        parent: &str,
+    ) -> Result<(KindIndex, ScopeIndex), PolicyError> {
         if !is_valid_id(id) {
             return Err(PolicyError::InvalidId {
                 what: "scope",
@@ -110,8 +161,7 @@ impl Engine {
                 limit: ScopeIndex::MAX as usize,
             });
         }
-        self.scopes.add(id, kind_index, parent_index);
-        Ok(())
+        Ok((kind_index, parent_index))
     }
 
     pub fn scope_kind(&self, id: &str) -> Option<&str> {
@@ -145,6 +195,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether [`Engine::set_module`] would succeed, changing nothing.
+    pub fn check_set_module(&self, scope: &str, module: &str) -> Result<(), PolicyError> {
+        self.module_target(scope, module).map(|_| ())
+    }
+
     /// Removes a scope's explicit setting, so it inherits the module state from above again.
     pub fn clear_module(&mut self, scope: &str, module: &str) -> Result<(), PolicyError> {
         let (scope, bit) = self.module_target(scope, module)?;
@@ -172,11 +227,38 @@ impl Engine {
         kind: PrincipalKind,
         home_scope: &str,
     ) -> Result<(), PolicyError> {
+        let (home, index) = self.plan_principal(id, kind, home_scope)?;
+        self.principals.push(PrincipalRecord::new(id, kind, home));
+        self.principal_index.insert(id, index);
+        Ok(())
+    }
+
+    /// Whether [`Engine::add_principal`] would succeed, changing nothing.
+    pub fn check_add_principal(
+        &self,
+        id: &str,
+        kind: PrincipalKind,
+        home_scope: &str,
+    ) -> Result<(), PolicyError> {
+        self.plan_principal(id, kind, home_scope).map(|_| ())
+    }
+
+    /// Operators and drivers may not take an id the gateway uses for its own audit entries
+    /// ([`RESERVED_PRINCIPAL_IDS`]); system principals are the gateway's own.
+    fn plan_principal(
+        &self,
+        id: &str,
+        kind: PrincipalKind,
+        home_scope: &str,
+    ) -> Result<(ScopeIndex, PrincipalIndex), PolicyError> {
         if !is_valid_id(id) {
             return Err(PolicyError::InvalidId {
                 what: "principal",
                 id: id.to_owned(),
             });
+        }
+        if kind != PrincipalKind::System && is_reserved_principal_id(id) {
+            return Err(PolicyError::ReservedId(id.to_owned()));
         }
         if self.principal_index.contains(id) {
             return Err(PolicyError::DuplicatePrincipal(id.to_owned()));
@@ -187,9 +269,7 @@ impl Engine {
                 what: "principals",
                 limit: PrincipalIndex::MAX as usize,
             })?;
-        self.principals.push(PrincipalRecord::new(id, kind, home));
-        self.principal_index.insert(id, index);
-        Ok(())
+        Ok((home, index))
     }
 
     /// Forgets a principal and every role it holds. The others keep their order (and
@@ -207,6 +287,11 @@ impl Engine {
             self.principal_index.insert(&record.name, index);
         }
         Ok(())
+    }
+
+    /// Whether [`Engine::remove_principal`] and [`Engine::set_blocked`] would find `id`.
+    pub fn check_principal(&self, id: &str) -> Result<(), PolicyError> {
+        self.principal_slot(id).map(|_| ())
     }
 
     /// A blocked principal is denied everything and sees nothing; its assignments are kept.
@@ -255,65 +340,8 @@ impl Engine {
         label: &str,
         permissions: &[String],
     ) -> Result<(), PolicyError> {
+        let (set, role_index) = self.plan_role(id, label, permissions)?;
         let data = &self.preset.data;
-        if !data.custom_roles {
-            return Err(PolicyError::CustomRolesDisabled {
-                preset: data.id.clone(),
-            });
-        }
-        if !crate::load::is_kebab_case(id) {
-            return Err(PolicyError::InvalidId {
-                what: "role",
-                id: id.to_owned(),
-            });
-        }
-        if let Some(existing) = self.role(id) {
-            return Err(if existing.admin {
-                PolicyError::AdminRoleName {
-                    role: id.to_owned(),
-                    name: id.to_owned(),
-                }
-            } else {
-                PolicyError::DuplicateRole(id.to_owned())
-            });
-        }
-        let label_lower = label.trim().to_lowercase();
-        if let Some(admin) = self
-            .roles
-            .iter()
-            .filter(|role| role.admin)
-            .find(|role| role.label.to_lowercase() == label_lower || role.id == label_lower)
-        {
-            return Err(PolicyError::AdminRoleName {
-                role: id.to_owned(),
-                name: admin.label.clone(),
-            });
-        }
-        let mut set = PermissionSet::EMPTY;
-        for permission in permissions {
-            if self.role(permission).is_some_and(|role| role.admin) {
-                return Err(PolicyError::AdminRoleInCustomRole {
-                    role: id.to_owned(),
-                    admin_role: permission.clone(),
-                });
-            }
-            let index = *data
-                .permission_index
-                .get(permission)
-                .ok_or_else(|| PolicyError::UnknownPermission(permission.clone()))?;
-            if data.admin_permissions.contains(index) {
-                return Err(PolicyError::AdminPermissionInCustomRole {
-                    role: id.to_owned(),
-                    permission: permission.clone(),
-                });
-            }
-            set.insert(index);
-        }
-        let role_index =
-            RoleIndex::try_from(self.roles.len()).map_err(|_| PolicyError::TooMany {
-                what: "roles",
-                limit: RoleIndex::MAX as usize,
-            })?;
         let every_kind = data
             .kind_names
             .iter()
@@ -353,14 +381,101 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether [`Engine::define_role`] would succeed, changing nothing.
+    pub fn check_define_role(
+        &self,
+        id: &str,
+        label: &str,
+        permissions: &[String],
+    ) -> Result<(), PolicyError> {
+        self.plan_role(id, label, permissions).map(|_| ())
+    }
+
+    /// The rules for a custom role: a kebab-case id of at most [`MAX_ROLE_ID_CHARS`] that is
+    /// new and not an admin role's, a label of 1 to [`MAX_ROLE_LABEL_CHARS`] characters that
+    /// is not an admin role's, and at least one permission, each known and none admin-level.
+    fn plan_role(
+        &self,
+        id: &str,
+        label: &str,
+        permissions: &[String],
+    ) -> Result<(PermissionSet, RoleIndex), PolicyError> {
+        let data = &self.preset.data;
+        if !data.custom_roles {
+            return Err(PolicyError::CustomRolesDisabled {
+                preset: data.id.clone(),
+            });
+        }
+        if !crate::load::is_kebab_case(id) || id.chars().count() > MAX_ROLE_ID_CHARS {
+            return Err(PolicyError::InvalidId {
+                what: "role",
+                id: id.to_owned(),
+            });
+        }
+        if let Some(existing) = self.role(id) {
+            return Err(if existing.admin {
+                PolicyError::AdminRoleName {
+                    role: id.to_owned(),
+                    name: id.to_owned(),
+                }
+            } else {
+                PolicyError::DuplicateRole(id.to_owned())
+            });
+        }
+        if label.trim().is_empty() || label.chars().count() > MAX_ROLE_LABEL_CHARS {
+            return Err(PolicyError::InvalidLabel {
+                role: id.to_owned(),
+                limit: MAX_ROLE_LABEL_CHARS,
+            });
+        }
+        if permissions.is_empty() {
+            return Err(PolicyError::EmptyCustomRole(id.to_owned()));
+        }
+        let label_lower = label.trim().to_lowercase();
+        if let Some(admin) = self
+            .roles
+            .iter()
+            .filter(|role| role.admin)
+            .find(|role| role.label.to_lowercase() == label_lower || role.id == label_lower)
+        {
+            return Err(PolicyError::AdminRoleName {
+                role: id.to_owned(),
+                name: admin.label.clone(),
+            });
+        }
+        let mut set = PermissionSet::EMPTY;
+        for permission in permissions {
+            if self.role(permission).is_some_and(|role| role.admin) {
+                return Err(PolicyError::AdminRoleInCustomRole {
+                    role: id.to_owned(),
+                    admin_role: permission.clone(),
+                });
+            }
+            let index = *data
+                .permission_index
+                .get(permission)
+                .ok_or_else(|| PolicyError::UnknownPermission(permission.clone()))?;
+            if data.admin_permissions.contains(index) {
+                return Err(PolicyError::AdminPermissionInCustomRole {
+                    role: id.to_owned(),
+                    permission: permission.clone(),
+                });
+            }
+            set.insert(index);
+        }
+        let role_index =
+            RoleIndex::try_from(self.roles.len()).map_err(|_| PolicyError::TooMany {
+                what: "roles",
+                limit: RoleIndex::MAX as usize,
+            })?;
+        Ok((set, role_index))
+    }
+
     /// Records that `principal` holds `role` on `scope`. Checks only that the assignment is
     /// valid (role assignable on the scope's kind, required module on); who may grant it is
     /// [`Engine::can_assign`]'s question. Assigning a role already held changes nothing.
     pub fn assign(&mut self, principal: &str, role: &str, scope: &str) -> Result<(), PolicyError> {
-        let slot = self.principal_slot(principal)?;
-        let role_index = self.role_slot(role)?;
-        let scope_index = self.scope_index(scope)?;
-        self.assignment_validity(role_index, scope_index)?;
+        let (slot, role_index, scope_index) = self.plan_assignment(principal, role, scope)?;
         let record = self
             .principals
             .get(slot)
@@ -386,6 +501,43 @@ impl Engine {
             record.put(position, holding);
         }
         Ok(())
+    }
+
+    /// Whether [`Engine::assign`] would succeed, changing nothing.
+    pub fn check_assign(
+        &self,
+        principal: &str,
+        role: &str,
+        scope: &str,
+    ) -> Result<(), PolicyError> {
+        self.plan_assignment(principal, role, scope).map(|_| ())
+    }
+
+    fn plan_assignment(
+        &self,
+        principal: &str,
+        role: &str,
+        scope: &str,
+    ) -> Result<(usize, RoleIndex, ScopeIndex), PolicyError> {
+        let slot = self.principal_slot(principal)?;
+        let role_index = self.role_slot(role)?;
+        let scope_index = self.scope_index(scope)?;
+        self.assignment_validity(role_index, scope_index)?;
+        Ok((slot, role_index, scope_index))
+    }
+
+    /// Whether `principal` holds `role` on `scope` directly (not through an ancestor).
+    pub fn holds(&self, principal: &str, role: &str, scope: &str) -> bool {
+        let (Some(record), Ok(role), Some(scope)) = (
+            self.record(principal),
+            self.role_slot(role),
+            self.scopes.lookup(scope),
+        ) else {
+            return false;
+        };
+        record
+            .holding(scope)
+            .is_some_and(|holding| holding.roles.contains(&role))
     }
 
     /// Removes an assignment; `Ok(false)` when the principal did not hold that role there.
@@ -476,6 +628,14 @@ impl Engine {
             } else if !self.sees_scope(record, target) {
                 return false;
             }
+            if let Some(other) = self.record(other) {
+                if self.driver_hidden(record, other) {
+                    return false;
+                }
+                return self.allows_at(record, action, target)
+                    && !(action.acts_for_principal()
+                        && self.beyond_grant(record, other).is_some());
+            }
         }
         self.allows_at(record, action, target)
     }
@@ -538,8 +698,16 @@ impl Engine {
         if record.kind == PrincipalKind::System {
             return true;
         }
-        if matches!(resource, Resource::Principal(other) if other == principal) {
-            return true;
+        if let Resource::Principal(other) = resource {
+            if other == principal {
+                return true;
+            }
+            if self
+                .record(other)
+                .is_some_and(|other| self.driver_hidden(record, other))
+            {
+                return false;
+            }
         }
         self.sees_scope(record, target)
     }

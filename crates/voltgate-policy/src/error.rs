@@ -51,6 +51,12 @@ pub enum PolicyError {
     AdminRoleInCustomRole { role: String, admin_role: String },
     #[error("custom role `{role}` cannot be named `{name}`, which is the name of an admin role")]
     AdminRoleName { role: String, name: String },
+    #[error("`{0}` is reserved for the gateway's own audit entries and cannot name a principal")]
+    ReservedId(String),
+    #[error("custom role `{0}` needs at least one permission")]
+    EmptyCustomRole(String),
+    #[error("the label of custom role `{role}` must be 1 to {limit} characters")]
+    InvalidLabel { role: String, limit: usize },
     #[error("too many {what} (limit {limit})")]
     TooMany { what: &'static str, limit: usize },
 }

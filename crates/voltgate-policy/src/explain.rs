@@ -61,6 +61,14 @@ pub enum Finding {
     UnknownResource,
     /// Denied: the resource principal's home scope is not visible to the principal.
     Invisible,
+    /// Denied: the principal acted on is a driver, seen only with `driver.view` on it.
+    DriverHidden,
+    /// Denied: only a system principal may act for a system principal.
+    SystemTarget,
+    /// Denied: acting for the principal would reach beyond what the actor could grant: the
+    /// target holds `role` on `scope` (`None` when the actor cannot see that scope), which
+    /// the actor could not assign to it.
+    BeyondGrant { role: String, scope: Option<String> },
     /// Denied: the action maps to no permission, so only the system principal may do it.
     SystemOnly,
     /// Denied: the action is admin-only and no admin role reaches the scope.
@@ -138,6 +146,18 @@ impl Engine {
                 }
             } else if !self.sees_scope(record, target) {
                 return (Some(target), Finding::Invisible);
+            }
+            if let Some(other) = self.record(other) {
+                if self.driver_hidden(record, other) {
+                    return (Some(target), Finding::DriverHidden);
+                }
+                let finding = self.find_at(record, action, target);
+                if finding.allows() && action.acts_for_principal() {
+                    if let Some(beyond) = self.beyond_grant(record, other) {
+                        return (Some(target), beyond);
+                    }
+                }
+                return (Some(target), finding);
             }
         }
         (Some(target), self.find_at(record, action, target))
@@ -286,6 +306,21 @@ impl Evidence {
             Finding::Invisible => format!(
                 "`{principal}` cannot see {resource}, whose home scope `{at}` is outside their access, so may not do `{action}` on it."
             ),
+            Finding::DriverHidden => format!(
+                "`{principal}` cannot see {resource}: a driver is visible only to itself and to holders of `driver.view` on it, so `{principal}` may not do `{action}` on it."
+            ),
+            Finding::SystemTarget => format!(
+                "Only a system principal may do `{action}` on {resource}, which is a system principal."
+            ),
+            Finding::BeyondGrant { role, scope } => {
+                let place = scope.as_deref().map_or_else(
+                    || "a scope outside their access".to_owned(),
+                    |scope| format!("`{scope}`"),
+                );
+                format!(
+                    "`{principal}` may not do `{action}` on {resource}: it holds role `{role}` on {place}, which `{principal}` could not grant, and acting for a principal never reaches beyond one's own grants."
+                )
+            }
             Finding::SystemOnly => {
                 format!("Only the system principal may do `{action}`; no role grants it.")
             }

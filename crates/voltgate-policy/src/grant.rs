@@ -36,6 +36,10 @@ pub enum DenialCode {
     Escalation,
     /// There is no such assignment to remove.
     NotHeld,
+    /// A principal may not delete itself.
+    SelfRemoval,
+    /// The principal is protected from deletion.
+    Protected,
 }
 
 /// A refused grant or removal, with one sentence for a person.

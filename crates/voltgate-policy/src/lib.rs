@@ -44,6 +44,7 @@ mod explain;
 mod grant;
 mod id_map;
 mod load;
+mod manage;
 mod matrix;
 mod preset;
 mod principal;
@@ -51,7 +52,10 @@ mod scope;
 
 pub use action::{Action, UnknownAction};
 pub use bitset::PermissionSet;
-pub use engine::Engine;
+pub use engine::{
+    is_reserved_principal_id, is_valid_id, Engine, MAX_ID_CHARS, MAX_ROLE_ID_CHARS,
+    MAX_ROLE_LABEL_CHARS, RESERVED_PRINCIPAL_IDS, RESERVED_PRINCIPAL_PREFIX,
+};
 pub use error::PolicyError;
 pub use explain::{Decision, Evidence, Finding};
 pub use grant::{Denial, DenialCode};

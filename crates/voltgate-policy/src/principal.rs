@@ -143,6 +143,8 @@ pub(crate) struct PrincipalRecord {
     pub(crate) kind: PrincipalKind,
     pub(crate) home: ScopeIndex,
     pub(crate) blocked: bool,
+    /// May never be deleted (the gateway's bootstrap administrator).
+    pub(crate) protected: bool,
     /// The scopes of `holdings`, sorted; kept apart so a search touches little memory.
     held_scopes: Vec<ScopeIndex>,
     /// Sorted by scope.
@@ -156,6 +158,7 @@ impl PrincipalRecord {
             kind,
             home,
             blocked: false,
+            protected: false,
             held_scopes: Vec::new(),
             holdings: Vec::new(),
         }

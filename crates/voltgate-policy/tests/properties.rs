@@ -189,10 +189,58 @@ impl Model {
         {
             return true;
         }
+        if self.driver_hidden(principal, resource) {
+            return false;
+        }
         self.sees_scope(principal, &target)
     }
 
-    fn check(&self, principal: &str, action: Action, resource: &Resource) -> bool {
+    /// Another driver is seen only with `driver.view` on it.
+    fn driver_hidden(&self, principal: &str, resource: &Resource) -> bool {
+        let Resource::Principal(other) = resource else {
+            return false;
+        };
+        other != principal
+            && self
+                .principal(other)
+                .is_some_and(|(_, kind, _, _)| *kind == PrincipalKind::Driver)
+            && !self.permits(principal, Action::DriverView, resource)
+    }
+
+    /// [`Model::permits`] plus the rules for acting on another principal: drivers are hidden
+    /// without `driver.view`, and acting for a principal needs authority to grant each of its
+    /// roles (asked of the engine's `can_assign`, which other properties cover).
+    fn check(&self, engine: &Engine, principal: &str, action: Action, resource: &Resource) -> bool {
+        let allowed = self.permits(principal, action, resource);
+        let Resource::Principal(other) = resource else {
+            return allowed;
+        };
+        let Some((_, kind, _, _)) = self.principal(principal) else {
+            return false;
+        };
+        if *kind == PrincipalKind::System || other == principal {
+            return allowed;
+        }
+        if self.driver_hidden(principal, resource) || !allowed {
+            return false;
+        }
+        if !action.acts_for_principal() {
+            return true;
+        }
+        if self
+            .principal(other)
+            .is_some_and(|(_, kind, _, _)| *kind == PrincipalKind::System)
+        {
+            return false;
+        }
+        self.assignments
+            .iter()
+            .filter(|(holder, _, _)| holder == other)
+            .all(|(_, role, scope)| engine.can_assign(principal, other, role, scope).is_ok())
+    }
+
+    /// The permission rule alone, before the rules particular to principal targets.
+    fn permits(&self, principal: &str, action: Action, resource: &Resource) -> bool {
         let Some((_, kind, _, blocked)) = self.principal(principal) else {
             return false;
         };
@@ -350,7 +398,7 @@ fn agrees_with_model(preset: &Preset, engine: &Engine, model: &Model) -> Result<
             for &action in Action::ALL {
                 prop_assert_eq!(
                     engine.check(&principal, action, &resource),
-                    model.check(&principal, action, &resource),
+                    model.check(engine, &principal, action, &resource),
                     "check {} {} {}",
                     principal,
                     action,
@@ -465,7 +513,11 @@ proptest! {
             for resource in resources(&model) {
                 prop_assert!(!before.can_see(&holder, &resource) || after.can_see(&holder, &resource));
                 for &action in Action::ALL {
-                    if before.check(&holder, action, &resource) {
+                    // Acting for the principal that gained the role may rightly need more
+                    // authority now: that is the no-escalation rule, not a lost permission.
+                    let acts_for_gainer = action.acts_for_principal()
+                        && resource == Resource::principal(principal.as_str());
+                    if before.check(&holder, action, &resource) && !acts_for_gainer {
                         prop_assert!(
                             after.check(&holder, action, &resource),
                             "{} lost {} on {} after gaining {} on {}", holder, action, resource, role, scope

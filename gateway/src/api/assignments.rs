@@ -11,7 +11,7 @@ use voltgate_store::AssignmentRecord;
 use super::authorize::{grant, refuse, visible, Grant, Target};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictJson, StrictQuery};
-use crate::state::{mutation_lock, SharedState};
+use crate::state::SharedState;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +85,7 @@ async fn check_targets(
         .await;
         return Err(err);
     }
-    let role_known = state.policy.read().role(&body.role).is_some();
+    let role_known = state.estate.engine().role(&body.role).is_some();
     if !role_known {
         return Err(ApiError::invalid_body(format!(
             "unknown role `{}`",
@@ -103,11 +103,8 @@ async fn check_grant_rule(
     request_id: &RequestId,
 ) -> Result<Grant, ApiError> {
     let verdict = {
-        let engine = state.policy.read();
-        let held = engine
-            .assignments_of(&body.principal)
-            .iter()
-            .any(|(role, scope)| *role == body.role && *scope == body.scope);
+        let engine = state.estate.engine();
+        let held = engine.holds(&body.principal, &body.role, &body.scope);
         match change {
             Change::Unassign if held => {
                 engine.can_unassign(&caller.id, &body.principal, &body.role, &body.scope)
@@ -168,33 +165,8 @@ async fn assign(
     state: &SharedState,
     body: &AssignmentBody,
 ) -> Result<(StatusCode, Json<AssignmentRecord>), ApiError> {
-    let _guard = mutation_lock().await;
-    let held = state
-        .policy
-        .read()
-        .assignments_of(&body.principal)
-        .iter()
-        .any(|(role, scope)| *role == body.role && *scope == body.scope);
-    if held {
-        return Err(ApiError::conflict(format!(
-            "{} already holds role {} on {}",
-            body.principal, body.role, body.scope
-        )));
-    }
     let record = body.record();
-    if !state.store.add_assignment(&record).await? {
-        return Err(ApiError::conflict(format!(
-            "{} already holds role {} on {}",
-            body.principal, body.role, body.scope
-        )));
-    }
-    state
-        .policy
-        .write()
-        .assign(&record.principal, &record.role, &record.scope)
-        .map_err(|err| {
-            ApiError::internal(format!("the role engine refused the assignment: {err}"))
-        })?;
+    state.estate.assign(&record).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -219,15 +191,7 @@ pub async fn delete(
 }
 
 async fn unassign(state: &SharedState, body: &AssignmentBody) -> Result<Json<Removed>, ApiError> {
-    let _guard = mutation_lock().await;
-    let removed = state.store.remove_assignment(&body.record()).await?;
-    if removed {
-        state
-            .policy
-            .write()
-            .unassign(&body.principal, &body.role, &body.scope)
-            .map_err(|err| ApiError::internal(format!("the role engine refused: {err}")))?;
-    }
+    let removed = state.estate.unassign(&body.record()).await?;
     Ok(Json(Removed { removed }))
 }
 
@@ -245,7 +209,7 @@ pub async fn list(
     StrictQuery(query): StrictQuery<AssignmentQuery>,
 ) -> Result<Json<AssignmentList>, ApiError> {
     let records = state.store.assignments().await?;
-    let engine = state.policy.read();
+    let engine = state.estate.engine();
     let assignments = records
         .into_iter()
         .filter(|a| query.principal.as_ref().is_none_or(|p| *p == a.principal))

@@ -6,12 +6,13 @@
 //! refuses is a 403 with the engine's one-sentence reason. Both are audited at once; an
 //! allowed decision is audited when the handler finishes, together with its outcome.
 
-use voltgate_policy::{Action, PrincipalKind, Resource};
+use voltgate_policy::{Action, Resource};
 
 use super::error::ApiError;
 use super::extract::{Caller, RequestId};
 use crate::audit;
-use crate::state::{AppState, ROOT_SCOPE, STATION_KIND};
+use crate::state::AppState;
+use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
 /// What a request acts on.
 #[derive(Debug, Clone)]
@@ -91,26 +92,12 @@ impl Grant {
 
 /// Whether the target exists and the caller can see it (no audit, no metric).
 pub fn visible(state: &AppState, caller: &Caller, target: &Target) -> bool {
-    sees(&state.policy.read(), caller, target)
+    sees(&state.estate.engine(), caller, target)
 }
 
-/// The engine's visibility, narrowed for drivers: their existence is personal data, so a
-/// driver is visible only to itself and to principals with `driver.view` on it.
+/// The target exists and the engine lets the caller see it (drivers only with `driver.view`).
 fn sees(engine: &voltgate_policy::Engine, caller: &Caller, target: &Target) -> bool {
-    if !exists(engine, target) {
-        return false;
-    }
-    let resource = target.resource();
-    if !engine.can_see(&caller.id, &resource) {
-        return false;
-    }
-    match target {
-        Target::Principal(id) if *id != caller.id => {
-            engine.principal_kind(id) != Some(PrincipalKind::Driver)
-                || engine.check(&caller.id, Action::DriverView, &resource)
-        }
-        _ => true,
-    }
+    exists(engine, target) && engine.can_see(&caller.id, &target.resource())
 }
 
 fn exists(engine: &voltgate_policy::Engine, target: &Target) -> bool {
@@ -131,7 +118,7 @@ pub async fn authorize(
 ) -> Result<Grant, ApiError> {
     let resource = target.resource();
     let decision = {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         if sees(&engine, caller, target) {
             Some(engine.explain(&caller.id, action, &resource))
         } else {
@@ -191,8 +178,8 @@ pub async fn authorize_global(
     action: Action,
     request_id: &RequestId,
 ) -> Result<Grant, ApiError> {
-    let root = Resource::Scope(ROOT_SCOPE.to_owned());
-    let decision = state.policy.read().explain(&caller.id, action, &root);
+    let root = Resource::Scope(ROOT_SCOPE_ID.to_owned());
+    let decision = state.estate.engine().explain(&caller.id, action, &root);
     let action_name = action.as_str();
     state.metrics.authz_decision(action_name, decision.allowed);
     if !decision.allowed {
@@ -200,7 +187,7 @@ pub async fn authorize_global(
             state,
             caller,
             action_name,
-            ROOT_SCOPE,
+            ROOT_SCOPE_ID,
             &decision.reason,
             "refused",
             request_id,
@@ -211,7 +198,7 @@ pub async fn authorize_global(
     Ok(grant(
         caller,
         action_name,
-        ROOT_SCOPE,
+        ROOT_SCOPE_ID,
         &decision.reason,
         request_id,
     ))

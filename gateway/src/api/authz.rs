@@ -45,7 +45,7 @@ pub async fn explain(
             &request_id,
         )
     } else {
-        let kind = state.policy.read().principal_kind(&body.principal);
+        let kind = state.estate.engine().principal_kind(&body.principal);
         let view = match kind {
             Some(PrincipalKind::Driver) => Action::DriverView,
             _ => Action::PrincipalView,
@@ -65,8 +65,8 @@ pub async fn explain(
     };
     let decision = visible(&state, &caller, &target).then(|| {
         state
-            .policy
-            .read()
+            .estate
+            .engine()
             .explain(&body.principal, action, &resource)
     });
     let Some(decision) = decision else {

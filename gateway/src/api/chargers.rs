@@ -17,7 +17,8 @@ use voltgate_store::ChargerRecord;
 use super::authorize::{authorize, Target};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictJson, StrictPath};
-use crate::state::{hash_password, register_charger_with_profile, SharedState, STATION_KIND};
+use crate::state::{hash_password, register_charger_with_profile, SharedState};
+use voltgate_policy::STATION_KIND;
 
 /// OCPP's Basic-auth passwords (1.6 AuthorizationKey, 2.0.1 BasicAuthPassword) are at most
 /// 40 characters.
@@ -196,23 +197,26 @@ async fn apply_change(
     id: &str,
     change: ChargerChange,
 ) -> Result<Json<ChargerSummary>, ApiError> {
-    let _guard = crate::state::mutation_lock().await;
-    let mut record = state
-        .store
-        .charger(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("charger `{id}` not found")))?;
-    let profile = change.security_profile.unwrap_or(record.security_profile);
-    check_profile(
-        state,
-        profile,
-        change.password.is_some() || record.password_hash.is_some(),
-    )?;
-    if let Some(password) = change.password {
-        record.password_hash = Some(hash_off_thread(password).await?);
-    }
-    record.security_profile = profile;
-    state.store.put_charger(&record).await?;
+    let new_hash = match change.password {
+        Some(password) => Some(hash_off_thread(password).await?),
+        None => None,
+    };
+    let record = state
+        .estate
+        .update_charger(id, |record| {
+            let profile = change.security_profile.unwrap_or(record.security_profile);
+            check_profile(
+                state,
+                profile,
+                new_hash.is_some() || record.password_hash.is_some(),
+            )?;
+            if let Some(hash) = new_hash {
+                record.password_hash = Some(hash);
+            }
+            record.security_profile = profile;
+            Ok::<(), ApiError>(())
+        })
+        .await??;
     state.auth_guard.passwords.forget(id);
     Ok(Json(summary(state, &record)))
 }
@@ -284,14 +288,14 @@ async fn rotate(
     let accepted = matches!(reply.status.as_str(), "Accepted" | "RebootRequired");
     if accepted {
         let hash = hash_off_thread(password).await?;
-        let _guard = crate::state::mutation_lock().await;
-        let mut record = state
-            .store
-            .charger(id)
+        state
+            .estate
+            .update_charger(id, |record| {
+                record.password_hash = Some(hash);
+                Ok::<(), std::convert::Infallible>(())
+            })
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("charger `{id}` not found")))?;
-        record.password_hash = Some(hash);
-        state.store.put_charger(&record).await?;
+            .unwrap_or_else(|never| match never {});
         state.auth_guard.passwords.forget(id);
         tracing::info!(charger_id = %id, by = %caller.id, "charger password rotated");
     }
@@ -307,7 +311,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ChargerList>, ApiError> {
     let visible: std::collections::HashSet<String> = {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         engine
             .visible(&caller.id, STATION_KIND)
             .into_iter()

@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use voltgate_store::StoreError;
 
+use crate::estate::ChangeError;
 use crate::gate::GateError;
-use crate::state::RegisterError;
+use voltgate_policy::PolicyError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -116,20 +117,28 @@ impl From<GateError> for ApiError {
     }
 }
 
-impl From<RegisterError> for ApiError {
-    fn from(err: RegisterError) -> Self {
+impl From<ChangeError> for ApiError {
+    fn from(err: ChangeError) -> Self {
         let message = err.to_string();
         match err {
-            RegisterError::ParentNotFound(_) => ApiError::not_found(message),
-            RegisterError::ParentKindNotAllowed { .. } | RegisterError::InvalidId => {
-                ApiError::invalid_body(message)
+            ChangeError::Invalid(
+                PolicyError::DuplicateScope(_)
+                | PolicyError::DuplicatePrincipal(_)
+                | PolicyError::DuplicateRole(_),
+            )
+            | ChangeError::Conflict(_) => ApiError::conflict(message),
+            ChangeError::Invalid(
+                PolicyError::UnknownScope(_)
+                | PolicyError::UnknownPrincipal(_)
+                | PolicyError::UnknownRole(_)
+                | PolicyError::UnknownModule(_),
+            )
+            | ChangeError::NotFound(_) => ApiError::not_found(message),
+            ChangeError::Invalid(PolicyError::CustomRolesDisabled { .. }) => {
+                ApiError::bad_request("custom_roles_disabled", message)
             }
-            RegisterError::AlreadyExists(_) => ApiError::conflict(message),
-            RegisterError::Store(store) => ApiError::store(store),
-            RegisterError::Engine(_) => {
-                tracing::error!(error = %message, "engine refused a change the store accepted");
-                ApiError::internal(message)
-            }
+            ChangeError::Invalid(_) => ApiError::invalid_body(message),
+            ChangeError::Store(store) => ApiError::store(store),
         }
     }
 }

@@ -178,7 +178,7 @@ async fn authenticate(
         }
     }
     let (kind, blocked) = {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         (
             engine.principal_kind(&record.principal),
             engine.is_blocked(&record.principal),
@@ -321,7 +321,7 @@ async fn read_json_value<S: Send + Sync>(
 
 /// Ids of scopes, chargers and principals travel in URL paths: the charger id rule applies.
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    if crate::state::is_valid_charger_id(id) {
+    if voltgate_policy::is_valid_id(id) {
         Ok(())
     } else {
         Err(ApiError::invalid_body(format!(

@@ -155,6 +155,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/audit", get(records::audit))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::lifecycle::run_to_completion))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(crate::lifecycle::drain_guard))
         .layer(middleware::from_fn_with_state(

@@ -12,14 +12,11 @@ use serde::{Deserialize, Serialize};
 use voltgate_policy::{Action, PrincipalKind, Resource};
 use voltgate_store::{ApiTokenRecord, IdTokenRecord, PrincipalRecord};
 
-use super::authorize::{authorize, grant, refuse, Target};
+use super::authorize::{authorize, grant, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath};
 use crate::audit;
-use crate::state::{
-    hash_token, mutation_lock, new_api_token, new_token_id, parse_principal_kind,
-    principal_kind_name, SharedState, ADMIN_PRINCIPAL,
-};
+use crate::state::{hash_token, new_api_token, new_token_id, SharedState};
 
 /// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
 const MAX_ID_TOKEN_CHARS: usize = 36;
@@ -83,7 +80,7 @@ pub async fn create(
     StrictJson(body): StrictJson<NewPrincipal>,
 ) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
     check_id("principal", &body.id)?;
-    let kind = match parse_principal_kind(&body.kind) {
+    let kind = match body.kind.parse::<PrincipalKind>().ok() {
         Some(kind @ (PrincipalKind::Operator | PrincipalKind::Driver)) => kind,
         _ => {
             return Err(ApiError::invalid_body(format!(
@@ -108,7 +105,7 @@ pub async fn create(
     .await?;
     let record = PrincipalRecord {
         id: body.id,
-        kind: principal_kind_name(kind).to_owned(),
+        kind: kind.as_str().to_owned(),
         home_scope: body.home_scope,
         name,
         blocked: false,
@@ -122,21 +119,7 @@ async fn insert_principal(
     record: PrincipalRecord,
     kind: PrincipalKind,
 ) -> Result<(StatusCode, Json<PrincipalView>), ApiError> {
-    let _guard = mutation_lock().await;
-    if state.policy.read().principal_kind(&record.id).is_some() {
-        return Err(ApiError::conflict(format!(
-            "principal `{}` already exists",
-            record.id
-        )));
-    }
-    state.store.put_principal(&record).await?;
-    state
-        .policy
-        .write()
-        .add_principal(&record.id, kind, &record.home_scope)
-        .map_err(|err| {
-            ApiError::internal(format!("the role engine refused the principal: {err}"))
-        })?;
+    state.estate.add_principal(&record, kind).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -147,7 +130,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<PrincipalList>, ApiError> {
     let records = state.store.principals().await?;
-    let engine = state.policy.read();
+    let engine = state.estate.engine();
     let principals = records
         .into_iter()
         .filter(|p| {
@@ -172,84 +155,29 @@ pub async fn list(
 /// `operator`; [`authorize`] then answers 404 and audits the attempt.
 fn kind_of(state: &SharedState, id: &str) -> PrincipalKind {
     state
-        .policy
-        .read()
+        .estate
+        .engine()
         .principal_kind(id)
         .unwrap_or(PrincipalKind::Operator)
 }
 
-/// The grant to manage principal `id` (issue its tokens, block it, delete it): the edit
-/// permission for its kind, and no reach beyond the caller's own grants.
+/// The grant to act for principal `id` (issue or revoke its tokens, block it, delete it):
+/// the edit permission for its kind, which the engine grants only within the caller's own
+/// reach (no role the target holds beyond what the caller could grant it).
 async fn manage_grant(
     state: &SharedState,
     caller: &Caller,
     id: &str,
     request_id: &RequestId,
 ) -> Result<super::authorize::Grant, ApiError> {
-    let action = edit_action(kind_of(state, id));
-    let grant = authorize(
+    authorize(
         state,
         caller,
-        action,
+        edit_action(kind_of(state, id)),
         &Target::Principal(id.to_owned()),
         request_id,
     )
-    .await?;
-    check_no_escalation(state, caller, action, id, request_id).await?;
-    Ok(grant)
-}
-
-/// Holding someone's token is acting as them, and blocking them takes their standing away;
-/// neither may reach beyond what the caller could grant. A system principal is managed only
-/// by a system principal, and every role the target holds must be one the caller could
-/// assign to it there (the engine's grant rule). Refusals are audited and answered 403.
-async fn check_no_escalation(
-    state: &SharedState,
-    caller: &Caller,
-    action: Action,
-    target: &str,
-    request_id: &RequestId,
-) -> Result<(), ApiError> {
-    let problem = {
-        let engine = state.policy.read();
-        if engine.principal_kind(target) == Some(PrincipalKind::System)
-            && caller.kind != PrincipalKind::System
-        {
-            Some(format!(
-                "Only a system principal may manage system principal `{target}`."
-            ))
-        } else {
-            engine
-                .assignments_of(target)
-                .into_iter()
-                .find_map(|(role, scope)| {
-                    engine
-                        .can_assign(&caller.id, target, &role, &scope)
-                        .err()
-                        .map(|denial| {
-                            format!(
-                                "`{}` may not act for `{target}`, who holds role `{role}` on `{scope}`: {}",
-                                caller.id, denial.reason
-                            )
-                        })
-                })
-        }
-    };
-    let Some(reason) = problem else {
-        return Ok(());
-    };
-    state.metrics.authz_decision(action.as_str(), false);
-    refuse(
-        state,
-        caller,
-        action.as_str(),
-        &Target::Principal(target.to_owned()).label(),
-        &reason,
-        "refused",
-        request_id,
-    )
-    .await;
-    Err(ApiError::forbidden(reason))
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,8 +199,8 @@ pub struct IssuedToken {
 }
 
 /// `POST /api/v1/principals/{id}/tokens`: a principal may always issue tokens for itself;
-/// for others it needs `principal.edit` (operators) or `driver.edit` (drivers) and must be
-/// able to grant every role the other holds (see [`check_no_escalation`]).
+/// for others it needs `principal.edit` (operators) or `driver.edit` (drivers), which the engine
+/// grants only to those who could grant every role the other holds.
 pub async fn issue_token(
     State(state): State<SharedState>,
     caller: Caller,
@@ -435,14 +363,7 @@ async fn insert_id_token(
     state: &SharedState,
     record: IdTokenRecord,
 ) -> Result<(StatusCode, Json<IdTokenView>), ApiError> {
-    let _guard = mutation_lock().await;
-    if state.store.id_token(&record.id_token).await?.is_some() {
-        return Err(ApiError::conflict(format!(
-            "id token `{}` is already registered",
-            record.id_token
-        )));
-    }
-    state.store.put_id_token(&record).await?;
+    state.estate.add_id_token(&record).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -485,22 +406,7 @@ async fn apply_blocked(
     id: &str,
     blocked: bool,
 ) -> Result<Json<PrincipalView>, ApiError> {
-    let _guard = mutation_lock().await;
-    if !state.store.set_principal_blocked(id, blocked).await? {
-        return Err(ApiError::not_found(format!("principal `{id}` not found")));
-    }
-    state
-        .policy
-        .write()
-        .set_blocked(id, blocked)
-        .map_err(|err| ApiError::internal(format!("the role engine refused: {err}")))?;
-    let record = state
-        .store
-        .principals()
-        .await?
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("principal `{id}` not found")))?;
+    let record = state.estate.set_blocked(id, blocked).await?;
     Ok(Json(record.into()))
 }
 
@@ -516,7 +422,11 @@ pub async fn delete(
     StrictPath(id): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let grant = manage_grant(&state, &caller, &id, &request_id).await?;
-    let result = remove_principal(&state, &caller, &id).await;
+    let removable = state.estate.engine().can_remove_principal(&caller.id, &id);
+    let result = match removable {
+        Ok(()) => remove_principal(&state, &caller, &id).await,
+        Err(denial) => Err(ApiError::conflict(denial.reason)),
+    };
     grant.finish_with(&state, result).await
 }
 
@@ -525,25 +435,7 @@ async fn remove_principal(
     caller: &Caller,
     id: &str,
 ) -> Result<StatusCode, ApiError> {
-    if id == caller.id {
-        return Err(ApiError::conflict(
-            "a principal cannot delete itself; another administrator can",
-        ));
-    }
-    if id == ADMIN_PRINCIPAL {
-        return Err(ApiError::conflict(format!(
-            "`{ADMIN_PRINCIPAL}` is the bootstrap administrator and is recreated at every start; block it or revoke its tokens instead"
-        )));
-    }
-    let _guard = mutation_lock().await;
-    if !state.store.delete_principal(id).await? {
-        return Err(ApiError::not_found(format!("principal `{id}` not found")));
-    }
-    state
-        .policy
-        .write()
-        .remove_principal(id)
-        .map_err(|err| ApiError::internal(format!("the role engine refused: {err}")))?;
+    state.estate.remove_principal(id).await?;
     tracing::info!(principal_removed = %id, by = %caller.id, "principal deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -566,8 +458,7 @@ pub struct ApiTokenList {
 /// The grant for listing (`revoke = false`) or revoking (`revoke = true`) a principal's API
 /// tokens: a principal may always handle its own; for others both need `principal.edit`
 /// (`driver.edit` for drivers), as issuing does, since a credential inventory is management
-/// data, and revoking must not reach beyond what the caller could grant
-/// ([`check_no_escalation`]).
+/// data, and the engine grants that only within the caller's own reach.
 async fn credentials_grant(
     state: &SharedState,
     caller: &Caller,
@@ -813,15 +704,11 @@ pub async fn delete_id_token(
     StrictPath(token): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
-    let result = async {
-        let _guard = mutation_lock().await;
-        if state.store.delete_id_token(&token).await? {
-            Ok(StatusCode::NO_CONTENT)
-        } else {
-            Err(id_token_not_found(&token))
-        }
-    }
-    .await;
+    let result = match state.estate.delete_id_token(&token).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(id_token_not_found(&token)),
+        Err(err) => Err(err.into()),
+    };
     grant.finish_with(&state, result).await
 }
 
@@ -857,18 +744,13 @@ async fn id_token_grant(
     })
 }
 
-/// Reads, changes and writes one id token under the mutation lock, so the local-list sync
-/// sees the change as one step.
+/// Reads, changes and writes one id token as one step of the estate, so the local-list sync
+/// sees the change whole.
 async fn update_id_token(
     state: &SharedState,
     token: &str,
     change: impl FnOnce(&mut IdTokenRecord),
 ) -> Result<Json<IdTokenView>, ApiError> {
-    let _guard = mutation_lock().await;
-    let Some(mut record) = state.store.id_token(token).await? else {
-        return Err(id_token_not_found(token));
-    };
-    change(&mut record);
-    state.store.put_id_token(&record).await?;
+    let record = state.estate.update_id_token(token, change).await?;
     Ok(Json(record.into()))
 }

@@ -13,7 +13,8 @@ use voltgate_store::{AuditFilter, StoredAuditRecord, TransactionFilter, Transact
 use super::authorize::{refuse, visible, Target};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictQuery};
-use crate::state::{SharedState, ROOT_SCOPE};
+use crate::state::SharedState;
+use voltgate_policy::ROOT_SCOPE_ID;
 
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
@@ -68,7 +69,7 @@ pub async fn transactions(
         limit: limit.saturating_mul(SCAN_FACTOR),
     };
     let rows = state.store.transactions(&filter).await?;
-    let engine = state.policy.read();
+    let engine = state.estate.engine();
     let transactions = rows
         .into_iter()
         .filter(|t| may_view_transaction(&engine, &caller.id, t))
@@ -109,11 +110,11 @@ pub async fn audit(
 ) -> Result<Json<AuditList>, ApiError> {
     let limit = page_size(query.limit)?;
     let (everything, somewhere) = {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         let everything = engine.check(
             &caller.id,
             Action::AuditView,
-            &Resource::Scope(ROOT_SCOPE.to_owned()),
+            &Resource::Scope(ROOT_SCOPE_ID.to_owned()),
         );
         let somewhere = everything
             || engine.assignments_of(&caller.id).iter().any(|(_, scope)| {
@@ -134,7 +135,7 @@ pub async fn audit(
             &state,
             &caller,
             Action::AuditView.as_str(),
-            ROOT_SCOPE,
+            ROOT_SCOPE_ID,
             &reason,
             "refused",
             &request_id,
@@ -154,7 +155,7 @@ pub async fn audit(
     let entries = if everything {
         rows
     } else {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         rows.into_iter()
             .filter(|r| {
                 audited_resource(&r.record.resource)

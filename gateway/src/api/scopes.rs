@@ -10,7 +10,8 @@ use voltgate_store::ScopeRecord;
 use super::authorize::{authorize, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
-use crate::state::{check_new_scope, mutation_lock, SharedState, ROOT_SCOPE, STATION_KIND};
+use crate::state::SharedState;
+use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,11 +54,11 @@ pub async fn create(
             "stations are chargers: create them with POST /api/v1/chargers",
         ));
     }
-    if body.kind == ROOT_SCOPE {
+    if body.kind == ROOT_SCOPE_ID {
         return Err(ApiError::invalid_body("there is exactly one root scope"));
     }
     {
-        let engine = state.policy.read();
+        let engine = state.estate.engine();
         if !engine.preset().kinds().any(|k| k.id == body.kind) {
             let kinds: Vec<&str> = engine.preset().kinds().map(|k| k.id.as_str()).collect();
             return Err(ApiError::invalid_body(format!(
@@ -83,24 +84,13 @@ async fn insert_scope(
     state: &SharedState,
     body: NewScope,
 ) -> Result<(StatusCode, Json<ScopeView>), ApiError> {
-    let _guard = mutation_lock().await;
-    check_new_scope(&state.policy.read(), &body.id, &body.kind, &body.parent)?;
     let record = ScopeRecord {
         id: body.id,
         kind: body.kind,
         parent: Some(body.parent),
         name: body.name,
     };
-    state.store.put_scope(&record).await?;
-    state
-        .policy
-        .write()
-        .add_scope(
-            &record.id,
-            &record.kind,
-            record.parent.as_deref().unwrap_or(ROOT_SCOPE),
-        )
-        .map_err(|err| ApiError::internal(format!("the role engine refused the scope: {err}")))?;
+    state.estate.add_scope(&record).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -123,7 +113,7 @@ pub async fn list(
     StrictQuery(query): StrictQuery<ScopeQuery>,
 ) -> Result<Json<ScopeList>, ApiError> {
     let records = state.store.scopes().await?;
-    let engine = state.policy.read();
+    let engine = state.estate.engine();
     let scopes = records
         .into_iter()
         .filter(|s| query.kind.as_ref().is_none_or(|k| *k == s.kind))
@@ -177,8 +167,8 @@ async fn apply_module(
     on: bool,
 ) -> Result<Json<ModuleView>, ApiError> {
     let known = state
-        .policy
-        .read()
+        .estate
+        .engine()
         .preset()
         .modules()
         .any(|m| m.id == module);
@@ -187,12 +177,6 @@ async fn apply_module(
             "this preset has no module `{module}`"
         )));
     }
-    let _guard = mutation_lock().await;
-    state.store.set_module(&scope, &module, on).await?;
-    state
-        .policy
-        .write()
-        .set_module(&scope, &module, on)
-        .map_err(|err| ApiError::internal(format!("the role engine refused the module: {err}")))?;
+    state.estate.set_module(&scope, &module, on).await?;
     Ok(Json(ModuleView { scope, module, on }))
 }

@@ -1162,7 +1162,7 @@ async fn transactions_and_audit_are_filtered_by_permission() {
 #[tokio::test]
 async fn modules_switch_where_module_edit_allows() {
     let api = Api::new("virta").await;
-    let preset = api.state.policy.read().preset().clone();
+    let preset = api.state.estate.engine().preset().clone();
     let module = preset
         .modules()
         .next()
@@ -1183,7 +1183,10 @@ async fn modules_switch_where_module_edit_allows() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(api.state.policy.read().module_on("org", &module), Ok(true));
+    assert_eq!(
+        api.state.estate.engine().module_on("org", &module),
+        Ok(true)
+    );
     assert!(api.state.store.modules().await.unwrap().contains(&(
         "org".to_owned(),
         module.clone(),
@@ -1206,14 +1209,15 @@ async fn a_store_failure_changes_nothing_in_the_engine() {
     let engine = voltgate_policy::Engine::new(Preset::builtin("connect").unwrap());
     let state = state_from_parts(store.clone(), engine);
     state
-        .policy
-        .write()
+        .estate
+        .engine_mut()
         .add_scope("north", "site", "root")
         .unwrap();
-    let result = crate::state::register_charger(&state, "CP-1", "north", None).await;
+    let result =
+        crate::state::register_charger_with_profile(&state, "CP-1", "north", None, 0).await;
     assert!(result.is_err());
     assert!(store.calls() > 0, "the store was asked");
-    assert_eq!(state.policy.read().scope_kind("CP-1"), None);
+    assert_eq!(state.estate.engine().scope_kind("CP-1"), None);
 }
 
 #[tokio::test]

@@ -529,7 +529,7 @@ async fn decide_id_token(
         .map_err(|err| store_failed(ctx, "id_token", &err))?;
     let record = registered_as(record.as_ref(), presented_type);
     let decision = {
-        let engine = ctx.state.policy.read();
+        let engine = ctx.state.estate.engine();
         judge_id_token(record, OffsetDateTime::now_utc(), |principal| {
             let explained = engine.explain(
                 principal,

@@ -16,6 +16,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde_json::Value;
+
+use crate::gate::AuditedCommand;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use voltgate_ocpp::OcppVersion;
@@ -138,9 +140,11 @@ impl ChargerRegistry {
     }
 
     /// Sends one CALL to a connected charger and waits for its answer, at most `timeout` in
-    /// total (queueing included). Only `gate.rs` calls this, after the role engine allowed it.
+    /// total (queueing included). Only the gate can make the [`AuditedCommand`] it takes, and
+    /// only once the command's allow record is written: no record, no command.
     pub async fn call(
         &self,
+        _permit: AuditedCommand,
         charger_id: &str,
         action: &str,
         payload: Value,
@@ -288,7 +292,15 @@ mod tests {
         let registry = ChargerRegistry::new();
         assert!(registry.live("CP-1").is_none());
         assert!(!registry.is_connected("CP-1"));
-        let outcome = registry.call("CP-1", "Reset", json!({}), TIMEOUT).await;
+        let outcome = registry
+            .call(
+                AuditedCommand::for_tests(),
+                "CP-1",
+                "Reset",
+                json!({}),
+                TIMEOUT,
+            )
+            .await;
         assert!(matches!(outcome, Err(CallFailure::NotConnected)));
     }
 
@@ -304,7 +316,13 @@ mod tests {
             let registry = registry.clone();
             tokio::spawn(async move {
                 registry
-                    .call("CP-1", "Reset", json!({"type": "Soft"}), TIMEOUT)
+                    .call(
+                        AuditedCommand::for_tests(),
+                        "CP-1",
+                        "Reset",
+                        json!({"type": "Soft"}),
+                        TIMEOUT,
+                    )
                     .await
             })
         };
@@ -325,7 +343,13 @@ mod tests {
         let mut session = registry.register("CP-1", OcppVersion::V201, 1);
         let started = Instant::now();
         let outcome = registry
-            .call("CP-1", "Reset", json!({}), Duration::from_secs(7))
+            .call(
+                AuditedCommand::for_tests(),
+                "CP-1",
+                "Reset",
+                json!({}),
+                Duration::from_secs(7),
+            )
             .await;
         assert!(matches!(outcome, Err(CallFailure::Timeout)));
         assert_eq!(started.elapsed(), Duration::from_secs(7));
@@ -342,11 +366,27 @@ mod tests {
         for _ in 0..CALL_QUEUE_CAPACITY {
             let registry = registry.clone();
             waiting.push(tokio::spawn(async move {
-                registry.call("CP-1", "Reset", json!({}), TIMEOUT).await
+                registry
+                    .call(
+                        AuditedCommand::for_tests(),
+                        "CP-1",
+                        "Reset",
+                        json!({}),
+                        TIMEOUT,
+                    )
+                    .await
             }));
         }
         tokio::task::yield_now().await;
-        let outcome = registry.call("CP-1", "Reset", json!({}), TIMEOUT).await;
+        let outcome = registry
+            .call(
+                AuditedCommand::for_tests(),
+                "CP-1",
+                "Reset",
+                json!({}),
+                TIMEOUT,
+            )
+            .await;
         assert!(matches!(outcome, Err(CallFailure::Busy)), "{outcome:?}");
         assert!(waiting.iter().all(|task| !task.is_finished()));
         for task in waiting {
@@ -360,7 +400,17 @@ mod tests {
         let session = registry.register("CP-1", OcppVersion::V16, 1);
         let caller = {
             let registry = registry.clone();
-            tokio::spawn(async move { registry.call("CP-1", "Reset", json!({}), TIMEOUT).await })
+            tokio::spawn(async move {
+                registry
+                    .call(
+                        AuditedCommand::for_tests(),
+                        "CP-1",
+                        "Reset",
+                        json!({}),
+                        TIMEOUT,
+                    )
+                    .await
+            })
         };
         tokio::task::yield_now().await;
         drop(session);

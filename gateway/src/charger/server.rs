@@ -55,7 +55,8 @@ use voltgate_store::ChargerRecord;
 
 use super::session;
 use crate::audit;
-use crate::state::{AppState, RegisterError, SharedState};
+use crate::estate::ChangeError;
+use crate::state::{AppState, SharedState};
 
 /// The whole handshake (request head, lookup, response) must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -538,7 +539,7 @@ pub(crate) fn charger_id_from_path(path: &str, prefix: &str) -> Result<String, R
     let id = percent_decode_str(encoded)
         .decode_utf8()
         .map_err(|_| invalid())?;
-    if !crate::state::is_valid_charger_id(&id) {
+    if !voltgate_policy::is_valid_id(&id) {
         return Err(invalid());
     }
     Ok(id.into_owned())
@@ -764,7 +765,7 @@ async fn auto_register(
             format!("auto-registered under scope {scope} with security profile {security_profile} at its first connection"),
             "registered",
         ),
-        Err(RegisterError::AlreadyExists(_)) => {
+        Err(ChangeError::Invalid(voltgate_policy::PolicyError::DuplicateScope(_))) => {
             // Another connection with this id registered it a moment ago, or a scope of that
             // name exists: fine only if the charger record is there now.
             return matches!(state.store.charger(charger_id).await, Ok(Some(_)));
@@ -1535,7 +1536,7 @@ mod tests {
             state.store.charger("NEW-1").await.unwrap().unwrap().scope,
             INSTALLATION
         );
-        assert_eq!(state.policy.read().scope_kind("NEW-1"), Some("station"));
+        assert_eq!(state.estate.engine().scope_kind("NEW-1"), Some("station"));
         let audit = state
             .store
             .audit(&AuditFilter {

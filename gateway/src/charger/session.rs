@@ -879,6 +879,7 @@ mod tests {
             registry_state
                 .chargers
                 .call(
+                    crate::gate::AuditedCommand::for_tests(),
                     "CP-1",
                     "Reset",
                     json!({"type": "Soft"}),
@@ -914,7 +915,13 @@ mod tests {
         let command = tokio::spawn(async move {
             registry_state
                 .chargers
-                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(5))
+                .call(
+                    crate::gate::AuditedCommand::for_tests(),
+                    "CP-1",
+                    "ClearCache",
+                    json!({}),
+                    Duration::from_secs(5),
+                )
                 .await
         });
         let call = charger.next_frame().await;
@@ -949,6 +956,7 @@ mod tests {
             registry_state
                 .chargers
                 .call(
+                    crate::gate::AuditedCommand::for_tests(),
                     "CP-1",
                     "Reset",
                     json!({"type": "Hard"}),
@@ -984,7 +992,13 @@ mod tests {
             tokio::spawn(async move {
                 state
                     .chargers
-                    .call("CP-1", action, json!({}), timeout)
+                    .call(
+                        crate::gate::AuditedCommand::for_tests(),
+                        "CP-1",
+                        action,
+                        json!({}),
+                        timeout,
+                    )
                     .await
             })
         };
@@ -1036,7 +1050,13 @@ mod tests {
         let pending = tokio::spawn(async move {
             registry_state
                 .chargers
-                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(30))
+                .call(
+                    crate::gate::AuditedCommand::for_tests(),
+                    "CP-1",
+                    "ClearCache",
+                    json!({}),
+                    Duration::from_secs(30),
+                )
                 .await
         });
         let _unanswered = old.next_frame().await;
@@ -1082,8 +1102,8 @@ mod tests {
         .await;
         // The preset's `user` role may be held on a single station only where `pro` is on.
         state
-            .policy
-            .write()
+            .estate
+            .engine_mut()
             .set_module(INSTALLATION, "pro", true)
             .unwrap();
         for (driver, station) in [("dave", "CP-1"), ("erin", "CP-2"), ("bob", "CP-1")] {
@@ -1096,12 +1116,12 @@ mod tests {
             )
             .await;
             state
-                .policy
-                .write()
+                .estate
+                .engine_mut()
                 .assign(driver, "user", station)
                 .unwrap();
         }
-        state.policy.write().set_blocked("bob", true).unwrap();
+        state.estate.engine_mut().set_blocked("bob", true).unwrap();
         let mut lost = id_token("TAG-LOST", "dave");
         lost.blocked = true;
         state.store.put_id_token(&lost).await.unwrap();
@@ -1355,7 +1375,13 @@ mod tests {
         let command = tokio::spawn(async move {
             registry_state
                 .chargers
-                .call("CP-1", "ClearCache", json!({}), Duration::from_secs(60))
+                .call(
+                    crate::gate::AuditedCommand::for_tests(),
+                    "CP-1",
+                    "ClearCache",
+                    json!({}),
+                    Duration::from_secs(60),
+                )
                 .await
         });
         // The charger stops reading: the CALL, the ping and the close frame pile up unread.
@@ -1433,7 +1459,13 @@ mod tests {
         assert!(state.chargers.is_connected("CP-1"));
         let answer = state
             .chargers
-            .call("CP-1", "ClearCache", json!({}), Duration::from_secs(5))
+            .call(
+                crate::gate::AuditedCommand::for_tests(),
+                "CP-1",
+                "ClearCache",
+                json!({}),
+                Duration::from_secs(5),
+            )
             .await
             .expect("the idle charger still answers");
         assert_eq!(answer["status"], "Accepted");

@@ -48,7 +48,7 @@ pub fn state_on(
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let engine = Engine::new(Preset::builtin(PRESET).expect("builtin preset"));
     let state = Arc::new(AppState {
-        policy: parking_lot::RwLock::new(engine),
+        estate: crate::estate::Estate::new(store.clone(), engine),
         store,
         validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
         chargers: super::ChargerRegistry::new(),
@@ -57,6 +57,7 @@ pub fn state_on(
         shutdown,
         auth_guard: crate::throttle::AuthGuard::new(),
         local_lists: crate::local_list::LocalLists::new(false),
+        command_sequence: crate::gate::CommandSequence::new(),
     });
     (state, shutdown_tx)
 }
@@ -77,8 +78,8 @@ pub async fn seed_estate(state: &AppState) {
             .await
             .expect("scope stored");
         state
-            .policy
-            .write()
+            .estate
+            .engine_mut()
             .add_scope(id, kind, parent)
             .expect("scope added");
     }
@@ -105,7 +106,7 @@ pub async fn add_token_holder(
         .store
         .put_principal(&PrincipalRecord {
             id: principal.to_owned(),
-            kind: crate::state::principal_kind_name(kind).to_owned(),
+            kind: kind.as_str().to_owned(),
             home_scope: "root".to_owned(),
             name: principal.to_owned(),
             blocked: false,
@@ -113,8 +114,8 @@ pub async fn add_token_holder(
         .await
         .expect("principal stored");
     state
-        .policy
-        .write()
+        .estate
+        .engine_mut()
         .add_principal(principal, kind, "root")
         .expect("principal added");
     state

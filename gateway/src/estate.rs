@@ -1,0 +1,304 @@
+//! The estate service: the one write path for everything the role engine decides on.
+//!
+//! Scopes, chargers, principals, custom roles, assignments, modules and id tokens change only
+//! through the methods of [`Estate`], and every method has the same shape: take the write
+//! lock, ask the engine whether the change is valid (its validate-only twin, so no rule is
+//! copied here), write the store, apply the change to the engine, and count one finished
+//! change for whoever follows the estate (the local-list sync). A store failure therefore
+//! changes nothing, and the engine never runs ahead of or behind the database.
+//!
+//! Who may make a change is not this module's question: callers ask the engine through the
+//! decision pipeline first and audit the decision; the API runs each change to its end even
+//! when the client goes away ([`crate::lifecycle::run_to_completion`]).
+//!
+//! The lock, the change counter and its wake-up are fields, not process-wide statics, so two
+//! gateways in one process never share them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use voltgate_policy::{Engine, PolicyError, PrincipalKind, RoleDef, STATION_KIND};
+use voltgate_store::{
+    AssignmentRecord, ChargerRecord, IdTokenRecord, PrincipalRecord, RoleRecord, ScopeRecord,
+    Store, StoreError,
+};
+
+/// Why a change was not made. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The engine refuses the change as invalid (unknown parent, wrong kind, bad id, …).
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The role engine together with the store it mirrors.
+pub struct Estate {
+    engine: parking_lot::RwLock<Engine>,
+    store: Arc<dyn Store>,
+    writes: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+/// Held while one change is made; dropping it counts the change and wakes the followers.
+struct ChangeGuard<'a> {
+    estate: &'a Estate,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        self.estate.generation.fetch_add(1, Ordering::SeqCst);
+        self.estate.changed.notify_waiters();
+    }
+}
+
+impl Estate {
+    /// An estate over `store`, whose contents `engine` already holds.
+    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Estate {
+        Estate {
+            engine: parking_lot::RwLock::new(engine),
+            store,
+            writes: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The engine, for decisions. Hold the guard briefly and never across an await.
+    pub fn engine(&self) -> parking_lot::RwLockReadGuard<'_, Engine> {
+        self.engine.read()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// How many changes (made or refused) have finished: what depends on the engine's answers
+    /// recomputes when it moves.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when a change finishes after this future is first polled.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    async fn begin(&self) -> ChangeGuard<'_> {
+        ChangeGuard {
+            _lock: self.writes.lock().await,
+            estate: self,
+        }
+    }
+
+    /// The engine for a change whose validity was checked under the write lock; a refusal
+    /// here means the engine and its validate-only twin disagree.
+    fn apply(&self, change: impl FnOnce(&mut Engine) -> Result<(), PolicyError>) {
+        if let Err(err) = change(&mut self.engine.write()) {
+            tracing::error!(error = %err, "the role engine refused a change it had validated; restart to reload the store");
+        }
+    }
+
+    pub async fn add_scope(&self, record: &ScopeRecord) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        let parent = record
+            .parent
+            .as_deref()
+            .unwrap_or(voltgate_policy::ROOT_SCOPE_ID);
+        self.engine()
+            .check_add_scope(&record.id, &record.kind, parent)?;
+        self.store.put_scope(record).await?;
+        self.apply(|engine| engine.add_scope(&record.id, &record.kind, parent));
+        Ok(())
+    }
+
+    /// A charger is a store record and a station scope under its parent.
+    pub async fn register_charger(&self, charger: &ChargerRecord) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        self.engine()
+            .check_add_scope(&charger.id, STATION_KIND, &charger.scope)?;
+        if self.store.charger(&charger.id).await?.is_some() {
+            return Err(PolicyError::DuplicateScope(charger.id.clone()).into());
+        }
+        self.store.put_charger(charger).await?;
+        self.store
+            .put_scope(&ScopeRecord {
+                id: charger.id.clone(),
+                kind: STATION_KIND.to_owned(),
+                parent: Some(charger.scope.clone()),
+                name: None,
+            })
+            .await?;
+        self.apply(|engine| engine.add_scope(&charger.id, STATION_KIND, &charger.scope));
+        Ok(())
+    }
+
+    /// Changes a charger's stored settings (password hash, security profile); `change` sees
+    /// the current record and may refuse.
+    pub async fn update_charger<E>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ChargerRecord) -> Result<(), E>,
+    ) -> Result<Result<ChargerRecord, E>, ChangeError> {
+        let _change = self.begin().await;
+        let Some(mut record) = self.store.charger(id).await? else {
+            return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
+        };
+        if let Err(err) = change(&mut record) {
+            return Ok(Err(err));
+        }
+        self.store.put_charger(&record).await?;
+        Ok(Ok(record))
+    }
+
+    pub async fn set_module(&self, scope: &str, module: &str, on: bool) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        self.engine().check_set_module(scope, module)?;
+        self.store.set_module(scope, module, on).await?;
+        self.apply(|engine| engine.set_module(scope, module, on));
+        Ok(())
+    }
+
+    pub async fn add_principal(
+        &self,
+        record: &PrincipalRecord,
+        kind: PrincipalKind,
+    ) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        self.engine()
+            .check_add_principal(&record.id, kind, &record.home_scope)?;
+        self.store.put_principal(record).await?;
+        self.apply(|engine| engine.add_principal(&record.id, kind, &record.home_scope));
+        Ok(())
+    }
+
+    /// Deletes a principal with its tokens, id tokens and assignments.
+    pub async fn remove_principal(&self, id: &str) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        self.engine().check_principal(id)?;
+        if !self.store.delete_principal(id).await? {
+            return Err(ChangeError::NotFound(format!("principal `{id}` not found")));
+        }
+        self.apply(|engine| engine.remove_principal(id));
+        Ok(())
+    }
+
+    pub async fn set_blocked(
+        &self,
+        id: &str,
+        blocked: bool,
+    ) -> Result<PrincipalRecord, ChangeError> {
+        let _change = self.begin().await;
+        self.engine().check_principal(id)?;
+        if !self.store.set_principal_blocked(id, blocked).await? {
+            return Err(ChangeError::NotFound(format!("principal `{id}` not found")));
+        }
+        self.apply(|engine| engine.set_blocked(id, blocked));
+        self.store
+            .principals()
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| ChangeError::NotFound(format!("principal `{id}` not found")))
+    }
+
+    pub async fn define_role(&self, record: &RoleRecord) -> Result<RoleDef, ChangeError> {
+        let _change = self.begin().await;
+        self.engine()
+            .check_define_role(&record.id, &record.label, &record.permissions)?;
+        self.store.put_role(record).await?;
+        self.apply(|engine| engine.define_role(&record.id, &record.label, &record.permissions));
+        self.engine()
+            .role(&record.id)
+            .cloned()
+            .ok_or_else(|| ChangeError::NotFound(format!("role `{}` not found", record.id)))
+    }
+
+    pub async fn assign(&self, record: &AssignmentRecord) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        {
+            let engine = self.engine();
+            engine.check_assign(&record.principal, &record.role, &record.scope)?;
+            if engine.holds(&record.principal, &record.role, &record.scope) {
+                return Err(already_holds(record));
+            }
+        }
+        if !self.store.add_assignment(record).await? {
+            return Err(already_holds(record));
+        }
+        self.apply(|engine| engine.assign(&record.principal, &record.role, &record.scope));
+        Ok(())
+    }
+
+    /// Removes an assignment; `false` when it was not held.
+    pub async fn unassign(&self, record: &AssignmentRecord) -> Result<bool, ChangeError> {
+        let _change = self.begin().await;
+        let removed = self.store.remove_assignment(record).await?;
+        if removed {
+            self.apply(|engine| {
+                engine
+                    .unassign(&record.principal, &record.role, &record.scope)
+                    .map(|_| ())
+            });
+        }
+        Ok(removed)
+    }
+
+    pub async fn add_id_token(&self, record: &IdTokenRecord) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        self.engine().check_principal(&record.principal)?;
+        if self.store.id_token(&record.id_token).await?.is_some() {
+            return Err(ChangeError::Conflict(format!(
+                "id token `{}` is already registered",
+                record.id_token
+            )));
+        }
+        self.store.put_id_token(record).await?;
+        Ok(())
+    }
+
+    /// Reads, changes and writes one id token as one step.
+    pub async fn update_id_token(
+        &self,
+        token: &str,
+        change: impl FnOnce(&mut IdTokenRecord),
+    ) -> Result<IdTokenRecord, ChangeError> {
+        let _change = self.begin().await;
+        let Some(mut record) = self.store.id_token(token).await? else {
+            return Err(ChangeError::NotFound(format!(
+                "id token `{token}` not found"
+            )));
+        };
+        change(&mut record);
+        self.store.put_id_token(&record).await?;
+        Ok(record)
+    }
+
+    /// Forgets an id token; `false` when there was none.
+    pub async fn delete_id_token(&self, token: &str) -> Result<bool, ChangeError> {
+        let _change = self.begin().await;
+        Ok(self.store.delete_id_token(token).await?)
+    }
+
+    /// Direct engine access for unit tests that set up an estate without the store.
+    #[cfg(test)]
+    pub fn engine_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Engine> {
+        self.engine.write()
+    }
+}
+
+fn already_holds(record: &AssignmentRecord) -> ChangeError {
+    ChangeError::Conflict(format!(
+        "{} already holds role {} on {}",
+        record.principal, record.role, record.scope
+    ))
+}
