@@ -42,6 +42,59 @@ pub async fn set_outcome(state: &AppState, id: Option<i64>, outcome: &str) {
     }
 }
 
+/// How a scope or charger is written in an audit record's `resource`.
+///
+/// Labels name their resource unambiguously: `principal:ID`, `assignment:P:R@SCOPE`, or a
+/// scope id. Inside a label every id has `%`, `:` and `@` escaped (`%25`, `%3A`, `%40`), so an
+/// id that contains a separator can neither land a record in another tenant's view nor drop it
+/// from its owner's.
+pub fn scope_label(id: &str) -> String {
+    escape_id(id)
+}
+
+/// How a principal is written in an audit record's `resource`.
+pub fn principal_label(id: &str) -> String {
+    format!("principal:{}", escape_id(id))
+}
+
+/// How a role assignment is written in an audit record's `resource`.
+pub fn assignment_label(principal: &str, role: &str, scope: &str) -> String {
+    format!(
+        "assignment:{}:{}@{}",
+        escape_id(principal),
+        escape_id(role),
+        escape_id(scope)
+    )
+}
+
+/// The engine resource an audit label is about (an assignment is judged at its scope);
+/// `None` for labels of other things (API paths, id tokens).
+pub fn labelled_resource(label: &str) -> Option<voltgate_policy::Resource> {
+    use voltgate_policy::Resource;
+    if let Some(id) = label.strip_prefix("principal:") {
+        Some(Resource::Principal(unescape_id(id)))
+    } else if let Some(rest) = label.strip_prefix("assignment:") {
+        rest.rsplit_once('@')
+            .map(|(_, scope)| Resource::Scope(unescape_id(scope)))
+    } else if label.contains(':') || label.starts_with('/') {
+        None
+    } else {
+        Some(Resource::Scope(unescape_id(label)))
+    }
+}
+
+fn escape_id(id: &str) -> String {
+    id.replace('%', "%25")
+        .replace(':', "%3A")
+        .replace('@', "%40")
+}
+
+fn unescape_id(text: &str) -> String {
+    text.replace("%3A", ":")
+        .replace("%40", "@")
+        .replace("%25", "%")
+}
+
 /// A record stamped with the current time.
 pub fn entry(
     principal: &str,
@@ -97,6 +150,43 @@ mod tests {
         assert!(text.ends_with('Z'), "{text}");
         let at = time::macros::datetime!(2025-01-31 12:00:00.123456789 UTC);
         assert_eq!(format_time(at), "2025-01-31T12:00:00.123Z");
+    }
+
+    #[test]
+    fn labels_parse_back_to_the_resource_they_name() {
+        use voltgate_policy::Resource;
+        for id in [
+            "CP-1",
+            "CP:1",
+            "a@b",
+            "100%",
+            "%3A",
+            "x:y@z",
+            "principal:bob",
+        ] {
+            assert_eq!(
+                labelled_resource(&scope_label(id)),
+                Some(Resource::Scope(id.to_owned())),
+                "{id}"
+            );
+            assert_eq!(
+                labelled_resource(&principal_label(id)),
+                Some(Resource::Principal(id.to_owned())),
+                "{id}"
+            );
+            assert_eq!(
+                labelled_resource(&assignment_label(id, "role", id)),
+                Some(Resource::Scope(id.to_owned())),
+                "{id}"
+            );
+        }
+        // A scope whose id looks like another's label stays its own.
+        assert_eq!(
+            labelled_resource(&assignment_label("p", "r", "evil@site-b")),
+            Some(Resource::Scope("evil@site-b".to_owned()))
+        );
+        assert_eq!(labelled_resource("id-token:ABC"), None);
+        assert_eq!(labelled_resource("/api/v1/scopes"), None);
     }
 
     #[tokio::test]

@@ -127,7 +127,7 @@ pub async fn send_command(
             audit::entry(
                 principal,
                 action_name,
-                charger_id,
+                &audit::scope_label(charger_id),
                 false,
                 &reason,
                 Some("not_found".into()),
@@ -149,7 +149,7 @@ pub async fn send_command(
             audit::entry(
                 principal,
                 action_name,
-                charger_id,
+                &audit::scope_label(charger_id),
                 false,
                 &decision.reason,
                 Some("refused".into()),
@@ -166,7 +166,7 @@ pub async fn send_command(
         audit::entry(
             principal,
             action_name,
-            charger_id,
+            &audit::scope_label(charger_id),
             true,
             &decision.reason,
             None,
@@ -195,7 +195,7 @@ pub async fn send_system_command(
         audit::entry(
             SYSTEM_PRINCIPAL,
             command.engine_action(),
-            charger_id,
+            &audit::scope_label(charger_id),
             true,
             "sent by the gateway itself as the system principal",
             None,

@@ -17,7 +17,6 @@ pub mod api;
 pub mod audit;
 pub mod charger;
 pub mod config;
-pub mod estate;
 pub mod gate;
 pub mod lifecycle;
 pub mod local_list;
@@ -71,7 +70,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let store = voltgate_store::open(&config.db)
         .await
         .with_context(|| "cannot open the store (--db)")?;
-    let mut engine = state::load_engine(store.as_ref(), preset).await?;
+    let mut engine = voltgate_estate::load_engine(store.as_ref(), preset).await?;
     let admin_token =
         state::bootstrap_admin(store.as_ref(), &mut engine, config.admin_token.as_deref()).await?;
     if let Some(scope) = &config.auto_register {
@@ -82,7 +81,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let validator = voltgate_ocpp::Validator::new().context("cannot compile the OCPP schemas")?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
-        estate: estate::Estate::new(store.clone(), engine),
+        estate: voltgate_estate::Estate::new(store.clone(), engine),
         store: store.clone(),
         validator: Arc::new(validator),
         chargers: charger::ChargerRegistry::new(),

@@ -8,17 +8,16 @@
 //! stored as a plain SHA-256 digest, charger passwords are chosen by people and stored as
 //! salted Argon2id hashes.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use voltgate_policy::{Engine, Preset, PrincipalKind, ROOT_SCOPE_ID, STATION_KIND};
+use voltgate_policy::{Engine, PrincipalKind, ROOT_SCOPE_ID};
 use voltgate_store::{ApiTokenRecord, ChargerRecord, PrincipalRecord, Store, StoreError};
 
 use crate::audit;
-use crate::estate::{ChangeError, Estate};
+use voltgate_estate::{ChangeError, Estate};
 
 /// Everything a request handler or a charger session may need.
 pub struct AppState {
@@ -214,97 +213,6 @@ pub enum StartupError {
     Engine(String),
 }
 
-/// Builds the role engine from the preset and replays every stored scope, module,
-/// principal, custom role and assignment into it, in that order. Records the preset can no
-/// longer express (e.g. after switching presets) are skipped with a warning, not fatal.
-pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, StartupError> {
-    let mut engine = Engine::new(preset);
-    replay_scopes(store, &mut engine).await?;
-    for (scope, module, on) in store.modules().await? {
-        if let Err(err) = engine.set_module(&scope, &module, on) {
-            tracing::warn!(%scope, %module, error = %err, "stored module setting skipped");
-        }
-    }
-    for principal in store.principals().await? {
-        let Ok(kind) = principal.kind.parse::<PrincipalKind>() else {
-            tracing::warn!(principal = %principal.id, kind = %principal.kind, "stored principal of unknown kind skipped");
-            continue;
-        };
-        if let Err(err) = engine.add_principal(&principal.id, kind, &principal.home_scope) {
-            tracing::warn!(principal = %principal.id, error = %err, "stored principal skipped");
-            continue;
-        }
-        if principal.blocked {
-            if let Err(err) = engine.set_blocked(&principal.id, true) {
-                tracing::warn!(principal = %principal.id, error = %err, "could not block stored principal");
-            }
-        }
-    }
-    for role in store.roles().await? {
-        if let Err(err) = engine.define_role(&role.id, &role.label, &role.permissions) {
-            tracing::warn!(role = %role.id, error = %err, "stored custom role skipped");
-        }
-    }
-    for assignment in store.assignments().await? {
-        if let Err(err) = engine.assign(&assignment.principal, &assignment.role, &assignment.scope)
-        {
-            tracing::warn!(
-                principal = %assignment.principal,
-                role = %assignment.role,
-                scope = %assignment.scope,
-                error = %err,
-                "stored assignment skipped"
-            );
-        }
-    }
-    Ok(engine)
-}
-
-/// Scopes come back parents-first, but a charger record may exist without its scope row
-/// (registered by an older build or interrupted half-way). Those become stations too; the
-/// loop repeats until no pending scope can be placed.
-async fn replay_scopes(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
-    let mut pending: Vec<(String, String, String)> = store
-        .scopes()
-        .await?
-        .into_iter()
-        .map(|s| {
-            let parent = s.parent.unwrap_or_else(|| ROOT_SCOPE_ID.to_owned());
-            (s.id, s.kind, parent)
-        })
-        .collect();
-    let known: HashSet<String> = pending.iter().map(|(id, _, _)| id.clone()).collect();
-    for charger in store.chargers().await? {
-        if !known.contains(&charger.id) {
-            pending.push((charger.id, STATION_KIND.to_owned(), charger.scope));
-        }
-    }
-    loop {
-        let before = pending.len();
-        let mut still_pending = Vec::new();
-        for (id, kind, parent) in pending {
-            if id == ROOT_SCOPE_ID {
-                continue;
-            }
-            if engine.scope_kind(&parent).is_none() {
-                still_pending.push((id, kind, parent));
-                continue;
-            }
-            if let Err(err) = engine.add_scope(&id, &kind, &parent) {
-                tracing::warn!(scope = %id, %kind, %parent, error = %err, "stored scope skipped");
-            }
-        }
-        pending = still_pending;
-        if pending.is_empty() || pending.len() == before {
-            break;
-        }
-    }
-    for (id, _, parent) in pending {
-        tracing::warn!(scope = %id, %parent, "stored scope skipped: its parent does not exist");
-    }
-    Ok(())
-}
-
 /// Ensures the bootstrap principal `admin` (kind system, home `root`) exists and can log in.
 ///
 /// With `configured_token`, its hash is registered (once). Without one, a token is generated
@@ -361,6 +269,8 @@ pub mod testing {
     //! no listeners.
 
     use super::*;
+    use voltgate_estate::load_engine;
+    use voltgate_policy::Preset;
 
     pub const TEST_COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -405,6 +315,8 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voltgate_estate::load_engine;
+    use voltgate_policy::{Preset, STATION_KIND};
 
     #[test]
     fn password_hash_round_trip_and_salt() {

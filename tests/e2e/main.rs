@@ -8,6 +8,7 @@ mod commands;
 mod crash;
 mod deploy_assets;
 mod durability;
+mod estate_integrity;
 mod faults;
 mod frames;
 mod handshake;

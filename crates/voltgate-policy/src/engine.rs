@@ -45,19 +45,21 @@ pub const MAX_ROLE_LABEL_CHARS: usize = 200;
 
 /// Principal ids the gateway writes into its own audit records, so that no principal can be
 /// created under them and pass for the gateway: the gateway itself, an unauthenticated
-/// caller, and `id-token:…`, the subject of a charger-side card decision.
+/// caller; and ids starting with one of [`RESERVED_PRINCIPAL_PREFIXES`]: `id-token:…`, the
+/// subject of a charger-side card decision, and `charger:…`, a charger at its handshake.
 pub const RESERVED_PRINCIPAL_IDS: &[&str] = &["system", "anonymous"];
 /// See [`RESERVED_PRINCIPAL_IDS`].
-pub const RESERVED_PRINCIPAL_PREFIX: &str = "id-token:";
+pub const RESERVED_PRINCIPAL_PREFIXES: &[&str] = &["id-token:", "charger:"];
 
 /// Whether `id` is kept for the gateway's own audit entries ([`RESERVED_PRINCIPAL_IDS`]).
 pub fn is_reserved_principal_id(id: &str) -> bool {
     RESERVED_PRINCIPAL_IDS
         .iter()
         .any(|reserved| id.eq_ignore_ascii_case(reserved))
-        || id
-            .get(..RESERVED_PRINCIPAL_PREFIX.len())
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(RESERVED_PRINCIPAL_PREFIX))
+        || RESERVED_PRINCIPAL_PREFIXES.iter().any(|reserved| {
+            id.get(..reserved.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(reserved))
+        })
 }
 
 /// The longest id of a scope, charger or principal.

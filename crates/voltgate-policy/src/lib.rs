@@ -54,7 +54,7 @@ pub use action::{Action, UnknownAction};
 pub use bitset::PermissionSet;
 pub use engine::{
     is_reserved_principal_id, is_valid_id, Engine, MAX_ID_CHARS, MAX_ROLE_ID_CHARS,
-    MAX_ROLE_LABEL_CHARS, RESERVED_PRINCIPAL_IDS, RESERVED_PRINCIPAL_PREFIX,
+    MAX_ROLE_LABEL_CHARS, RESERVED_PRINCIPAL_IDS, RESERVED_PRINCIPAL_PREFIXES,
 };
 pub use error::PolicyError;
 pub use explain::{Decision, Evidence, Finding};

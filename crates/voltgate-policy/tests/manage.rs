@@ -133,7 +133,13 @@ fn nobody_deletes_themselves_or_a_protected_principal() {
 #[test]
 fn the_gateway_s_own_audit_names_cannot_be_taken() {
     let mut engine = estate();
-    for id in ["system", "anonymous", "SYSTEM", "id-token:ABC"] {
+    for id in [
+        "system",
+        "anonymous",
+        "SYSTEM",
+        "id-token:ABC",
+        "charger:CP-1",
+    ] {
         assert_eq!(
             engine.add_principal(id, PrincipalKind::Operator, "site-a"),
             Err(PolicyError::ReservedId(id.to_owned())),

@@ -31,6 +31,10 @@ pub trait Store: Send + Sync + 'static {
     async fn principals(&self) -> Result<Vec<PrincipalRecord>, StoreError>;
     /// Deletes a principal with its API tokens, id tokens and assignments. `false` if unknown.
     async fn delete_principal(&self, id: &str) -> Result<bool, StoreError>;
+    /// Whether `id` belonged to a deleted principal ([`Store::delete_principal`] retires it):
+    /// such an id is never given out again, so nobody inherits the old principal's audit
+    /// history.
+    async fn principal_id_retired(&self, id: &str) -> Result<bool, StoreError>;
     /// `false` if the principal is unknown.
     async fn set_principal_blocked(&self, id: &str, blocked: bool) -> Result<bool, StoreError>;
     /// Inserts or replaces a custom role by id.

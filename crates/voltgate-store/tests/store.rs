@@ -246,8 +246,12 @@ async fn deleting_a_principal_takes_its_credentials_and_assignments(store: &Arc<
         .await
         .unwrap();
 
+    assert!(!store.principal_id_retired("alice").await.unwrap());
     assert!(store.delete_principal("alice").await.unwrap());
     assert!(!store.delete_principal("alice").await.unwrap());
+    assert!(store.principal_id_retired("alice").await.unwrap());
+    assert!(!store.principal_id_retired("bob").await.unwrap());
+    assert!(!store.principal_id_retired("nobody").await.unwrap());
 
     assert_eq!(store.principals().await.unwrap(), [principal("bob")]);
     assert!(store.api_tokens_of("alice").await.unwrap().is_empty());

@@ -32,7 +32,7 @@ impl AssignmentBody {
 
     /// How the assignment is named in audit records.
     fn label(&self) -> String {
-        format!("assignment:{}:{}@{}", self.principal, self.role, self.scope)
+        crate::audit::assignment_label(&self.principal, &self.role, &self.scope)
     }
 }
 

@@ -33,8 +33,8 @@ impl Target {
     /// How the target is written in audit records and in `resource` fields of the API.
     pub fn label(&self) -> String {
         match self {
-            Target::Scope(id) | Target::Charger(id) => id.clone(),
-            Target::Principal(id) => format!("principal:{id}"),
+            Target::Scope(id) | Target::Charger(id) => audit::scope_label(id),
+            Target::Principal(id) => audit::principal_label(id),
         }
     }
 

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use voltgate_store::StoreError;
 
-use crate::estate::ChangeError;
 use crate::gate::GateError;
+use voltgate_estate::ChangeError;
 use voltgate_policy::PolicyError;
 
 #[derive(Debug)]

@@ -158,7 +158,7 @@ pub async fn audit(
         let engine = state.estate.engine();
         rows.into_iter()
             .filter(|r| {
-                audited_resource(&r.record.resource)
+                crate::audit::labelled_resource(&r.record.resource)
                     .is_some_and(|res| engine.check(&caller.id, Action::AuditView, &res))
             })
             .take(limit as usize)
@@ -167,41 +167,9 @@ pub async fn audit(
     Ok(Json(AuditList { entries }))
 }
 
-/// The engine resource an audit record is about: `principal:ID`, `assignment:P:R@SCOPE`
-/// (judged at the scope), or a scope / charger id.
-fn audited_resource(label: &str) -> Option<Resource> {
-    if let Some(id) = label.strip_prefix("principal:") {
-        Some(Resource::Principal(id.to_owned()))
-    } else if let Some(rest) = label.strip_prefix("assignment:") {
-        rest.rsplit_once('@')
-            .map(|(_, scope)| Resource::Scope(scope.to_owned()))
-    } else if label.contains(':') {
-        None
-    } else {
-        Some(Resource::Scope(label.to_owned()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn audit_resources_map_to_engine_resources() {
-        assert_eq!(
-            audited_resource("principal:bob"),
-            Some(Resource::Principal("bob".into()))
-        );
-        assert_eq!(
-            audited_resource("assignment:bob:site-admin@north"),
-            Some(Resource::Scope("north".into()))
-        );
-        assert_eq!(
-            audited_resource("CP-1"),
-            Some(Resource::Scope("CP-1".into()))
-        );
-        assert_eq!(audited_resource("id-token:ABC"), None);
-    }
 
     #[test]
     fn page_sizes() {

@@ -11,8 +11,8 @@ use voltgate_store::RoleRecord;
 use super::authorize::authorize_global;
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictJson};
-use crate::estate::ChangeError;
 use crate::state::SharedState;
+use voltgate_estate::ChangeError;
 
 #[derive(Debug, Serialize)]
 pub struct RoleView {

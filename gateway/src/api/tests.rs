@@ -16,7 +16,8 @@ use voltgate_store::{ApiTokenRecord, AuditFilter, NewTransaction, StoredAuditRec
 
 use super::{router, ROUTES};
 use crate::state::testing::state_from_parts;
-use crate::state::{bootstrap_admin, hash_token, load_engine, SharedState};
+use crate::state::{bootstrap_admin, hash_token, SharedState};
+use voltgate_estate::load_engine;
 
 const ADMIN: &str = "vg_test_admin_token";
 

@@ -554,7 +554,7 @@ async fn decide_id_token(
         audit::entry(
             &audit_principal,
             "charge",
-            ctx.charger_id,
+            &audit::scope_label(ctx.charger_id),
             allowed,
             &decision.reason,
             Some(decision.status.as_str().to_owned()),

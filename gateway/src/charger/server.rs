@@ -55,8 +55,8 @@ use voltgate_store::ChargerRecord;
 
 use super::session;
 use crate::audit;
-use crate::estate::ChangeError;
 use crate::state::{AppState, SharedState};
+use voltgate_estate::ChangeError;
 
 /// The whole handshake (request head, lookup, response) must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -700,7 +700,7 @@ async fn audit_refusal(
         audit::entry(
             &format!("charger:{charger_id}"),
             "charger.connect",
-            charger_id,
+            &audit::scope_label(charger_id),
             false,
             &format!("{}{from}: {}", refusal.reason, refusal.message),
             Some(format!("http {}", refusal.status.as_u16())),
@@ -781,7 +781,7 @@ async fn auto_register(
         audit::entry(
             "system",
             "charger.register",
-            charger_id,
+            &audit::scope_label(charger_id),
             allowed,
             &reason,
             Some(outcome.to_owned()),

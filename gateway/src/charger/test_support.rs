@@ -48,7 +48,7 @@ pub fn state_on(
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let engine = Engine::new(Preset::builtin(PRESET).expect("builtin preset"));
     let state = Arc::new(AppState {
-        estate: crate::estate::Estate::new(store.clone(), engine),
+        estate: voltgate_estate::Estate::new(store.clone(), engine),
         store,
         validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
         chargers: super::ChargerRegistry::new(),
@@ -276,6 +276,9 @@ impl Store for RefusingStore {
         self.refuse()
     }
     async fn delete_principal(&self, _: &str) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn principal_id_retired(&self, _: &str) -> Result<bool, StoreError> {
         self.refuse()
     }
     async fn set_principal_blocked(&self, _: &str, _: bool) -> Result<bool, StoreError> {

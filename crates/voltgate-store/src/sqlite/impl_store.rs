@@ -206,14 +206,35 @@ impl Store for SqliteStore {
     }
 
     async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
-        // Tokens, id tokens and assignments go with it through ON DELETE CASCADE.
+        // Tokens, id tokens and assignments go with it through ON DELETE CASCADE; the id is
+        // retired in the same write.
         self.write(id.to_owned(), |conn, id| {
             Box::pin(async move {
                 let done = sqlx::query("DELETE FROM principals WHERE id = ?")
                     .bind(id)
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
-                Ok(done.rows_affected() > 0)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("INSERT OR IGNORE INTO retired_principal_ids (id) VALUES (?)")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn principal_id_retired(&self, id: &str) -> Result<bool, StoreError> {
+        self.read(&id.to_owned(), |conn, id| {
+            Box::pin(async move {
+                let found = sqlx::query("SELECT 1 FROM retired_principal_ids WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(conn)
+                    .await?;
+                Ok(found.is_some())
             })
         })
         .await

@@ -7,9 +7,9 @@
 //! change for whoever follows the estate (the local-list sync). A store failure therefore
 //! changes nothing, and the engine never runs ahead of or behind the database.
 //!
-//! Who may make a change is not this module's question: callers ask the engine through the
-//! decision pipeline first and audit the decision; the API runs each change to its end even
-//! when the client goes away ([`crate::lifecycle::run_to_completion`]).
+//! Who may make a change is not this module's question: callers ask the engine first and
+//! audit the decision; the gateway's API runs each change to its end even when the client
+//! goes away.
 //!
 //! The lock, the change counter and its wake-up are fields, not process-wide statics, so two
 //! gateways in one process never share them.
@@ -176,6 +176,12 @@ impl Estate {
         let _change = self.begin().await;
         self.engine()
             .check_add_principal(&record.id, kind, &record.home_scope)?;
+        if self.store.principal_id_retired(&record.id).await? {
+            return Err(ChangeError::Conflict(format!(
+                "`{}` belonged to a deleted principal whose audit history keeps that id; choose another id",
+                record.id
+            )));
+        }
         self.store.put_principal(record).await?;
         self.apply(|engine| engine.add_principal(&record.id, kind, &record.home_scope));
         Ok(())
@@ -289,8 +295,8 @@ impl Estate {
         Ok(self.store.delete_id_token(token).await?)
     }
 
-    /// Direct engine access for unit tests that set up an estate without the store.
-    #[cfg(test)]
+    /// Direct engine access, bypassing the store, for unit tests that set up an estate.
+    #[cfg(feature = "testing")]
     pub fn engine_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Engine> {
         self.engine.write()
     }

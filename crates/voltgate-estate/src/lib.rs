@@ -1,0 +1,11 @@
+//! The estate: the role engine together with the store it mirrors, and the one write path for
+//! every change the engine decides on.
+//!
+//! No sockets and no HTTP: the gateway's charger server and operator API are thin users of
+//! it, and a change made here is the unit that the gateway audits, and that will cross nodes.
+
+mod estate;
+mod load;
+
+pub use estate::{ChangeError, Estate};
+pub use load::load_engine;
