@@ -5,6 +5,7 @@
 
 mod charge_authorization;
 mod commands;
+mod compliance;
 mod crash;
 mod deploy_assets;
 mod durability;

@@ -18,6 +18,10 @@ pub enum Command {
     RemoteStart {
         connector: Option<u32>,
         id_token: String,
+        /// The 2.0.1 `IdTokenEnumType` to start with (the type the token is stored with, so
+        /// the charger reports it back as that type); `None` sends
+        /// [`DEFAULT_ID_TOKEN_TYPE`]. Not part of the API body: the gateway fills it in.
+        token_type: Option<String>,
     },
     RemoteStop {
         transaction_id: String,
@@ -84,6 +88,10 @@ pub const ID_TOKEN_TYPES: [&str; 8] = [
     "MacAddress",
     "NoAuthorization",
 ];
+
+/// The `IdTokenEnumType` of a token stored without one, where 2.0.1 needs a type (local
+/// lists, remote starts): most tokens are RFID cards.
+pub const DEFAULT_ID_TOKEN_TYPE: &str = "ISO14443";
 
 /// One id token in a [`Command::SendLocalList`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +371,7 @@ impl Command {
                 Command::RemoteStart {
                     connector: b.connector,
                     id_token: b.id_token,
+                    token_type: None,
                 }
             }
             "remote-stop" => {
@@ -454,8 +463,17 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                token_type,
             } => {
                 check_length("id_token", id_token, 1, MAX_ID_TOKEN)?;
+                if let Some(kind) = token_type {
+                    if !ID_TOKEN_TYPES.contains(&kind.as_str()) {
+                        return Err(invalid(format!(
+                            "token type must be one of {}",
+                            ID_TOKEN_TYPES.join(", ")
+                        )));
+                    }
+                }
                 if *connector == Some(0) {
                     return Err(invalid("connector must be 1 or more"));
                 }
@@ -609,6 +627,7 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                ..
             } => {
                 check_length("id_token", id_token, 1, V16_MAX_ID_TAG)?;
                 let mut payload = json!({ "idTag": id_token });
@@ -747,9 +766,11 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                token_type,
             } => {
+                let token_type = token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
                 let mut payload = json!({
-                    "idToken": { "idToken": id_token, "type": "Central" },
+                    "idToken": { "idToken": id_token, "type": token_type },
                     "remoteStartId": id,
                 });
                 if let Some(connector) = connector {
@@ -918,7 +939,7 @@ pub fn local_list_item(
             Ok(item)
         }
         OcppVersion::V201 => {
-            let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
+            let token_type = entry.token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
             let mut item = json!({
                 "idToken": { "idToken": entry.id_token, "type": token_type },
             });
@@ -952,7 +973,7 @@ fn check_local_list(
         check_length("id_token", &entry.id_token, 1, MAX_ID_TOKEN)?;
         // A 2.0.1 list is keyed by text and type, so a type change removes the old pair and
         // adds the new one in the same differential.
-        let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
+        let token_type = entry.token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
         if !seen.insert((entry.id_token.as_str(), token_type)) {
             return Err(invalid(format!(
                 "id token {:?} appears twice in one local list",

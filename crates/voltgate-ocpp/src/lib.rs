@@ -34,7 +34,7 @@ pub use actions::{
 };
 pub use command::{
     local_list_item, response_status, Command, CommandError, LocalListEntry, LocalTokenInfo,
-    OutgoingCall, COMMAND_NAMES, ID_TOKEN_TYPES,
+    OutgoingCall, COMMAND_NAMES, DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

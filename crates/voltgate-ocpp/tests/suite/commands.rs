@@ -15,10 +15,12 @@ fn sample_commands() -> Vec<Command> {
         Command::RemoteStart {
             connector: None,
             id_token: "TAG-1".into(),
+            token_type: None,
         },
         Command::RemoteStart {
             connector: Some(2),
             id_token: "12345678901234567890".into(),
+            token_type: None,
         },
         Command::RemoteStop {
             transaction_id: "42".into(),
@@ -157,6 +159,7 @@ fn translations_follow_the_version_rules() {
     let start = Command::RemoteStart {
         connector: Some(2),
         id_token: "TAG".into(),
+        token_type: None,
     };
     assert_eq!(
         call(&start, v16),
@@ -169,9 +172,28 @@ fn translations_follow_the_version_rules() {
         call(&start, v201),
         (
             "RequestStartTransaction",
-            json!({"idToken": {"idToken": "TAG", "type": "Central"}, "remoteStartId": 9, "evseId": 2})
+            json!({"idToken": {"idToken": "TAG", "type": "ISO14443"}, "remoteStartId": 9, "evseId": 2})
         )
     );
+    let typed = Command::RemoteStart {
+        connector: None,
+        id_token: "TAG".into(),
+        token_type: Some("eMAID".into()),
+    };
+    assert_eq!(
+        call(&typed, v201).1["idToken"],
+        json!({"idToken": "TAG", "type": "eMAID"})
+    );
+    assert_eq!(call(&typed, v16).1, json!({"idTag": "TAG"}));
+    let badly_typed = Command::RemoteStart {
+        connector: None,
+        id_token: "TAG".into(),
+        token_type: Some("Card".into()),
+    };
+    assert!(matches!(
+        badly_typed.to_call(v201, 9),
+        Err(CommandError::InvalidBody(_))
+    ));
     let stop = Command::RemoteStop {
         transaction_id: "42".into(),
     };
@@ -408,6 +430,7 @@ fn version_specific_refusals() {
     let long_tag = Command::RemoteStart {
         connector: None,
         id_token: "x".repeat(21),
+        token_type: None,
     };
     assert!(matches!(
         long_tag.to_call(OcppVersion::V16, 1),
@@ -486,6 +509,7 @@ fn from_api_reads_each_command_body() {
             Command::RemoteStart {
                 connector: None,
                 id_token: "T".into(),
+                token_type: None,
             },
         ),
         (
@@ -494,6 +518,7 @@ fn from_api_reads_each_command_body() {
             Command::RemoteStart {
                 connector: Some(2),
                 id_token: "T".into(),
+                token_type: None,
             },
         ),
         (
