@@ -18,6 +18,7 @@ mod lifecycle;
 mod local_lists;
 mod logs;
 mod operator_tokens;
+mod passwords;
 mod secrets;
 mod security_profiles;
 mod smoke_load;
