@@ -58,7 +58,7 @@ pub struct NewCharger {
 #[serde(deny_unknown_fields)]
 pub struct ChargerChange {
     /// A new password for HTTP Basic authentication (the charger must be told separately, or
-    /// use the `set-password` command).
+    /// use `POST /chargers/{id}/password`, which changes it on both sides).
     #[serde(default)]
     pub password: Option<String>,
     /// Why `password` may break the OCPP rules (a charger already deployed with it).
