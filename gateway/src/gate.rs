@@ -435,6 +435,7 @@ mod tests {
                 Command::RemoteStart {
                     connector: Some(1),
                     id_token: "TAG-1".into(),
+                    token_type: None,
                 },
                 Command::GetConfiguration { keys: None },
             ]

@@ -13,8 +13,8 @@
 //!   or other version gets a `Full` list with a new version.
 //!   A charger that answers `NotSupported` (or 1.6 version `-1`) gets no lists on this
 //!   connection; its cache is still cleared when rules tighten.
-//! - **Changes.** Every change to the role-engine state and to id tokens goes through
-//!   [`crate::state::mutation_lock`]; when one finishes, the sync task waits a short
+//! - **Changes.** Every change to the role-engine state and to id tokens goes through the
+//!   estate service ([`voltgate_estate::Estate`]); when one finishes, the sync task waits a short
 //!   [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every
 //!   charger it keeps in sync and sends a `Differential` update where the list changed. An id
 //!   token's expiry schedules a round of its own.

@@ -122,7 +122,7 @@ async fn basic_auth_is_enforced_when_a_password_is_set() {
         .admin
         .post(
             "/api/v1/chargers",
-            json!({"id": "CP-PW", "scope": "site-a", "password": "correct horse battery"}),
+            json!({"id": "CP-PW", "scope": "site-a", "password": "correct-horse-battery"}),
         )
         .await
         .unwrap()
@@ -131,7 +131,7 @@ async fn basic_auth_is_enforced_when_a_password_is_set() {
     for credentials in [
         None,
         Some(("CP-PW", "wrong")),
-        Some(("CP-OTHER", "correct horse battery")),
+        Some(("CP-OTHER", "correct-horse-battery")),
     ] {
         let refusal = Charger::try_connect(&url, "CP-PW", &["ocpp1.6"], credentials)
             .await
@@ -144,13 +144,13 @@ async fn basic_auth_is_enforced_when_a_password_is_set() {
         &url,
         "CP-PW",
         &["ocpp1.6"],
-        Some(("CP-PW", "correct horse battery")),
+        Some(("CP-PW", "correct-horse-battery")),
     )
     .await
     .unwrap();
     charger.boot().await.unwrap();
     assert!(
-        !estate.gateway.output().contains("correct horse battery"),
+        !estate.gateway.output().contains("correct-horse-battery"),
         "the password was logged"
     );
 }

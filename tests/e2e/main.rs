@@ -5,6 +5,7 @@
 
 mod charge_authorization;
 mod commands;
+mod compliance;
 mod crash;
 mod deploy_assets;
 mod durability;
@@ -18,6 +19,7 @@ mod lifecycle;
 mod local_lists;
 mod logs;
 mod operator_tokens;
+mod passwords;
 mod secrets;
 mod security_profiles;
 mod smoke_load;

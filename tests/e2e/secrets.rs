@@ -1,5 +1,5 @@
 //! No secret leaves the gateway: after a full run (admin token, issued API tokens, charger
-//! passwords, right and wrong, forged bearer tokens) the process output in both log formats at
+//! passwords, right and wrong, given and generated, forged bearer tokens) the process output in both log formats at
 //! debug level, every API answer seen, the audit log, `/metrics` and the raw database files
 //! are searched for every secret. Id tokens are identifiers, not secrets, and are not searched.
 
@@ -117,6 +117,48 @@ async fn full_run(gateway: &Gateway) -> (Vec<String>, Vec<String>) {
         .expect("command");
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     keep(&mut answers, command.await.unwrap().unwrap()).expect(200);
+
+    // Generated passwords: one shown once at registration (that answer is not kept), one made
+    // by a rotation and never shown; the charger is told it (1.6: in hex, also a secret).
+    let shown = admin
+        .post(
+            "/api/v1/chargers",
+            json!({"id": "CP-SECRET-3", "scope": "site-a", "generate_password": true}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    secrets.push(shown.body["password"].as_str().unwrap().to_string());
+    let rotation = {
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            ops.post("/api/v1/chargers/CP-SECRET/password", json!({}))
+                .await
+        })
+    };
+    let (id, action, payload) = charger
+        .next_call(Duration::from_secs(5))
+        .await
+        .expect("rotation");
+    assert_eq!(action, "ChangeConfiguration");
+    let key = payload["value"].as_str().unwrap().to_string();
+    let rotated: String = (0..key.len())
+        .step_by(2)
+        .map(|i| char::from(u8::from_str_radix(&key[i..i + 2], 16).unwrap()))
+        .collect();
+    secrets.push(key);
+    secrets.push(rotated.clone());
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    keep(&mut answers, rotation.await.unwrap().unwrap()).expect(200);
+    drop(charger);
+    Charger::connect_with(
+        &gateway.ocpp_url,
+        "CP-SECRET",
+        &["ocpp1.6"],
+        Some(("CP-SECRET", &rotated)),
+    )
+    .await
+    .expect("the generated password works");
     let forged = format!("{}x", &ops_token[..ops_token.len() - 1]);
     secrets.push(forged.clone());
     let forged_api = Api::new(&gateway.api_url, &forged);

@@ -15,7 +15,7 @@ use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
 
 use crate::Estate;
 
-const PASSWORD: &str = "correct horse battery";
+const PASSWORD: &str = "correct-horse-battery";
 const PROTOCOLS: &[&str] = &["ocpp2.0.1"];
 
 /// A gateway with the charger TLS listener (server certificate and client CA from `pki`).
@@ -450,7 +450,7 @@ async fn registration_and_changes_check_the_profile_and_are_gated() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"] == "charger.edit" && e["resource"] == "CP-P")
+        .filter(|e| e["action"] == "charger.security" && e["resource"] == "CP-P")
         .collect();
     assert!(
         edits
@@ -683,7 +683,7 @@ async fn booted_with_password(estate: &Estate, id: &str) -> Charger {
 }
 
 /// Rotates `id`'s password to `password` as `ops`; the charger is asked for exactly that
-/// AuthorizationKey and answers `answer`. Returns the API's reply.
+/// AuthorizationKey (the password in hex) and answers `answer`. Returns the API's reply.
 async fn rotate_answered(
     estate: &Estate,
     charger: &mut Charger,
@@ -703,15 +703,20 @@ async fn rotate_answered(
     assert_eq!(action, "ChangeConfiguration");
     assert_eq!(
         payload,
-        json!({"key": "AuthorizationKey", "value": password})
+        json!({"key": "AuthorizationKey", "value": hex(password)})
     );
     charger.reply(&call_id, json!({"status": answer})).unwrap();
     rotation.await.unwrap().unwrap().expect(200)
 }
 
+/// A password as a 1.6 AuthorizationKey carries it: its bytes in hexadecimal.
+fn hex(password: &str) -> String {
+    password.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 #[tokio::test]
 async fn rotating_a_password_goes_through_the_charger_and_is_never_recorded() {
-    const NEW: &str = "new battery staple 42";
+    const NEW: &str = "new battery staple 4";
     let estate = Estate::new(&[]).await;
     let url = estate.gateway.ocpp_url.clone();
     let mut charger = booted_with_password(&estate, "CP-K").await;
@@ -760,9 +765,14 @@ async fn rotating_a_password_goes_through_the_charger_and_is_never_recorded() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"] == "command.change-configuration" && e["resource"] == "CP-K")
+        .filter(|e| e["action"] == "charger.security" && e["resource"] == "CP-K")
+        .filter(|e| e["outcome"] == "ok: Accepted")
         .collect();
-    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(
+        commands.len(),
+        1,
+        "the command, with the charger's answer: {commands:?}"
+    );
     assert_eq!(commands[0]["principal"], "ops");
 }
 
@@ -803,8 +813,8 @@ async fn auto_registered_chargers_get_the_default_profile() {
 
 #[tokio::test]
 async fn a_rotation_counts_only_when_the_charger_takes_the_password() {
-    const REJECTED: &str = "refused horse staple 7";
-    const AFTER_REBOOT: &str = "after reboot staple 99";
+    const REJECTED: &str = "refused horse stap 7";
+    const AFTER_REBOOT: &str = "after reboot stap 99";
     let estate = Estate::new(&[]).await;
     let url = estate.gateway.ocpp_url.clone();
     let mut charger = booted_with_password(&estate, "CP-R").await;

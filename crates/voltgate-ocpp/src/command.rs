@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::formats::{is_date_time, is_uri};
+use crate::password::{authorization_key, check_password};
 use crate::OcppVersion;
 
 /// A command an operator sends to a charger, before translation to a version.
@@ -18,6 +19,10 @@ pub enum Command {
     RemoteStart {
         connector: Option<u32>,
         id_token: String,
+        /// The 2.0.1 `IdTokenEnumType` to start with (the type the token is stored with, so
+        /// the charger reports it back as that type); `None` sends
+        /// [`DEFAULT_ID_TOKEN_TYPE`]. Not part of the API body: the gateway fills it in.
+        token_type: Option<String>,
     },
     RemoteStop {
         transaction_id: String,
@@ -71,6 +76,13 @@ pub enum Command {
     /// Asks which local list version the charger holds (gateway-initiated, like
     /// [`Command::SendLocalList`]).
     GetLocalListVersion,
+    /// Sets the charger's Basic-auth password: 1.6 `ChangeConfiguration AuthorizationKey`
+    /// (hex-encoded), 2.0.1 `SetVariables SecurityCtrlr.BasicAuthPassword` (as is), each
+    /// checked against its version's rule (see [`crate::password`]). Sent by the password
+    /// endpoint, so it has no API name in [`COMMAND_NAMES`].
+    SetBasicAuthPassword {
+        password: String,
+    },
 }
 
 /// The OCPP 2.0.1 `IdTokenEnumType` values, spelled as on the wire.
@@ -84,6 +96,55 @@ pub const ID_TOKEN_TYPES: [&str; 8] = [
     "MacAddress",
     "NoAuthorization",
 ];
+
+/// The `IdTokenEnumType` of a token stored without one, where 2.0.1 needs a type (local
+/// lists, remote starts): most tokens are RFID cards.
+pub const DEFAULT_ID_TOKEN_TYPE: &str = "ISO14443";
+
+/// Configuration keys that set how a charger authenticates or where and how it connects:
+/// changing them needs the `charger.security` action, not `command.change-configuration`.
+/// 1.6: `AuthorizationKey` and `SecurityProfile` (Security Whitepaper), the whitepaper's
+/// certificate keys (`CpoName`, `AdditionalRootCertificateCheck`,
+/// `CertificateSignedMaxChainSize`, `CertificateStoreMaxLength`). 2.0.1: every
+/// `SecurityCtrlr` variable, the `NetworkConfiguration` component, and the `OCPPCommCtrlr`
+/// variables that pick the network connection profile.
+const V16_SECURITY_KEYS: [&str; 6] = [
+    "AuthorizationKey",
+    "SecurityProfile",
+    "CpoName",
+    "AdditionalRootCertificateCheck",
+    "CertificateSignedMaxChainSize",
+    "CertificateStoreMaxLength",
+];
+const V201_SECURITY_COMPONENTS: [&str; 2] = ["SecurityCtrlr", "NetworkConfiguration"];
+const V201_SECURITY_VARIABLES: [(&str, &str); 2] = [
+    ("OCPPCommCtrlr", "NetworkConfigurationPriority"),
+    ("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"),
+];
+
+/// Whether a change-configuration key is one of the security and network settings above.
+/// Compared without case (chargers differ in how they treat it), so a differently spelled
+/// key cannot slip past the stricter action.
+pub fn is_security_key(key: &str) -> bool {
+    let key = key.trim();
+    if V16_SECURITY_KEYS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+    {
+        return true;
+    }
+    let Some((component, variable)) = key.split_once('.') else {
+        return false;
+    };
+    let component = component.split('[').next().unwrap_or(component).trim();
+    let variable = variable.trim();
+    V201_SECURITY_COMPONENTS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(component))
+        || V201_SECURITY_VARIABLES
+            .iter()
+            .any(|(c, v)| c.eq_ignore_ascii_case(component) && v.eq_ignore_ascii_case(variable))
+}
 
 /// One id token in a [`Command::SendLocalList`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +424,7 @@ impl Command {
                 Command::RemoteStart {
                     connector: b.connector,
                     id_token: b.id_token,
+                    token_type: None,
                 }
             }
             "remote-stop" => {
@@ -454,8 +516,17 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                token_type,
             } => {
                 check_length("id_token", id_token, 1, MAX_ID_TOKEN)?;
+                if let Some(kind) = token_type {
+                    if !ID_TOKEN_TYPES.contains(&kind.as_str()) {
+                        return Err(invalid(format!(
+                            "token type must be one of {}",
+                            ID_TOKEN_TYPES.join(", ")
+                        )));
+                    }
+                }
                 if *connector == Some(0) {
                     return Err(invalid("connector must be 1 or more"));
                 }
@@ -510,6 +581,9 @@ impl Command {
                 entries,
             } => check_local_list(*version, *full, entries)?,
             Command::GetLocalListVersion => {}
+            Command::SetBasicAuthPassword { password } => {
+                check_password(None, password).map_err(|e| invalid(e.to_string()))?;
+            }
             Command::DataTransfer {
                 vendor_id,
                 message_id,
@@ -542,6 +616,7 @@ impl Command {
             Command::DataTransfer { .. } => "data-transfer",
             Command::SendLocalList { .. } => "send-local-list",
             Command::GetLocalListVersion => "get-local-list-version",
+            Command::SetBasicAuthPassword { .. } => "set-password",
         }
     }
 
@@ -554,6 +629,7 @@ impl Command {
             Command::Reset { .. } => "command.reset",
             Command::UpdateFirmware { .. } => "command.update-firmware",
             Command::GetConfiguration { .. } => "command.get-configuration",
+            Command::ChangeConfiguration { key, .. } if is_security_key(key) => "charger.security",
             Command::ChangeConfiguration { .. } => "command.change-configuration",
             Command::SetMaxCurrent { .. } => "command.set-max-current",
             Command::ChangeAvailability { .. } => "command.change-availability",
@@ -565,6 +641,7 @@ impl Command {
             // the system principal); the names label audit records.
             Command::SendLocalList { .. } => "command.send-local-list",
             Command::GetLocalListVersion => "command.get-local-list-version",
+            Command::SetBasicAuthPassword { .. } => "charger.security",
         }
     }
 
@@ -609,6 +686,7 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                ..
             } => {
                 check_length("id_token", id_token, 1, V16_MAX_ID_TAG)?;
                 let mut payload = json!({ "idTag": id_token });
@@ -658,6 +736,14 @@ impl Command {
                 check_length("key", key, 1, V16_MAX_CONFIG_KEY)?;
                 check_length("value", value, 0, V16_MAX_CONFIG_VALUE)?;
                 call("ChangeConfiguration", json!({ "key": key, "value": value }))
+            }
+            Command::SetBasicAuthPassword { password } => {
+                check_password(Some(OcppVersion::V16), password)
+                    .map_err(|e| invalid(e.to_string()))?;
+                call(
+                    "ChangeConfiguration",
+                    json!({ "key": "AuthorizationKey", "value": authorization_key(password) }),
+                )
             }
             Command::SetMaxCurrent { connector, amps } => {
                 let (connector_id, purpose, kind) = match connector {
@@ -747,9 +833,11 @@ impl Command {
             Command::RemoteStart {
                 connector,
                 id_token,
+                token_type,
             } => {
+                let token_type = token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
                 let mut payload = json!({
-                    "idToken": { "idToken": id_token, "type": "Central" },
+                    "idToken": { "idToken": id_token, "type": token_type },
                     "remoteStartId": id,
                 });
                 if let Some(connector) = connector {
@@ -801,6 +889,18 @@ impl Command {
                 let mut datum = component_variable(key)?;
                 datum["attributeValue"] = json!(value);
                 call("SetVariables", json!({ "setVariableData": [datum] }))
+            }
+            Command::SetBasicAuthPassword { password } => {
+                check_password(Some(OcppVersion::V201), password)
+                    .map_err(|e| invalid(e.to_string()))?;
+                call(
+                    "SetVariables",
+                    json!({ "setVariableData": [{
+                        "component": { "name": "SecurityCtrlr" },
+                        "variable": { "name": "BasicAuthPassword" },
+                        "attributeValue": password,
+                    }] }),
+                )
             }
             Command::SetMaxCurrent { connector, amps } => {
                 let (evse_id, purpose, kind) = match connector {
@@ -918,7 +1018,7 @@ pub fn local_list_item(
             Ok(item)
         }
         OcppVersion::V201 => {
-            let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
+            let token_type = entry.token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
             let mut item = json!({
                 "idToken": { "idToken": entry.id_token, "type": token_type },
             });
@@ -952,7 +1052,7 @@ fn check_local_list(
         check_length("id_token", &entry.id_token, 1, MAX_ID_TOKEN)?;
         // A 2.0.1 list is keyed by text and type, so a type change removes the old pair and
         // adds the new one in the same differential.
-        let token_type = entry.token_type.as_deref().unwrap_or("ISO14443");
+        let token_type = entry.token_type.as_deref().unwrap_or(DEFAULT_ID_TOKEN_TYPE);
         if !seen.insert((entry.id_token.as_str(), token_type)) {
             return Err(invalid(format!(
                 "id token {:?} appears twice in one local list",

@@ -13,6 +13,8 @@
 //!   readings above `i32`, sampled values beyond `Decimal`'s range); see [`views`].
 //! - [`responses`]: builders for the CALLRESULTs the gateway answers with.
 //! - [`Command`]: version-neutral operator commands and their translation into CALLs.
+//! - [`password`]: the charger Basic-auth password rules of each version, and the hex form a
+//!   1.6 `AuthorizationKey` carries.
 //!
 //! Architecture invariant: no I/O, no clock, no async runtime; callers pass the time in.
 //! Numbers behave the same with and without serde_json's `arbitrary_precision` feature (which
@@ -23,6 +25,7 @@ mod command;
 mod error_code;
 mod formats;
 mod frame;
+pub mod password;
 pub mod responses;
 mod validate;
 mod version;
@@ -33,8 +36,8 @@ pub use actions::{
     CHARGER_ACTIONS_V201,
 };
 pub use command::{
-    local_list_item, response_status, Command, CommandError, LocalListEntry, LocalTokenInfo,
-    OutgoingCall, COMMAND_NAMES, ID_TOKEN_TYPES,
+    is_security_key, local_list_item, response_status, Command, CommandError, LocalListEntry,
+    LocalTokenInfo, OutgoingCall, COMMAND_NAMES, DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

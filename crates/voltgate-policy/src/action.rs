@@ -45,6 +45,7 @@ actions! {
     ChargerView => "charger.view",
     ChargerRegister => "charger.register",
     ChargerEdit => "charger.edit",
+    ChargerSecurity => "charger.security",
     CommandRemoteStart => "command.remote-start",
     CommandRemoteStop => "command.remote-stop",
     CommandUnlock => "command.unlock",
@@ -111,7 +112,7 @@ mod tests {
 
     #[test]
     fn every_action_round_trips_through_its_name() {
-        assert_eq!(Action::ALL.len(), 30);
+        assert_eq!(Action::ALL.len(), 31);
         for (position, &action) in Action::ALL.iter().enumerate() {
             assert_eq!(action.index(), position);
             assert_eq!(action.to_string().parse::<Action>(), Ok(action));

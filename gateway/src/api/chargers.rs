@@ -4,7 +4,13 @@
 //! A charger's OCPP security profile is 0 (no authentication), 1 (HTTP Basic), 2 (TLS and
 //! HTTP Basic) or 3 (TLS client certificate). Profiles 1 and 2 need a password, 2 and 3 the
 //! charger TLS listener. Passwords are hashed before they are stored and appear in no answer,
-//! log line or audit record.
+//! log line or audit record (except a generated one, once, in the answer that asked for it).
+//!
+//! Every path that sets a password holds it to the rule of the charger's OCPP version (see
+//! [`voltgate_ocpp::password`]: 1.6 16–20 bytes, 2.0.1 16–40 `passwordString` characters;
+//! either, while the version is not known). A charger deployed with a weaker password
+//! configured by hand is onboarded with an explicit `legacy_password` reason, which is
+//! audited. Changing a charger's security settings needs `charger.security`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,15 +20,21 @@ use serde_json::{Map, Value};
 use voltgate_policy::{Action, Resource};
 use voltgate_store::ChargerRecord;
 
+use voltgate_ocpp::password::{self as ocpp_password, GENERATED_ALPHABET};
+use voltgate_ocpp::OcppVersion;
+
 use super::authorize::{authorize, Target};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictJson, StrictPath};
+use crate::audit;
 use crate::state::{hash_password, register_charger_with_profile, SharedState};
 use voltgate_policy::STATION_KIND;
 
-/// OCPP's Basic-auth passwords (1.6 AuthorizationKey, 2.0.1 BasicAuthPassword) are at most
-/// 40 characters.
-const MAX_PASSWORD_CHARS: usize = 40;
+/// The longest password a `legacy_password` exception accepts: the longest value either
+/// version's key holds (1.6 AuthorizationKey, 2.0.1 BasicAuthPassword: 40 characters).
+const MAX_LEGACY_PASSWORD_CHARS: usize = 40;
+/// The longest `legacy_password` reason.
+const MAX_LEGACY_REASON_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +43,12 @@ pub struct NewCharger {
     pub scope: String,
     #[serde(default)]
     pub password: Option<String>,
+    /// Generate the password (instead of `password`); the answer carries it, this once.
+    #[serde(default)]
+    pub generate_password: bool,
+    /// Why `password` may break the OCPP rules (a charger already deployed with it).
+    #[serde(default)]
+    pub legacy_password: Option<String>,
     /// OCPP security profile 0–3; without it, 1 when a password is given, else 0.
     #[serde(default)]
     pub security_profile: Option<u8>,
@@ -41,9 +59,12 @@ pub struct NewCharger {
 #[serde(deny_unknown_fields)]
 pub struct ChargerChange {
     /// A new password for HTTP Basic authentication (the charger must be told separately, or
-    /// use the `set-password` command).
+    /// use `POST /chargers/{id}/password`, which changes it on both sides).
     #[serde(default)]
     pub password: Option<String>,
+    /// Why `password` may break the OCPP rules (a charger already deployed with it).
+    #[serde(default)]
+    pub legacy_password: Option<String>,
     #[serde(default)]
     pub security_profile: Option<u8>,
 }
@@ -56,6 +77,9 @@ pub struct ChargerSummary {
     pub security_profile: u8,
     pub connected: bool,
     pub ocpp_version: Option<String>,
+    /// A generated password, only in the answer to the registration that asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,17 +95,78 @@ fn summary(state: &SharedState, record: &ChargerRecord) -> ChargerSummary {
         security_profile: record.security_profile,
         connected: state.chargers.is_connected(&record.id),
         ocpp_version: state.chargers.version(&record.id).map(|v| v.to_string()),
+        password: None,
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
-    let chars = password.chars().count();
-    if chars == 0 || chars > MAX_PASSWORD_CHARS {
+/// Holds `password` to the rule of `version` (`None`: not known yet), unless `legacy` gives
+/// a reason to take a password outside the rules; then it only has to fit the charger's key.
+fn check_password(
+    version: Option<OcppVersion>,
+    password: &str,
+    legacy: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(reason) = legacy else {
+        return ocpp_password::check_password(version, password).map_err(|err| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "password_rule",
+                format!("{err}; a charger already deployed with such a password needs an explicit `legacy_password` reason"),
+            )
+        });
+    };
+    let reason_chars = reason.trim().chars().count();
+    if reason_chars == 0 || reason_chars > MAX_LEGACY_REASON_CHARS {
         return Err(ApiError::invalid_body(format!(
-            "password must be 1 to {MAX_PASSWORD_CHARS} characters"
+            "legacy_password must give a reason of 1 to {MAX_LEGACY_REASON_CHARS} characters"
         )));
     }
+    let chars = password.chars().count();
+    if chars == 0 || chars > MAX_LEGACY_PASSWORD_CHARS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password_rule",
+            format!("a legacy password must be 1 to {MAX_LEGACY_PASSWORD_CHARS} characters"),
+        ));
+    }
     Ok(())
+}
+
+/// Audits a password accepted by a `legacy_password` exception, with its reason.
+async fn record_legacy_exception(
+    state: &SharedState,
+    caller: &Caller,
+    request_id: &RequestId,
+    charger: &str,
+    reason: &str,
+) {
+    let reason = format!(
+        "password outside the OCPP password rules accepted by explicit exception: {}",
+        reason.trim()
+    );
+    audit::record(
+        state,
+        audit::entry(
+            &caller.id,
+            Action::ChargerSecurity.as_str(),
+            charger,
+            true,
+            &reason,
+            Some("legacy_password".into()),
+            Some(request_id.as_str()),
+        ),
+    )
+    .await;
+}
+
+/// A new password for a charger of `version`, of the longest length its rule allows, drawn
+/// from the operating system's cryptographic RNG.
+fn generate_password(version: Option<OcppVersion>) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..ocpp_password::generated_length(version))
+        .map(|_| char::from(GENERATED_ALPHABET[rng.gen_range(0..GENERATED_ALPHABET.len())]))
+        .collect()
 }
 
 /// Whether a charger with `profile` can connect at all given its password and the listeners.
@@ -120,11 +205,25 @@ pub async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
-    StrictJson(body): StrictJson<NewCharger>,
+    StrictJson(mut body): StrictJson<NewCharger>,
 ) -> Result<(StatusCode, Json<ChargerSummary>), ApiError> {
-    if let Some(password) = &body.password {
-        check_password(password)?;
+    let version = state.chargers.version(&body.id);
+    if body.generate_password {
+        if body.password.is_some() || body.legacy_password.is_some() {
+            return Err(ApiError::invalid_body(
+                "generate_password excludes password and legacy_password",
+            ));
+        }
+        body.password = Some(generate_password(version));
     }
+    match &body.password {
+        Some(password) => check_password(version, password, body.legacy_password.as_deref())?,
+        None if body.legacy_password.is_some() => {
+            return Err(ApiError::invalid_body("legacy_password needs a password"))
+        }
+        None => {}
+    }
+    let generated = body.password.clone().filter(|_| body.generate_password);
     let security_profile = body
         .security_profile
         .unwrap_or(u8::from(body.password.is_some()));
@@ -157,16 +256,22 @@ pub async fn create(
             security_profile,
             password_hash,
         };
-        (StatusCode::CREATED, Json(summary(&state, &record)))
+        let mut created = summary(&state, &record);
+        created.password = generated;
+        (StatusCode::CREATED, Json(created))
     });
     if result.is_ok() {
         tracing::info!(charger_id = %body.id, scope = %body.scope, by = %caller.id, "charger registered");
+        if let Some(reason) = &body.legacy_password {
+            record_legacy_exception(&state, &caller, &request_id, &body.id, reason).await;
+        }
     }
     grant.finish_with(&state, result).await
 }
 
-/// Changes a charger's security profile and/or stored password (`charger.edit`, audited).
-/// The new settings apply from the charger's next connection; an open connection stays.
+/// Changes a charger's security profile and/or stored password (`charger.security`,
+/// audited). The new settings apply from the charger's next connection; an open connection
+/// stays.
 pub async fn update(
     State(state): State<SharedState>,
     caller: Caller,
@@ -174,13 +279,25 @@ pub async fn update(
     StrictPath(id): StrictPath<String>,
     StrictJson(body): StrictJson<ChargerChange>,
 ) -> Result<Json<ChargerSummary>, ApiError> {
-    if let Some(password) = &body.password {
-        check_password(password)?;
+    let legacy = body.legacy_password.clone();
+    match &body.password {
+        Some(password) => {
+            check_password(state.chargers.version(&id), password, legacy.as_deref())?;
+        }
+        None if legacy.is_some() => {
+            return Err(ApiError::invalid_body("legacy_password needs a password"))
+        }
+        None => {}
     }
+    let action = if body.password.is_some() || body.security_profile.is_some() {
+        Action::ChargerSecurity
+    } else {
+        Action::ChargerEdit
+    };
     let grant = authorize(
         &state,
         &caller,
-        Action::ChargerEdit,
+        action,
         &Target::Charger(id.clone()),
         &request_id,
     )
@@ -188,6 +305,9 @@ pub async fn update(
     let result = apply_change(&state, &id, body).await;
     if let Ok(Json(summary)) = &result {
         tracing::info!(charger_id = %id, security_profile = summary.security_profile, by = %caller.id, "charger security settings changed");
+        if let Some(reason) = &legacy {
+            record_legacy_exception(&state, &caller, &request_id, &id, reason).await;
+        }
     }
     grant.finish_with(&state, result).await
 }
@@ -221,11 +341,13 @@ async fn apply_change(
     Ok(Json(summary(state, &record)))
 }
 
-/// `POST /api/v1/chargers/{id}/password`: the new Basic-auth password.
+/// `POST /api/v1/chargers/{id}/password`: the new Basic-auth password; without one (or
+/// without a body) the gateway generates it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRotation {
-    pub password: String,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// The charger's answer to a password rotation.
@@ -235,15 +357,20 @@ pub struct RotationResult {
     pub status: String,
     /// Whether the stored password was replaced (only when the charger took it).
     pub password_changed: bool,
+    /// Whether the gateway generated the password (it is never shown).
+    pub password_generated: bool,
 }
 
-/// Rotates a charger's password on both sides: needs `charger.edit` on the charger, then sends
-/// 1.6 `ChangeConfiguration AuthorizationKey` or 2.0.1 `SetVariables
-/// SecurityCtrlr.BasicAuthPassword` through [`crate::gate::send_command`] (which asks the role
-/// engine for `command.change-configuration` and audits the command without its value). An
-/// `Accepted` or `RebootRequired` answer (the charger took the value and uses it from its next
-/// connection) replaces the stored hash; from then on the old password is refused, and the open
-/// connection stays until the charger reconnects with the new one.
+/// Rotates a charger's password on both sides: needs `charger.security` on the charger, then
+/// sends [`voltgate_ocpp::Command::SetBasicAuthPassword`] (1.6 `ChangeConfiguration
+/// AuthorizationKey`, hex-encoded; 2.0.1 `SetVariables SecurityCtrlr.BasicAuthPassword`)
+/// through [`crate::gate::send_command`] (which asks the role engine again and audits the
+/// command without its value). The password is the one given, held to the rule of the
+/// charger's version, or else one generated at that rule's longest length and never shown.
+/// An `Accepted` or `RebootRequired` answer (the charger took the value and uses it from its
+/// next connection) replaces the stored hash of the password itself; from then on the old
+/// password is refused, and the open connection stays until the charger reconnects with the
+/// new one. Any other answer keeps the old password.
 pub async fn rotate_password(
     State(state): State<SharedState>,
     caller: Caller,
@@ -251,16 +378,19 @@ pub async fn rotate_password(
     StrictPath(id): StrictPath<String>,
     StrictJson(body): StrictJson<PasswordRotation>,
 ) -> Result<Json<RotationResult>, ApiError> {
-    check_password(&body.password)?;
+    let version = state.chargers.version(&id);
+    if let Some(password) = &body.password {
+        check_password(version, password, None)?;
+    }
     let grant = authorize(
         &state,
         &caller,
-        Action::ChargerEdit,
+        Action::ChargerSecurity,
         &Target::Charger(id.clone()),
         &request_id,
     )
     .await?;
-    let result = rotate(&state, &caller, &request_id, &id, body.password).await;
+    let result = rotate(&state, &caller, &request_id, &id, version, body.password).await;
     grant.finish_with(&state, result).await
 }
 
@@ -269,25 +399,23 @@ async fn rotate(
     caller: &Caller,
     request_id: &RequestId,
     id: &str,
-    password: String,
+    version: Option<OcppVersion>,
+    password: Option<String>,
 ) -> Result<Json<RotationResult>, ApiError> {
     if state.store.charger(id).await?.is_none() {
         return Err(ApiError::not_found(format!("charger `{id}` not found")));
     }
-    let key = match state.chargers.version(id) {
-        Some(voltgate_ocpp::OcppVersion::V16) => "AuthorizationKey",
-        _ => "SecurityCtrlr.BasicAuthPassword",
-    };
-    let command = voltgate_ocpp::Command::ChangeConfiguration {
-        key: key.to_owned(),
-        value: password.clone(),
-    };
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| generate_password(version));
+    // Hashed before it is sent: a charger that takes the password and reconnects at once
+    // must find it stored.
+    let hash = hash_off_thread(password.clone()).await?;
+    let command = voltgate_ocpp::Command::SetBasicAuthPassword { password };
     let reply =
         crate::gate::send_command(state, &caller.id, id, command, Some(request_id.as_str()))
             .await?;
     let accepted = matches!(reply.status.as_str(), "Accepted" | "RebootRequired");
     if accepted {
-        let hash = hash_off_thread(password).await?;
         state
             .estate
             .update_charger(id, |record| {
@@ -302,6 +430,7 @@ async fn rotate(
     Ok(Json(RotationResult {
         status: reply.status,
         password_changed: accepted,
+        password_generated: generated,
     }))
 }
 

@@ -28,6 +28,7 @@ pub async fn send(
         ),
         other => ApiError::invalid_body(other.to_string()),
     })?;
+    let command = with_stored_token_type(&state, command).await?;
     let reply = gate::send_command(
         &state,
         &caller.id,
@@ -37,4 +38,32 @@ pub async fn send(
     )
     .await?;
     Ok(Json(reply))
+}
+
+/// A remote start carries the type its id token is stored with, so a 2.0.1 charger starts
+/// (and reports back) the token as the type the gateway recognises it by; a token stored
+/// without a type, or not stored, goes as [`voltgate_ocpp::DEFAULT_ID_TOKEN_TYPE`].
+async fn with_stored_token_type(
+    state: &SharedState,
+    command: Command,
+) -> Result<Command, ApiError> {
+    match command {
+        Command::RemoteStart {
+            connector,
+            id_token,
+            token_type: None,
+        } => {
+            let token_type = state
+                .store
+                .id_token(&id_token)
+                .await?
+                .and_then(|record| record.token_type);
+            Ok(Command::RemoteStart {
+                connector,
+                id_token,
+                token_type,
+            })
+        }
+        other => Ok(other),
+    }
 }

@@ -644,7 +644,7 @@ async fn chargers_register_list_and_show_live_state() {
         .post(
             "/api/v1/chargers",
             &alice,
-            json!({"id": "CP-N2", "scope": "north", "password": "s3cret-s3cret"}),
+            json!({"id": "CP-N2", "scope": "north", "password": "s3cret-s3cret-s3cret"}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -656,7 +656,7 @@ async fn chargers_register_list_and_show_live_state() {
     );
     let stored = api.state.store.charger("CP-N2").await.unwrap().unwrap();
     let hash = stored.password_hash.unwrap();
-    assert!(crate::state::verify_password(&hash, "s3cret-s3cret"));
+    assert!(crate::state::verify_password(&hash, "s3cret-s3cret-s3cret"));
 
     let duplicate = api
         .post(

@@ -229,7 +229,15 @@ async fn stop_transaction(ctx: &CallContext<'_>, payload: &Value) -> Result<Valu
         );
     }
     ctx.live.transaction_ended(&transaction_id.to_string());
-    Ok(json!({}))
+    // A stop that names its idTag gets that tag's current status, so a card blocked during
+    // the transaction reaches the charger's authorisation cache (StopTransaction.conf idTagInfo).
+    match payload.get("idTag").and_then(Value::as_str) {
+        Some(id_tag) => {
+            let decision = decide_id_token(ctx, id_tag, None).await?;
+            Ok(json!({ "idTagInfo": id_tag_info(&decision) }))
+        }
+        None => Ok(json!({})),
+    }
 }
 
 async fn meter_values_v16(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use voltgate_ocpp::OcppVersion;
+use voltgate_ocpp::{password, OcppVersion};
 
 /// A configuration value the charger model acts on, whatever its name in a given version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +74,11 @@ pub enum ValueKind {
     Text {
         max_len: usize,
     },
+    /// A 1.6 `AuthorizationKey`: the Basic-auth password in hexadecimal, decoded on write as
+    /// a real charger does (see `voltgate_ocpp::password`).
+    HexPassword,
+    /// A 2.0.1 `BasicAuthPassword`: 16 to 40 `passwordString` characters, taken as is.
+    Password,
 }
 
 impl ValueKind {
@@ -84,7 +89,7 @@ impl ValueKind {
             ValueKind::Boolean => "boolean",
             ValueKind::Measurands => "MemberList",
             ValueKind::OneOf(_) => "OptionList",
-            ValueKind::Text { .. } => "string",
+            ValueKind::Text { .. } | ValueKind::HexPassword | ValueKind::Password => "string",
         }
     }
 
@@ -102,6 +107,8 @@ impl ValueKind {
                 .all(|m| is_measurand(version, m)),
             ValueKind::OneOf(options) => options.contains(&value),
             ValueKind::Text { max_len } => value.chars().count() <= max_len,
+            ValueKind::HexPassword => password::decode_authorization_key(value).is_ok(),
+            ValueKind::Password => password::check_password(Some(OcppVersion::V201), value).is_ok(),
         }
     }
 }
@@ -388,7 +395,7 @@ fn v16_entries(d: &ConfigDefaults) -> Vec<Spec> {
             name: "AuthorizationKey",
             value: d.password.clone().unwrap_or_default(),
             mutability: Mutability::WriteOnly,
-            kind: ValueKind::Text { max_len: 40 },
+            kind: ValueKind::HexPassword,
             setting: Some(S::BasicAuthPassword),
         },
     ]
@@ -522,7 +529,7 @@ fn v201_entries(d: &ConfigDefaults) -> Vec<Spec> {
             name: "BasicAuthPassword",
             value: d.password.clone().unwrap_or_default(),
             mutability: Mutability::WriteOnly,
-            kind: ValueKind::Text { max_len: 40 },
+            kind: ValueKind::Password,
             setting: Some(S::BasicAuthPassword),
         },
     ]
@@ -682,6 +689,9 @@ fn normalise(kind: ValueKind, value: &str) -> String {
     match kind {
         ValueKind::Boolean => value.to_ascii_lowercase(),
         ValueKind::Integer { .. } => value.trim().to_owned(),
+        ValueKind::HexPassword => {
+            password::decode_authorization_key(value).unwrap_or_else(|_| value.to_owned())
+        }
         _ => value.to_owned(),
     }
 }
@@ -809,9 +819,44 @@ mod tests {
         );
         assert_eq!(store.text(Setting::BasicAuthPassword), Some("s3cret"));
         assert_eq!(
-            store.write("", "AuthorizationKey", "n3w-secret"),
+            store.write("", "AuthorizationKey", "n3w-secret-n3w-secret"),
+            WriteOutcome::Rejected,
+            "1.6 takes the password in hex only"
+        );
+        let hex = password::authorization_key("n3w-secret-n3w-16");
+        assert_eq!(
+            store.write("", "AuthorizationKey", &hex),
             WriteOutcome::Accepted
         );
-        assert_eq!(store.text(Setting::BasicAuthPassword), Some("n3w-secret"));
+        assert_eq!(
+            store.text(Setting::BasicAuthPassword),
+            Some("n3w-secret-n3w-16")
+        );
+        assert_eq!(
+            store.write("", "AuthorizationKey", &hex.to_uppercase()),
+            WriteOutcome::Accepted
+        );
+        assert_eq!(
+            store.text(Setting::BasicAuthPassword),
+            Some("n3w-secret-n3w-16")
+        );
+    }
+
+    #[test]
+    fn password_2_0_1_is_a_password_string_taken_as_is() {
+        let mut store = ConfigStore::new(OcppVersion::V201, &defaults());
+        for refused in ["too-short", "has spaces in the password", &"a".repeat(41)] {
+            assert_eq!(
+                store.write("SecurityCtrlr", "BasicAuthPassword", refused),
+                WriteOutcome::Rejected,
+                "{refused}"
+            );
+        }
+        let taken = "Aa0*-_=:+|@.Aa0*-_=:+|@.xyz";
+        assert_eq!(
+            store.write("SecurityCtrlr", "BasicAuthPassword", taken),
+            WriteOutcome::Accepted
+        );
+        assert_eq!(store.text(Setting::BasicAuthPassword), Some(taken));
     }
 }

@@ -519,7 +519,8 @@ fn remote_start_plugs_in_starts_and_remote_stop_ends_it() {
                 assert_eq!(started["eventType"], "Started");
                 assert_eq!(started["triggerReason"], "RemoteStart");
                 assert_eq!(started["transactionInfo"]["remoteStartId"], 7);
-                assert_eq!(started["idToken"]["type"], "Central");
+                // The type it was started with (a remote start of a token stored without one).
+                assert_eq!(started["idToken"]["type"], "ISO14443");
             }
         }
         assert_eq!(

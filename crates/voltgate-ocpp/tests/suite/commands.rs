@@ -15,10 +15,12 @@ fn sample_commands() -> Vec<Command> {
         Command::RemoteStart {
             connector: None,
             id_token: "TAG-1".into(),
+            token_type: None,
         },
         Command::RemoteStart {
             connector: Some(2),
             id_token: "12345678901234567890".into(),
+            token_type: None,
         },
         Command::RemoteStop {
             transaction_id: "42".into(),
@@ -100,6 +102,9 @@ fn sample_commands() -> Vec<Command> {
             message_id: Some("Ping".into()),
             data: Some("{\"a\":1}".into()),
         },
+        Command::SetBasicAuthPassword {
+            password: "0123456789abcdefghij".into(),
+        },
     ]
 }
 
@@ -138,9 +143,10 @@ fn every_command_in_every_version_validates_against_the_request_schema() {
             }
         }
     }
+    // set-password is sent by the password endpoint and has no command API name.
     assert_eq!(
         variants.len(),
-        COMMAND_NAMES.len(),
+        COMMAND_NAMES.len() + 1,
         "a variant has no sample"
     );
 }
@@ -157,6 +163,7 @@ fn translations_follow_the_version_rules() {
     let start = Command::RemoteStart {
         connector: Some(2),
         id_token: "TAG".into(),
+        token_type: None,
     };
     assert_eq!(
         call(&start, v16),
@@ -169,9 +176,28 @@ fn translations_follow_the_version_rules() {
         call(&start, v201),
         (
             "RequestStartTransaction",
-            json!({"idToken": {"idToken": "TAG", "type": "Central"}, "remoteStartId": 9, "evseId": 2})
+            json!({"idToken": {"idToken": "TAG", "type": "ISO14443"}, "remoteStartId": 9, "evseId": 2})
         )
     );
+    let typed = Command::RemoteStart {
+        connector: None,
+        id_token: "TAG".into(),
+        token_type: Some("eMAID".into()),
+    };
+    assert_eq!(
+        call(&typed, v201).1["idToken"],
+        json!({"idToken": "TAG", "type": "eMAID"})
+    );
+    assert_eq!(call(&typed, v16).1, json!({"idTag": "TAG"}));
+    let badly_typed = Command::RemoteStart {
+        connector: None,
+        id_token: "TAG".into(),
+        token_type: Some("Card".into()),
+    };
+    assert!(matches!(
+        badly_typed.to_call(v201, 9),
+        Err(CommandError::InvalidBody(_))
+    ));
     let stop = Command::RemoteStop {
         transaction_id: "42".into(),
     };
@@ -408,6 +434,7 @@ fn version_specific_refusals() {
     let long_tag = Command::RemoteStart {
         connector: None,
         id_token: "x".repeat(21),
+        token_type: None,
     };
     assert!(matches!(
         long_tag.to_call(OcppVersion::V16, 1),
@@ -486,6 +513,7 @@ fn from_api_reads_each_command_body() {
             Command::RemoteStart {
                 connector: None,
                 id_token: "T".into(),
+                token_type: None,
             },
         ),
         (
@@ -494,6 +522,7 @@ fn from_api_reads_each_command_body() {
             Command::RemoteStart {
                 connector: Some(2),
                 id_token: "T".into(),
+                token_type: None,
             },
         ),
         (
@@ -927,4 +956,78 @@ fn local_list_items_carry_the_stored_token_type() {
         v16,
         json!({"idTag": "CARD-1", "idTagInfo": {"status": "Accepted"}})
     );
+}
+
+#[test]
+fn passwords_are_hex_on_1_6_and_plain_on_2_0_1_within_each_rule() {
+    let set = |password: &str| Command::SetBasicAuthPassword {
+        password: password.into(),
+    };
+    let twenty = set("0123456789ABCDEFghij");
+    assert_eq!(
+        call(&twenty, OcppVersion::V16),
+        (
+            "ChangeConfiguration",
+            json!({"key": "AuthorizationKey", "value": "303132333435363738394142434445466768696a"})
+        )
+    );
+    assert_eq!(
+        call(&twenty, OcppVersion::V201),
+        (
+            "SetVariables",
+            json!({"setVariableData": [{"component": {"name": "SecurityCtrlr"},
+                   "variable": {"name": "BasicAuthPassword"},
+                   "attributeValue": "0123456789ABCDEFghij"}]})
+        )
+    );
+    // 30 characters: too long for 1.6, fine for 2.0.1; with a space: fine for 1.6 only.
+    let thirty = set(&"a".repeat(30));
+    assert!(thirty.to_call(OcppVersion::V16, 1).is_err());
+    assert!(thirty.to_call(OcppVersion::V201, 1).is_ok());
+    let spaced = set("sixteen bytes ok");
+    assert!(spaced.to_call(OcppVersion::V16, 1).is_ok());
+    assert!(spaced.to_call(OcppVersion::V201, 1).is_err());
+    for short in ["", "fifteen-chars-x"] {
+        for version in OcppVersion::ALL {
+            assert!(
+                set(short).to_call(version, 1).is_err(),
+                "{short:?} {version}"
+            );
+        }
+    }
+    assert_eq!(twenty.engine_action(), "charger.security");
+}
+
+#[test]
+fn security_keys_need_the_security_action() {
+    let change = |key: &str| Command::ChangeConfiguration {
+        key: key.into(),
+        value: "x".into(),
+    };
+    for key in [
+        "AuthorizationKey",
+        "authorizationkey",
+        "SecurityProfile",
+        "CpoName",
+        "SecurityCtrlr.BasicAuthPassword",
+        "SecurityCtrlr.SecurityProfile",
+        "securityctrlr.Identity",
+        "NetworkConfiguration.OcppCsmsUrl",
+        "OCPPCommCtrlr.NetworkConfigurationPriority",
+        "OCPPCommCtrlr.NetworkProfileConnectionAttempts",
+    ] {
+        assert_eq!(change(key).engine_action(), "charger.security", "{key}");
+    }
+    for key in [
+        "HeartbeatInterval",
+        "OCPPCommCtrlr.HeartbeatInterval",
+        "AuthCtrlr.AuthorizeRemoteStart",
+        "Security",
+    ] {
+        assert_eq!(
+            change(key).engine_action(),
+            "command.change-configuration",
+            "{key}"
+        );
+    }
 }

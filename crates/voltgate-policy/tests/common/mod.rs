@@ -120,6 +120,7 @@ admin = true
 "charger.view" = ["view-stations"]
 "charger.register" = ["configure-stations"]
 "charger.edit" = ["configure-stations"]
+"charger.security" = ["configure-stations"]
 "command.remote-start" = ["operate-stations"]
 "command.remote-stop" = ["operate-stations"]
 "command.unlock" = ["operate-stations"]
