@@ -177,7 +177,6 @@ impl Running {
             );
             drain.cut();
         }
-        let _ = tokio::time::timeout_at(deadline, drain.idle()).await;
 
         let _ = tokio::time::timeout_at(deadline, state.chargers.close_all()).await;
         // `close_all` returns once the sessions have let go of their call queues; each one
@@ -188,6 +187,9 @@ impl Running {
             }
         })
         .await;
+        // Changes that were cut still run to their end (a command to a charger has just failed
+        // as disconnected); the store closes only after them.
+        let _ = tokio::time::timeout_at(deadline, drain.idle()).await;
         api_stop.send_replace(true);
         let mut unfinished = Vec::new();
         for (name, task) in [("charger listener", ocpp_task), ("API listener", api_task)] {

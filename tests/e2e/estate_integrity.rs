@@ -210,6 +210,15 @@ async fn ids_with_label_separators_keep_their_audit_records_in_their_own_tenant(
         .await
         .unwrap()
         .expect(201);
+    // Commands are audited under the charger's own label (both are offline: 409).
+    for id in ["CP@site-b", "CP:A1"] {
+        estate
+            .ops
+            .command(id, "reset", json!({"type": "soft"}))
+            .await
+            .unwrap()
+            .expect(409);
+    }
     let outsider_view = estate
         .outsider
         .get("/api/v1/audit?limit=1000")
