@@ -63,9 +63,11 @@ actions! {
     TransactionExport => "transaction.export",
     DriverView => "driver.view",
     DriverEdit => "driver.edit",
+    DriverDelete => "driver.delete",
     IdTokenEdit => "id-token.edit",
     PrincipalView => "principal.view",
     PrincipalEdit => "principal.edit",
+    PrincipalDelete => "principal.delete",
     RoleEdit => "role.edit",
     RoleAssign => "role.assign",
     ScopeEdit => "scope.edit",
@@ -111,7 +113,7 @@ mod tests {
 
     #[test]
     fn every_action_round_trips_through_its_name() {
-        assert_eq!(Action::ALL.len(), 30);
+        assert_eq!(Action::ALL.len(), 32);
         for (position, &action) in Action::ALL.iter().enumerate() {
             assert_eq!(action.index(), position);
             assert_eq!(action.to_string().parse::<Action>(), Ok(action));

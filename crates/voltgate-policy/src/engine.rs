@@ -54,7 +54,11 @@ impl Engine {
             .enumerate()
             .filter_map(|(index, role)| Some((role.id.clone(), RoleIndex::try_from(index).ok()?)))
             .collect();
-        let scopes = ScopeTree::new(data.kind_names.len(), data.modules_default_on);
+        let scopes = ScopeTree::new(
+            data.kind_names.len(),
+            data.modules_default_on,
+            data.nested_modules,
+        );
         Engine {
             preset,
             roles,
@@ -139,8 +143,25 @@ impl Engine {
     }
 
     /// Switches a module on or off at a scope; the closest explicit setting above a scope wins.
+    /// The module must be switchable on the scope's kind; who may switch it is
+    /// [`Engine::can_set_module`]'s question.
     pub fn set_module(&mut self, scope: &str, module: &str, on: bool) -> Result<(), PolicyError> {
         let (scope, bit) = self.module_target(scope, module)?;
+        let kind = self.scopes.kind(scope);
+        let switchable = self
+            .preset
+            .data
+            .module_index
+            .get(module)
+            .and_then(|&index| self.preset.data.module_switchable_on.get(index))
+            .is_some_and(|kinds| kinds & (1u64 << kind) != 0);
+        if !switchable {
+            return Err(PolicyError::ModuleNotSwitchable {
+                module: module.to_owned(),
+                scope: self.scopes.name(scope).to_owned(),
+                kind: self.kind_name(kind).to_owned(),
+            });
+        }
         self.scopes.set_module(scope, bit, Some(on));
         Ok(())
     }
@@ -326,6 +347,7 @@ impl Engine {
             assignable_on: every_kind,
             station_requires_module: None,
             granted_by: PermissionSet::EMPTY,
+            removed_by: PermissionSet::EMPTY,
             allow_escalation: false,
         };
         let definition = RoleDef {
@@ -343,6 +365,7 @@ impl Engine {
             station_requires_module: None,
             can_charge: true,
             granted_by: Vec::new(),
+            removed_by: Vec::new(),
             allow_escalation: false,
             custom: true,
         };

@@ -51,6 +51,12 @@ pub enum PolicyError {
     AdminRoleInCustomRole { role: String, admin_role: String },
     #[error("custom role `{role}` cannot be named `{name}`, which is the name of an admin role")]
     AdminRoleName { role: String, name: String },
+    #[error("module `{module}` cannot be switched on `{scope}` (kind `{kind}`)")]
+    ModuleNotSwitchable {
+        module: String,
+        scope: String,
+        kind: String,
+    },
     #[error("too many {what} (limit {limit})")]
     TooMany { what: &'static str, limit: usize },
 }

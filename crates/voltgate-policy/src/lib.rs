@@ -24,6 +24,9 @@
 //!   `granted_by` permissions there), and may not hand out a permission it does not hold
 //!   wherever the role would make it effective, including below the scope where a module is
 //!   switched on.
+//! * [`Engine::can_set_module`] guards module switches: the kinds a module is switched on,
+//!   paid modules only by the paid-module permissions, editing sub-scopes' modules only below
+//!   where that permission is held, and (nested presets) never a module the parent lacks.
 //! * [`Engine::explain`] gives the evidence for a decision and one sentence for a person.
 //!
 //! # Performance
@@ -45,6 +48,7 @@ mod grant;
 mod id_map;
 mod load;
 mod matrix;
+mod module_switch;
 mod preset;
 mod principal;
 mod scope;

@@ -33,6 +33,8 @@ pub(crate) struct ScopeTree {
     by_kind: Vec<Vec<ScopeIndex>>,
     /// Bit `m`: module `m` is on where no scope on the way up set it.
     modules_default_on: u64,
+    /// A scope under a non-root parent has only modules the parent has.
+    nested: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +58,7 @@ impl Node {
 }
 
 impl ScopeTree {
-    pub(crate) fn new(kind_count: usize, modules_default_on: u64) -> ScopeTree {
+    pub(crate) fn new(kind_count: usize, modules_default_on: u64, nested: bool) -> ScopeTree {
         let mut by_kind = vec![Vec::new(); kind_count.max(1)];
         if let Some(roots) = by_kind.get_mut(usize::from(ROOT_KIND_INDEX)) {
             roots.push(ROOT_SCOPE);
@@ -77,6 +79,21 @@ impl ScopeTree {
             index,
             by_kind,
             modules_default_on,
+            nested,
+        }
+    }
+
+    /// The effective modules of `node` under `parent`: inherited, overridden by the node's own
+    /// settings, and (nested) never more than a non-root parent has.
+    fn effective_modules(&self, node: &Node, parent: ScopeIndex) -> u64 {
+        let inherited = self
+            .node(parent)
+            .map_or(self.modules_default_on, |parent| parent.modules_effective);
+        let own = node.effective_under(inherited);
+        if self.nested && parent != ROOT_SCOPE {
+            own & inherited
+        } else {
+            own
         }
     }
 
@@ -141,16 +158,15 @@ impl ScopeTree {
     /// Adds a scope; the caller has checked that the name is new and the kind may sit there.
     pub(crate) fn add(&mut self, name: &str, kind: KindIndex, parent: ScopeIndex) -> ScopeIndex {
         let scope = ScopeIndex::try_from(self.nodes.len()).unwrap_or(ScopeIndex::MAX);
-        let inherited = self
-            .node(parent)
-            .map_or(self.modules_default_on, |node| node.modules_effective);
-        self.nodes.push(Node {
+        let mut node = Node {
             module_set: 0,
             module_on: 0,
-            modules_effective: inherited,
+            modules_effective: 0,
             parent,
             kind,
-        });
+        };
+        node.modules_effective = self.effective_modules(&node, parent);
+        self.nodes.push(node);
         self.names.push(name.to_owned());
         self.children.push(Vec::new());
         self.switched_on_below.push(0);
@@ -195,14 +211,13 @@ impl ScopeTree {
             let Some(&node) = self.nodes.get(index) else {
                 break;
             };
-            let inherited = if index == ROOT_SCOPE as usize {
-                self.modules_default_on
+            let effective = if index == ROOT_SCOPE as usize {
+                node.effective_under(self.modules_default_on)
             } else {
-                self.node(node.parent)
-                    .map_or(self.modules_default_on, |parent| parent.modules_effective)
+                self.effective_modules(&node, node.parent)
             };
             if let Some(slot) = self.nodes.get_mut(index) {
-                slot.modules_effective = node.effective_under(inherited);
+                slot.modules_effective = effective;
             }
         }
     }

@@ -69,6 +69,14 @@ fn edit_action(kind: PrincipalKind) -> Action {
     }
 }
 
+/// The action that guards deleting a principal of this kind.
+fn delete_action(kind: PrincipalKind) -> Action {
+    match kind {
+        PrincipalKind::Driver => Action::DriverDelete,
+        PrincipalKind::Operator | PrincipalKind::System => Action::PrincipalDelete,
+    }
+}
+
 fn view_action(kind: PrincipalKind) -> Action {
     match kind {
         PrincipalKind::Driver => Action::DriverView,
@@ -186,7 +194,23 @@ async fn manage_grant(
     id: &str,
     request_id: &RequestId,
 ) -> Result<super::authorize::Grant, ApiError> {
-    let action = edit_action(kind_of(state, id));
+    manage_grant_for(
+        state,
+        caller,
+        id,
+        edit_action(kind_of(state, id)),
+        request_id,
+    )
+    .await
+}
+
+async fn manage_grant_for(
+    state: &SharedState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+    request_id: &RequestId,
+) -> Result<super::authorize::Grant, ApiError> {
     let grant = authorize(
         state,
         caller,
@@ -506,16 +530,17 @@ async fn apply_blocked(
 
 /// `DELETE /api/v1/principals/{id}`: the principal goes with its API tokens (they stop
 /// working at once), its id tokens (chargers answer them `Invalid`, local lists drop them)
-/// and its role assignments. Allowed to whoever may edit the principal without reaching
-/// beyond their own grants, as for blocking; nobody deletes themselves (that leaves nobody
-/// to undo a mistake) nor the bootstrap administrator (recreated at every start).
+/// and its role assignments. Needs `principal.delete` (`driver.delete` for drivers) on the
+/// principal, without reaching beyond the caller's own grants, as for blocking; nobody
+/// deletes themselves (that leaves nobody to undo a mistake) nor the bootstrap administrator (recreated at every start).
 pub async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
     StrictPath(id): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let grant = manage_grant(&state, &caller, &id, &request_id).await?;
+    let action = delete_action(kind_of(&state, &id));
+    let grant = manage_grant_for(&state, &caller, &id, action, &request_id).await?;
     let result = remove_principal(&state, &caller, &id).await;
     grant.finish_with(&state, result).await
 }

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use voltgate_policy::{Action, Resource};
+use voltgate_policy::{Action, DenialCode, Resource};
 use voltgate_store::ScopeRecord;
 
-use super::authorize::{authorize, Target};
+use super::authorize::{authorize, grant, refuse, visible, Grant, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
 use crate::state::{check_new_scope, mutation_lock, SharedState, ROOT_SCOPE, STATION_KIND};
@@ -158,16 +158,61 @@ pub async fn set_module(
     StrictPath((scope, module)): StrictPath<(String, String)>,
     StrictJson(body): StrictJson<ModuleSwitch>,
 ) -> Result<Json<ModuleView>, ApiError> {
-    let grant = authorize(
-        &state,
-        &caller,
-        Action::ModuleEdit,
-        &Target::Scope(scope.clone()),
-        &request_id,
-    )
-    .await?;
+    let grant = module_grant(&state, &caller, &scope, &module, body.on, &request_id).await?;
     let result = apply_module(&state, scope, module, body.on).await;
     grant.finish_with(&state, result).await
+}
+
+/// The engine's module rule ([`voltgate_policy::Engine::can_set_module`]), audited: 404 for an
+/// invisible scope, 422 where the module cannot be switched, 403 otherwise.
+async fn module_grant(
+    state: &SharedState,
+    caller: &Caller,
+    scope: &str,
+    module: &str,
+    on: bool,
+    request_id: &RequestId,
+) -> Result<Grant, ApiError> {
+    let action = Action::ModuleEdit.as_str();
+    let target = Target::Scope(scope.to_owned());
+    let verdict = if visible(state, caller, &target) {
+        Some(
+            state
+                .policy
+                .read()
+                .can_set_module(&caller.id, scope, module, on),
+        )
+    } else {
+        None
+    };
+    state
+        .metrics
+        .authz_decision(action, matches!(verdict, Some(Ok(()))));
+    let (reason, outcome, err) = match verdict {
+        Some(Ok(())) => {
+            let reason = format!("{} may switch module {module} at {scope}", caller.id);
+            return Ok(grant(caller, action, scope, &reason, request_id));
+        }
+        None => (
+            format!("{scope} does not exist or is not visible to {}", caller.id),
+            "not_found",
+            ApiError::not_found(format!("scope `{scope}` not found")),
+        ),
+        Some(Err(denial)) => {
+            let err = match denial.code {
+                DenialCode::UnknownScope | DenialCode::UnknownModule => {
+                    ApiError::not_found(denial.reason.clone())
+                }
+                DenialCode::NotSwitchableHere | DenialCode::ParentLacksModule => {
+                    ApiError::invalid_body(denial.reason.clone())
+                }
+                _ => ApiError::forbidden(denial.reason.clone()),
+            };
+            (denial.reason, "refused", err)
+        }
+    };
+    refuse(state, caller, action, scope, &reason, outcome, request_id).await;
+    Err(err)
 }
 
 async fn apply_module(
