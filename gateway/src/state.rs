@@ -241,6 +241,8 @@ pub enum RegisterError {
     Store(#[from] StoreError),
     #[error("the role engine refused the charger: {0}")]
     Engine(String),
+    #[error("{0}")]
+    TreeLimit(String),
 }
 
 /// Charger ids travel (percent-encoded) in URL paths and in OCPP identity fields: 1 to 64
@@ -333,7 +335,9 @@ pub fn check_new_scope(
             allowed: allowed.join(", "),
         });
     }
-    Ok(())
+    engine
+        .check_scope_room(parent)
+        .map_err(|err| RegisterError::TreeLimit(err.to_string()))
 }
 
 /// The kinds a scope of `kind` may sit under, as the preset declares them.

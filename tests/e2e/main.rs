@@ -17,6 +17,7 @@ mod lifecycle;
 mod local_lists;
 mod logs;
 mod operator_tokens;
+mod role_models;
 mod secrets;
 mod security_profiles;
 mod smoke_load;

@@ -57,6 +57,10 @@ pub enum PolicyError {
         scope: String,
         kind: String,
     },
+    #[error("scope `{parent}` is at the depth limit of {limit}; no scope can be added under it")]
+    TooDeep { parent: String, limit: u32 },
+    #[error("the subtree of `{top}` holds its limit of {limit} scopes")]
+    SubtreeFull { top: String, limit: u32 },
     #[error("too many {what} (limit {limit})")]
     TooMany { what: &'static str, limit: usize },
 }

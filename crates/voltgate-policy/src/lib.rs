@@ -27,7 +27,8 @@
 //! * [`Engine::can_set_module`] guards module switches: the kinds a module is switched on,
 //!   paid modules only by the paid-module permissions, editing sub-scopes' modules only below
 //!   where that permission is held, and (nested presets) never a module the parent lacks.
-//! * [`Engine::explain`] gives the evidence for a decision and one sentence for a person.
+//! * [`Engine::explain`] gives the evidence for a decision and one sentence for a person;
+//!   [`Engine::explain_for`] tells it to someone else without naming what they cannot see.
 //!
 //! # Performance
 //!
@@ -55,9 +56,9 @@ mod scope;
 
 pub use action::{Action, UnknownAction};
 pub use bitset::PermissionSet;
-pub use engine::Engine;
+pub use engine::{Engine, ScopeLimits};
 pub use error::PolicyError;
-pub use explain::{Decision, Evidence, Finding};
+pub use explain::{Decision, Evidence, Finding, HIDDEN};
 pub use grant::{Denial, DenialCode};
 pub use load::{PresetError, PresetIssue, PresetProblem, ADMIN_ONLY};
 pub use preset::{

@@ -29,6 +29,11 @@ pub(crate) struct ScopeTree {
     children: Vec<Vec<ScopeIndex>>,
     /// Bit `m`: module `m` is explicitly switched on at this scope or somewhere below it.
     switched_on_below: Vec<u64>,
+    /// Per scope: its distance from the root, and its ancestor directly under the root.
+    depths: Vec<u32>,
+    tops: Vec<ScopeIndex>,
+    /// Per scope directly under the root: how many scopes its subtree holds, itself included.
+    subtree_sizes: Vec<u32>,
     index: IdIndex<ScopeIndex>,
     by_kind: Vec<Vec<ScopeIndex>>,
     /// Bit `m`: module `m` is on where no scope on the way up set it.
@@ -76,6 +81,9 @@ impl ScopeTree {
             names: vec![ROOT_SCOPE_ID.to_owned()],
             children: vec![Vec::new()],
             switched_on_below: vec![0],
+            depths: vec![0],
+            tops: vec![ROOT_SCOPE],
+            subtree_sizes: vec![0],
             index,
             by_kind,
             modules_default_on,
@@ -134,6 +142,24 @@ impl ScopeTree {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Distance from the root (the root is 0).
+    pub(crate) fn depth(&self, scope: ScopeIndex) -> u32 {
+        self.depths.get(scope as usize).copied().unwrap_or(0)
+    }
+
+    /// The ancestor of `scope` (or `scope` itself) directly under the root; `None` for the root.
+    pub(crate) fn top(&self, scope: ScopeIndex) -> Option<ScopeIndex> {
+        self.tops
+            .get(scope as usize)
+            .copied()
+            .filter(|&top| top != ROOT_SCOPE)
+    }
+
+    /// How many scopes the subtree of a scope directly under the root holds.
+    pub(crate) fn subtree_size(&self, top: ScopeIndex) -> u32 {
+        self.subtree_sizes.get(top as usize).copied().unwrap_or(0)
+    }
+
     /// `scope` itself, then its parent, up to the root.
     pub(crate) fn ancestors(&self, scope: ScopeIndex) -> impl Iterator<Item = ScopeIndex> + '_ {
         std::iter::successors(Some(scope), move |&current| self.parent(current))
@@ -170,6 +196,13 @@ impl ScopeTree {
         self.names.push(name.to_owned());
         self.children.push(Vec::new());
         self.switched_on_below.push(0);
+        self.depths.push(self.depth(parent).saturating_add(1));
+        let top = self.top(parent).unwrap_or(scope);
+        self.tops.push(top);
+        self.subtree_sizes.push(0);
+        if let Some(size) = self.subtree_sizes.get_mut(top as usize) {
+            *size = size.saturating_add(1);
+        }
         self.index.insert(name, scope);
         if let Some(siblings) = self.children.get_mut(parent as usize) {
             siblings.push(scope);

@@ -331,3 +331,119 @@ fn zaptec_pro_is_switched_on_installations_only_even_by_the_system() {
     assert_eq!(engine.module_on("go-1", "pro"), Ok(false));
     assert_eq!(engine.can_set_module("gateway", "go", "pro", true), Ok(()));
 }
+
+// ----- #14.6: deep trees stall everything ---------------------------------------------------
+
+#[test]
+fn scope_depth_and_subtree_size_are_limited_by_the_engine() {
+    let mut engine = engine("connect");
+    engine.set_scope_limits(voltgate_policy::ScopeLimits {
+        max_depth: 3,
+        max_subtree_scopes: 5,
+    });
+    scopes(
+        &mut engine,
+        &[
+            ("s1", "site", "root"),
+            ("s2", "site", "s1"),
+            ("s3", "site", "s2"),
+        ],
+    );
+    assert_eq!(
+        engine.add_scope("s4", "site", "s3"),
+        Err(voltgate_policy::PolicyError::TooDeep {
+            parent: "s3".to_owned(),
+            limit: 3
+        })
+    );
+    assert!(engine.check_scope_room("s3").is_err());
+    scopes(&mut engine, &[("w1", "site", "s1"), ("w2", "site", "s1")]);
+    assert_eq!(
+        engine.add_scope("w3", "site", "s2"),
+        Err(voltgate_policy::PolicyError::SubtreeFull {
+            top: "s1".to_owned(),
+            limit: 5
+        })
+    );
+    // Another top-level subtree has room of its own; nothing refused was added.
+    engine.add_scope("t1", "site", "root").unwrap();
+    assert_eq!(engine.scope_kind("s4"), None);
+    assert_eq!(engine.scope_kind("w3"), None);
+}
+
+#[test]
+fn visible_scopes_lists_a_deep_chain_in_one_pass_and_agrees_with_can_see() {
+    let mut engine = engine("connect");
+    engine.add_scope("site-0", "site", "root").unwrap();
+    for index in 1..2_000 {
+        engine
+            .add_scope(
+                &format!("site-{index}"),
+                "site",
+                &format!("site-{}", index - 1),
+            )
+            .unwrap();
+    }
+    engine
+        .add_scope("station-x", "station", "site-1999")
+        .unwrap();
+    holder(&mut engine, "builder", "site-admin", "site-1000");
+    let all: Vec<String> = engine.scopes().map(|(id, _, _)| id.to_owned()).collect();
+    let expected: Vec<&str> = all
+        .iter()
+        .filter(|id| engine.can_see("builder", &at(id)))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(engine.visible_scopes("builder", None), expected);
+    assert_eq!(
+        engine.visible_scopes("builder", Some("station")),
+        ["station-x"]
+    );
+    assert!(engine
+        .visible_scopes("builder", Some("no-such-kind"))
+        .is_empty());
+}
+
+// ----- #14.10: explanations name what the asker cannot see ----------------------------------
+
+#[test]
+fn explain_for_a_viewer_hides_roles_held_on_scopes_it_cannot_see() {
+    let mut engine = engine("connect");
+    scopes(
+        &mut engine,
+        &[
+            ("hq", "site", "root"),
+            ("secret", "site", "root"),
+            ("st", "station", "hq"),
+        ],
+    );
+    holder(&mut engine, "local", "site-admin", "hq");
+    holder(&mut engine, "roamer", "site-admin", "hq");
+    engine.assign("roamer", "site-admin", "secret").unwrap();
+    engine
+        .add_principal("ghost", PrincipalKind::Operator, "secret")
+        .unwrap();
+    // `roamer`'s own explanation names its holding; told to `local`, the secret site and the
+    // role held there are not named.
+    let own = engine.explain("roamer", Action::ChargerView, &at("secret"));
+    assert!(own.reason.contains("secret"), "{}", own.reason);
+    let told = engine.explain_for("local", "roamer", Action::ChargerView, &at("secret"));
+    assert_eq!(told.allowed, own.allowed);
+    let text = serde_json::to_string(&told).unwrap();
+    assert!(!text.contains("secret"), "{text}");
+    // An explanation about an invisible principal does not name it either.
+    let about_ghost = engine.explain_for(
+        "local",
+        "roamer",
+        Action::PrincipalView,
+        &Resource::principal("ghost"),
+    );
+    let text = serde_json::to_string(&about_ghost).unwrap();
+    assert!(
+        !text.contains("ghost") && !text.contains("secret"),
+        "{text}"
+    );
+    // What the viewer can see is still named.
+    let visible = engine.explain_for("local", "roamer", Action::ChargerView, &at("st"));
+    assert!(visible.reason.contains("hq"), "{}", visible.reason);
+}

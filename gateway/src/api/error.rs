@@ -124,7 +124,9 @@ impl From<RegisterError> for ApiError {
             RegisterError::ParentKindNotAllowed { .. } | RegisterError::InvalidId => {
                 ApiError::invalid_body(message)
             }
-            RegisterError::AlreadyExists(_) => ApiError::conflict(message),
+            RegisterError::AlreadyExists(_) | RegisterError::TreeLimit(_) => {
+                ApiError::conflict(message)
+            }
             RegisterError::Store(store) => ApiError::store(store),
             RegisterError::Engine(_) => {
                 tracing::error!(error = %message, "engine refused a change the store accepted");

@@ -247,15 +247,14 @@ async fn check_no_escalation(
                 .assignments_of(target)
                 .into_iter()
                 .find_map(|(role, scope)| {
-                    engine
-                        .can_assign(&caller.id, target, &role, &scope)
-                        .err()
-                        .map(|denial| {
-                            format!(
-                                "`{}` may not act for `{target}`, who holds role `{role}` on `{scope}`: {}",
-                                caller.id, denial.reason
-                            )
-                        })
+                    let denial = engine.can_assign(&caller.id, target, &role, &scope).err()?;
+                    if !engine.can_see(&caller.id, &Resource::scope(scope.as_str())) {
+                        return Some(format!("`{}` may not act for `{target}`, who holds a role on a scope `{}` cannot see.", caller.id, caller.id));
+                    }
+                    Some(format!(
+                        "`{}` may not act for `{target}`, who holds role `{role}` on `{scope}`: {}",
+                        caller.id, denial.reason
+                    ))
                 })
         }
     };
@@ -588,17 +587,15 @@ pub struct ApiTokenList {
     pub tokens: Vec<ApiTokenView>,
 }
 
-/// The grant for listing (`revoke = false`) or revoking (`revoke = true`) a principal's API
-/// tokens: a principal may always handle its own; for others both need `principal.edit`
-/// (`driver.edit` for drivers), as issuing does, since a credential inventory is management
-/// data, and revoking must not reach beyond what the caller could grant
-/// ([`check_no_escalation`]).
+/// The grant for listing or revoking a principal's API tokens: a principal may always handle
+/// its own; for others both need `principal.edit` (`driver.edit` for drivers), as issuing
+/// does, and must not reach beyond what the caller could grant ([`check_no_escalation`]): a
+/// credential inventory is as sensitive as the credentials it lists.
 async fn credentials_grant(
     state: &SharedState,
     caller: &Caller,
     request_id: &RequestId,
     id: &str,
-    revoke: bool,
 ) -> Result<super::authorize::Grant, ApiError> {
     if id == caller.id {
         return Ok(grant(
@@ -609,17 +606,7 @@ async fn credentials_grant(
             request_id,
         ));
     }
-    if revoke {
-        return manage_grant(state, caller, id, request_id).await;
-    }
-    authorize(
-        state,
-        caller,
-        edit_action(kind_of(state, id)),
-        &Target::Principal(id.to_owned()),
-        request_id,
-    )
-    .await
+    manage_grant(state, caller, id, request_id).await
 }
 
 /// `GET /api/v1/principals/{id}/tokens`: the principal's API tokens without their secrets.
@@ -630,7 +617,7 @@ pub async fn list_tokens(
     request_id: RequestId,
     StrictPath(id): StrictPath<String>,
 ) -> Result<Json<ApiTokenList>, ApiError> {
-    let grant = credentials_grant(&state, &caller, &request_id, &id, false).await?;
+    let grant = credentials_grant(&state, &caller, &request_id, &id).await?;
     let now = time::OffsetDateTime::now_utc();
     let result = state
         .store
@@ -663,7 +650,7 @@ pub async fn revoke_token(
     request_id: RequestId,
     StrictPath((id, token_id)): StrictPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let grant = credentials_grant(&state, &caller, &request_id, &id, true).await?;
+    let grant = credentials_grant(&state, &caller, &request_id, &id).await?;
     let result = revoke_owned_token(&state, &id, &token_id).await;
     grant.finish_with(&state, result).await
 }

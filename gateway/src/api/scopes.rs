@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use voltgate_policy::{Action, DenialCode, Resource};
+use voltgate_policy::{Action, DenialCode};
 use voltgate_store::ScopeRecord;
 
 use super::authorize::{authorize, grant, refuse, visible, Grant, Target};
@@ -123,14 +123,16 @@ pub async fn list(
     StrictQuery(query): StrictQuery<ScopeQuery>,
 ) -> Result<Json<ScopeList>, ApiError> {
     let records = state.store.scopes().await?;
-    let engine = state.policy.read();
+    let visible: std::collections::HashSet<String> = state
+        .policy
+        .read()
+        .visible_scopes(&caller.id, query.kind.as_deref())
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let scopes = records
         .into_iter()
-        .filter(|s| query.kind.as_ref().is_none_or(|k| *k == s.kind))
-        .filter(|s| {
-            engine.scope_kind(&s.id).is_some()
-                && engine.can_see(&caller.id, &Resource::Scope(s.id.clone()))
-        })
+        .filter(|s| visible.contains(&s.id))
         .map(ScopeView::from)
         .collect();
     Ok(Json(ScopeList { scopes }))
