@@ -79,6 +79,10 @@ impl Api {
         .await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> Result<Reply> {
+        self.send(self.http.put(self.url(path)).json(&body)).await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> Result<Reply> {
         self.send(self.http.patch(self.url(path)).json(&body)).await
     }

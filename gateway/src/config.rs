@@ -33,6 +33,10 @@ pub const DEFAULT_PRESET: &str = "connect";
 pub const DEFAULT_HEARTBEAT_INTERVAL_SECS: u32 = 300;
 pub const DEFAULT_COMMAND_TIMEOUT: &str = "30s";
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 65536;
+/// Deeper than any of the five platforms nests (at most four levels), shallow enough that a
+/// walk up the tree stays short.
+pub const DEFAULT_MAX_SCOPE_DEPTH: u32 = 64;
+pub const DEFAULT_MAX_SUBTREE_SCOPES: u32 = 100_000;
 pub const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
 pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
@@ -165,6 +169,20 @@ pub struct ServeArgs {
           default_value_t = DEFAULT_MAX_FRAME_BYTES, value_parser = parse_frame_limit)]
     pub max_frame_bytes: usize,
 
+    /// Most scopes on the way from the root down to any scope (the scope itself included);
+    /// creating a deeper scope or charger is refused (409). Stored deeper scopes stay.
+    #[arg(long, env = "VOLTGATE_MAX_SCOPE_DEPTH", value_name = "N",
+          default_value_t = DEFAULT_MAX_SCOPE_DEPTH,
+          value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub max_scope_depth: u32,
+
+    /// Most scopes (chargers included) in the subtree of one scope directly under the root;
+    /// creating one more is refused (409).
+    #[arg(long, env = "VOLTGATE_MAX_SUBTREE_SCOPES", value_name = "N",
+          default_value_t = DEFAULT_MAX_SUBTREE_SCOPES,
+          value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    pub max_subtree_scopes: u32,
+
     /// Seconds without any frame from a charger after which the gateway sends it a WebSocket
     /// Ping; 0 turns pings and the idle timeout off.
     #[arg(long, env = "VOLTGATE_WS_PING_INTERVAL", value_name = "SECS",
@@ -273,6 +291,14 @@ pub struct ServeArgs {
 pub type ServeConfig = ServeArgs;
 
 impl ServeArgs {
+    /// How large the role engine lets the scope tree grow.
+    pub fn scope_limits(&self) -> voltgate_policy::ScopeLimits {
+        voltgate_policy::ScopeLimits {
+            max_depth: self.max_scope_depth,
+            max_subtree_scopes: self.max_subtree_scopes,
+        }
+    }
+
     /// The run-time settings the gateway's modules read.
     pub fn settings(&self) -> crate::state::Settings {
         crate::state::Settings {
@@ -304,6 +330,8 @@ impl ServeArgs {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL_SECS,
             command_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_scope_depth: DEFAULT_MAX_SCOPE_DEPTH,
+            max_subtree_scopes: DEFAULT_MAX_SUBTREE_SCOPES,
             ws_ping_interval: DEFAULT_WS_PING_INTERVAL_SECS,
             ws_pong_timeout: DEFAULT_WS_PONG_TIMEOUT_SECS,
             ocpp_path_prefix: DEFAULT_OCPP_PATH_PREFIX.to_owned(),

@@ -20,6 +20,7 @@ mod local_lists;
 mod logs;
 mod operator_tokens;
 mod passwords;
+mod role_models;
 mod secrets;
 mod security_profiles;
 mod smoke_load;

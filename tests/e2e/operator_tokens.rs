@@ -471,7 +471,7 @@ async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
     assert!(
         entries.iter().any(|e| {
             e["principal"] == "ops"
-                && e["action"] == "driver.edit"
+                && e["action"] == "driver.delete"
                 && e["allowed"] == true
                 && e["resource"].as_str().unwrap_or_default().contains("dora")
         }),
@@ -480,7 +480,7 @@ async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
     );
     assert!(
         entries.iter().any(|e| {
-            e["principal"] == "watcher" && e["action"] == "driver.edit" && e["allowed"] == false
+            e["principal"] == "watcher" && e["action"] == "driver.delete" && e["allowed"] == false
         }),
         "the refused deletion is audited: {}",
         audit.text

@@ -289,6 +289,53 @@ fn bench_visible<M: Measurement>(criterion: &mut Criterion<M>, suffix: &str) {
     group.finish();
 }
 
+/// Issue #14: a site admin builds a chain of 24,000 nested sites under `connect`, whose site
+/// admins see upwards. `per-scope-can-see` is how `GET /scopes` listed them before (one
+/// `can_see` per stored scope, each walking up the chain); `visible-scopes` is the one-pass
+/// listing it uses now.
+const CHAIN: usize = 24_000;
+
+fn deep_chain() -> &'static Engine {
+    static CHAIN_ENGINE: OnceLock<Engine> = OnceLock::new();
+    CHAIN_ENGINE.get_or_init(|| {
+        let mut engine = Engine::new(Preset::builtin("connect").expect("builtin preset loads"));
+        engine.add_scope("site-0", "site", "root").unwrap();
+        for index in 1..CHAIN {
+            engine
+                .add_scope(
+                    &format!("site-{index}"),
+                    "site",
+                    &format!("site-{}", index - 1),
+                )
+                .unwrap();
+        }
+        engine
+            .add_principal("builder", PrincipalKind::Operator, "site-0")
+            .unwrap();
+        engine.assign("builder", "site-admin", "site-0").unwrap();
+        engine
+    })
+}
+
+fn bench_deep_tree<M: Measurement>(criterion: &mut Criterion<M>, suffix: &str) {
+    let engine = deep_chain();
+    let ids: Vec<String> = engine.scopes().map(|(id, _, _)| id.to_owned()).collect();
+    let mut group = criterion.benchmark_group(format!("deep-tree{suffix}"));
+    group.sample_size(10);
+    assert_eq!(engine.visible_scopes("builder", None).len(), CHAIN);
+    group.bench_function("per-scope-can-see", |bencher| {
+        bencher.iter(|| {
+            ids.iter()
+                .filter(|id| engine.can_see(black_box("builder"), &Resource::scope(id.as_str())))
+                .count()
+        });
+    });
+    group.bench_function("visible-scopes", |bencher| {
+        bencher.iter(|| engine.visible_scopes(black_box("builder"), None).len());
+    });
+    group.finish();
+}
+
 fn bench_preset_load<M: Measurement>(criterion: &mut Criterion<M>, suffix: &str) {
     let mut group = criterion.benchmark_group(format!("preset-load{suffix}"));
     group.sample_size(30);
@@ -303,12 +350,14 @@ fn bench_preset_load<M: Measurement>(criterion: &mut Criterion<M>, suffix: &str)
 fn wall_clock(criterion: &mut Criterion<WallTime>) {
     bench_check(criterion, "");
     bench_visible(criterion, "");
+    bench_deep_tree(criterion, "");
     bench_preset_load(criterion, "");
 }
 
 fn cpu_time(criterion: &mut Criterion<ThreadCpuTime>) {
     bench_check(criterion, "-cpu");
     bench_visible(criterion, "-cpu");
+    bench_deep_tree(criterion, "-cpu");
     bench_preset_load(criterion, "-cpu");
 }
 

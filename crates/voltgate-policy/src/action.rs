@@ -64,9 +64,11 @@ actions! {
     TransactionExport => "transaction.export",
     DriverView => "driver.view",
     DriverEdit => "driver.edit",
+    DriverDelete => "driver.delete",
     IdTokenEdit => "id-token.edit",
     PrincipalView => "principal.view",
     PrincipalEdit => "principal.edit",
+    PrincipalDelete => "principal.delete",
     RoleEdit => "role.edit",
     RoleAssign => "role.assign",
     ScopeEdit => "scope.edit",
@@ -112,7 +114,7 @@ mod tests {
 
     #[test]
     fn every_action_round_trips_through_its_name() {
-        assert_eq!(Action::ALL.len(), 31);
+        assert_eq!(Action::ALL.len(), 33);
         for (position, &action) in Action::ALL.iter().enumerate() {
             assert_eq!(action.index(), position);
             assert_eq!(action.to_string().parse::<Action>(), Ok(action));

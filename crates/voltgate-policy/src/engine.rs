@@ -28,6 +28,26 @@ pub struct Engine {
     pub(crate) scopes: ScopeTree,
     pub(crate) principals: Vec<PrincipalRecord>,
     pub(crate) principal_index: IdIndex<PrincipalIndex>,
+    pub(crate) limits: ScopeLimits,
+}
+
+/// How large the scope tree may grow: every answer walks a scope's ancestors, and listings
+/// walk subtrees, so depth and subtree size bound what one request can cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeLimits {
+    /// Scopes on the way from the root down to any scope, the scope itself included.
+    pub max_depth: u32,
+    /// Scopes in the subtree of one scope directly under the root, that scope included.
+    pub max_subtree_scopes: u32,
+}
+
+impl ScopeLimits {
+    /// No limit: what a new engine starts with, so replaying a stored estate never drops a
+    /// scope; the gateway sets its configured limits afterwards.
+    pub const NONE: ScopeLimits = ScopeLimits {
+        max_depth: u32::MAX,
+        max_subtree_scopes: u32::MAX,
+    };
 }
 
 /// What a principal's roles add up to at one scope.
@@ -91,7 +111,11 @@ impl Engine {
             .enumerate()
             .filter_map(|(index, role)| Some((role.id.clone(), RoleIndex::try_from(index).ok()?)))
             .collect();
-        let scopes = ScopeTree::new(data.kind_names.len(), data.modules_default_on);
+        let scopes = ScopeTree::new(
+            data.kind_names.len(),
+            data.modules_default_on,
+            data.nested_modules,
+        );
         Engine {
             preset,
             roles,
@@ -101,7 +125,41 @@ impl Engine {
             scopes,
             principals: Vec::new(),
             principal_index: IdIndex::new(),
+            limits: ScopeLimits::NONE,
         }
+    }
+
+    /// Limits for scopes added from now on; scopes already there stay.
+    pub fn set_scope_limits(&mut self, limits: ScopeLimits) {
+        self.limits = limits;
+    }
+
+    pub fn scope_limits(&self) -> ScopeLimits {
+        self.limits
+    }
+
+    /// Whether one more scope fits under `parent` within the [`ScopeLimits`].
+    pub fn check_scope_room(&self, parent: &str) -> Result<(), PolicyError> {
+        let parent_index = self.scope_index(parent)?;
+        self.scope_room(parent_index)
+    }
+
+    fn scope_room(&self, parent: ScopeIndex) -> Result<(), PolicyError> {
+        if self.scopes.depth(parent) >= self.limits.max_depth {
+            return Err(PolicyError::TooDeep {
+                parent: self.scopes.name(parent).to_owned(),
+                limit: self.limits.max_depth,
+            });
+        }
+        if let Some(top) = self.scopes.top(parent) {
+            if self.scopes.subtree_size(top) >= self.limits.max_subtree_scopes {
+                return Err(PolicyError::SubtreeFull {
+                    top: self.scopes.name(top).to_owned(),
+                    limit: self.limits.max_subtree_scopes,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn preset(&self) -> &Preset {
@@ -157,6 +215,7 @@ impl Engine {
                 parent_kind: self.kind_name(parent_kind).to_owned(),
             });
         }
+        self.scope_room(parent_index)?;
         if self.scopes.len() >= ScopeIndex::MAX as usize {
             return Err(PolicyError::TooMany {
                 what: "scopes",
@@ -191,8 +250,25 @@ impl Engine {
     }
 
     /// Switches a module on or off at a scope; the closest explicit setting above a scope wins.
+    /// The module must be switchable on the scope's kind; who may switch it is
+    /// [`Engine::can_set_module`]'s question.
     pub fn set_module(&mut self, scope: &str, module: &str, on: bool) -> Result<(), PolicyError> {
         let (scope, bit) = self.module_target(scope, module)?;
+        let kind = self.scopes.kind(scope);
+        let switchable = self
+            .preset
+            .data
+            .module_index
+            .get(module)
+            .and_then(|&index| self.preset.data.module_switchable_on.get(index))
+            .is_some_and(|kinds| kinds & (1u64 << kind) != 0);
+        if !switchable {
+            return Err(PolicyError::ModuleNotSwitchable {
+                module: module.to_owned(),
+                scope: self.scopes.name(scope).to_owned(),
+                kind: self.kind_name(kind).to_owned(),
+            });
+        }
         self.scopes.set_module(scope, bit, Some(on));
         Ok(())
     }
@@ -356,6 +432,7 @@ impl Engine {
             assignable_on: every_kind,
             station_requires_module: None,
             granted_by: PermissionSet::EMPTY,
+            removed_by: PermissionSet::EMPTY,
             allow_escalation: false,
         };
         let definition = RoleDef {
@@ -373,6 +450,7 @@ impl Engine {
             station_requires_module: None,
             can_charge: true,
             granted_by: Vec::new(),
+            removed_by: Vec::new(),
             allow_escalation: false,
             custom: true,
         };
@@ -740,6 +818,40 @@ impl Engine {
             .collect()
     }
 
+    /// Every scope `principal` can see, of `kind` when given, in the order the scopes were
+    /// added: one pass over the tree, however deep it is.
+    pub fn visible_scopes(&self, principal: &str, kind: Option<&str>) -> Vec<&str> {
+        let Some(record) = self.record(principal) else {
+            return Vec::new();
+        };
+        let kind = match kind {
+            Some(name) => match self.preset.data.kind_index.get(name) {
+                Some(&index) => Some(index),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        if record.blocked {
+            return Vec::new();
+        }
+        let of_kind = |scope: &ScopeIndex| kind.is_none_or(|kind| self.scopes.kind(*scope) == kind);
+        if record.kind == PrincipalKind::System {
+            return self
+                .scopes
+                .iter()
+                .filter(of_kind)
+                .map(|scope| self.scopes.name(scope))
+                .collect();
+        }
+        let seen = self.visibility_marks(record);
+        self.scopes
+            .iter()
+            .filter(|&scope| seen.contains(scope))
+            .filter(of_kind)
+            .map(|scope| self.scopes.name(scope))
+            .collect()
+    }
+
     /// The ids of every principal that may perform `action` on `resource`, sorted.
     pub fn who_can(&self, action: Action, resource: &Resource) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -1053,8 +1165,13 @@ impl Engine {
             }
         }
         if self.preset.data.upward_visibility {
+            // Stop at the first ancestor already marked: everything above it is marked too,
+            // so the walks together touch each scope once.
             for holding in record.holdings() {
-                for ancestor in self.scopes.ancestors(holding.scope) {
+                for ancestor in self.scopes.ancestors(holding.scope).skip(1) {
+                    if marks.contains(ancestor) {
+                        break;
+                    }
                     marks.insert(ancestor);
                 }
             }

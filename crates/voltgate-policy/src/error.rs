@@ -57,6 +57,16 @@ pub enum PolicyError {
     EmptyCustomRole(String),
     #[error("the label of custom role `{role}` must be 1 to {limit} characters")]
     InvalidLabel { role: String, limit: usize },
+    #[error("module `{module}` cannot be switched on `{scope}` (kind `{kind}`)")]
+    ModuleNotSwitchable {
+        module: String,
+        scope: String,
+        kind: String,
+    },
+    #[error("scope `{parent}` is at the depth limit of {limit}; no scope can be added under it")]
+    TooDeep { parent: String, limit: u32 },
+    #[error("the subtree of `{top}` holds its limit of {limit} scopes")]
+    SubtreeFull { top: String, limit: u32 },
     #[error("too many {what} (limit {limit})")]
     TooMany { what: &'static str, limit: usize },
 }

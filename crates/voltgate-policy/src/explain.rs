@@ -94,6 +94,9 @@ impl Finding {
     }
 }
 
+/// Stands in for a name the viewer of an explanation may not learn.
+pub const HIDDEN: &str = "(not visible to you)";
+
 fn quoted_list(names: &[String]) -> String {
     names
         .iter()
@@ -119,6 +122,42 @@ impl Engine {
             reason: evidence.reason(),
             evidence,
         }
+    }
+
+    /// [`Engine::explain`] as told to `viewer`: a role held on a scope `viewer` cannot see
+    /// is named neither by role nor by scope, and a resource `viewer` cannot see is not named,
+    /// so asking why never reveals who holds what where the asker has no access.
+    pub fn explain_for(
+        &self,
+        viewer: &str,
+        principal: &str,
+        action: Action,
+        resource: &Resource,
+    ) -> Decision {
+        let mut decision = self.explain(principal, action, resource);
+        let evidence = &mut decision.evidence;
+        let hidden = |scope: &str| !self.can_see(viewer, &Resource::scope(scope));
+        match &mut evidence.finding {
+            Finding::Permission { role, held_on, .. }
+            | Finding::AdminRole { role, held_on, .. }
+                if hidden(held_on) =>
+            {
+                *role = HIDDEN.to_owned();
+                *held_on = HIDDEN.to_owned();
+            }
+            _ => {}
+        }
+        if evidence.judged_at.as_deref().is_some_and(hidden) {
+            evidence.judged_at = Some(HIDDEN.to_owned());
+        }
+        if !self.can_see(viewer, resource) {
+            evidence.resource = match resource {
+                Resource::Scope(_) => Resource::scope(HIDDEN),
+                Resource::Principal(_) => Resource::principal(HIDDEN),
+            };
+        }
+        decision.reason = evidence.reason();
+        decision
     }
 
     fn find(

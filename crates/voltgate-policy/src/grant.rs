@@ -4,12 +4,21 @@
 //! reaching the scope, or one of the role's `granted_by` permissions there) and, unless the
 //! preset says the seed requires otherwise, must already hold every permission the role would
 //! give anywhere in the scope's subtree.
+//!
+//! A role marked `allow_escalation` (a seed's "invite X" cell that hands out a role the inviter
+//! does not hold) escalates only for others: a principal never assigns itself anything its
+//! roles reaching the scope do not already give it, permissions and charging alike, so no
+//! sequence of its own grants widens what it may do. Removal has its own rule (`removed_by`,
+//! by default the granting permissions), so a seed that lets a role invite but not "edit
+//! roles" is followed.
 
 use std::fmt;
 
 use serde::Serialize;
 
+use crate::action::Action;
 use crate::engine::Engine;
+use crate::preset::CompiledRule;
 use crate::principal::{Grant, PrincipalKind, PrincipalRecord, Resource, RoleIndex};
 use crate::scope::ScopeIndex;
 
@@ -34,12 +43,21 @@ pub enum DenialCode {
     AdminRoleRequired,
     /// The role would give permissions the granter does not hold.
     Escalation,
+    /// The role would give the granter itself more than it holds (permissions or charging).
+    SelfEscalation,
     /// There is no such assignment to remove.
     NotHeld,
     /// A principal may not delete itself.
     SelfRemoval,
     /// The principal is protected from deletion.
     Protected,
+    /// The scope is not visible to the principal.
+    ScopeInvisible,
+    UnknownModule,
+    /// The module may not be switched on a scope of this kind.
+    NotSwitchableHere,
+    /// The parent scope does not have the module, so the scope may not switch it on.
+    ParentLacksModule,
 }
 
 /// A refused grant or removal, with one sentence for a person.
@@ -59,6 +77,21 @@ impl std::error::Error for Denial {}
 
 fn deny(code: DenialCode, reason: String) -> Result<(), Denial> {
     Err(Denial { code, reason })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Assign,
+    Remove,
+}
+
+impl Verb {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Assign => "assign",
+            Verb::Remove => "remove",
+        }
+    }
 }
 
 /// The resolved parties of a grant question.
@@ -105,7 +138,7 @@ impl Engine {
                 );
             }
         }
-        self.granter_may_manage(&request, "assign")
+        self.granter_may_manage(&request, Verb::Assign)
     }
 
     /// May `granter` remove `role` from `principal` on `scope`? The same authority rule as
@@ -128,7 +161,7 @@ impl Engine {
                 format!("`{principal}` does not hold role `{role}` on `{scope}`, so there is nothing to remove."),
             );
         }
-        self.granter_may_manage(&request, "remove")
+        self.granter_may_manage(&request, Verb::Remove)
     }
 
     fn resolve_grant<'a>(
@@ -185,7 +218,7 @@ impl Engine {
     }
 
     /// Authority and no-escalation, shared by assignment and removal.
-    fn granter_may_manage(&self, request: &GrantRequest<'_>, verb: &str) -> Result<(), Denial> {
+    fn granter_may_manage(&self, request: &GrantRequest<'_>, verb: Verb) -> Result<(), Denial> {
         let granter = request.granter;
         if granter.kind == PrincipalKind::System {
             return Ok(());
@@ -197,6 +230,9 @@ impl Engine {
             );
         };
         let reach = self.reach(granter, request.scope);
+        if verb == Verb::Assign && granter.name == request.principal {
+            self.self_grant_within_reach(request, &reach.grant)?;
+        }
         if reach.grant.admin {
             return Ok(());
         }
@@ -206,6 +242,11 @@ impl Engine {
             request.scope_name,
             request.principal,
         );
+        let authority = match verb {
+            Verb::Assign => &role.granted_by,
+            Verb::Remove => &role.removed_by,
+        };
+        let verb = verb.as_str();
         if role.admin {
             return deny(
                 DenialCode::AdminRoleRequired,
@@ -216,13 +257,13 @@ impl Engine {
             .grant
             .permissions
             .intersection(&self.permitted(reach.modules));
-        if !effective.intersects(&role.granted_by) {
-            let reason = if role.granted_by.is_empty() {
+        if !effective.intersects(authority) {
+            let reason = if authority.is_empty() {
                 format!("Only admin roles may {verb} role `{role_name}`, and `{name}` holds none reaching `{scope_name}`.")
             } else {
                 format!(
                     "`{name}` may not {verb} role `{role_name}` for `{principal}`: that needs {} on `{scope_name}`, or an admin role.",
-                    self.describe_any_of(&role.granted_by)
+                    self.describe_any_of(authority)
                 )
             };
             return deny(DenialCode::NoAuthority, reason);
@@ -248,6 +289,54 @@ impl Engine {
         )
     }
 
+    /// A principal assigning a role to itself: the role may give nothing (no permission
+    /// anywhere in the scope's subtree, no admin standing, no charging) that the roles already
+    /// reaching the scope do not give. `allow_escalation` and admin standing do not lift this.
+    fn self_grant_within_reach(
+        &self,
+        request: &GrantRequest<'_>,
+        held: &Grant,
+    ) -> Result<(), Denial> {
+        let Some(role) = self.compiled_role(request.role) else {
+            return Ok(());
+        };
+        let offered = Grant::of_role(role);
+        let possible = self.permitted(crate::scope::ModuleState {
+            on: self.scopes.modules_possible_below(request.scope),
+        });
+        let name = &request.granter.name;
+        let (role_name, scope_name) = (request.role_name, request.scope_name);
+        let admin_gain = offered.admin && !held.admin;
+        let charge_gain = match self.preset.data.compiled_rules.get(Action::Charge.index()) {
+            Some(CompiledRule::AnyOf(required)) => !offered
+                .charge_permissions
+                .intersection(&possible)
+                .intersection(required)
+                .difference(&held.charge_permissions)
+                .is_empty(),
+            Some(CompiledRule::AdminOnly) => offered.admin_charge && !held.admin_charge,
+            None => false,
+        };
+        let permission_gain = !held.admin
+            && !offered
+                .permissions
+                .intersection(&possible)
+                .difference(&held.permissions)
+                .is_empty();
+        if admin_gain || charge_gain || permission_gain {
+            let what = if charge_gain && !admin_gain && !permission_gain {
+                "charging"
+            } else {
+                "permissions"
+            };
+            return deny(
+                DenialCode::SelfEscalation,
+                format!("`{name}` may not assign role `{role_name}` on `{scope_name}` to themselves: it would give them {what} their roles there do not."),
+            );
+        }
+        Ok(())
+    }
+
     /// Permissions the role would give somewhere in the scope's subtree that the granter's
     /// roles reaching the scope do not contain.
     fn escalation(
@@ -266,7 +355,7 @@ impl Engine {
             .difference(&granter.permissions)
     }
 
-    fn describe_any_of(&self, set: &crate::bitset::PermissionSet) -> String {
+    pub(crate) fn describe_any_of(&self, set: &crate::bitset::PermissionSet) -> String {
         let names: Vec<String> = set
             .iter()
             .filter_map(|index| self.preset.data.permissions.get(index))

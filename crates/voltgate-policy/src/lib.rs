@@ -24,7 +24,11 @@
 //!   `granted_by` permissions there), and may not hand out a permission it does not hold
 //!   wherever the role would make it effective, including below the scope where a module is
 //!   switched on.
-//! * [`Engine::explain`] gives the evidence for a decision and one sentence for a person.
+//! * [`Engine::can_set_module`] guards module switches: the kinds a module is switched on,
+//!   paid modules only by the paid-module permissions, editing sub-scopes' modules only below
+//!   where that permission is held, and (nested presets) never a module the parent lacks.
+//! * [`Engine::explain`] gives the evidence for a decision and one sentence for a person;
+//!   [`Engine::explain_for`] tells it to someone else without naming what they cannot see.
 //!
 //! # Performance
 //!
@@ -46,6 +50,7 @@ mod id_map;
 mod load;
 mod manage;
 mod matrix;
+mod module_switch;
 mod preset;
 mod principal;
 mod scope;
@@ -53,11 +58,11 @@ mod scope;
 pub use action::{Action, UnknownAction};
 pub use bitset::PermissionSet;
 pub use engine::{
-    is_reserved_principal_id, is_valid_id, Engine, MAX_ID_CHARS, MAX_ROLE_ID_CHARS,
+    is_reserved_principal_id, is_valid_id, Engine, ScopeLimits, MAX_ID_CHARS, MAX_ROLE_ID_CHARS,
     MAX_ROLE_LABEL_CHARS, RESERVED_PRINCIPAL_IDS, RESERVED_PRINCIPAL_PREFIXES,
 };
 pub use error::PolicyError;
-pub use explain::{Decision, Evidence, Finding};
+pub use explain::{Decision, Evidence, Finding, HIDDEN};
 pub use grant::{Denial, DenialCode};
 pub use load::{PresetError, PresetIssue, PresetProblem, ADMIN_ONLY};
 pub use preset::{

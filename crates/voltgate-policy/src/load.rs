@@ -121,6 +121,22 @@ struct RawPreset {
     actions: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawRule>>>>,
     #[serde(default)]
     roles: Vec<Spanned<RawRole>>,
+    module_switching: Option<Spanned<RawModuleSwitching>>,
+}
+
+/// Who may switch modules, where the plain `module.edit` action is not the whole rule.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawModuleSwitching {
+    /// Permissions that switch paid modules (and only those) where they are held.
+    #[serde(default)]
+    paid: Vec<Spanned<String>>,
+    /// Permissions that switch unpaid modules strictly below the scope where they are held.
+    #[serde(default)]
+    below: Vec<Spanned<String>>,
+    /// A scope under another non-root scope never has a module its parent lacks.
+    #[serde(default)]
+    nested: bool,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +165,10 @@ struct RawModule {
     label: String,
     #[serde(default)]
     default_on: bool,
+    #[serde(default)]
+    paid: bool,
+    #[serde(default)]
+    switchable_on: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +200,8 @@ struct RawRole {
     can_charge: bool,
     #[serde(default)]
     granted_by: Vec<Spanned<String>>,
+    #[serde(default)]
+    removed_by: Vec<Spanned<String>>,
     #[serde(default)]
     allow_escalation: bool,
 }
@@ -385,8 +407,27 @@ fn compile(raw: RawPreset, source_name: &str, reporter: &mut Reporter<'_>) -> Pr
             slot.clone_from(name);
         }
     }
-    let (modules, module_index, modules_default_on) = compile_modules(&raw.modules, reporter);
+    let compiled_modules = compile_modules(&raw.modules, &kind_index, reporter);
+    let (modules, module_index, modules_default_on) = (
+        compiled_modules.defs,
+        compiled_modules.index,
+        compiled_modules.default_on,
+    );
     let permissions = compile_permissions(&raw.permissions, &module_index, reporter);
+    let switching = raw
+        .module_switching
+        .as_ref()
+        .map(Spanned::get_ref)
+        .map_or_else(
+            || (PermissionSet::EMPTY, PermissionSet::EMPTY, false),
+            |rule| {
+                (
+                    permission_set(&rule.paid, &permissions.index, "paid switch", reporter),
+                    permission_set(&rule.below, &permissions.index, "below switch", reporter),
+                    rule.nested,
+                )
+            },
+        );
 
     let all_permissions = PermissionSet::first(permissions.index.len());
     let (roles, role_index, compiled_roles) = compile_roles(
@@ -426,6 +467,11 @@ fn compile(raw: RawPreset, source_name: &str, reporter: &mut Reporter<'_>) -> Pr
         permission_module_bits: permissions.module_bits,
         module_permissions: permissions.per_module,
         modules_default_on,
+        module_switchable_on: compiled_modules.switchable_on,
+        paid_modules: compiled_modules.paid,
+        paid_switch: switching.0,
+        below_switch: switching.1,
+        nested_modules: switching.2,
     }
 }
 
@@ -536,10 +582,19 @@ fn compile_kinds(raw: &[Spanned<RawKind>], reporter: &mut Reporter<'_>) -> Compi
     (kinds, kind_index, kind_parents, station_kind)
 }
 
+struct CompiledModules {
+    defs: Vec<ModuleDef>,
+    index: NameMap<usize>,
+    default_on: u64,
+    paid: u64,
+    switchable_on: Vec<u64>,
+}
+
 fn compile_modules(
     raw: &[Spanned<RawModule>],
+    kind_index: &NameMap<KindIndex>,
     reporter: &mut Reporter<'_>,
-) -> (Vec<ModuleDef>, NameMap<usize>, u64) {
+) -> CompiledModules {
     if raw.len() > MAX_MODULES {
         reporter.report(
             &raw.get(MAX_MODULES).map_or(0..0, Spanned::span),
@@ -555,7 +610,12 @@ fn compile_modules(
         raw.iter().map(|module| &module.get_ref().id),
         reporter,
     );
+    let every_kind = kind_index
+        .values()
+        .fold(0u64, |mask, &kind| mask | (1u64 << kind));
     let mut default_on = 0u64;
+    let mut paid = 0u64;
+    let mut switchable_on = Vec::with_capacity(raw.len());
     let mut modules = Vec::with_capacity(raw.len());
     let mut seen = HashSet::new();
     for module in raw {
@@ -563,18 +623,45 @@ fn compile_modules(
         if !seen.insert(module.id.get_ref().as_str()) {
             continue;
         }
+        let bit = module_bit(modules.len()).unwrap_or(0);
         if module.default_on {
-            if let Some(bit) = module_bit(modules.len()) {
-                default_on |= bit;
+            default_on |= bit;
+        }
+        if module.paid {
+            paid |= bit;
+        }
+        let mut kinds = 0u64;
+        for kind in &module.switchable_on {
+            match kind_index.get(kind.get_ref()) {
+                Some(&index) => kinds |= 1u64 << index,
+                None => reporter.report(
+                    &kind.span(),
+                    PresetProblem::UnknownKind {
+                        name: kind.get_ref().clone(),
+                    },
+                ),
             }
         }
+        switchable_on.push(if module.switchable_on.is_empty() {
+            every_kind
+        } else {
+            kinds
+        });
         modules.push(ModuleDef {
             id: module.id.get_ref().clone(),
             label: module.label.clone(),
             default_on: module.default_on,
+            paid: module.paid,
+            switchable_on: strings(&module.switchable_on),
         });
     }
-    (modules, module_index, default_on)
+    CompiledModules {
+        defs: modules,
+        index: module_index,
+        default_on,
+        paid,
+        switchable_on,
+    }
 }
 
 pub(crate) fn module_bit(index: usize) -> Option<u64> {
@@ -695,7 +782,7 @@ fn compile_roles(
                     PresetProblem::AdminRoleWithPermissions { role: name.clone() },
                 );
             }
-            if let Some(first) = role.granted_by.first() {
+            if let Some(first) = role.granted_by.first().or(role.removed_by.first()) {
                 reporter.report(
                     &first.span(),
                     PresetProblem::AdminRoleWithGrantedBy { role: name.clone() },
@@ -768,6 +855,16 @@ fn compile_roles(
             "granted_by permission",
             reporter,
         );
+        let removed_by = if role.removed_by.is_empty() {
+            granted_by
+        } else {
+            permission_set(
+                &role.removed_by,
+                &permissions.index,
+                "removed_by permission",
+                reporter,
+            )
+        };
 
         compiled_roles.push(CompiledRole {
             permissions: if role.admin { all_permissions } else { listed },
@@ -776,6 +873,7 @@ fn compile_roles(
             assignable_on,
             station_requires_module,
             granted_by,
+            removed_by,
             allow_escalation: role.allow_escalation,
         });
         roles.push(RoleDef {
@@ -790,6 +888,7 @@ fn compile_roles(
                 .map(|module| module.get_ref().clone()),
             can_charge: role.can_charge,
             granted_by: strings(&role.granted_by),
+            removed_by: strings(&role.removed_by),
             allow_escalation: role.allow_escalation,
             custom: false,
         });

@@ -24,7 +24,11 @@ impl Action {
     pub fn acts_for_principal(self) -> bool {
         matches!(
             self,
-            Action::PrincipalEdit | Action::DriverEdit | Action::IdTokenEdit
+            Action::PrincipalEdit
+                | Action::DriverEdit
+                | Action::IdTokenEdit
+                | Action::PrincipalDelete
+                | Action::DriverDelete
         )
     }
 }

@@ -33,6 +33,10 @@ pub struct ModuleDef {
     pub label: String,
     /// State at the root when no scope on the way up set it.
     pub default_on: bool,
+    /// Paid for: switched only by the preset's paid-module permissions (if it names any).
+    pub paid: bool,
+    /// Scope kinds where the module may be switched; empty: every kind.
+    pub switchable_on: Vec<String>,
 }
 
 /// One permission, in the seed's own wording.
@@ -63,8 +67,11 @@ pub struct RoleDef {
     pub station_requires_module: Option<String>,
     /// False: holding this role never grants the `charge` action.
     pub can_charge: bool,
-    /// Permissions, any of which lets a granter assign or remove this role.
+    /// Permissions, any of which lets a granter assign this role (and remove it, unless
+    /// `removed_by` is given).
     pub granted_by: Vec<String>,
+    /// Permissions, any of which lets a granter remove this role; empty: `granted_by`.
+    pub removed_by: Vec<String>,
     /// The granter need not hold the role's permissions.
     pub allow_escalation: bool,
     /// Defined at run time rather than in the preset.
@@ -107,6 +114,8 @@ pub(crate) struct CompiledRole {
     pub(crate) assignable_on: u64,
     pub(crate) station_requires_module: Option<usize>,
     pub(crate) granted_by: PermissionSet,
+    /// `granted_by` when the preset names no separate removal rule.
+    pub(crate) removed_by: PermissionSet,
     pub(crate) allow_escalation: bool,
 }
 
@@ -146,6 +155,16 @@ pub(crate) struct PresetData {
     pub(crate) permission_module_bits: Vec<u64>,
     /// Bit `m` set: module `m` is on where nobody set it.
     pub(crate) modules_default_on: u64,
+    /// Per module: bit mask of the kind indices where it may be switched.
+    pub(crate) module_switchable_on: Vec<u64>,
+    /// Bit `m` set: module `m` is paid for.
+    pub(crate) paid_modules: u64,
+    /// Permissions that switch paid modules where held (empty: `module.edit` does).
+    pub(crate) paid_switch: PermissionSet,
+    /// Permissions that switch unpaid modules strictly below where held.
+    pub(crate) below_switch: PermissionSet,
+    /// A scope below a non-root parent never has a module the parent lacks.
+    pub(crate) nested_modules: bool,
 }
 
 /// A parsed and validated preset; cheap to clone.

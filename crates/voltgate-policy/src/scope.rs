@@ -29,10 +29,17 @@ pub(crate) struct ScopeTree {
     children: Vec<Vec<ScopeIndex>>,
     /// Bit `m`: module `m` is explicitly switched on at this scope or somewhere below it.
     switched_on_below: Vec<u64>,
+    /// Per scope: its distance from the root, and its ancestor directly under the root.
+    depths: Vec<u32>,
+    tops: Vec<ScopeIndex>,
+    /// Per scope directly under the root: how many scopes its subtree holds, itself included.
+    subtree_sizes: Vec<u32>,
     index: IdIndex<ScopeIndex>,
     by_kind: Vec<Vec<ScopeIndex>>,
     /// Bit `m`: module `m` is on where no scope on the way up set it.
     modules_default_on: u64,
+    /// A scope under a non-root parent has only modules the parent has.
+    nested: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +63,7 @@ impl Node {
 }
 
 impl ScopeTree {
-    pub(crate) fn new(kind_count: usize, modules_default_on: u64) -> ScopeTree {
+    pub(crate) fn new(kind_count: usize, modules_default_on: u64, nested: bool) -> ScopeTree {
         let mut by_kind = vec![Vec::new(); kind_count.max(1)];
         if let Some(roots) = by_kind.get_mut(usize::from(ROOT_KIND_INDEX)) {
             roots.push(ROOT_SCOPE);
@@ -74,9 +81,27 @@ impl ScopeTree {
             names: vec![ROOT_SCOPE_ID.to_owned()],
             children: vec![Vec::new()],
             switched_on_below: vec![0],
+            depths: vec![0],
+            tops: vec![ROOT_SCOPE],
+            subtree_sizes: vec![0],
             index,
             by_kind,
             modules_default_on,
+            nested,
+        }
+    }
+
+    /// The effective modules of `node` under `parent`: inherited, overridden by the node's own
+    /// settings, and (nested) never more than a non-root parent has.
+    fn effective_modules(&self, node: &Node, parent: ScopeIndex) -> u64 {
+        let inherited = self
+            .node(parent)
+            .map_or(self.modules_default_on, |parent| parent.modules_effective);
+        let own = node.effective_under(inherited);
+        if self.nested && parent != ROOT_SCOPE {
+            own & inherited
+        } else {
+            own
         }
     }
 
@@ -117,6 +142,24 @@ impl ScopeTree {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Distance from the root (the root is 0).
+    pub(crate) fn depth(&self, scope: ScopeIndex) -> u32 {
+        self.depths.get(scope as usize).copied().unwrap_or(0)
+    }
+
+    /// The ancestor of `scope` (or `scope` itself) directly under the root; `None` for the root.
+    pub(crate) fn top(&self, scope: ScopeIndex) -> Option<ScopeIndex> {
+        self.tops
+            .get(scope as usize)
+            .copied()
+            .filter(|&top| top != ROOT_SCOPE)
+    }
+
+    /// How many scopes the subtree of a scope directly under the root holds.
+    pub(crate) fn subtree_size(&self, top: ScopeIndex) -> u32 {
+        self.subtree_sizes.get(top as usize).copied().unwrap_or(0)
+    }
+
     /// `scope` itself, then its parent, up to the root.
     pub(crate) fn ancestors(&self, scope: ScopeIndex) -> impl Iterator<Item = ScopeIndex> + '_ {
         std::iter::successors(Some(scope), move |&current| self.parent(current))
@@ -141,19 +184,25 @@ impl ScopeTree {
     /// Adds a scope; the caller has checked that the name is new and the kind may sit there.
     pub(crate) fn add(&mut self, name: &str, kind: KindIndex, parent: ScopeIndex) -> ScopeIndex {
         let scope = ScopeIndex::try_from(self.nodes.len()).unwrap_or(ScopeIndex::MAX);
-        let inherited = self
-            .node(parent)
-            .map_or(self.modules_default_on, |node| node.modules_effective);
-        self.nodes.push(Node {
+        let mut node = Node {
             module_set: 0,
             module_on: 0,
-            modules_effective: inherited,
+            modules_effective: 0,
             parent,
             kind,
-        });
+        };
+        node.modules_effective = self.effective_modules(&node, parent);
+        self.nodes.push(node);
         self.names.push(name.to_owned());
         self.children.push(Vec::new());
         self.switched_on_below.push(0);
+        self.depths.push(self.depth(parent).saturating_add(1));
+        let top = self.top(parent).unwrap_or(scope);
+        self.tops.push(top);
+        self.subtree_sizes.push(0);
+        if let Some(size) = self.subtree_sizes.get_mut(top as usize) {
+            *size = size.saturating_add(1);
+        }
         self.index.insert(name, scope);
         if let Some(siblings) = self.children.get_mut(parent as usize) {
             siblings.push(scope);
@@ -195,14 +244,13 @@ impl ScopeTree {
             let Some(&node) = self.nodes.get(index) else {
                 break;
             };
-            let inherited = if index == ROOT_SCOPE as usize {
-                self.modules_default_on
+            let effective = if index == ROOT_SCOPE as usize {
+                node.effective_under(self.modules_default_on)
             } else {
-                self.node(node.parent)
-                    .map_or(self.modules_default_on, |parent| parent.modules_effective)
+                self.effective_modules(&node, node.parent)
             };
             if let Some(slot) = self.nodes.get_mut(index) {
-                slot.modules_effective = node.effective_under(inherited);
+                slot.modules_effective = effective;
             }
         }
     }

@@ -636,3 +636,117 @@ proptest! {
         }
     }
 }
+
+/// A small estate in `preset`: under every scope, one child of every kind allowed there, to
+/// depth three.
+fn every_shape(preset: &Preset) -> Engine {
+    let mut engine = Engine::new(preset.clone());
+    let mut level = vec![("root".to_owned(), "root".to_owned())];
+    let mut count = 0;
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for (parent, parent_kind) in &level {
+            for kind in preset.kinds() {
+                if kind.parents.iter().any(|allowed| allowed == parent_kind) {
+                    count += 1;
+                    let id = format!("{}-{count}", kind.id);
+                    engine.add_scope(&id, &kind.id, parent).unwrap();
+                    next.push((id, kind.id.clone()));
+                }
+            }
+        }
+        level = next;
+    }
+    engine
+}
+
+/// Issue #20: an escalating grant (a seed's "invite X" cell) could reach the inviter itself,
+/// and grants chain. For every preset and every role, a principal holding only that role
+/// repeats every self-assignment and module switch the engine allows until nothing new
+/// succeeds; it must end with no permission outside the role's own column and may do
+/// nothing an idle twin holding the same role may not.
+#[test]
+fn no_principal_gains_beyond_its_column_by_its_own_actions() {
+    for name in Preset::BUILTIN {
+        let preset = Preset::builtin(name).unwrap();
+        let mut successes = 0usize;
+        for role in preset.roles() {
+            let mut engine = every_shape(&preset);
+            let scopes: Vec<String> = engine.scopes().map(|(id, _, _)| id.to_owned()).collect();
+            let modules: Vec<String> = preset.modules().map(|module| module.id.clone()).collect();
+            for module in &modules {
+                for scope in scopes.iter().skip(1).step_by(3) {
+                    let _ = engine.set_module(scope, module, true);
+                }
+            }
+            let Some(home) = scopes.iter().find(|scope| {
+                engine.scope_kind(scope).is_some_and(|kind| {
+                    kind != "root" && role.assignable_on.iter().any(|allowed| allowed == kind)
+                })
+            }) else {
+                continue;
+            };
+            for id in ["actor", "twin"] {
+                engine
+                    .add_principal(id, PrincipalKind::Operator, home)
+                    .unwrap();
+                if engine.assign(id, &role.id, home).is_err() {
+                    break;
+                }
+            }
+            if engine.assignments_of("twin").is_empty() {
+                continue;
+            }
+            let roles: Vec<String> = engine.roles().map(|role| role.id.clone()).collect();
+            for _pass in 0..4 {
+                let mut changed = false;
+                for other in &roles {
+                    for scope in &scopes {
+                        if engine.can_assign("actor", "actor", other, scope).is_ok() {
+                            successes += 1;
+                            let before = engine.assignments_of("actor").len();
+                            engine.assign("actor", other, scope).unwrap();
+                            changed |= engine.assignments_of("actor").len() != before;
+                        }
+                    }
+                }
+                for module in &modules {
+                    for scope in &scopes {
+                        for on in [true, false] {
+                            if engine.can_set_module("actor", scope, module, on).is_ok() {
+                                successes += 1;
+                                let before = engine.module_on(scope, module).unwrap();
+                                engine.set_module(scope, module, on).unwrap();
+                                changed |= engine.module_on(scope, module).unwrap() != before;
+                            }
+                        }
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            for scope in &scopes {
+                if !role.admin {
+                    for permission in engine.effective_permissions("actor", scope) {
+                        assert!(
+                            role.permissions.iter().any(|own| own == permission),
+                            "{name}: `actor` holding `{}` gained `{permission}` at `{scope}`",
+                            role.id
+                        );
+                    }
+                }
+                for &action in Action::ALL {
+                    let resource = Resource::scope(scope.clone());
+                    assert!(
+                        !engine.check("actor", action, &resource)
+                            || engine.check("twin", action, &resource),
+                        "{name}: `actor` holding `{}` gained `{action}` at `{scope}`",
+                        role.id
+                    );
+                }
+            }
+        }
+        assert!(successes > 0, "{name}: no self-service step ever succeeded");
+    }
+}

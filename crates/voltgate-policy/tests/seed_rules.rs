@@ -995,14 +995,18 @@ fn virta_technician_and_financial_support_invite_viewers_who_hold_more() {
 }
 
 #[test]
-fn virta_paid_module_activator_switches_modules() {
+fn virta_paid_module_activator_switches_paid_modules() {
     let mut engine = virta();
     holder(&mut engine, "activator", "paid-module-activator", "org");
     holder(&mut engine, "technician", "technician", "org");
     holder(&mut engine, "viewer", "viewer", "org");
-    assert!(engine.check("activator", Action::ModuleEdit, &at("org")));
-    assert!(!engine.check("technician", Action::ModuleEdit, &at("org")));
-    assert!(!engine.check("viewer", Action::ModuleEdit, &at("org")));
+    assert_eq!(
+        engine.can_set_module("activator", "org", "solar", true),
+        Ok(())
+    );
+    for who in ["technician", "viewer"] {
+        assert!(engine.can_set_module(who, "org", "solar", true).is_err());
+    }
     // It activates modules, it does not operate stations.
     assert!(!engine.check("activator", Action::ChargerView, &at("st")));
 }

@@ -67,7 +67,7 @@ pub async fn explain(
         state
             .estate
             .engine()
-            .explain(&body.principal, action, &resource)
+            .explain_for(&caller.id, &body.principal, action, &resource)
     });
     let Some(decision) = decision else {
         let err = ApiError::not_found(format!("resource `{label}` not found"));

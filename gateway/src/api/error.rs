@@ -124,7 +124,9 @@ impl From<ChangeError> for ApiError {
             ChangeError::Invalid(
                 PolicyError::DuplicateScope(_)
                 | PolicyError::DuplicatePrincipal(_)
-                | PolicyError::DuplicateRole(_),
+                | PolicyError::DuplicateRole(_)
+                | PolicyError::TooDeep { .. }
+                | PolicyError::SubtreeFull { .. },
             )
             | ChangeError::Conflict(_) => ApiError::conflict(message),
             ChangeError::Invalid(

@@ -66,6 +66,14 @@ fn edit_action(kind: PrincipalKind) -> Action {
     }
 }
 
+/// The action that guards deleting a principal of this kind.
+fn delete_action(kind: PrincipalKind) -> Action {
+    match kind {
+        PrincipalKind::Driver => Action::DriverDelete,
+        PrincipalKind::Operator | PrincipalKind::System => Action::PrincipalDelete,
+    }
+}
+
 fn view_action(kind: PrincipalKind) -> Action {
     match kind {
         PrincipalKind::Driver => Action::DriverView,
@@ -170,10 +178,28 @@ async fn manage_grant(
     id: &str,
     request_id: &RequestId,
 ) -> Result<super::authorize::Grant, ApiError> {
+    manage_grant_for(
+        state,
+        caller,
+        id,
+        edit_action(kind_of(state, id)),
+        request_id,
+    )
+    .await
+}
+
+/// [`manage_grant`] for a given action on the principal (editing or deleting it).
+async fn manage_grant_for(
+    state: &SharedState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+    request_id: &RequestId,
+) -> Result<super::authorize::Grant, ApiError> {
     authorize(
         state,
         caller,
-        edit_action(kind_of(state, id)),
+        action,
         &Target::Principal(id.to_owned()),
         request_id,
     )
@@ -412,16 +438,17 @@ async fn apply_blocked(
 
 /// `DELETE /api/v1/principals/{id}`: the principal goes with its API tokens (they stop
 /// working at once), its id tokens (chargers answer them `Invalid`, local lists drop them)
-/// and its role assignments. Allowed to whoever may edit the principal without reaching
-/// beyond their own grants, as for blocking; nobody deletes themselves (that leaves nobody
-/// to undo a mistake) nor the bootstrap administrator (recreated at every start).
+/// and its role assignments. Needs `principal.delete` (`driver.delete` for drivers) on the
+/// principal, without reaching beyond the caller's own grants, as for blocking; nobody
+/// deletes themselves (that leaves nobody to undo a mistake) nor the bootstrap administrator (recreated at every start).
 pub async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
     StrictPath(id): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let grant = manage_grant(&state, &caller, &id, &request_id).await?;
+    let action = delete_action(kind_of(&state, &id));
+    let grant = manage_grant_for(&state, &caller, &id, action, &request_id).await?;
     let removable = state.estate.engine().can_remove_principal(&caller.id, &id);
     let result = match removable {
         Ok(()) => remove_principal(&state, &caller, &id).await,
@@ -457,14 +484,13 @@ pub struct ApiTokenList {
 
 /// The grant for listing (`revoke = false`) or revoking (`revoke = true`) a principal's API
 /// tokens: a principal may always handle its own; for others both need `principal.edit`
-/// (`driver.edit` for drivers), as issuing does, since a credential inventory is management
-/// data, and the engine grants that only within the caller's own reach.
+/// (`driver.edit` for drivers), as issuing does, since a credential inventory is as sensitive
+/// as the credentials it lists, and the engine grants that only within the caller's reach.
 async fn credentials_grant(
     state: &SharedState,
     caller: &Caller,
     request_id: &RequestId,
     id: &str,
-    revoke: bool,
 ) -> Result<super::authorize::Grant, ApiError> {
     if id == caller.id {
         return Ok(grant(
@@ -475,17 +501,7 @@ async fn credentials_grant(
             request_id,
         ));
     }
-    if revoke {
-        return manage_grant(state, caller, id, request_id).await;
-    }
-    authorize(
-        state,
-        caller,
-        edit_action(kind_of(state, id)),
-        &Target::Principal(id.to_owned()),
-        request_id,
-    )
-    .await
+    manage_grant(state, caller, id, request_id).await
 }
 
 /// `GET /api/v1/principals/{id}/tokens`: the principal's API tokens without their secrets.
@@ -496,7 +512,7 @@ pub async fn list_tokens(
     request_id: RequestId,
     StrictPath(id): StrictPath<String>,
 ) -> Result<Json<ApiTokenList>, ApiError> {
-    let grant = credentials_grant(&state, &caller, &request_id, &id, false).await?;
+    let grant = credentials_grant(&state, &caller, &request_id, &id).await?;
     let now = time::OffsetDateTime::now_utc();
     let result = state
         .store
@@ -529,7 +545,7 @@ pub async fn revoke_token(
     request_id: RequestId,
     StrictPath((id, token_id)): StrictPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let grant = credentials_grant(&state, &caller, &request_id, &id, true).await?;
+    let grant = credentials_grant(&state, &caller, &request_id, &id).await?;
     let result = revoke_owned_token(&state, &id, &token_id).await;
     grant.finish_with(&state, result).await
 }

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use voltgate_policy::{Action, Resource};
+use voltgate_policy::{Action, DenialCode};
 use voltgate_store::ScopeRecord;
 
-use super::authorize::{authorize, Target};
+use super::authorize::{authorize, grant, refuse, visible, Grant, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
 use crate::state::SharedState;
@@ -113,14 +113,16 @@ pub async fn list(
     StrictQuery(query): StrictQuery<ScopeQuery>,
 ) -> Result<Json<ScopeList>, ApiError> {
     let records = state.store.scopes().await?;
-    let engine = state.estate.engine();
+    let visible: std::collections::HashSet<String> = state
+        .estate
+        .engine()
+        .visible_scopes(&caller.id, query.kind.as_deref())
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let scopes = records
         .into_iter()
-        .filter(|s| query.kind.as_ref().is_none_or(|k| *k == s.kind))
-        .filter(|s| {
-            engine.scope_kind(&s.id).is_some()
-                && engine.can_see(&caller.id, &Resource::Scope(s.id.clone()))
-        })
+        .filter(|s| visible.contains(&s.id))
         .map(ScopeView::from)
         .collect();
     Ok(Json(ScopeList { scopes }))
@@ -148,16 +150,63 @@ pub async fn set_module(
     StrictPath((scope, module)): StrictPath<(String, String)>,
     StrictJson(body): StrictJson<ModuleSwitch>,
 ) -> Result<Json<ModuleView>, ApiError> {
-    let grant = authorize(
-        &state,
-        &caller,
-        Action::ModuleEdit,
-        &Target::Scope(scope.clone()),
-        &request_id,
-    )
-    .await?;
+    let grant = module_grant(&state, &caller, &scope, &module, body.on, &request_id).await?;
     let result = apply_module(&state, scope, module, body.on).await;
     grant.finish_with(&state, result).await
+}
+
+/// The engine's module rule ([`voltgate_policy::Engine::can_set_module`]), audited: 404 for an
+/// invisible scope, 422 where the module cannot be switched, 403 otherwise.
+async fn module_grant(
+    state: &SharedState,
+    caller: &Caller,
+    scope: &str,
+    module: &str,
+    on: bool,
+    request_id: &RequestId,
+) -> Result<Grant, ApiError> {
+    let action = Action::ModuleEdit.as_str();
+    let target = Target::Scope(scope.to_owned());
+    let verdict = if visible(state, caller, &target) {
+        Some(
+            state
+                .estate
+                .engine()
+                .can_set_module(&caller.id, scope, module, on),
+        )
+    } else {
+        None
+    };
+    state
+        .metrics
+        .authz_decision(action, matches!(verdict, Some(Ok(()))));
+    let (reason, outcome, err) = match verdict {
+        Some(Ok(())) => {
+            let reason = format!("{} may switch module {module} at {scope}", caller.id);
+            let label = crate::audit::scope_label(scope);
+            return Ok(grant(caller, action, &label, &reason, request_id));
+        }
+        None => (
+            format!("{scope} does not exist or is not visible to {}", caller.id),
+            "not_found",
+            ApiError::not_found(format!("scope `{scope}` not found")),
+        ),
+        Some(Err(denial)) => {
+            let err = match denial.code {
+                DenialCode::UnknownScope | DenialCode::UnknownModule => {
+                    ApiError::not_found(denial.reason.clone())
+                }
+                DenialCode::NotSwitchableHere | DenialCode::ParentLacksModule => {
+                    ApiError::invalid_body(denial.reason.clone())
+                }
+                _ => ApiError::forbidden(denial.reason.clone()),
+            };
+            (denial.reason, "refused", err)
+        }
+    };
+    let label = crate::audit::scope_label(scope);
+    refuse(state, caller, action, &label, &reason, outcome, request_id).await;
+    Err(err)
 }
 
 async fn apply_module(
