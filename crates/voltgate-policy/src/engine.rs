@@ -508,9 +508,6 @@ impl Engine {
                 limit: MAX_ROLE_LABEL_CHARS,
             });
         }
-        if permissions.is_empty() {
-            return Err(PolicyError::EmptyCustomRole(id.to_owned()));
-        }
         let label_lower = label.trim().to_lowercase();
         if let Some(admin) = self
             .roles
@@ -522,6 +519,9 @@ impl Engine {
                 role: id.to_owned(),
                 name: admin.label.clone(),
             });
+        }
+        if permissions.is_empty() {
+            return Err(PolicyError::EmptyCustomRole(id.to_owned()));
         }
         let mut set = PermissionSet::EMPTY;
         for permission in permissions {
