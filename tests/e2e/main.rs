@@ -11,6 +11,7 @@ mod durability;
 mod faults;
 mod frames;
 mod handshake;
+mod handshake_security;
 mod hostile_api;
 mod keepalive;
 mod lifecycle;
