@@ -113,6 +113,28 @@ impl Pki {
         })
     }
 
+    /// Issues a client certificate whose subject carries one or two CN attributes (rcgen keeps
+    /// one value per attribute type, so a second CN goes under the CN's own OID).
+    pub fn client_with_common_names(&self, common_names: &[&str]) -> Result<Identity> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (n, name) in common_names.iter().enumerate() {
+            let kind = match n {
+                0 => DnType::CommonName,
+                _ => DnType::CustomDnType(vec![2, 5, 4, 3]),
+            };
+            params.distinguished_name.push(kind, *name);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        set_validity(&mut params, Validity::Current);
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key)?;
+        Ok(Identity {
+            chain: vec![cert.der().clone()],
+            key_der: key.serialize_der(),
+        })
+    }
+
     pub fn write(&self, file: &str, text: &str) -> Result<PathBuf> {
         let path = self.dir.path().join(file);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_SUBTREE_SCOPES: u32 = 100_000;
 pub const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
 pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// Default of `--auto-register-refill`; the same as
+/// [`crate::throttle::DEFAULT_REGISTRATION_REFILL`].
+const DEFAULT_AUTO_REGISTER_REFILL: &str = "60s";
 /// Default of `--auth-failure-refill`; the same as [`crate::throttle::DEFAULT_FAILURE_REFILL`].
 pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "10s";
 /// A minute of silence before a ping: well inside the idle timeouts of common NAT gateways
@@ -224,11 +227,35 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failure_burst: u32,
 
+    /// Failed charger authentications one client address may make in a burst over all charger
+    /// ids (--auth-failure-burst is per address and charger id there); at least that burst.
+    #[arg(long, env = "VOLTGATE_AUTH_FAILURE_ADDRESS_BURST", value_name = "N",
+          default_value_t = crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failure_address_burst: u32,
+
     /// After the burst, one more failed authentication per address is allowed per this much
     /// time (e.g. `10s`).
     #[arg(long, env = "VOLTGATE_AUTH_FAILURE_REFILL", value_name = "DURATION",
           default_value = DEFAULT_AUTH_FAILURE_REFILL, value_parser = parse_duration)]
     pub auth_failure_refill: Duration,
+
+    /// Unknown chargers one client address may auto-register in a burst (with --auto-register).
+    #[arg(long, env = "VOLTGATE_AUTO_REGISTER_ADDRESS_BURST", value_name = "N",
+          default_value_t = crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auto_register_address_burst: u32,
+
+    /// Unknown chargers the gateway may auto-register in a burst over all addresses.
+    #[arg(long, env = "VOLTGATE_AUTO_REGISTER_TOTAL_BURST", value_name = "N",
+          default_value_t = crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auto_register_total_burst: u32,
+
+    /// After a burst, one more auto-registration (per address, and in total) per this much time.
+    #[arg(long, env = "VOLTGATE_AUTO_REGISTER_REFILL", value_name = "DURATION",
+          default_value = DEFAULT_AUTO_REGISTER_REFILL, value_parser = parse_duration)]
+    pub auto_register_refill: Duration,
 
     /// Address for chargers over TLS (wss://, OCPP security profiles 2 and 3); needs
     /// --tls-cert and --tls-key.
@@ -339,7 +366,11 @@ impl ServeArgs {
             log: None,
             shutdown_timeout: Duration::from_secs(10),
             auth_failure_burst: crate::throttle::DEFAULT_FAILURE_BURST,
+            auth_failure_address_burst: crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST,
             auth_failure_refill: crate::throttle::DEFAULT_FAILURE_REFILL,
+            auto_register_address_burst: crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST,
+            auto_register_total_burst: crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST,
+            auto_register_refill: crate::throttle::DEFAULT_REGISTRATION_REFILL,
             ocpp_tls_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -1204,8 +1235,14 @@ mod tests {
             cli.serve.auth_failure_refill,
             crate::throttle::DEFAULT_FAILURE_REFILL
         );
+        assert_eq!(
+            cli.serve.auth_failure_address_burst,
+            crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST
+        );
         let cli = Cli::try_parse_from([
             "voltgate",
+            "--auth-failure-address-burst",
+            "40",
             "--auth-failure-burst",
             "3",
             "--auth-failure-refill",
@@ -1213,7 +1250,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.serve.auth_failure_burst, 3);
+        assert_eq!(cli.serve.auth_failure_address_burst, 40);
         assert_eq!(cli.serve.auth_failure_refill, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["voltgate", "--auth-failure-burst", "0"]).is_err());
+    }
+
+    #[test]
+    fn auto_registration_limits_default_to_the_throttle_defaults() {
+        let cli = Cli::try_parse_from(["voltgate"]).unwrap();
+        assert_eq!(
+            cli.serve.auto_register_refill,
+            crate::throttle::DEFAULT_REGISTRATION_REFILL
+        );
+        assert_eq!(
+            cli.serve.auto_register_address_burst,
+            crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST
+        );
+        assert_eq!(
+            cli.serve.auto_register_total_burst,
+            crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST
+        );
+        assert!(Cli::try_parse_from(["voltgate", "--auto-register-total-burst", "0"]).is_err());
     }
 }

@@ -91,7 +91,13 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         shutdown: shutdown_rx,
         auth_guard: throttle::AuthGuard::with_failure_limits(
             config.auth_failure_burst,
+            config.auth_failure_address_burst,
             config.auth_failure_refill,
+        )
+        .with_registration_limits(
+            config.auto_register_address_burst,
+            config.auto_register_total_burst,
+            config.auto_register_refill,
         ),
         local_lists: local_list::LocalLists::new(config.local_auth_lists),
         command_sequence: gate::CommandSequence::new(),

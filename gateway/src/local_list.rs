@@ -724,6 +724,11 @@ async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, des
     let Some(mut session) = lists.sessions.get(charger).map(|s| s.clone()) else {
         return;
     };
+    // A pending (auto-registered, not yet approved) charger gets no list until approval
+    // starts its session again; a store error leaves it for the next round.
+    if !matches!(state.store.charger_pending(charger).await, Ok(false)) {
+        return;
+    }
     if session.support == Support::Unchecked {
         match check_version(state, charger, &session).await {
             Some(checked) => session = checked,

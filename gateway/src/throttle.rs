@@ -1,29 +1,63 @@
 //! Keeps authentication expensive for someone guessing and cheap for everyone else.
 //!
-//! [`FailureThrottle`] is a token bucket per client address: every failed authentication (a
-//! charger handshake refused for its credentials or certificate, an operator request with a
-//! bad token) takes a token, and an address without tokens is answered "too many requests"
-//! until one has been refilled. Successes take nothing, so a working charger behind the same
-//! NAT as a misconfigured one is only held back once the misconfigured one has used up the
-//! burst. IPv6 addresses are grouped by their /64, which one host can usually fill.
+//! [`FailureThrottle`] is a token bucket of failures per key: every failed authentication takes
+//! a token, and a key without tokens is answered "too many requests" until one has been
+//! refilled. The operator API keys it by client address alone. IPv6 addresses are grouped by
+//! their /64, which one host can usually fill.
+//!
+//! Chargers go through [`HandshakeThrottle`], because many of them share one address (a site
+//! NAT, a mobile carrier) and one misconfigured or hostile neighbour must not lock the others
+//! out:
+//! - Failures are counted per address *and charger id* (the credential identity: the Basic
+//!   user must equal the id), with the `--auth-failure-burst` budget, and per address with a
+//!   larger budget (`--auth-failure-address-burst`) that bounds guessing across many ids. Both
+//!   refill one failure per `--auth-failure-refill`. A charger whose own budget is intact gets
+//!   through until its address has failed for about `address burst / burst` identities at
+//!   once, which is an attack or a site-wide misconfiguration, not a neighbour.
+//! - Only failures are counted and only refusals are throttled: a charger that needs no secret
+//!   (profile 0) or presents the password already verified since the gateway started (the
+//!   keyed digest in [`VerifiedPasswords`]) is admitted without consulting a budget.
+//! - A budget is *reserved before* the slow password hash runs and given back only when the
+//!   password was right ([`Reservation`]), so parallel guesses cannot all pass a check that
+//!   happens before any of them is charged. Verifications in flight are also capped per
+//!   address and per charger ([`HandshakeThrottle::verifying`]); more wait their turn.
+//!
+//! [`RegistrationLimit`] bounds how many unknown chargers `--auto-register` creates: a bucket per
+//! address and one for the whole gateway, both refilled one charger per
+//! `--auto-register-refill`.
 //!
 //! [`VerifiedPasswords`] remembers, per charger, a keyed digest of the last password that
 //! passed the slow hash, so the reconnect storm after a network outage does not run the slow
 //! hash once per handshake. The digest key is random per process; the cache is never written
 //! anywhere.
 //!
-//! Both maps are bounded: when full, buckets that have refilled completely are dropped, and if
-//! that frees nothing new addresses are not tracked (and logged) rather than growing memory.
+//! The maps are bounded: when full, buckets that have refilled completely are dropped, and if
+//! that frees nothing new keys are not tracked (and logged) rather than growing memory.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Failed authentications an address may make in a burst.
+/// Failed authentications an address may make in a burst (for chargers: per charger id).
 pub const DEFAULT_FAILURE_BURST: u32 = 10;
+/// Failed charger authentications an address may make in a burst over all charger ids.
+pub const DEFAULT_ADDRESS_FAILURE_BURST: u32 = 100;
+/// Chargers one address may auto-register in a burst.
+pub const DEFAULT_REGISTRATION_ADDRESS_BURST: u32 = 10;
+/// Chargers the whole gateway may auto-register in a burst.
+pub const DEFAULT_REGISTRATION_TOTAL_BURST: u32 = 100;
+/// Each registration budget refills one charger per this much time.
+pub const DEFAULT_REGISTRATION_REFILL: Duration = Duration::from_secs(60);
+/// Slow password verifications running at once for one client address.
+const VERIFYING_PER_ADDRESS: usize = 2;
+/// Slow password verifications running at once for one charger id.
+const VERIFYING_PER_CHARGER: usize = 1;
 /// One more failure is allowed after this much time without one.
 pub const DEFAULT_FAILURE_REFILL: Duration = Duration::from_secs(10);
 /// Most client addresses tracked per listener.
@@ -49,27 +83,57 @@ impl Listener {
 
 /// The authentication guards the two listeners share through [`crate::state::AppState`].
 pub struct AuthGuard {
-    /// Failed charger handshakes per address.
-    pub chargers: FailureThrottle,
+    /// Failed charger handshakes per address and charger id.
+    pub chargers: HandshakeThrottle,
     /// Failed operator API authentications per address.
     pub api: FailureThrottle,
     /// Charger passwords that recently passed the slow hash.
     pub passwords: VerifiedPasswords,
+    /// Chargers auto-registered per address and in total.
+    pub registrations: RegistrationLimit,
 }
 
 impl AuthGuard {
     /// Guards with the default limits.
     pub fn new() -> AuthGuard {
-        AuthGuard::with_failure_limits(DEFAULT_FAILURE_BURST, DEFAULT_FAILURE_REFILL)
+        AuthGuard::with_failure_limits(
+            DEFAULT_FAILURE_BURST,
+            DEFAULT_ADDRESS_FAILURE_BURST,
+            DEFAULT_FAILURE_REFILL,
+        )
     }
 
-    /// Guards allowing `burst` failed authentications per address at once, then one per
-    /// `refill`, on each listener.
-    pub fn with_failure_limits(burst: u32, refill: Duration) -> AuthGuard {
+    /// Guards allowing `burst` failed authentications per address (per address and charger id
+    /// on the charger listener, where the address may fail `address_burst` times over all ids)
+    /// at once, then one per `refill`.
+    pub fn with_failure_limits(burst: u32, address_burst: u32, refill: Duration) -> AuthGuard {
         AuthGuard {
-            chargers: FailureThrottle::new(burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
+            chargers: HandshakeThrottle::new(
+                burst,
+                address_burst,
+                refill,
+                DEFAULT_MAX_TRACKED_ADDRESSES,
+            ),
             api: FailureThrottle::new(burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
             passwords: VerifiedPasswords::new(MAX_REMEMBERED_PASSWORDS),
+            registrations: RegistrationLimit::new(
+                DEFAULT_REGISTRATION_ADDRESS_BURST,
+                DEFAULT_REGISTRATION_TOTAL_BURST,
+                DEFAULT_REGISTRATION_REFILL,
+            ),
+        }
+    }
+
+    /// The same guards with other auto-registration limits.
+    pub fn with_registration_limits(
+        self,
+        address_burst: u32,
+        total_burst: u32,
+        refill: Duration,
+    ) -> AuthGuard {
+        AuthGuard {
+            registrations: RegistrationLimit::new(address_burst, total_burst, refill),
+            ..self
         }
     }
 }
@@ -86,17 +150,29 @@ struct Bucket {
     updated: Instant,
 }
 
-/// A token bucket of failures per client address.
-pub struct FailureThrottle {
-    buckets: DashMap<IpAddr, Bucket>,
+/// A token bucket of failures per key (by default the client address).
+pub struct FailureThrottle<K = IpAddr> {
+    buckets: DashMap<K, Bucket>,
     burst: f64,
     refill: Duration,
     max_tracked: usize,
 }
 
-impl FailureThrottle {
-    /// `burst` failures at once, then one per `refill`; at most `max_tracked` addresses.
-    pub fn new(burst: u32, refill: Duration, max_tracked: usize) -> FailureThrottle {
+impl FailureThrottle<IpAddr> {
+    /// `Err(wait)` when `address` has no failures left; `wait` is when the next one is allowed.
+    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
+        self.check_at(&bucket_key(address), Instant::now())
+    }
+
+    /// Takes one failure from `address`'s bucket.
+    pub fn record_failure(&self, address: IpAddr) {
+        let _ = self.take_at(bucket_key(address), Instant::now());
+    }
+}
+
+impl<K: Eq + Hash + Clone> FailureThrottle<K> {
+    /// `burst` failures at once, then one per `refill`; at most `max_tracked` keys.
+    pub fn new(burst: u32, refill: Duration, max_tracked: usize) -> FailureThrottle<K> {
         FailureThrottle {
             buckets: DashMap::new(),
             burst: f64::from(burst.max(1)),
@@ -105,24 +181,13 @@ impl FailureThrottle {
         }
     }
 
-    /// `Err(wait)` when `address` has no failures left; `wait` is when the next one is allowed.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
-        self.check_at(address, Instant::now())
-    }
-
-    /// Takes one failure from `address`'s bucket.
-    pub fn record_failure(&self, address: IpAddr) {
-        self.record_failure_at(address, Instant::now());
-    }
-
-    /// Addresses currently tracked.
+    /// Keys currently tracked.
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }
 
-    fn check_at(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let key = bucket_key(address);
-        let Some(bucket) = self.buckets.get(&key).map(|b| *b) else {
+    fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let Some(bucket) = self.buckets.get(key).map(|b| *b) else {
             return Ok(());
         };
         let tokens = self.refilled(bucket, now);
@@ -133,40 +198,254 @@ impl FailureThrottle {
         }
     }
 
-    fn record_failure_at(&self, address: IpAddr, now: Instant) {
-        let key = bucket_key(address);
-        if let Some(mut bucket) = self.buckets.get_mut(&key) {
+    /// Takes one failure from `key`'s bucket in one step; `Err(wait)` (nothing taken) when it
+    /// has none left.
+    fn take_at(&self, key: K, now: Instant) -> Result<(), Duration> {
+        if !self.buckets.contains_key(&key) && !self.make_room(now) {
+            return Ok(());
+        }
+        let mut bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let tokens = self.refilled(*bucket, now);
+        if tokens < 1.0 {
+            return Err(self.refill.mul_f64(1.0 - tokens));
+        }
+        *bucket = Bucket {
+            tokens: tokens - 1.0,
+            updated: now,
+        };
+        Ok(())
+    }
+
+    /// Whether another key may be tracked, after dropping fully refilled buckets if full.
+    fn make_room(&self, now: Instant) -> bool {
+        if self.buckets.len() < self.max_tracked {
+            return true;
+        }
+        self.buckets
+            .retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
+        if self.buckets.len() < self.max_tracked {
+            return true;
+        }
+        tracing::warn!(
+            tracked = self.buckets.len(),
+            "too many clients with failed authentications to track another"
+        );
+        false
+    }
+
+    /// Gives back a failure taken by [`FailureThrottle::take_at`].
+    fn give_back_at(&self, key: &K, now: Instant) {
+        if let Some(mut bucket) = self.buckets.get_mut(key) {
             let tokens = self.refilled(*bucket, now);
             *bucket = Bucket {
-                tokens: (tokens - 1.0).max(0.0),
+                tokens: (tokens + 1.0).min(self.burst),
                 updated: now,
             };
-            return;
         }
-        if self.buckets.len() >= self.max_tracked {
-            self.buckets
-                .retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
-            if self.buckets.len() >= self.max_tracked {
-                tracing::warn!(
-                    tracked = self.buckets.len(),
-                    "too many client addresses with failed authentications to track another"
-                );
-                return;
-            }
-        }
-        self.buckets.insert(
-            key,
-            Bucket {
-                tokens: self.burst - 1.0,
-                updated: now,
-            },
-        );
     }
 
     fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.updated);
         let gained = elapsed.as_secs_f64() / self.refill.as_secs_f64();
         (bucket.tokens + gained).min(self.burst)
+    }
+}
+
+/// Failed charger handshakes per address and charger id, and per address over all ids; see
+/// the module documentation.
+pub struct HandshakeThrottle {
+    identities: FailureThrottle<(IpAddr, String)>,
+    addresses: FailureThrottle<IpAddr>,
+    verifying_per_address: InFlight<IpAddr>,
+    verifying_per_charger: InFlight<String>,
+}
+
+impl HandshakeThrottle {
+    pub fn new(
+        burst: u32,
+        address_burst: u32,
+        refill: Duration,
+        max_tracked: usize,
+    ) -> HandshakeThrottle {
+        HandshakeThrottle {
+            identities: FailureThrottle::new(burst, refill, max_tracked),
+            addresses: FailureThrottle::new(address_burst.max(burst), refill, max_tracked),
+            verifying_per_address: InFlight::new(VERIFYING_PER_ADDRESS),
+            verifying_per_charger: InFlight::new(VERIFYING_PER_CHARGER),
+        }
+    }
+
+    /// Takes one failure from the budgets of `charger_id` at `address` and of `address`, before
+    /// a secret is checked; the [`Reservation`] gives it back if the secret was right.
+    /// `Err(wait)` (nothing taken) when either budget is used up.
+    pub fn reserve(&self, address: IpAddr, charger_id: &str) -> Result<Reservation<'_>, Duration> {
+        self.reserve_at(address, charger_id, Instant::now())
+    }
+
+    /// Counts a failure that needed no slow check (an unknown id, a missing certificate);
+    /// `Err(wait)` (nothing counted) when a budget is used up.
+    pub fn record_failure(&self, address: IpAddr, charger_id: &str) -> Result<(), Duration> {
+        self.reserve(address, charger_id).map(Reservation::keep)
+    }
+
+    /// Counts a failure before any charger id was read (a failed TLS handshake).
+    pub fn record_address_failure(&self, address: IpAddr) {
+        let _ = self.addresses.take_at(bucket_key(address), Instant::now());
+    }
+
+    /// Waits until a slow verification for `charger_id` from `address` may run: a few at a time
+    /// per address and per charger.
+    pub async fn verifying(&self, address: IpAddr, charger_id: &str) -> Verifying {
+        let per_address = self.verifying_per_address.enter(bucket_key(address)).await;
+        let per_charger = self
+            .verifying_per_charger
+            .enter(charger_id.to_owned())
+            .await;
+        Verifying {
+            _per_address: per_address,
+            _per_charger: per_charger,
+        }
+    }
+
+    fn reserve_at(
+        &self,
+        address: IpAddr,
+        charger_id: &str,
+        now: Instant,
+    ) -> Result<Reservation<'_>, Duration> {
+        let address = bucket_key(address);
+        let identity = (address, charger_id.to_owned());
+        self.identities.take_at(identity.clone(), now)?;
+        if let Err(wait) = self.addresses.take_at(address, now) {
+            self.identities.give_back_at(&identity, now);
+            return Err(wait);
+        }
+        Ok(Reservation {
+            throttle: self,
+            identity,
+        })
+    }
+}
+
+/// One failure taken from a charger's and its address's budgets; kept unless
+/// [`Reservation::give_back`] is called (so a check that never finishes counts as failed).
+#[must_use = "a reservation is kept or given back"]
+pub struct Reservation<'a> {
+    throttle: &'a HandshakeThrottle,
+    identity: (IpAddr, String),
+}
+
+impl Reservation<'_> {
+    /// The check failed: the failure stays counted.
+    pub fn keep(self) {}
+
+    /// The check succeeded: successes take nothing.
+    pub fn give_back(self) {
+        self.give_back_at(Instant::now());
+    }
+
+    fn give_back_at(self, now: Instant) {
+        self.throttle.identities.give_back_at(&self.identity, now);
+        self.throttle.addresses.give_back_at(&self.identity.0, now);
+    }
+}
+
+/// How many unknown chargers auto-registration creates: a token bucket per address and one for
+/// the whole gateway, so a flood of handshakes cannot create chargers without end.
+pub struct RegistrationLimit {
+    per_address: FailureThrottle<IpAddr>,
+    total: FailureThrottle<()>,
+}
+
+impl RegistrationLimit {
+    pub fn new(address_burst: u32, total_burst: u32, refill: Duration) -> RegistrationLimit {
+        RegistrationLimit {
+            per_address: FailureThrottle::new(address_burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
+            total: FailureThrottle::new(total_burst, refill, 1),
+        }
+    }
+
+    /// Takes one registration from `address`'s budget and the total; `Err(wait)` (nothing
+    /// taken) when either is used up.
+    pub fn take(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+        self.take_at(address, Instant::now())
+    }
+
+    fn take_at(&self, address: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        if let Some(address) = address {
+            let address = bucket_key(address);
+            self.per_address.take_at(address, now)?;
+            if let Err(wait) = self.total.take_at((), now) {
+                self.per_address.give_back_at(&address, now);
+                return Err(wait);
+            }
+            return Ok(());
+        }
+        self.total.take_at((), now)
+    }
+}
+
+/// Slots for slow verifications, per address and per charger, held until dropped.
+pub struct Verifying {
+    _per_address: InFlightPermit<IpAddr>,
+    _per_charger: InFlightPermit<String>,
+}
+
+/// At most `limit` holders per key at once; the map holds only keys in use.
+struct InFlight<K: Eq + Hash + Clone> {
+    limit: usize,
+    slots: Arc<parking_lot::Mutex<HashMap<K, Arc<tokio::sync::Semaphore>>>>,
+}
+
+struct InFlightPermit<K: Eq + Hash + Clone> {
+    key: K,
+    semaphore: Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    slots: Arc<parking_lot::Mutex<HashMap<K, Arc<tokio::sync::Semaphore>>>>,
+}
+
+impl<K: Eq + Hash + Clone> InFlight<K> {
+    fn new(limit: usize) -> InFlight<K> {
+        InFlight {
+            limit: limit.max(1),
+            slots: Arc::default(),
+        }
+    }
+
+    async fn enter(&self, key: K) -> InFlightPermit<K> {
+        let semaphore = self
+            .slots
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.limit)))
+            .clone();
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = semaphore.clone().acquire_owned().await.ok();
+        InFlightPermit {
+            key,
+            semaphore,
+            permit,
+            slots: self.slots.clone(),
+        }
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.slots.lock().len()
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for InFlightPermit<K> {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut slots = self.slots.lock();
+        // Clones are only made under this lock: the map's and ours left means nobody waits.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            slots.remove(&self.key);
+        }
     }
 }
 
@@ -258,23 +537,69 @@ mod tests {
         let throttle = FailureThrottle::new(3, Duration::from_secs(10), 100);
         let start = Instant::now();
         for _ in 0..3 {
-            assert_eq!(throttle.check_at(A, start), Ok(()));
-            throttle.record_failure_at(A, start);
+            assert_eq!(throttle.check_at(&A, start), Ok(()));
+            assert_eq!(throttle.take_at(A, start), Ok(()));
         }
-        let wait = throttle.check_at(A, start).unwrap_err();
+        let wait = throttle.check_at(&A, start).unwrap_err();
         assert_eq!(wait, Duration::from_secs(10));
         assert_eq!(
-            throttle.check_at(B, start),
+            throttle.take_at(A, start),
+            Err(wait),
+            "nothing left to take"
+        );
+        assert_eq!(
+            throttle.check_at(&B, start),
             Ok(()),
             "other addresses are free"
         );
         let later = start + Duration::from_secs(4);
-        let wait = throttle.check_at(A, later).unwrap_err();
+        let wait = throttle.check_at(&A, later).unwrap_err();
         assert!(wait > Duration::from_secs(5) && wait <= Duration::from_secs(6));
         let refilled = start + Duration::from_secs(10);
-        assert_eq!(throttle.check_at(A, refilled), Ok(()));
-        throttle.record_failure_at(A, refilled);
-        assert!(throttle.check_at(A, refilled).is_err(), "one token, used");
+        assert_eq!(throttle.check_at(&A, refilled), Ok(()));
+        assert_eq!(throttle.take_at(A, refilled), Ok(()));
+        assert!(throttle.check_at(&A, refilled).is_err(), "one token, used");
+    }
+
+    #[test]
+    fn guesses_reserve_before_checking_and_successes_give_back() {
+        let throttle = HandshakeThrottle::new(3, 5, Duration::from_secs(3600), 100);
+        let now = Instant::now();
+        let held: Vec<_> = (0..3)
+            .map(|_| {
+                throttle
+                    .reserve_at(A, "CP-1", now)
+                    .expect("within the burst")
+            })
+            .collect();
+        assert!(
+            throttle.reserve_at(A, "CP-1", now).is_err(),
+            "checks still running count: a fourth parallel guess is refused"
+        );
+        for reservation in held {
+            reservation.keep();
+        }
+        assert!(throttle.reserve_at(A, "CP-1", now).is_err());
+        assert!(
+            throttle.reserve_at(B, "CP-1", now).is_ok(),
+            "another address"
+        );
+        let right = throttle.reserve_at(A, "CP-2", now).unwrap();
+        right.give_back_at(now);
+        for _ in 0..2 {
+            throttle.reserve_at(A, "CP-2", now).unwrap().keep();
+        }
+        assert!(
+            throttle.reserve_at(A, "CP-3", now).is_err(),
+            "the address budget bounds guessing across ids"
+        );
+        for _ in 0..4 {
+            throttle.record_address_failure(B);
+        }
+        assert!(
+            throttle.reserve_at(B, "CP-9", now).is_err(),
+            "failed TLS handshakes count for the address"
+        );
     }
 
     #[test]
@@ -297,18 +622,49 @@ mod tests {
         let throttle = FailureThrottle::new(2, Duration::from_secs(1), 4);
         let start = Instant::now();
         for last in 0..4u8 {
-            throttle.record_failure_at(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), start);
+            let _ = throttle.take_at(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), start);
         }
         assert_eq!(throttle.tracked(), 4);
         let fifth = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99));
-        throttle.record_failure_at(fifth, start);
+        let _ = throttle.take_at(fifth, start);
         assert_eq!(
             throttle.tracked(),
             4,
             "full and nothing refilled: not tracked"
         );
-        throttle.record_failure_at(fifth, start + Duration::from_secs(5));
+        let _ = throttle.take_at(fifth, start + Duration::from_secs(5));
         assert_eq!(throttle.tracked(), 1, "refilled buckets were dropped");
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address_and_in_total() {
+        let limit = RegistrationLimit::new(2, 3, Duration::from_secs(60));
+        let now = Instant::now();
+        assert!(limit.take_at(Some(A), now).is_ok());
+        assert!(limit.take_at(Some(A), now).is_ok());
+        assert!(limit.take_at(Some(A), now).is_err(), "per address");
+        assert!(limit.take_at(Some(B), now).is_ok());
+        let wait = limit.take_at(Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), now);
+        assert_eq!(wait, Err(Duration::from_secs(60)), "in total");
+        assert!(limit
+            .take_at(Some(B), now + Duration::from_secs(60))
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn verifications_in_flight_are_capped_per_key_and_keys_forgotten() {
+        let in_flight = InFlight::new(2);
+        let first = in_flight.enter("CP-1").await;
+        let _second = in_flight.enter("CP-1").await;
+        let third = tokio::time::timeout(Duration::from_millis(50), in_flight.enter("CP-1")).await;
+        assert!(third.is_err(), "a third waits");
+        let _other = in_flight.enter("CP-2").await;
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), in_flight.enter("CP-1"))
+            .await
+            .expect("a slot was freed");
+        drop((third, _second, _other));
+        assert_eq!(in_flight.keys(), 0);
     }
 
     #[test]

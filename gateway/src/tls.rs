@@ -299,29 +299,36 @@ impl ReloadingTls {
     }
 }
 
-/// The subject common names and the DNS, URI and e-mail subject alternative names of a DER
-/// certificate (the places OCPP allows a charge point id in). Empty when it cannot be parsed.
-pub fn certificate_names(certificate: &[u8]) -> Vec<String> {
-    use x509_parser::extensions::GeneralName;
+/// Why a client certificate names no charge point.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateIdentityError {
+    #[error("the client certificate cannot be read")]
+    Unreadable,
+    #[error("the client certificate's subject has no common name")]
+    NoCommonName,
+    #[error("the client certificate's subject has several common names")]
+    SeveralCommonNames,
+}
+
+/// The charge point id a DER client certificate names: its one subject common name (OCPP 1.6
+/// security whitepaper and OCPP 2.0.1 part 2 A00: the CN holds the charge point identity).
+/// Subject alternative names identify nothing here: a certificate listing several names must
+/// not connect as each of them, and neither may one with several common names.
+pub fn certificate_identity(certificate: &[u8]) -> Result<String, CertificateIdentityError> {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate) else {
-        return Vec::new();
+        return Err(CertificateIdentityError::Unreadable);
     };
-    let mut names: Vec<String> = parsed
-        .subject()
-        .iter_common_name()
-        .filter_map(|attribute| attribute.as_str().ok().map(str::to_owned))
-        .collect();
-    if let Ok(Some(alternatives)) = parsed.subject_alternative_name() {
-        for name in &alternatives.value.general_names {
-            match name {
-                GeneralName::DNSName(text)
-                | GeneralName::URI(text)
-                | GeneralName::RFC822Name(text) => names.push((*text).to_owned()),
-                _ => {}
-            }
-        }
+    let mut common_names = parsed.subject().iter_common_name();
+    let first = common_names
+        .next()
+        .ok_or(CertificateIdentityError::NoCommonName)?;
+    if common_names.next().is_some() {
+        return Err(CertificateIdentityError::SeveralCommonNames);
     }
-    names
+    first
+        .as_str()
+        .map(str::to_owned)
+        .map_err(|_| CertificateIdentityError::Unreadable)
 }
 
 /// Binds the charger TLS listener when `--ocpp-tls-listen` is set and serves it until shutdown;
@@ -437,17 +444,17 @@ async fn charger_connection(
     let handshake = TlsAcceptor::from(config).accept(stream);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => {
-            let client_names = stream
+            let client_identity = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|leaf| certificate_names(leaf.as_ref()));
-            server::connection(stream, peer, state, Transport::Tls { client_names }).await;
+                .map(|leaf| certificate_identity(leaf.as_ref()));
+            server::connection(stream, peer, state, Transport::Tls { client_identity }).await;
         }
         Ok(Err(err)) => {
             state.metrics.handshake_refused("tls_handshake");
-            state.auth_guard.chargers.record_failure(peer.ip());
+            state.auth_guard.chargers.record_address_failure(peer.ip());
             tracing::info!(%peer, error = %err, "charger TLS handshake failed");
         }
         Err(_) => {
@@ -641,18 +648,46 @@ mod tests {
     }
 
     #[test]
-    fn names_come_from_common_name_and_alternative_names() {
+    fn the_identity_is_the_one_subject_common_name() {
         let pki = Pki::new();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["cp-7.example".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::URI("urn:cp:CP-7".try_into().unwrap()));
-        params.distinguished_name.push(DnType::CommonName, "CP-7");
-        let cert = params.signed_by(&key, &pki.ca, &pki.ca_key).unwrap();
-        let names = certificate_names(cert.der());
-        assert_eq!(names, ["CP-7", "cp-7.example", "urn:cp:CP-7"]);
-        assert!(certificate_names(b"not a certificate").is_empty());
+        let issue = |common_names: &[&str], alternative: &[&str]| {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = alternative.iter().map(|n| (*n).to_owned()).collect();
+            let mut params = CertificateParams::new(names).unwrap();
+            params
+                .subject_alt_names
+                .push(SanType::URI("urn:cp:CP-8".try_into().unwrap()));
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            for name in common_names {
+                params.distinguished_name.push(DnType::CommonName, *name);
+            }
+            params.signed_by(&key, &pki.ca, &pki.ca_key).unwrap()
+        };
+        let cert = issue(&["CP-7"], &["CP-9", "cp-7.example"]);
+        assert_eq!(certificate_identity(cert.der()).as_deref(), Ok("CP-7"));
+        let two = {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(DnType::CommonName, "CP-7");
+            // A second CN attribute, which rcgen only writes under a custom type of the same OID.
+            params
+                .distinguished_name
+                .push(DnType::CustomDnType(vec![2, 5, 4, 3]), "CP-8");
+            params.signed_by(&key, &pki.ca, &pki.ca_key).unwrap()
+        };
+        assert_eq!(
+            certificate_identity(two.der()),
+            Err(CertificateIdentityError::SeveralCommonNames)
+        );
+        let no_cn = issue(&[], &["CP-7"]);
+        assert_eq!(
+            certificate_identity(no_cn.der()),
+            Err(CertificateIdentityError::NoCommonName)
+        );
+        assert_eq!(
+            certificate_identity(b"not a certificate"),
+            Err(CertificateIdentityError::Unreadable)
+        );
     }
 
     #[test]

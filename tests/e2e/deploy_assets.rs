@@ -295,7 +295,7 @@ async fn exercise(gateway: &Gateway) {
         .unwrap()
         .err()
         .expect("an unknown charger is refused");
-    assert_eq!(refusal.status, 404);
+    assert_eq!(refusal.status, 401);
 
     let mut charger = Charger::connect(&gateway.ocpp_url, "CP-DEPLOY", &["ocpp1.6"])
         .await

@@ -57,7 +57,7 @@ async fn unknown_chargers_are_refused_unless_auto_registered() {
         .unwrap()
         .err()
         .expect("unknown charger refused");
-    assert_eq!(refusal.status, 404);
+    assert_eq!(refusal.status, 401);
     let listed = estate
         .admin
         .get("/api/v1/chargers")

@@ -13,6 +13,7 @@ mod estate_integrity;
 mod faults;
 mod frames;
 mod handshake;
+mod handshake_security;
 mod hostile_api;
 mod keepalive;
 mod lifecycle;

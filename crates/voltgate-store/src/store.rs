@@ -55,6 +55,12 @@ pub trait Store: Send + Sync + 'static {
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError>;
     /// All chargers ordered by id.
     async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError>;
+    /// Whether the charger awaits approval (auto-registered, not yet trusted); `false` for an
+    /// unknown id.
+    async fn charger_pending(&self, id: &str) -> Result<bool, StoreError>;
+    /// Marks the charger pending or approved; `false` if there is no such charger. Other
+    /// writes of the charger ([`Store::put_charger`]) keep the mark.
+    async fn set_charger_pending(&self, id: &str, pending: bool) -> Result<bool, StoreError>;
     /// Appends a BootNotification to the charger's boot history.
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError>;
 

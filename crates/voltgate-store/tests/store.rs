@@ -351,8 +351,19 @@ async fn chargers_and_boots(store: &Arc<SqliteStore>) {
         password_hash: None,
         ..charger
     };
+    assert!(!store.charger_pending("CP-2").await.unwrap());
+    assert!(store.set_charger_pending("CP-2", true).await.unwrap());
+    assert!(!store.set_charger_pending("CP-9", true).await.unwrap());
     store.put_charger(&moved).await.unwrap();
     assert_eq!(store.charger("CP-2").await.unwrap(), Some(moved));
+    assert!(
+        store.charger_pending("CP-2").await.unwrap(),
+        "a rewrite keeps the mark"
+    );
+    assert!(!store.charger_pending("CP-1").await.unwrap());
+    assert!(!store.charger_pending("CP-9").await.unwrap());
+    assert!(store.set_charger_pending("CP-2", false).await.unwrap());
+    assert!(!store.charger_pending("CP-2").await.unwrap());
     assert_eq!(store.chargers().await.unwrap().len(), 2);
 
     let first = BootRecord {

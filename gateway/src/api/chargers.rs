@@ -341,6 +341,49 @@ async fn apply_change(
     Ok(Json(summary(state, &record)))
 }
 
+/// The answer to an approval.
+#[derive(Debug, Serialize)]
+pub struct Approval {
+    pub id: String,
+    /// Whether the charger was pending before (an approval of a trusted charger changes nothing).
+    pub was_pending: bool,
+}
+
+/// `POST /api/v1/chargers/{id}/approve`: trusts a charger that auto-registration left pending
+/// (`charger.edit`, audited). From then on its id tokens are decided by the role engine and it
+/// gets its local list.
+pub async fn approve(
+    State(state): State<SharedState>,
+    caller: Caller,
+    request_id: RequestId,
+    StrictPath(id): StrictPath<String>,
+) -> Result<Json<Approval>, ApiError> {
+    let grant = authorize(
+        &state,
+        &caller,
+        Action::ChargerEdit,
+        &Target::Charger(id.clone()),
+        &request_id,
+    )
+    .await?;
+    let result = async {
+        let was_pending = state.store.charger_pending(&id).await?;
+        if !state.store.set_charger_pending(&id, false).await? {
+            return Err(ApiError::not_found(format!("charger `{id}` not found")));
+        }
+        if was_pending {
+            state.local_lists.booted(&id);
+            tracing::info!(charger_id = %id, by = %caller.id, "charger approved");
+        }
+        Ok(Json(Approval {
+            id: id.clone(),
+            was_pending,
+        }))
+    }
+    .await;
+    grant.finish_with(&state, result).await
+}
+
 /// `POST /api/v1/chargers/{id}/password`: the new Basic-auth password; without one (or
 /// without a body) the gateway generates it.
 #[derive(Debug, Deserialize)]

@@ -56,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/chargers/{id}"),
     ("PATCH", "/api/v1/chargers/{id}"),
     ("POST", "/api/v1/chargers/{id}/password"),
+    ("POST", "/api/v1/chargers/{id}/approve"),
     ("POST", "/api/v1/chargers/{id}/commands/{command}"),
     ("GET", "/api/v1/principals"),
     ("POST", "/api/v1/principals"),
@@ -101,6 +102,7 @@ pub fn router(state: SharedState) -> Router {
             "/api/v1/chargers/{id}",
             get(chargers::get).patch(chargers::update),
         )
+        .route("/api/v1/chargers/{id}/approve", post(chargers::approve))
         .route(
             "/api/v1/chargers/{id}/password",
             post(chargers::rotate_password),

@@ -535,7 +535,14 @@ async fn decide_id_token(
         .id_token(token)
         .await
         .map_err(|err| store_failed(ctx, "id_token", &err))?;
-    let record = registered_as(record.as_ref(), presented_type);
+    // A charger auto-registration left pending is told every card is unknown until approved.
+    let pending = ctx
+        .state
+        .store
+        .charger_pending(ctx.charger_id)
+        .await
+        .map_err(|err| store_failed(ctx, "charger", &err))?;
+    let record = registered_as(record.as_ref().filter(|_| !pending), presented_type);
     let decision = {
         let engine = ctx.state.estate.engine();
         judge_id_token(record, OffsetDateTime::now_utc(), |principal| {

@@ -5,21 +5,29 @@
 //! - a path that is not `{prefix}/{id}` (404) or an id that is not a valid charger id (400);
 //! - no OCPP subprotocol offered, or none we speak (400; `ocpp2.0.1` is preferred over
 //!   `ocpp1.6` when both are offered);
-//! - an unknown charger id (404), unless the gateway runs with `--auto-register SCOPE`, in
-//!   which case the charger is created under that scope (audited) once the handshake is done;
+//! - an unknown charger id, unless the gateway runs with `--auto-register SCOPE`, in which case
+//!   the charger is created under that scope (audited) once the handshake is done, within the
+//!   registration budget per address and in total (429 beyond it, see
+//!   [`crate::throttle::RegistrationLimit`]). A charger registered without proving who it is
+//!   (profile 0) is *pending*: no local list, every card answered as unknown, until an operator
+//!   approves it (`POST /api/v1/chargers/{id}/approve`). Ids follow the one rule the API uses
+//!   ([`voltgate_policy::is_valid_id`]);
 //! - a charger refused by its OCPP security profile (OCPP 1.6 security whitepaper, OCPP 2.0.1
 //!   part 2 A00): profile 1 needs HTTP Basic credentials (user = charger id), profile 2 the same
-//!   over TLS, profile 3 a TLS client certificate that chained to the configured CA and names the
-//!   charger id in its subject CN or a subject alternative name. Missing or wrong credentials
-//!   are a 401 with `WWW-Authenticate: Basic`; a profile 2/3 charger on plain ws, or a
-//!   certificate missing or naming someone else, a 403. Profile 0 needs nothing.
-//! - an address that failed authentication too often lately (429 with `Retry-After`, see
-//!   [`crate::throttle`]).
+//!   over TLS, profile 3 a TLS client certificate that chained to the configured CA and whose
+//!   one subject CN is the charger id (alternative names identify nothing, several CNs are
+//!   refused). Profile 0 needs nothing.
+//! - an address that failed authentication for this charger id (or for many ids) too often
+//!   lately (429 with `Retry-After`, see [`crate::throttle`]).
 //!
-//! Refusals for credentials or certificates are audited (`charger.connect`, principal
-//! `charger:{id}`), counted in `voltgate_ocpp_handshakes_refused_total{reason}` and taken from
-//! the address's failure budget. Passwords are verified against the stored Argon2id hash on a
-//! blocking thread (a few at a time) and never logged; the last good password per charger is
+//! An unknown id and every refusal for credentials, certificate or transport are answered with
+//! the same 401 (`WWW-Authenticate: Basic`) and body, and an unknown id with a password is
+//! checked against a dummy hash, so an unauthenticated client cannot tell which charger ids
+//! exist or how they authenticate. The precise reason is logged, counted in
+//! `voltgate_ocpp_handshakes_refused_total{reason}`, audited for registered ids
+//! (`charger.connect`, principal `charger:{id}`) and taken from the failure budget. Passwords
+//! are verified against the stored Argon2id hash on a blocking thread (a few at a time, a
+//! failure reserved beforehand) and never logged; the last good password per charger is
 //! remembered as a keyed digest so reconnect storms stay cheap.
 //!
 //! The charger lookup needs the store, which is async, while the handshake callback of
@@ -56,6 +64,7 @@ use voltgate_store::ChargerRecord;
 use super::session;
 use crate::audit;
 use crate::state::{AppState, SharedState};
+use crate::tls::CertificateIdentityError;
 use voltgate_estate::ChangeError;
 
 /// The whole handshake (request head, lookup, response) must finish within this time.
@@ -75,11 +84,11 @@ static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_n
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Transport {
     Plain,
-    /// TLS. `client_names` are the subject CN and subject alternative names of the client
-    /// certificate, when one was presented (it chained to the configured CA, or the TLS
+    /// TLS. `client_identity` is the charge point id the client certificate names (its one
+    /// subject CN), when one was presented (it chained to the configured CA, or the TLS
     /// handshake would have failed).
     Tls {
-        client_names: Option<Vec<String>>,
+        client_identity: Option<Result<String, CertificateIdentityError>>,
     },
 }
 
@@ -223,8 +232,9 @@ impl Refusal {
         }
     }
 
-    /// Whether this refusal is about credentials or certificates: audited and counted
-    /// against the address's failure budget.
+    /// Whether this refusal is about who the charger is (an unknown id, its credentials,
+    /// certificate or the transport its profile needs): audited, counted against the failure
+    /// budget, and answered with [`Refusal::to_charger`]'s one uniform response.
     fn is_authentication_failure(&self) -> bool {
         matches!(
             self.reason,
@@ -232,7 +242,25 @@ impl Refusal {
                 | "tls_required"
                 | "client_certificate_required"
                 | "certificate_mismatch"
+                | "certificate_unusable"
                 | "unknown_charger"
+                | "no_password_set"
+                | "unsupported_profile"
+        )
+    }
+
+    /// What the charger is told. Every authentication failure gets the same 401, whatever the
+    /// reason and whether the id exists, so the handshake does not tell an unauthenticated
+    /// client which charger ids are registered or how they authenticate; the reason stays in
+    /// the log, the metric and (for registered ids) the audit record.
+    fn to_charger(&self) -> Refusal {
+        if !self.is_authentication_failure() {
+            return self.clone();
+        }
+        Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            self.reason,
+            "this charge point could not be authenticated: check its id, its credentials (HTTP Basic, user = charge point id) or client certificate, and the URL (ws:// or wss://) its security profile needs",
         )
     }
 
@@ -326,14 +354,9 @@ where
         }),
         None => None,
     };
-    let throttled = peer_ip.and_then(|ip| state.auth_guard.chargers.check(ip).err());
-    let password_verified = match (&charger_id, &lookup, throttled) {
-        (Some(id), Some(Lookup::Known(record)), None)
-            if matches!(record.security_profile, 1 | 2) =>
-        {
-            verify_presented_password(state, id, record, &head).await
-        }
-        _ => false,
+    let checked = match (&charger_id, &lookup) {
+        (Some(id), Some(lookup)) => check_password(state, peer_ip, id, lookup, &head).await,
+        _ => PasswordCheck::default(),
     };
     let input = HandshakeInput {
         path_prefix: &settings.ocpp_path_prefix,
@@ -341,17 +364,38 @@ where
         default_security_profile: settings.default_security_profile,
         lookup: charger_id.as_deref().zip(lookup.as_ref()),
         transport,
-        password_verified,
-        throttled,
+        password_verified: checked.verified,
+        throttled: checked.throttled,
     };
     let mut verdict = None;
     // The callback's signature (and its large error response) is tokio-tungstenite's.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
-        let decision = evaluate(request, &input);
+        let mut decision = evaluate(request, &input);
+        if let (Err(refusal), Some(ip), Some(id)) = (&decision, peer_ip, &charger_id) {
+            // A failed password check was counted when it was reserved; the others now.
+            if refusal.is_authentication_failure() && !checked.counted {
+                if let Err(wait) = state.auth_guard.chargers.record_failure(ip, id) {
+                    decision = Err(Refusal::throttled(wait));
+                }
+            }
+        }
+        if let Ok(Admission {
+            register_under: Some(_),
+            ..
+        }) = &decision
+        {
+            if let Err(wait) = state.auth_guard.registrations.take(peer_ip) {
+                decision = Err(Refusal {
+                    reason: "registration_throttled",
+                    message: "too many new chargers registered lately; retry later".to_owned(),
+                    ..Refusal::throttled(wait)
+                });
+            }
+        }
         let reply = match &decision {
             Ok(admission) => Ok(accept_response(response, admission.version)),
-            Err(refusal) => Err(refusal.clone().into_response()),
+            Err(refusal) => Err(refusal.to_charger().into_response()),
         };
         verdict = Some(decision);
         reply
@@ -378,9 +422,6 @@ where
                     .auth_throttled(crate::throttle::Listener::Ocpp);
             }
             if refusal.is_authentication_failure() {
-                if let Some(ip) = peer_ip {
-                    state.auth_guard.chargers.record_failure(ip);
-                }
                 if let (Some(id), Some(Lookup::Known(_))) = (&charger_id, &lookup) {
                     audit_refusal(state, id, &refusal, peer_ip).await;
                 }
@@ -488,19 +529,24 @@ fn check_transport(charger_id: &str, profile: u8, transport: &Transport) -> Resu
             "tls_required",
             format!("charger {charger_id} uses security profile {profile}: connect with wss:// (TLS)"),
         )),
-        (3, Transport::Tls { client_names: None }) => Err(Refusal::new(
+        (3, Transport::Tls { client_identity: None }) => Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "client_certificate_required",
             format!("charger {charger_id} uses security profile 3: present a client certificate"),
         )),
-        (3, Transport::Tls { client_names: Some(names) }) => {
-            if names.iter().any(|name| name == charger_id) {
+        (3, Transport::Tls { client_identity: Some(Err(err)) }) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "certificate_unusable",
+            format!("charger {charger_id} uses security profile 3 and {err}"),
+        )),
+        (3, Transport::Tls { client_identity: Some(Ok(name)) }) => {
+            if name == charger_id {
                 Ok(())
             } else {
                 Err(Refusal::new(
                     StatusCode::FORBIDDEN,
                     "certificate_mismatch",
-                    format!("the client certificate does not name charger {charger_id} in its common name or alternative names"),
+                    format!("the client certificate's common name is not charger {charger_id}"),
                 ))
             }
         }
@@ -609,44 +655,93 @@ fn check_basic_auth(
     }
 }
 
-/// Verifies the Basic password in the request head against the charger's stored hash, when
-/// the credentials name this charger. The slow hash runs on a blocking thread; a password
-/// that passed before is recognised from [`crate::throttle::VerifiedPasswords`]. A correct
-/// password stored in an older format is re-hashed in the background.
-async fn verify_presented_password(
+/// The outcome of checking the request's Basic password before the handshake decision.
+#[derive(Debug, Default, Clone, Copy)]
+struct PasswordCheck {
+    /// The credentials name the looked-up charger and the password matched its stored hash.
+    verified: bool,
+    /// The failure budget had nothing left to reserve, so the password was not checked.
+    throttled: Option<Duration>,
+    /// A failed check was already counted against the budget (when it was reserved).
+    counted: bool,
+}
+
+/// Checks the Basic password in the request head when the credentials name the charger in the
+/// path and the answer depends on it (a profile 1 or 2 charger, or an unknown id, which must
+/// look the same). The last good password per charger is recognised from
+/// [`crate::throttle::VerifiedPasswords`] without a budget; otherwise one failure is reserved
+/// first (see [`crate::throttle`]) and the slow hash runs on a blocking thread, a few at a time.
+/// A correct password stored in an older format is re-hashed in the background.
+async fn check_password(
     state: &AppState,
+    peer_ip: Option<IpAddr>,
     charger_id: &str,
-    record: &ChargerRecord,
+    lookup: &Lookup,
     head: &[u8],
-) -> bool {
-    let Some(stored) = record.password_hash.clone() else {
-        return false;
-    };
-    let Some(headers) = head_headers(head) else {
-        return false;
-    };
-    let Some((user, password)) = basic_credentials(&headers) else {
-        return false;
+) -> PasswordCheck {
+    let unchecked = PasswordCheck::default();
+    let Some((user, password)) = head_headers(head).as_ref().and_then(basic_credentials) else {
+        return unchecked;
     };
     if user != charger_id {
-        return false;
+        return unchecked;
     }
-    let cache = &state.auth_guard.passwords;
-    if cache.is_known(charger_id, &stored, &password) {
-        return true;
-    }
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return false;
+    let record = match lookup {
+        Lookup::Known(record) if matches!(record.security_profile, 1 | 2) => Some(record),
+        Lookup::Unknown if state.settings.auto_register.is_none() => None,
+        _ => return unchecked,
     };
+    let stored = record.and_then(|record| record.password_hash.clone());
+    if let Some(stored) = &stored {
+        if state
+            .auth_guard
+            .passwords
+            .is_known(charger_id, stored, &password)
+        {
+            return PasswordCheck {
+                verified: true,
+                ..unchecked
+            };
+        }
+    }
+    let reservation = match peer_ip.map(|ip| state.auth_guard.chargers.reserve(ip, charger_id)) {
+        Some(Err(wait)) => {
+            return PasswordCheck {
+                throttled: Some(wait),
+                ..unchecked
+            }
+        }
+        Some(Ok(reservation)) => Some(reservation),
+        None => None,
+    };
+    let _slots = match peer_ip {
+        Some(ip) => Some(state.auth_guard.chargers.verifying(ip, charger_id).await),
+        None => None,
+    };
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return unchecked;
+    };
+    // An unknown id is checked against a hash of nothing, so it takes as long as a known one.
     let verified = {
         let (stored, password) = (stored.clone(), password.clone());
-        tokio::task::spawn_blocking(move || crate::state::verify_password(&stored, &password))
-            .await
-            .unwrap_or(false)
-    };
-    if verified {
-        cache.remember(charger_id, &stored, &password);
-        if crate::state::password_needs_rehash(&stored) {
+        tokio::task::spawn_blocking(move || {
+            let against = stored.as_deref().unwrap_or(&UNKNOWN_CHARGER_HASH);
+            crate::state::verify_password(against, &password)
+        })
+        .await
+        .unwrap_or(false)
+    } && stored.is_some();
+    match reservation {
+        Some(reservation) if verified => reservation.give_back(),
+        Some(reservation) => reservation.keep(),
+        None => {}
+    }
+    if let (true, Some(record), Some(stored)) = (verified, record, &stored) {
+        state
+            .auth_guard
+            .passwords
+            .remember(charger_id, stored, &password);
+        if crate::state::password_needs_rehash(stored) {
             tokio::spawn(upgrade_password_hash(
                 state.store.clone(),
                 record.clone(),
@@ -654,8 +749,19 @@ async fn verify_presented_password(
             ));
         }
     }
-    verified
+    PasswordCheck {
+        verified,
+        throttled: None,
+        counted: !verified && peer_ip.is_some(),
+    }
 }
+
+/// A password hash no password is known for: what unknown charger ids are checked against.
+static UNKNOWN_CHARGER_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut random = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    crate::state::hash_password(&hex::encode(random))
+});
 
 /// Replaces an older-format password hash by a current one, unless the record changed since.
 async fn upgrade_password_hash(
@@ -759,11 +865,26 @@ async fn auto_register(
         security_profile,
     )
     .await;
+    // Only a charger that proved who it is (a profile 3 certificate) is trusted at once; the
+    // others wait for an operator's approval before the engine decides their cards.
+    let pending = security_profile == 0;
+    let result = match result {
+        Ok(()) if pending => state
+            .store
+            .set_charger_pending(charger_id, true)
+            .await
+            .map(|_| ())
+            .map_err(ChangeError::from),
+        other => other,
+    };
     let (allowed, reason, outcome) = match &result {
         Ok(()) => (
             true,
-            format!("auto-registered under scope {scope} with security profile {security_profile} at its first connection"),
-            "registered",
+            format!(
+                "auto-registered under scope {scope} with security profile {security_profile} at its first connection{}",
+                if pending { ", pending approval" } else { "" }
+            ),
+            if pending { "pending" } else { "registered" },
         ),
         Err(ChangeError::Invalid(voltgate_policy::PolicyError::DuplicateScope(_))) => {
             // Another connection with this id registered it a moment ago, or a scope of that
@@ -956,9 +1077,9 @@ mod tests {
         evaluate(&request("/ocpp/CP%2E1", headers), &input)
     }
 
-    fn tls(names: Option<&[&str]>) -> Transport {
+    fn tls(common_name: Option<&str>) -> Transport {
         Transport::Tls {
-            client_names: names.map(|names| names.iter().map(|n| (*n).to_owned()).collect()),
+            client_identity: common_name.map(|name| Ok(name.to_owned())),
         }
     }
 
@@ -1062,7 +1183,7 @@ mod tests {
                 "3 certificate naming it",
                 profile(3, None),
                 bare,
-                tls(Some(&["other", "CP.1"])),
+                tls(Some("CP.1")),
                 "admitted 3",
             ),
             (
@@ -1083,8 +1204,17 @@ mod tests {
                 "3 certificate of another",
                 profile(3, None),
                 bare,
-                tls(Some(&["CP.2"])),
+                tls(Some("CP.2")),
                 "403 certificate_mismatch",
+            ),
+            (
+                "3 certificate with several common names",
+                profile(3, None),
+                bare,
+                Transport::Tls {
+                    client_identity: Some(Err(CertificateIdentityError::SeveralCommonNames)),
+                },
+                "403 certificate_unusable",
             ),
             (
                 "unknown profile",
@@ -1101,8 +1231,33 @@ mod tests {
                 "{name}"
             );
         }
+        // Whatever the reason, and whether the id is known, the charger is told the same.
+        let told = |refusal: Refusal| {
+            let response = refusal.to_charger().into_response();
+            (
+                response.status(),
+                response.headers().get(WWW_AUTHENTICATE).cloned(),
+                response.body().clone(),
+            )
+        };
+        let wrong_password = told(
+            decide_on(with_wrong, &profile(1, Some("open sesame")), &plain, None).unwrap_err(),
+        );
+        assert_eq!(wrong_password.0, StatusCode::UNAUTHORIZED);
+        for (lookup, transport) in [
+            (Lookup::Unknown, &plain),
+            (Lookup::Unknown, &tls(None)),
+            (profile(2, Some("open sesame")), &plain),
+            (profile(3, None), &tls(None)),
+            (profile(3, None), &tls(Some("CP.2"))),
+            (profile(1, None), &plain),
+        ] {
+            let refusal = decide_on(bare, &lookup, transport, None).unwrap_err();
+            assert_eq!(told(refusal), wrong_password, "{lookup:?} {transport:?}");
+        }
         let unauthorized = decide_on(with_wrong, &profile(1, Some("open sesame")), &plain, None)
             .unwrap_err()
+            .to_charger()
             .into_response();
         assert!(unauthorized.headers().contains_key(WWW_AUTHENTICATE));
         let body = unauthorized.body().clone().unwrap_or_default();
@@ -1119,8 +1274,8 @@ mod tests {
         assert_eq!(auto(0, &plain), "admitted 0");
         assert_eq!(auto(1, &plain), "401 unauthorized");
         assert_eq!(auto(3, &plain), "403 tls_required");
-        assert_eq!(auto(3, &tls(Some(&["CP.1"]))), "admitted 3");
-        assert_eq!(auto(3, &tls(Some(&["CP.9"]))), "403 certificate_mismatch");
+        assert_eq!(auto(3, &tls(Some("CP.1"))), "admitted 3");
+        assert_eq!(auto(3, &tls(Some("CP.9"))), "403 certificate_mismatch");
     }
 
     #[test]
@@ -1445,14 +1600,24 @@ mod tests {
         }
         let upgraded = upgraded.expect("the legacy hash was upgraded");
         assert!(crate::state::verify_password(&upgraded, "open sesame"));
+        assert_eq!(
+            attempt("open sesame").await,
+            200,
+            "and works against the new hash"
+        );
 
         for _ in 0..9 {
             assert_eq!(attempt("guess-x7").await, 401);
         }
         assert_eq!(
-            attempt("open sesame").await,
+            attempt("guess-x7").await,
             429,
-            "the address used up its failures"
+            "the address used up its failures for this charger"
+        );
+        assert_eq!(
+            attempt("open sesame").await,
+            200,
+            "the password verified before still gets through"
         );
         let metrics = state.metrics.render();
         assert!(
@@ -1475,7 +1640,11 @@ mod tests {
         assert_eq!(admission.unwrap().charger_id, "CP.1");
 
         let (outcome, _) = handshake(&state, "/ocpp/CP-9", &[both]).await;
-        assert_eq!(outcome, Err(StatusCode::NOT_FOUND));
+        assert_eq!(
+            outcome,
+            Err(StatusCode::UNAUTHORIZED),
+            "unknown ids are not told apart"
+        );
         let (outcome, _) = handshake(&state, "/ocpp/CP%2E1", &[]).await;
         assert_eq!(outcome, Err(StatusCode::BAD_REQUEST));
         let (outcome, _) = handshake(&state, "/ocpp/CP-2", &[both]).await;

@@ -308,6 +308,12 @@ impl Store for RefusingStore {
     async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError> {
         self.refuse()
     }
+    async fn charger_pending(&self, _: &str) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn set_charger_pending(&self, _: &str, _: bool) -> Result<bool, StoreError> {
+        self.refuse()
+    }
     async fn record_boot(&self, _: &str, _: &BootRecord) -> Result<(), StoreError> {
         self.refuse()
     }

@@ -391,6 +391,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn charger_pending(&self, id: &str) -> Result<bool, StoreError> {
+        self.read(id, |conn, id| {
+            Box::pin(async move {
+                let pending: Option<i64> =
+                    sqlx::query_scalar("SELECT pending FROM chargers WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(conn)
+                        .await?;
+                Ok(pending.is_some_and(|p| p != 0))
+            })
+        })
+        .await
+    }
+
+    async fn set_charger_pending(&self, id: &str, pending: bool) -> Result<bool, StoreError> {
+        self.write((id.to_owned(), pending), |conn, (id, pending)| {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE chargers SET pending = ? WHERE id = ?")
+                    .bind(i64::from(*pending))
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError> {
         self.write((id.to_owned(), boot.clone()), |conn, (id, boot)| {
             Box::pin(async move {
