@@ -71,8 +71,14 @@ fn fixture() -> &'static Fixture {
                     max_frame_bytes: 65536,
                     auto_register: None,
                     ocpp_path_prefix: "/ocpp".to_owned(),
+                    default_security_profile: 0,
+                    ocpp_tls: false,
+                    ocpp_client_ca: false,
+                    keep_alive: None,
                 },
                 shutdown,
+                auth_guard: voltgate::throttle::AuthGuard::new(),
+                local_lists: voltgate::local_list::LocalLists::new(false),
             });
             state
         });
