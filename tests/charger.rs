@@ -289,6 +289,52 @@ impl Charger {
         }
     }
 
+    /// Waits `limit` and fails when the gateway sends a CALL or closes the connection
+    /// meanwhile: silence counts only on a connection that is still open. Other frames are
+    /// kept for later.
+    pub async fn quiet(&mut self, limit: Duration) -> Result<()> {
+        if let Some(early) = self
+            .stash
+            .iter()
+            .find(|r| matches!(r, Received::Call { .. } | Received::Closed { .. }))
+        {
+            bail!("expected silence, but {early:?} had already arrived");
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let received = match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                Err(_) => return Ok(()),
+                Ok(None) => bail!("expected silence, but the connection is gone"),
+                Ok(Some(received)) => received,
+            };
+            match received {
+                Received::Call { .. } | Received::Closed { .. } => {
+                    let shown = format!("{received:?}");
+                    self.stash.push_back(received);
+                    bail!("expected silence, but {shown} arrived");
+                }
+                other => self.stash.push_back(other),
+            }
+        }
+    }
+
+    /// The next CALL, which must be `action`, within `limit`: another CALL first, a closed
+    /// connection or nothing at all is an error. Returns the CALL's id and payload.
+    pub async fn expect_call(&mut self, action: &str, limit: Duration) -> Result<(String, Value)> {
+        match self.next_call(limit).await {
+            Some((id, got, payload)) if got == action => Ok((id, payload)),
+            Some((_, got, payload)) => bail!("expected {action} next, got {got} {payload}"),
+            None => match self
+                .stash
+                .iter()
+                .find(|r| matches!(r, Received::Closed { .. }))
+            {
+                Some(closed) => bail!("expected {action}, but the connection closed: {closed:?}"),
+                None => bail!("no {action} within {limit:?}"),
+            },
+        }
+    }
+
     pub fn reply(&self, id: &str, payload: Value) -> Result<()> {
         self.send_text(&json!([3, id, payload]).to_string())
     }

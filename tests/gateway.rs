@@ -270,9 +270,18 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// Stops the process, and fails the test when a gateway task panicked: tokio catches a
+    /// task's panic and the process lives on, so only its output tells.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        let output = self.output();
+        if let Some(line) = output.lines().find(|line| line.contains("panicked at")) {
+            panic!("a gateway task panicked: {line}\nfull output:\n{output}");
+        }
     }
 }
 

@@ -29,4 +29,9 @@ if ! "$venv/bin/python" -c 'import ocpp, websockets' 2>/dev/null; then
 fi
 export VOLTGATE_TEST_PYTHON="$venv/bin/python"
 
+# The fuzz targets are their own workspace (cargo-fuzz needs nightly to link them); a stable
+# `cargo check` of them, in the shared target directory, keeps them compiling with the code
+# they drive. --locked: their lock file must follow the workspace's.
+cargo check --quiet --locked --manifest-path fuzz/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-$root/target}" --bins
+
 cargo test --workspace "$@"

@@ -59,21 +59,18 @@ fn fixture() -> &'static Fixture {
                 .expect("admin");
             let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
             std::mem::forget(shutdown_tx);
-            let state: SharedState = Arc::new(AppState {
-                policy: parking_lot::RwLock::new(engine),
-                store,
-                validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas")),
-                chargers: voltgate::charger::ChargerRegistry::new(),
-                metrics: voltgate::metrics::Metrics::new(),
-                settings: Settings {
-                    heartbeat_interval_secs: 300,
-                    command_timeout: std::time::Duration::from_millis(10),
-                    max_frame_bytes: 65536,
-                    auto_register: None,
-                    ocpp_path_prefix: "/ocpp".to_owned(),
-                },
-                shutdown,
-            });
+            let settings = Settings {
+                heartbeat_interval_secs: 300,
+                command_timeout: std::time::Duration::from_millis(10),
+                max_frame_bytes: 65536,
+                auto_register: None,
+                ocpp_path_prefix: "/ocpp".to_owned(),
+                default_security_profile: 0,
+                ocpp_tls: false,
+                ocpp_client_ca: false,
+                keep_alive: None,
+            };
+            let state: SharedState = Arc::new(AppState::bare(store, engine, settings, shutdown));
             state
         });
         let router = voltgate::api::router(state);

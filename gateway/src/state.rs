@@ -38,6 +38,35 @@ pub struct AppState {
     pub command_sequence: crate::gate::CommandSequence,
 }
 
+impl AppState {
+    /// A state without listeners over `store`, whose contents `engine` holds: default
+    /// throttles, local lists off. For embedding the API router (the fuzz targets, unit tests).
+    pub fn bare(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        settings: Settings,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> AppState {
+        AppState {
+            estate: Estate::new(store.clone(), engine),
+            store,
+            validator: Arc::new(
+                voltgate_ocpp::Validator::new().expect("the vendored OCPP schemas compile"),
+            ),
+            chargers: crate::charger::ChargerRegistry::new(),
+            metrics: crate::metrics::Metrics::new(),
+            settings,
+            shutdown,
+            auth_guard: crate::throttle::AuthGuard::new(),
+            local_lists: crate::local_list::LocalLists::new(false),
+            command_sequence: crate::gate::CommandSequence::new(),
+        }
+    }
+}
+
+/// Rebuilds the role engine from the store; see [`voltgate_estate::load_engine`].
+pub use voltgate_estate::load_engine;
+
 /// Run-time knobs that come from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -287,28 +316,18 @@ pub mod testing {
 
     pub fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
-        Arc::new(AppState {
-            estate: Estate::new(store.clone(), engine),
-            store,
-            validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
-            chargers: crate::charger::ChargerRegistry::new(),
-            metrics: crate::metrics::Metrics::new(),
-            settings: Settings {
-                heartbeat_interval_secs: 300,
-                command_timeout: TEST_COMMAND_TIMEOUT,
-                max_frame_bytes: 65536,
-                auto_register: None,
-                ocpp_path_prefix: "/ocpp".to_owned(),
-                default_security_profile: 0,
-                ocpp_tls: false,
-                ocpp_client_ca: false,
-                keep_alive: None,
-            },
-            shutdown,
-            auth_guard: crate::throttle::AuthGuard::new(),
-            local_lists: crate::local_list::LocalLists::new(false),
-            command_sequence: crate::gate::CommandSequence::new(),
-        })
+        let settings = Settings {
+            heartbeat_interval_secs: 300,
+            command_timeout: TEST_COMMAND_TIMEOUT,
+            max_frame_bytes: 65536,
+            auto_register: None,
+            ocpp_path_prefix: "/ocpp".to_owned(),
+            default_security_profile: 0,
+            ocpp_tls: false,
+            ocpp_client_ca: false,
+            keep_alive: None,
+        };
+        Arc::new(AppState::bare(store, engine, settings, shutdown))
     }
 }
 

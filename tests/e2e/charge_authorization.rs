@@ -332,4 +332,96 @@ async fn v201_transaction_events_are_authorised_and_stored() {
     assert_eq!(ours.len(), 1, "{}", all.text);
     assert_eq!(ours[0]["key"], "tx-201");
     assert!(ours[0]["stopped_at"].is_string(), "{}", all.text);
+    assert_eq!(ours[0]["meter_stop"].as_f64(), Some(3200.0), "{}", all.text);
+}
+
+/// Starts a transaction with `token` the way the charger's version does and returns the
+/// status the gateway answered for the token.
+async fn start_with(charger: &mut Charger, key: &str, token: &str) -> String {
+    let answer = if charger.is_v16() {
+        charger
+            .call_ok(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": token, "meterStart": 0,
+                       "timestamp": "2026-11-25T10:00:00Z"}),
+            )
+            .await
+            .unwrap()
+    } else {
+        charger
+            .call_ok(
+                "TransactionEvent",
+                json!({"eventType": "Started", "timestamp": "2026-11-25T10:00:00Z",
+                       "triggerReason": "Authorized", "seqNo": 0,
+                       "transactionInfo": {"transactionId": key},
+                       "idToken": {"idToken": token, "type": "ISO14443"},
+                       "evse": {"id": 1, "connectorId": 1}}),
+            )
+            .await
+            .unwrap()
+    };
+    let info = if charger.is_v16() {
+        &answer["idTagInfo"]
+    } else {
+        &answer["idTokenInfo"]
+    };
+    info["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no status in {answer}"))
+        .to_string()
+}
+
+/// The transaction-starting messages of both versions answer what the engine decides, not
+/// `Accepted` whatever the token: unknown, other-site and blocked tokens are refused, while a
+/// valid token on the same charger is accepted.
+#[tokio::test]
+async fn transaction_starts_refuse_unknown_other_site_and_blocked_tokens() {
+    let site = site().await;
+    for (version, here, elsewhere) in [
+        ("ocpp1.6", "ZAP-1", "ZAP-2"),
+        ("ocpp2.0.1", "ZAP-3", "ZAP-2"),
+    ] {
+        let mut here = connect(&site, here, version).await;
+        let mut elsewhere = connect(&site, elsewhere, version).await;
+        let cases = [
+            (false, "unknown", "RFID-NOBODY", "Invalid"),
+            (true, "other-site", "RFID-DANA", "Invalid"),
+            (false, "valid", "RFID-DANA", "Accepted"),
+        ];
+        for (other_site, case, token, expected) in cases {
+            let charger = if other_site {
+                &mut elsewhere
+            } else {
+                &mut here
+            };
+            let key = format!("{version}-{case}");
+            assert_eq!(
+                start_with(charger, &key, token).await,
+                expected,
+                "{version}: {case} token {token}"
+            );
+        }
+        drop(elsewhere);
+        site.admin
+            .post("/api/v1/principals/dana/block", json!({}))
+            .await
+            .unwrap()
+            .expect(200);
+        let key = format!("{version}-blocked");
+        assert_eq!(
+            start_with(&mut here, &key, "RFID-DANA").await,
+            "Blocked",
+            "{version}: blocked token"
+        );
+        assert_eq!(
+            start_with(&mut here, &format!("{version}-erik"), "RFID-ERIK").await,
+            "Accepted",
+            "{version}: another driver's valid token while dana is blocked"
+        );
+        site.admin
+            .post("/api/v1/principals/dana/unblock", json!({}))
+            .await
+            .unwrap()
+            .expect(200);
+    }
 }

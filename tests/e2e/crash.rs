@@ -4,7 +4,8 @@
 //! answered message is sent once more too (its answer could have been lost on the way).
 //!
 //! Checked at the end: every transaction a charger got a CALLRESULT for is listed, no retry
-//! created a second transaction or a second copy of a meter sample, and every command a
+//! created a second transaction or a second copy of a meter sample, every meter sample a charger
+//! got a CALLRESULT for is stored against its transaction, and every command a
 //! charger received has its allow record in the audit log. The seed is printed; set
 //! `VOLTGATE_CRASH_SEED` to replay a run.
 
@@ -61,6 +62,8 @@ struct Memory {
     acknowledged: BTreeSet<String>,
     /// Distinct transactions started (each start message counts once, however often sent).
     starts: BTreeSet<String>,
+    /// Meter samples the gateway acknowledged: (1.6 transaction id or 2.0.1 key, timestamp).
+    samples: BTreeSet<(String, String)>,
     seq_no: i64,
     /// Gateway CALLs this charger received, by action.
     received: BTreeMap<String, u32>,
@@ -157,14 +160,32 @@ impl Memory {
                             self.meters_in_open = 0;
                         }
                     }
-                    Some("Updated") => self.meters_in_open += 1,
+                    Some("Updated") => {
+                        self.meters_in_open += 1;
+                        self.samples
+                            .insert((key, sample_time(&message.payload["meterValue"])));
+                    }
                     _ => self.open = None,
                 }
             }
-            "MeterValues" => self.meters_in_open += 1,
+            "MeterValues" => {
+                self.meters_in_open += 1;
+                let id = message.payload["transactionId"].to_string();
+                self.samples
+                    .insert((id, sample_time(&message.payload["meterValue"])));
+            }
             _ => self.open = None,
         }
     }
+}
+
+/// The timestamp of a message's one meter sample (unique per charger: the script's clock only
+/// moves forward).
+fn sample_time(meter_value: &Value) -> String {
+    meter_value[0]["timestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Answers every gateway CALL that has arrived (Accepted) and counts it.
@@ -407,6 +428,39 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         duplicates.trim().is_empty(),
         "duplicate meter samples (seed {seed}):\n{duplicates}"
     );
+    // And none is lost: every sample a charger got an answer for is stored against its
+    // transaction (1.6 by transaction id, 2.0.1 by key).
+    let stored = sqlite(
+        &gateway,
+        "SELECT t.charger, t.id, t.key, m.at FROM meter_values m \
+         JOIN transactions t ON t.id = m.transaction_id;",
+    );
+    let stored: BTreeSet<(String, String, String)> = stored
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('|');
+            let charger = fields.next()?.to_string();
+            let id = fields.next()?.to_string();
+            let key = fields.next()?.to_string();
+            let at = fields.next()?.to_string();
+            let v16 = CHARGERS
+                .iter()
+                .any(|(c, p)| *c == charger && *p == "ocpp1.6");
+            Some((charger, if v16 { id } else { key }, at))
+        })
+        .collect();
+    for ((id, _), memory) in CHARGERS.iter().zip(&memories) {
+        assert!(
+            !memory.samples.is_empty(),
+            "{id}: no meter sample was acknowledged (seed {seed})"
+        );
+        for (transaction, at) in &memory.samples {
+            assert!(
+                stored.contains(&(id.to_string(), transaction.clone(), at.clone())),
+                "{id}: acknowledged meter sample of {transaction} at {at} is missing (seed {seed})"
+            );
+        }
+    }
 }
 
 /// Every audit record, newest first.

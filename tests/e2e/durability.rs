@@ -85,5 +85,28 @@ async fn acknowledged_state_survives_sigkill() {
         )
         .await
         .unwrap();
-    assert!(stopped.is_object());
+    assert!(stopped.is_object(), "{stopped}");
+    // The gateway answers every StopTransaction, known or not: only the stored record shows
+    // that the id resolved to the transaction started before the kill.
+    let listed = gateway
+        .api()
+        .get("/api/v1/transactions?charger=CP-DUR")
+        .await
+        .unwrap()
+        .expect(200);
+    let stored = listed.body["transactions"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|t| t["id"].as_i64() == Some(transaction_id))
+        })
+        .unwrap_or_else(|| panic!("transaction {transaction_id} not listed: {}", listed.text));
+    assert_eq!(stored["meter_start"].as_f64(), Some(7.0), "{stored}");
+    assert_eq!(stored["meter_stop"].as_f64(), Some(99.0), "{stored}");
+    assert!(
+        stored["stopped_at"]
+            .as_str()
+            .is_some_and(|at| at.starts_with("2026-11-25T11:00:00")),
+        "the stop after the restart was not stored: {stored}"
+    );
 }

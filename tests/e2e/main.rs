@@ -122,6 +122,26 @@ impl Estate {
     }
 }
 
+/// Closes a "nothing reached the charger" check: an unlock that `operator` may send must be
+/// the very next CALL the charger sees, so a refused command delivered after the quiet window
+/// still fails the test, and a closed connection cannot pass for silence.
+pub async fn backstop(operator: &Api, charger: &mut Charger) {
+    let api = operator.clone();
+    let id = charger.id.clone();
+    let request = tokio::spawn(async move {
+        api.command(&id, "unlock", serde_json::json!({"connector": 1}))
+            .await
+    });
+    let (call, _) = charger
+        .expect_call("UnlockConnector", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("backstop: {e}"));
+    charger
+        .reply(&call, serde_json::json!({"status": "Unlocked"}))
+        .unwrap();
+    request.await.unwrap().unwrap().expect(200);
+}
+
 /// The gateway's `/metrics` exposition text.
 pub async fn metrics(api_url: &str) -> String {
     reqwest::get(format!("{api_url}/metrics"))

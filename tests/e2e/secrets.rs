@@ -61,7 +61,8 @@ async fn full_run(gateway: &Gateway) -> (Vec<String>, Vec<String>) {
             )
             .await
             .unwrap(),
-    );
+    )
+    .expect(422);
     keep(
         &mut answers,
         admin

@@ -47,18 +47,7 @@ pub fn state_on(
 ) -> (SharedState, tokio::sync::watch::Sender<bool>) {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let engine = Engine::new(Preset::builtin(PRESET).expect("builtin preset"));
-    let state = Arc::new(AppState {
-        estate: voltgate_estate::Estate::new(store.clone(), engine),
-        store,
-        validator: Arc::new(voltgate_ocpp::Validator::new().expect("schemas compile")),
-        chargers: super::ChargerRegistry::new(),
-        metrics: crate::metrics::Metrics::new(),
-        settings,
-        shutdown,
-        auth_guard: crate::throttle::AuthGuard::new(),
-        local_lists: crate::local_list::LocalLists::new(false),
-        command_sequence: crate::gate::CommandSequence::new(),
-    });
+    let state = Arc::new(AppState::bare(store, engine, settings, shutdown));
     (state, shutdown_tx)
 }
 

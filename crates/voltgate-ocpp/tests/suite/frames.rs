@@ -265,13 +265,83 @@ proptest! {
         let text = frame.to_text();
         prop_assert_eq!(Frame::parse(&text), Ok(frame), "text: {}", text);
     }
+}
 
-    #[test]
-    fn parse_never_panics_and_reparses_what_it_accepts(text in ".{0,64}") {
-        if let Ok(frame) = Frame::parse(&text) {
-            prop_assert_eq!(Frame::parse(&frame.to_text()), Ok(frame));
+/// Text that is a frame, nearly a frame or a damaged frame: a JSON array whose elements are
+/// each drawn from what fits that position and what does not (wrong type id, over-long or
+/// numeric id, payload of the wrong shape, elements missing or extra), sometimes cut short
+/// or with a character inserted. Random text almost never gets past the JSON parser.
+fn frame_like_text() -> impl Strategy<Value = String> {
+    let type_id = prop_oneof![
+        4 => (2u64..=4).prop_map(|n| json!(n)),
+        1 => json_leaf(),
+    ];
+    let id = prop_oneof![
+        6 => ".{0,36}".prop_map(Value::String),
+        1 => ".{37,48}".prop_map(Value::String),
+        1 => json_leaf(),
+    ];
+    let text = prop_oneof![4 => ".{0,30}".prop_map(Value::String), 1 => json_leaf()];
+    let payload = prop_oneof![4 => json_object(), 1 => json_value()];
+    let elements = (type_id, id, text.clone(), text, payload, 0usize..=6).prop_map(
+        |(type_id, id, first, second, payload, count)| {
+            let kind = type_id.as_u64();
+            let mut items = vec![type_id, id];
+            match kind {
+                Some(2) => items.extend([first, payload]),
+                Some(4) => items.extend([first, second, payload]),
+                _ => items.push(payload),
+            }
+            // Usually the elements the type calls for; sometimes fewer or more.
+            let keep = if count < 4 { items.len() } else { count };
+            items.resize(keep, Value::Null);
+            Value::Array(items).to_string()
+        },
+    );
+    (
+        elements,
+        0u8..8,
+        any::<prop::sample::Index>(),
+        any::<char>(),
+    )
+        .prop_map(|(text, damage, at, inserted)| {
+            let cut = at.index(text.len() + 1);
+            match damage {
+                0 if text.is_char_boundary(cut) => text[..cut].to_owned(),
+                1 if text.is_char_boundary(cut) => {
+                    format!("{}{inserted}{}", &text[..cut], &text[cut..])
+                }
+                _ => text,
+            }
+        })
+}
+
+#[test]
+fn parse_never_panics_and_reparses_what_it_accepts() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(1024));
+    let accepted = std::cell::Cell::new(0u32);
+    let refused = std::cell::Cell::new(0u32);
+    let outcome = runner.run(&frame_like_text(), |text| {
+        match Frame::parse(&text) {
+            Ok(frame) => {
+                accepted.set(accepted.get() + 1);
+                prop_assert_eq!(Frame::parse(&frame.to_text()), Ok(frame), "text: {}", text);
+            }
+            Err(_) => refused.set(refused.get() + 1),
         }
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
+    eprintln!("accepted {}, refused {}", accepted.get(), refused.get());
+    // Both branches must be well exercised, or the property says little about either.
+    assert!(
+        accepted.get() >= 100 && refused.get() >= 100,
+        "accepted {}, refused {} of 1024",
+        accepted.get(),
+        refused.get()
+    );
 }
 
 /// Found by the `frame` fuzz target: the reply to an over-long message id carries that id
