@@ -95,7 +95,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             config.auth_failure_burst,
             config.auth_failure_refill,
         ),
-        local_lists: local_list::LocalLists::new(config.local_auth_lists),
+        local_lists: local_list::LocalLists::new(config.local_auth_lists)
+            .with_reach(config.local_list_max_reach),
     });
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)

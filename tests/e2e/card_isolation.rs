@@ -329,3 +329,79 @@ async fn virta_transactions_show_driver_data_only_to_roles_that_may_view_drivers
         assert!(!listed.text.contains("dora"), "{role}: {}", listed.text);
     }
 }
+
+/// The full local list the gateway installs on a freshly booted 1.6 charger: token → status.
+async fn first_list(charger: &mut Charger) -> Vec<(String, String)> {
+    let limit = Duration::from_secs(10);
+    let (id, action, _) = charger.next_call(limit).await.expect("a version check");
+    assert_eq!(action, "GetLocalListVersion");
+    charger.reply(&id, json!({"listVersion": 0})).unwrap();
+    let (id, action, _) = charger.next_call(limit).await.expect("a limits read");
+    assert_eq!(action, "GetConfiguration");
+    charger
+        .reply(&id, json!({"configurationKey": [], "unknownKey": []}))
+        .unwrap();
+    let (id, action, payload) = charger.next_call(limit).await.expect("a list");
+    assert_eq!(action, "SendLocalList", "{payload}");
+    assert_eq!(payload["updateType"], "Full", "{payload}");
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    payload["localAuthorizationList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["idTag"].as_str().unwrap().to_owned(),
+                entry["idTagInfo"]["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_local_list_carries_only_cards_confined_to_the_site_and_keeps_their_refusals() {
+    let strict = tenants(&["--local-auth-lists"]).await;
+    for (card, change) in [
+        ("ANN-BLOCKED", json!({"blocked": true})),
+        ("ANN-EXPIRED", json!({"expires_at": "2000-01-01T00:00:00Z"})),
+        ("BOB-BLOCKED", json!({"blocked": true})),
+    ] {
+        let owner = if card.starts_with("ANN") {
+            "ann"
+        } else {
+            "bob"
+        };
+        strict.root.id_token(owner, card).await.unwrap().expect(201);
+        strict
+            .root
+            .patch(&format!("/api/v1/id-tokens/{card}"), change)
+            .await
+            .unwrap()
+            .expect(200);
+    }
+    let mut charger = strict.charger("CP-A", "site-a", "ocpp1.6").await;
+    let mut list = first_list(&mut charger).await;
+    list.sort();
+    let expected: Vec<(String, String)> = [
+        ("ANN-BLOCKED", "Blocked"),
+        ("ANN-CARD", "Accepted"),
+        ("ANN-EXPIRED", "Expired"),
+    ]
+    .iter()
+    .map(|(card, status)| ((*card).to_owned(), (*status).to_owned()))
+    .collect();
+    assert_eq!(
+        list, expected,
+        "no root driver's, global admin's, sub-site's or other tenant's card"
+    );
+    // The opt-in lists every card allowed at the charger, the root driver's too.
+    let open = tenants(&["--local-auth-lists", "--local-list-max-reach", "any"]).await;
+    let mut charger = open.charger("CP-A", "site-a", "ocpp1.6").await;
+    let listed: Vec<String> = first_list(&mut charger)
+        .await
+        .into_iter()
+        .map(|(card, _)| card)
+        .collect();
+    assert!(listed.contains(&"RITA-CARD".to_owned()), "{listed:?}");
+    assert!(!listed.contains(&"BOB-CARD".to_owned()), "{listed:?}");
+}
