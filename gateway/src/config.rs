@@ -312,6 +312,14 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub local_auth_lists: bool,
+
+    /// Which cards a charger's local list may carry: only those of principals whose every
+    /// role lies within the subtree of the charger's ancestor this many levels up (1: its
+    /// site), or `any` for every card allowed there. A list is readable by whoever controls
+    /// the charger; cards left out are decided online.
+    #[arg(long, env = "VOLTGATE_LOCAL_LIST_MAX_REACH", value_name = "LEVELS|any",
+          default_value = "1", value_parser = clap::value_parser!(crate::local_list::ListReach))]
+    pub local_list_max_reach: crate::local_list::ListReach,
 }
 
 /// What `voltgate serve` needs, after parsing.
@@ -380,6 +388,7 @@ impl ServeArgs {
             api_tls_key: None,
             // In-process test chargers see only the calls their test expects.
             local_auth_lists: false,
+            local_list_max_reach: crate::local_list::DEFAULT_LIST_REACH,
         }
     }
 }

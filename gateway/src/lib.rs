@@ -99,7 +99,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             config.auto_register_total_burst,
             config.auto_register_refill,
         ),
-        local_lists: local_list::LocalLists::new(config.local_auth_lists),
+        local_lists: local_list::LocalLists::new(config.local_auth_lists)
+            .with_reach(config.local_list_max_reach),
         command_sequence: gate::CommandSequence::new(),
     });
 

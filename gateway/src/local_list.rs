@@ -1,6 +1,8 @@
 //! Local authorisation lists: every connected charger that supports them holds the id tokens
 //! the role engine lets charge there, so a charger that loses its connection to us still lets
-//! exactly the right people charge. Where a rule change could make an `Accepted` the charger
+//! exactly the right people charge, and the refusals it may know (a card of someone who could
+//! charge there, blocked or expired, is listed `Blocked` / `Expired`, so an offline charger
+//! that lets unknown cards charge does not let that one). Where a rule change could make an `Accepted` the charger
 //! remembers wrong (a token removed, blocked, expired or changed), its authorisation cache is
 //! cleared too.
 //!
@@ -63,11 +65,23 @@
 //!   (`capacity` or `message_size`). Cutting a token for capacity does not clear the cache:
 //!   an answer the charger remembers for it is still right.
 //!
+//! # What a list exposes
+//!
+//! A list is readable by whoever controls the charger (a site admin can switch it to
+//! security profile 0 and connect as it), so it carries only cards of principals the engine
+//! confines to that charger's part of the tree: a principal is listed only when its roles
+//! would let it charge there ([`Engine::check_unblocked`]) and every role it holds lies within
+//! the subtree of the charger's ancestor `--local-list-max-reach` levels up (default 1: the
+//! charger's site; [`Engine::reach_within`]). Cards of principals with roles higher up (root
+//! drivers, global admins, a tenant's drivers at a sub-site's charger) stay out and are
+//! decided online; `--local-list-max-reach any` lists every card allowed at the charger.
+//!
 //! Everything sent goes through [`gate::send_system_command`] as the system principal, so it
 //! is audited and counted like an operator's command. The feature is on by default;
 //! `--local-auth-lists false` switches it off.
 
 use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -93,6 +107,51 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Chargers computed between two yields to the runtime.
 const COMPUTE_BATCH: usize = 256;
+
+/// How far up the tree a listed principal's roles may reach: within the subtree of the
+/// charger's ancestor this many levels up (1 = its parent), or anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListReach {
+    Levels(u32),
+    Any,
+}
+
+/// The default of `--local-list-max-reach`: the charger's own site.
+pub const DEFAULT_LIST_REACH: ListReach = ListReach::Levels(1);
+
+impl FromStr for ListReach {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ListReach, String> {
+        let text = text.trim();
+        if text == "any" {
+            return Ok(ListReach::Any);
+        }
+        match text.parse::<u32>() {
+            Ok(levels) if (1..=64).contains(&levels) => Ok(ListReach::Levels(levels)),
+            _ => Err(format!(
+                "`{text}` is not a number of levels from 1 to 64 or `any`"
+            )),
+        }
+    }
+}
+
+impl ListReach {
+    /// The scope whose subtree a listed principal's roles must stay in; `None` for any.
+    fn anchor(self, engine: &Engine, charger: &str) -> Option<String> {
+        let ListReach::Levels(levels) = self else {
+            return None;
+        };
+        let mut anchor = charger;
+        for _ in 0..levels {
+            match engine.scope_parent(anchor) {
+                Some(parent) => anchor = parent,
+                None => break,
+            }
+        }
+        Some(anchor.to_owned())
+    }
+}
 
 /// What a charger's list says about one id token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +222,7 @@ pub struct LocalLists {
     wake: Notify,
     sessions: DashMap<String, Session>,
     next_epoch: AtomicU64,
+    reach: ListReach,
 }
 
 impl LocalLists {
@@ -173,7 +233,14 @@ impl LocalLists {
             wake: Notify::new(),
             sessions: DashMap::new(),
             next_epoch: AtomicU64::new(1),
+            reach: DEFAULT_LIST_REACH,
         }
+    }
+
+    /// Sets how far a listed principal's roles may reach (`--local-list-max-reach`).
+    pub fn with_reach(mut self, reach: ListReach) -> LocalLists {
+        self.reach = reach;
+        self
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -332,7 +399,13 @@ async fn sync_round(
             }
             continue;
         };
-        let desired = desired_list(&state.estate.engine(), &candidates, &charger, version);
+        let desired = desired_list(
+            &state.estate.engine(),
+            &candidates,
+            &charger,
+            version,
+            state.local_lists.reach,
+        );
         computed.push((charger, version, desired));
         if n % COMPUTE_BATCH == COMPUTE_BATCH - 1 {
             tokio::task::yield_now().await;
@@ -353,7 +426,8 @@ async fn sync_round(
     Ok(candidates.next_expiry)
 }
 
-/// The id tokens that may appear in a list (known, unblocked, unexpired), by principal.
+/// Every id token as a list would carry it (`Accepted`, or `Blocked` / `Expired` by the
+/// token's own state), by principal.
 struct Candidates {
     by_principal: BTreeMap<String, Vec<(String, ListedToken)>>,
     next_expiry: Option<OffsetDateTime>,
@@ -364,23 +438,27 @@ impl Candidates {
         let mut by_principal: BTreeMap<String, Vec<(String, ListedToken)>> = BTreeMap::new();
         let mut next_expiry: Option<OffsetDateTime> = None;
         for token in tokens {
-            if token.blocked {
-                continue;
-            }
-            if let Some(expires_at) = &token.expires_at {
-                // An expiry we cannot read is treated as passed, as at the charger's Authorize.
-                match audit::parse_rfc3339(expires_at) {
-                    Some(at) if at > now => {
+            // An expiry we cannot read is treated as passed, as at the charger's Authorize.
+            let expiry = token.expires_at.as_deref().map(audit::parse_rfc3339);
+            let status = if token.blocked {
+                "Blocked"
+            } else {
+                match expiry {
+                    Some(Some(at)) if at > now => {
                         next_expiry = Some(next_expiry.map_or(at, |next| next.min(at)));
+                        "Accepted"
                     }
-                    _ => continue,
+                    Some(_) => "Expired",
+                    None => "Accepted",
                 }
-            }
+            };
+            // Only an acceptance carries the expiry (and only a readable one reaches here).
+            let expires_at = token.expires_at.filter(|_| status == "Accepted");
             by_principal.entry(token.principal).or_default().push((
                 token.id_token,
                 ListedToken {
-                    status: "Accepted".to_owned(),
-                    expires_at: token.expires_at,
+                    status: status.to_owned(),
+                    expires_at,
                     group: token.group,
                     token_type: token.token_type,
                 },
@@ -393,23 +471,38 @@ impl Candidates {
     }
 }
 
-/// The list `charger` should hold: every candidate token whose principal the engine lets
-/// `charge` there, the same question an online Authorize asks. 1.6 idTags longer than 20
-/// characters cannot be listed (nor presented); a longer group is left out.
+/// The list `charger` should hold: the tokens of every principal whose roles would let it
+/// `charge` there unblocked (the charger may know its refusals, as an online Authorize tells
+/// them) and reach no further than `reach` allows (module docs). A blocked principal's tokens
+/// are listed `Blocked`. 1.6 idTags longer than 20 characters cannot be listed (nor
+/// presented); a longer group is left out.
 fn desired_list(
     engine: &Engine,
     candidates: &Candidates,
     charger: &str,
     version: OcppVersion,
+    reach: ListReach,
 ) -> ListContent {
     let resource = Resource::Scope(charger.to_owned());
+    let anchor = reach.anchor(engine, charger);
     let mut list = ListContent::new();
     for (principal, tokens) in &candidates.by_principal {
-        if !engine.check(principal, Action::Charge, &resource) {
+        if !engine.check_unblocked(principal, Action::Charge, &resource) {
             continue;
         }
+        if anchor
+            .as_deref()
+            .is_some_and(|anchor| !engine.reach_within(principal, anchor))
+        {
+            continue;
+        }
+        let principal_blocked = engine.is_blocked(principal).unwrap_or(false);
         for (token, entry) in tokens {
             let mut entry = entry.clone();
+            if principal_blocked {
+                entry.status = "Blocked".to_owned();
+                entry.expires_at = None;
+            }
             if version == OcppVersion::V16 {
                 entry.token_type = None;
                 if token.chars().count() > V16_MAX_ID_TAG {
@@ -1080,22 +1173,96 @@ mod tests {
             candidates.next_expiry,
             Some(datetime!(2024-06-01 00:00:00 UTC))
         );
-        let cp1 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V201);
+        let cp1 = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V201,
+            DEFAULT_LIST_REACH,
+        );
+        let refused = |status: &str| ListedToken {
+            status: status.to_owned(),
+            ..accepted(None, None)
+        };
         let expected: ListContent = [
             ("DAVE-1".to_owned(), accepted(None, Some("FLEET"))),
             (
                 "DAVE-2".to_owned(),
                 accepted(Some("2024-06-01T00:00:00Z"), None),
             ),
+            ("FRED-BLOCKED".to_owned(), refused("Blocked")),
+            ("FRED-EXPIRED".to_owned(), refused("Expired")),
+            ("FRED-UNREADABLE".to_owned(), refused("Expired")),
         ]
         .into();
         assert_eq!(cp1, expected);
-        let cp2 = desired_list(&engine, &candidates, "CP-2", OcppVersion::V16);
+        let cp2 = desired_list(
+            &engine,
+            &candidates,
+            "CP-2",
+            OcppVersion::V16,
+            DEFAULT_LIST_REACH,
+        );
         assert_eq!(cp2.keys().collect::<Vec<_>>(), ["ERIN-1"]);
 
         engine.set_blocked("dave", true).unwrap();
-        let blocked = desired_list(&engine, &candidates, "CP-1", OcppVersion::V201);
-        assert!(blocked.is_empty(), "a blocked principal's tokens leave");
+        let blocked = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V201,
+            DEFAULT_LIST_REACH,
+        );
+        assert_eq!(
+            blocked["DAVE-1"].status, "Blocked",
+            "a blocked principal's tokens"
+        );
+        assert_eq!(
+            blocked["DAVE-2"],
+            refused("Blocked"),
+            "no expiry on a refusal"
+        );
+    }
+
+    #[test]
+    fn lists_carry_only_principals_whose_roles_stay_within_reach() {
+        let mut engine = estate();
+        // A driver whose roles reach beyond inst-1 (here: both installations).
+        engine
+            .add_principal("wide", PrincipalKind::Driver, "inst-1")
+            .unwrap();
+        engine.assign("wide", "user", "inst-1").unwrap();
+        engine.assign("wide", "user", "inst-2").unwrap();
+        let tokens = vec![token("DAVE-1", "dave"), token("ROOT-1", "wide")];
+        let candidates = Candidates::new(tokens, NOW);
+        let site = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V16,
+            DEFAULT_LIST_REACH,
+        );
+        assert_eq!(site.keys().collect::<Vec<_>>(), ["DAVE-1"]);
+        let any = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V16,
+            ListReach::Any,
+        );
+        assert_eq!(any.keys().collect::<Vec<_>>(), ["DAVE-1", "ROOT-1"]);
+        let two = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V16,
+            ListReach::Levels(2),
+        );
+        assert_eq!(two.keys().collect::<Vec<_>>(), ["DAVE-1", "ROOT-1"]);
+        assert_eq!("any".parse(), Ok(ListReach::Any));
+        assert_eq!("3".parse(), Ok(ListReach::Levels(3)));
+        assert!("0".parse::<ListReach>().is_err());
+        assert!("site".parse::<ListReach>().is_err());
     }
 
     #[test]
@@ -1109,10 +1276,22 @@ mod tests {
             },
         ];
         let candidates = Candidates::new(tokens, NOW);
-        let v16 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V16);
+        let v16 = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V16,
+            DEFAULT_LIST_REACH,
+        );
         assert_eq!(v16.len(), 1);
         assert_eq!(v16["DAVE-SHORT"].group, None);
-        let v201 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V201);
+        let v201 = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V201,
+            DEFAULT_LIST_REACH,
+        );
         assert_eq!(v201.len(), 2);
         assert!(v201["DAVE-SHORT"].group.is_some());
     }
@@ -1171,7 +1350,13 @@ mod tests {
             token("DAVE-CARD", "dave"),
         ];
         let candidates = Candidates::new(tokens, NOW);
-        let v201 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V201);
+        let v201 = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V201,
+            DEFAULT_LIST_REACH,
+        );
         assert_eq!(v201["DAVE-PIN"], typed(Some("KeyCode")));
         assert_eq!(v201["DAVE-CARD"], typed(None));
         let call = Command::SendLocalList {
@@ -1191,7 +1376,13 @@ mod tests {
         assert!(sent.contains(&serde_json::json!({"idToken": "DAVE-PIN", "type": "KeyCode"})));
         assert!(sent.contains(&serde_json::json!({"idToken": "DAVE-CARD", "type": "ISO14443"})));
 
-        let v16 = desired_list(&engine, &candidates, "CP-1", OcppVersion::V16);
+        let v16 = desired_list(
+            &engine,
+            &candidates,
+            "CP-1",
+            OcppVersion::V16,
+            DEFAULT_LIST_REACH,
+        );
         assert!(v16.values().all(|listed| listed.token_type.is_none()));
     }
 
@@ -1600,6 +1791,7 @@ mod tests {
                     &candidates,
                     &format!("CP-{i}-{c}"),
                     OcppVersion::V16,
+                    DEFAULT_LIST_REACH,
                 );
                 assert_eq!(list.len(), drivers / installations);
                 listed += list.len();

@@ -318,6 +318,7 @@ async fn run_allowed(operator: &Api, charger: &mut Charger, case: &Case) {
 
 async fn every_command_is_gated(subprotocol: &str, cases: Vec<Case>) {
     let estate = Estate::new(&[]).await;
+    estate.site_a_card("tia", "TAG-1").await;
     let id = format!("CP-{}", subprotocol.replace('.', "-"));
     let mut charger = estate.charger(&id, subprotocol).await;
     for case in &cases {

@@ -250,7 +250,7 @@ async fn authorize(charger: &mut Charger, token: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_role_change_reaches_the_list_and_a_blocked_token_leaves_it() {
+async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() {
     let (gateway, admin) = estate(syncing()).await;
     let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
     let mut list = first_sync(&mut charger, 0).await;
@@ -281,19 +281,20 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_leaves_it() {
         .await
         .unwrap()
         .expect(200);
-    let (id, removed) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(removed["updateType"], "Differential");
-    assert_eq!(removed["listVersion"], 3);
+    let (id, blocked) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(blocked["updateType"], "Differential");
+    assert_eq!(blocked["listVersion"], 3);
     assert_eq!(
-        removed["localAuthorizationList"],
-        json!([{"idTag": "RFID-DANA"}]),
-        "a removal carries no idTagInfo"
+        blocked["localAuthorizationList"],
+        json!([{"idTag": "RFID-DANA", "idTagInfo": {"status": "Blocked"}}]),
+        "a blocked card stays listed, as Blocked"
     );
-    list.apply(&removed, true);
+    list.apply(&blocked, true);
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     let (id, _) = expect_call(&mut charger, "ClearCache").await;
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
-    assert_eq!(list.tokens(), ["RFID-ERIK"]);
+    assert_eq!(list.tokens(), ["RFID-DANA", "RFID-ERIK"]);
+    assert!(!list.lets_charge("RFID-DANA"));
     assert_eq!(
         authorize(&mut charger, "RFID-DANA").await["status"],
         "Blocked"
@@ -314,7 +315,7 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_leaves_it() {
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     let (id, _) = expect_call(&mut charger, "ClearCache").await;
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
-    assert!(list.tokens().is_empty());
+    assert_eq!(list.tokens(), ["RFID-DANA"]);
 
     let audit = admin
         .get("/api/v1/audit?limit=1000")
@@ -390,7 +391,13 @@ async fn an_offline_charger_decides_from_its_list_as_the_gateway_would() {
     for subprotocol in ["ocpp1.6", "ocpp2.0.1"] {
         let mut charger = connect(&gateway, "ZAP-1", subprotocol).await;
         let list = first_sync(&mut charger, 0).await;
-        assert_eq!(list.tokens(), ["FAY-SOON", "RFID-DANA"], "{subprotocol}");
+        assert_eq!(
+            list.tokens(),
+            ["FAY-SOON", "GUS-OLD", "HAL-BLOCKED", "RFID-DANA"],
+            "{subprotocol}"
+        );
+        assert_eq!(list.entries["GUS-OLD"].0, "Expired");
+        assert_eq!(list.entries["HAL-BLOCKED"].0, "Blocked");
         assert_eq!(
             list.entries["FAY-SOON"].1.as_deref(),
             Some("2099-01-01T00:00:00Z"),
@@ -759,8 +766,10 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
     let mut list = ChargerList::default();
     list.apply(&full, true);
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
-    // Four tokens may charge (DANA-3 is blocked); the first three in token order are kept.
-    assert_eq!(list.tokens(), ["DANA-2", "DANA-4", "DANA-5"]);
+    // Four tokens may charge and DANA-3 is blocked: the refusal first, then the first two
+    // acceptances in token order.
+    assert_eq!(list.tokens(), ["DANA-2", "DANA-3", "DANA-4"]);
+    assert_eq!(list.entries["DANA-3"].0, "Blocked");
     let everyone = [
         "RFID-DANA",
         "DANA-2",
@@ -774,7 +783,7 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
     let online_only = assert_offline_never_grants_more(&mut charger, &list, &everyone).await;
     assert_eq!(
         online_only,
-        ["RFID-DANA"],
+        ["RFID-DANA", "DANA-5"],
         "what did not fit is authorised online"
     );
 
@@ -785,7 +794,7 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
     assert_eq!(swap["updateType"], "Differential", "{swap}");
     assert_eq!(
         swap["localAuthorizationList"],
-        json!([{"idTag": "DANA-5"}, {"idTag": "DANA-1", "idTagInfo": {"status": "Accepted"}}]),
+        json!([{"idTag": "DANA-4"}, {"idTag": "DANA-1", "idTagInfo": {"status": "Accepted"}}]),
         "the removal comes first"
     );
     list.apply(&swap, true);
@@ -794,7 +803,7 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
         .quiet(QUIET)
         .await
         .unwrap_or_else(|e| panic!("a cut for capacity clears no cache: {e}"));
-    assert_eq!(list.tokens(), ["DANA-1", "DANA-2", "DANA-4"]);
+    assert_eq!(list.tokens(), ["DANA-1", "DANA-2", "DANA-3"]);
 
     // Taking dana's role away empties the list and clears the cache.
     admin
@@ -818,7 +827,7 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
 
     let metrics = crate::metrics(&gateway.api_url).await;
     assert!(
-        metrics.contains(r#"voltgate_local_list_entries_left_out_total{reason="capacity"} 3"#),
-        "one left out by the full list, two by the swap: {metrics}"
+        metrics.contains(r#"voltgate_local_list_entries_left_out_total{reason="capacity"} 5"#),
+        "two left out by the full list, three by the swap: {metrics}"
     );
 }

@@ -3,6 +3,7 @@
 //! One test binary (see `tests/Cargo.toml`) so the suite links once. Each module covers one face of
 //! the gateway as an outsider sees it.
 
+mod card_isolation;
 mod charge_authorization;
 mod commands;
 mod compliance;
@@ -107,6 +108,33 @@ impl Estate {
             watcher,
             outsider,
         }
+    }
+
+    /// Gives `id_token` to a new driver of site-a who may charge there, so operators of site-a
+    /// may name it in a remote start.
+    pub async fn site_a_card(&self, driver: &str, id_token: &str) {
+        self.admin
+            .post(
+                "/api/v1/roles",
+                serde_json::json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
+            )
+            .await
+            .unwrap();
+        self.admin
+            .principal(driver, "driver", "site-a")
+            .await
+            .unwrap()
+            .expect(201);
+        self.admin
+            .assign(driver, "site-driver", "site-a")
+            .await
+            .unwrap()
+            .expect(201);
+        self.admin
+            .id_token(driver, id_token)
+            .await
+            .unwrap()
+            .expect(201);
     }
 
     /// Registers a charger on site-a, connects it with the given subprotocol and boots it.

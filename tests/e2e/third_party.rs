@@ -24,6 +24,7 @@ async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) ->
 
 async fn interoperates(version: &str) {
     let estate = Estate::new(&[]).await;
+    estate.site_a_card("py-driver", "PY-TAG").await;
     let id = format!("PY-{}", version.replace('.', "-"));
     estate
         .admin

@@ -688,12 +688,36 @@ impl Engine {
     /// May `principal` perform `action` on `resource`? Denied for unknown or blocked principals
     /// and unknown resources; the system principal passes everything else. Never allocates.
     pub fn check(&self, principal: &str, action: Action, resource: &Resource) -> bool {
-        let Some(record) = self.record(principal) else {
+        self.record(principal)
+            .is_some_and(|record| !record.blocked && self.check_record(record, action, resource))
+    }
+
+    /// What [`Engine::check`] would answer if `principal` were not blocked. A charger may learn
+    /// that a card is blocked or expired only when its principal's roles would let it charge
+    /// there; for any other card the charger is told no more than for an unknown one.
+    pub fn check_unblocked(&self, principal: &str, action: Action, resource: &Resource) -> bool {
+        self.record(principal)
+            .is_some_and(|record| self.check_record(record, action, resource))
+    }
+
+    /// Whether every role `principal` holds is on `scope` or below it, so that what the
+    /// principal may do reaches no further than `scope`'s subtree. False for an unknown
+    /// principal or scope, for a principal with no role and for the system principal.
+    pub fn reach_within(&self, principal: &str, scope: &str) -> bool {
+        let (Some(record), Some(scope)) = (self.record(principal), self.scopes.lookup(scope))
+        else {
             return false;
         };
-        if record.blocked {
-            return false;
-        }
+        record.kind != PrincipalKind::System
+            && !record.holdings().is_empty()
+            && record
+                .holdings()
+                .iter()
+                .all(|holding| self.scopes.is_ancestor_or_self(scope, holding.scope))
+    }
+
+    fn check_record(&self, record: &PrincipalRecord, action: Action, resource: &Resource) -> bool {
+        let principal = record.name.as_str();
         let Some(target) = self.target_scope(resource) else {
             return false;
         };

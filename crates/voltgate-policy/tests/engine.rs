@@ -1037,3 +1037,65 @@ fn evidence_recomputes_the_same_reason() {
         assert_eq!(decision.evidence.reason(), decision.reason);
     }
 }
+
+/// `connect`: site-a with sub-site a1 and a station in each, site-b with one; a driver on
+/// site-a, one on a1, one on the root, one on site-b, and a global admin homed on site-a.
+fn card_estate() -> Engine {
+    let mut engine = Engine::new(voltgate_policy::Preset::builtin("connect").unwrap());
+    engine.add_scope("site-a", "site", "root").unwrap();
+    engine.add_scope("a1", "site", "site-a").unwrap();
+    engine.add_scope("site-b", "site", "root").unwrap();
+    engine.add_scope("CP-A", "station", "site-a").unwrap();
+    engine.add_scope("CP-A1", "station", "a1").unwrap();
+    engine.add_scope("CP-B", "station", "site-b").unwrap();
+    engine
+        .define_role("driver", "Driver", &["charge-at-sites".to_owned()])
+        .unwrap();
+    for (id, home, role, at) in [
+        ("ann", "site-a", "driver", "site-a"),
+        ("al", "a1", "driver", "a1"),
+        ("rita", "root", "driver", "root"),
+        ("bob", "site-b", "driver", "site-b"),
+        ("gus", "site-a", "global-admin", "root"),
+    ] {
+        engine
+            .add_principal(id, PrincipalKind::Driver, home)
+            .unwrap();
+        engine.assign(id, role, at).unwrap();
+    }
+    engine
+}
+
+#[test]
+fn check_unblocked_answers_as_check_would_without_the_block() {
+    let mut engine = card_estate();
+    engine.set_blocked("ann", true).unwrap();
+    assert!(!engine.check("ann", Action::Charge, &scope("CP-A")));
+    assert!(engine.check_unblocked("ann", Action::Charge, &scope("CP-A")));
+    assert!(!engine.check_unblocked("ann", Action::Charge, &scope("CP-B")));
+    assert!(!engine.check_unblocked("bob", Action::Charge, &scope("CP-A")));
+    assert!(engine.check_unblocked("bob", Action::Charge, &scope("CP-B")));
+    assert!(!engine.check_unblocked("nobody", Action::Charge, &scope("CP-B")));
+}
+
+#[test]
+fn reach_within_holds_only_when_every_role_lies_in_the_subtree() {
+    let mut engine = card_estate();
+    assert!(engine.reach_within("ann", "site-a"));
+    assert!(!engine.reach_within("ann", "a1"), "site-a is above a1");
+    assert!(engine.reach_within("al", "site-a"));
+    assert!(engine.reach_within("al", "a1"));
+    assert!(!engine.reach_within("rita", "site-a"), "a root role");
+    assert!(
+        !engine.reach_within("gus", "site-a"),
+        "homed on site-a, role on root"
+    );
+    assert!(!engine.reach_within("bob", "site-a"));
+    assert!(engine.reach_within("bob", "root"));
+    assert!(!engine.reach_within("ann", "nowhere"));
+    engine.assign("al", "driver", "site-b").unwrap();
+    assert!(
+        !engine.reach_within("al", "site-a"),
+        "one role outside is enough"
+    );
+}

@@ -1,14 +1,21 @@
 //! `POST /api/v1/chargers/{id}/commands/{command}`: version-neutral operator commands,
 //! handed to [`crate::gate::send_command`] (the only way a command reaches a charger).
+//!
+//! A remote start charges a session to the card it names, so that card must be one the caller
+//! may see (its principal is visible to the caller: another tenant's card is unknown, 422)
+//! and one the engine lets `charge` at that charger (403); both refusals are audited.
 
 use axum::extract::State;
 use axum::Json;
 use voltgate_ocpp::{Command, CommandError};
+use voltgate_policy::{Action, Resource};
 
+use super::authorize::{refuse, visible, Target};
 use super::error::ApiError;
 use super::extract::{Caller, JsonValue, RequestId, StrictPath};
 use crate::gate::{self, CommandReply};
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
+use voltgate_policy::STATION_KIND;
 
 pub async fn send(
     State(state): State<SharedState>,
@@ -28,6 +35,9 @@ pub async fn send(
         ),
         other => ApiError::invalid_body(other.to_string()),
     })?;
+    if let Command::RemoteStart { id_token, .. } = &command {
+        check_remote_start_token(&state, &caller, &request_id, &charger_id, id_token).await?;
+    }
     let command = with_stored_token_type(&state, command).await?;
     let reply = gate::send_command(
         &state,
@@ -66,4 +76,69 @@ async fn with_stored_token_type(
         }
         other => Ok(other),
     }
+}
+
+/// Refuses a remote start whose card the caller may not use at `charger`. Only asked when the
+/// caller may send the command there at all; otherwise the gate refuses it (404 or 403)
+/// without revealing anything about the card.
+async fn check_remote_start_token(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    charger: &str,
+    id_token: &str,
+) -> Result<(), ApiError> {
+    let action = Action::CommandRemoteStart;
+    let station = Resource::Scope(charger.to_owned());
+    {
+        let engine = state.estate.engine();
+        let may_send = engine.scope_kind(charger) == Some(STATION_KIND)
+            && engine.check(&caller.id, action, &station);
+        if !may_send {
+            return Ok(());
+        }
+    }
+    let record = state.store.id_token(id_token).await?;
+    let owner = record
+        .map(|record| record.principal)
+        .filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));
+    let refusal = match owner {
+        None => Some((
+            ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_id_token",
+                format!("id token `{id_token}` is unknown"),
+            ),
+            "unknown_id_token",
+        )),
+        Some(principal)
+            if !state
+                .estate
+                .engine()
+                .check(&principal, Action::Charge, &station) =>
+        {
+            Some((
+                ApiError::forbidden(format!(
+                    "`{principal}`, who holds id token `{id_token}`, may not charge at charger `{charger}`"
+                )),
+                "refused",
+            ))
+        }
+        Some(_) => None,
+    };
+    let Some((error, outcome)) = refusal else {
+        return Ok(());
+    };
+    state.metrics.authz_decision(action.as_str(), false);
+    refuse(
+        state,
+        caller,
+        action.as_str(),
+        &crate::audit::scope_label(charger),
+        &error.message,
+        outcome,
+        request_id,
+    )
+    .await;
+    Err(error)
 }

@@ -1,6 +1,11 @@
 //! Read-only history: charging sessions (`/api/v1/transactions`) and the audit log
 //! (`/api/v1/audit`), each filtered to what the caller may see.
 //!
+//! A session's driver data (its principal and the card it was started with) is EV-driver
+//! personal data: it is shown only to a caller the engine lets `driver.view` that principal
+//! (or, for a card no principal known at that charger holds, `driver.view` at the charger),
+//! and to the driver itself; everyone else who may see the session gets both as `null`.
+//!
 //! Filtering happens after the store query, so a page is read with some headroom
 //! ([`SCAN_FACTOR`] times the requested size) and then cut to the requested size.
 
@@ -48,7 +53,7 @@ pub struct TransactionList {
 }
 
 /// Sessions on chargers where the caller has `transaction.view`, plus its own sessions
-/// where it has `transaction.view-own`; newest first.
+/// where it has `transaction.view-own`; newest first, driver data redacted (module docs).
 pub async fn transactions(
     State(state): State<SharedState>,
     caller: Caller,
@@ -74,6 +79,7 @@ pub async fn transactions(
         .into_iter()
         .filter(|t| may_view_transaction(&engine, &caller.id, t))
         .take(limit as usize)
+        .map(|t| redact_driver_data(&engine, &caller.id, t))
         .collect();
     Ok(Json(TransactionList { transactions }))
 }
@@ -83,6 +89,37 @@ fn may_view_transaction(engine: &Engine, caller: &str, t: &TransactionRecord) ->
     engine.check(caller, Action::TransactionView, &at)
         || (t.principal.as_deref() == Some(caller)
             && engine.check(caller, Action::TransactionViewOwn, &at))
+}
+
+/// Whether `caller` may read who charged in `t` and with which card.
+fn may_view_driver_data(engine: &Engine, caller: &str, t: &TransactionRecord) -> bool {
+    match t.principal.as_deref() {
+        Some(principal) => {
+            principal == caller
+                || engine.check(
+                    caller,
+                    Action::DriverView,
+                    &Resource::Principal(principal.to_owned()),
+                )
+        }
+        None => engine.check(
+            caller,
+            Action::DriverView,
+            &Resource::Scope(t.charger.clone()),
+        ),
+    }
+}
+
+fn redact_driver_data(
+    engine: &Engine,
+    caller: &str,
+    mut t: TransactionRecord,
+) -> TransactionRecord {
+    if !may_view_driver_data(engine, caller, &t) {
+        t.principal = None;
+        t.id_token = None;
+    }
+    t
 }
 
 #[derive(Debug, Deserialize)]

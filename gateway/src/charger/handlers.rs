@@ -8,9 +8,14 @@
 //! role engine's write lock.
 //!
 //! Id tokens (Authorize, StartTransaction, TransactionEvent) are decided by
-//! [`judge_id_token`]: unknown → Invalid, token or principal blocked → Blocked, expired →
-//! Expired, otherwise the role engine's `charge` action on the station decides Accepted or
-//! Invalid. Every decision is audited and counted. An accepted token's expiry goes back to the
+//! [`judge_id_token`]: unknown → Invalid; a token whose principal's roles would not let it
+//! charge at this station even unblocked (another tenant's card) → Invalid as well, with no
+//! expiry, no group and no principal, so the charger and the records of this station learn
+//! nothing an unknown card would not tell them; token or principal blocked → Blocked,
+//! expired → Expired, otherwise the role engine's `charge` action on the station decides
+//! Accepted or Invalid. Every decision is audited and counted. A session started with a
+//! token that was not accepted is stored closed at once (reason `DeAuthorized`): the charger
+//! was told to stop it, and it is not an open session of anybody. An accepted token's expiry goes back to the
 //! charger (1.6 `expiryDate`, 2.0.1 `cacheExpiryDateTime`) so its cache forgets it in time, and
 //! its group (1.6 `parentIdTag`, 2.0.1 `groupIdToken`) so the charger can let one member of a
 //! group stop another's session.
@@ -185,6 +190,7 @@ async fn start_transaction(
         started_at: timestamp.to_owned(),
     };
     let stored = store_start(ctx, &transaction).await?;
+    let stored = close_if_refused(ctx, stored, &decision).await?;
     if stored.stopped_at.is_none() {
         ctx.live.transaction_started(&stored.id.to_string());
     }
@@ -307,7 +313,13 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
         started_at: timestamp.to_owned(),
     };
     let stored = match event {
-        "Started" => store_start(ctx, &new).await?,
+        "Started" => {
+            let stored = store_start(ctx, &new).await?;
+            match &decision {
+                Some(decision) => close_if_refused(ctx, stored, decision).await?,
+                None => stored,
+            }
+        }
         _ => match ctx
             .state
             .store
@@ -343,6 +355,32 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
         Some(decision) => id_token_info(OcppVersion::V201, &decision),
         None => json!({}),
     })
+}
+
+/// Closes a session just started with a token that was not accepted: the charger has been
+/// told to end it, so it is not left open in anyone's records. A later stop from the charger
+/// keeps this one's values.
+async fn close_if_refused(
+    ctx: &CallContext<'_>,
+    stored: TransactionRecord,
+    decision: &TokenDecision,
+) -> Result<TransactionRecord, Reject> {
+    if decision.is_accepted() || stored.stopped_at.is_some() {
+        return Ok(stored);
+    }
+    let closed = ctx
+        .state
+        .store
+        .stop_transaction(
+            ctx.charger_id,
+            stored.id,
+            stored.meter_start,
+            &stored.started_at,
+            Some("DeAuthorized"),
+        )
+        .await
+        .map_err(|err| store_failed(ctx, "stop_transaction", &err))?;
+    Ok(closed.unwrap_or(stored))
 }
 
 async fn store_start(
@@ -453,27 +491,35 @@ pub(crate) struct TokenDecision {
 
 /// What the role engine says about a token's principal charging at this station.
 pub(crate) struct EngineView {
+    /// The principal's roles would let it charge here if it were not blocked
+    /// ([`voltgate_policy::Engine::check_unblocked`]); otherwise the token is, to this
+    /// station, unknown.
+    pub may_charge_here: bool,
     pub principal_blocked: bool,
     pub allowed: bool,
     pub reason: String,
 }
 
-/// The id-token decision table. `engine` is consulted only for a known, unblocked,
-/// unexpired token.
+/// The id-token decision table. `engine` is consulted only for a known token.
 pub(crate) fn judge_id_token(
     record: Option<&IdTokenRecord>,
     now: OffsetDateTime,
     engine: impl FnOnce(&str) -> EngineView,
 ) -> TokenDecision {
-    let Some(record) = record else {
-        return TokenDecision {
-            status: TokenStatus::Invalid,
-            principal: None,
-            reason: "the id token is unknown".to_owned(),
-            expires_at: None,
-            group: None,
-        };
+    let unknown = || TokenDecision {
+        status: TokenStatus::Invalid,
+        principal: None,
+        reason: "the id token is unknown".to_owned(),
+        expires_at: None,
+        group: None,
     };
+    let Some(record) = record else {
+        return unknown();
+    };
+    let view = engine(&record.principal);
+    if !view.may_charge_here {
+        return unknown();
+    }
     let decided = |status, reason: String| TokenDecision {
         status,
         principal: Some(record.principal.clone()),
@@ -494,7 +540,6 @@ pub(crate) fn judge_id_token(
             );
         }
     }
-    let view = engine(&record.principal);
     if view.principal_blocked {
         return decided(
             TokenStatus::Blocked,
@@ -545,13 +590,11 @@ async fn decide_id_token(
     let record = registered_as(record.as_ref().filter(|_| !pending), presented_type);
     let decision = {
         let engine = ctx.state.estate.engine();
+        let station = Resource::Scope(ctx.charger_id.to_owned());
         judge_id_token(record, OffsetDateTime::now_utc(), |principal| {
-            let explained = engine.explain(
-                principal,
-                Action::Charge,
-                &Resource::Scope(ctx.charger_id.to_owned()),
-            );
+            let explained = engine.explain(principal, Action::Charge, &station);
             EngineView {
+                may_charge_here: engine.check_unblocked(principal, Action::Charge, &station),
                 principal_blocked: engine.is_blocked(principal).unwrap_or(false),
                 allowed: explained.allowed,
                 reason: explained.reason,
@@ -692,6 +735,7 @@ mod tests {
                 "the engine is asked about the token's principal"
             );
             EngineView {
+                may_charge_here: true,
                 principal_blocked,
                 allowed,
                 reason: format!("engine says {allowed}"),
@@ -709,18 +753,19 @@ mod tests {
         assert_eq!(unknown.status, TokenStatus::Invalid);
         assert_eq!(unknown.principal, None);
 
-        let blocked = judge_id_token(Some(&token(true, None)), NOW, not_asked);
+        let blocked = judge_id_token(Some(&token(true, None)), NOW, engine(false, true));
         assert_eq!(blocked.status, TokenStatus::Blocked);
         assert_eq!(blocked.principal.as_deref(), Some("dave"));
 
         let expired = judge_id_token(
             Some(&token(false, Some("2024-05-01T11:59:59Z"))),
             NOW,
-            not_asked,
+            engine(false, true),
         );
         assert_eq!(expired.status, TokenStatus::Expired);
 
-        let unreadable_expiry = judge_id_token(Some(&token(false, Some("soon"))), NOW, not_asked);
+        let unreadable_expiry =
+            judge_id_token(Some(&token(false, Some("soon"))), NOW, engine(false, true));
         assert_eq!(
             unreadable_expiry.status,
             TokenStatus::Expired,
@@ -741,6 +786,34 @@ mod tests {
         let denied = judge_id_token(Some(&token(false, None)), NOW, engine(false, false));
         assert_eq!(denied.status, TokenStatus::Invalid);
         assert_eq!(denied.principal.as_deref(), Some("dave"));
+    }
+
+    #[test]
+    fn a_token_whose_principal_may_not_charge_here_is_an_unknown_one() {
+        let elsewhere = |_: &str| EngineView {
+            may_charge_here: false,
+            principal_blocked: false,
+            allowed: false,
+            reason: "dave holds no role here".into(),
+        };
+        let unknown = judge_id_token(None, NOW, not_asked);
+        for record in [
+            token(true, None),
+            token(false, Some("2024-05-01T11:59:59Z")),
+            IdTokenRecord {
+                group: Some("FLEET-1".into()),
+                ..token(false, Some("2024-06-01T00:00:00Z"))
+            },
+        ] {
+            let decision = judge_id_token(Some(&record), NOW, elsewhere);
+            assert_eq!(decision, unknown, "{record:?}");
+            for version in [OcppVersion::V16, OcppVersion::V201] {
+                assert_eq!(
+                    id_token_info(version, &decision),
+                    id_token_info(version, &unknown)
+                );
+            }
+        }
     }
 
     #[test]

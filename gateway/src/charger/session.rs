@@ -1159,7 +1159,10 @@ mod tests {
         assert_eq!(unknown.principal, "id-token:NOPE");
         assert!(!unknown.allowed);
         let erin = &audit[4].record;
-        assert_eq!(erin.principal, "erin");
+        assert_eq!(
+            erin.principal, "id-token:TAG-ERIN",
+            "a driver who may not charge here is not named in this station's records"
+        );
         assert_eq!(erin.outcome.as_deref(), Some("Invalid"));
         let dave = &audit[5].record;
         assert_eq!(dave.principal, "dave");
