@@ -66,9 +66,12 @@ hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 start_gateway() {
     local name=$1
-    echo "+ voltgate (for $name) --db sqlite::memory: --auto-register $SCOPE --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
+    # A load bench is a closed network: its simulated chargers register and are trusted at once.
+    local register="--auto-register $SCOPE --auto-register-trusted --auto-register-address-burst 1000000 --auto-register-total-burst 1000000"
+    echo "+ voltgate (for $name) --db sqlite::memory: $register --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
+    # shellcheck disable=SC2086
     VOLTGATE_LOG=warn taskset -c "$GW_CPU" "$GW" \
-        --db sqlite::memory: --admin-token "$TOKEN" --auto-register "$SCOPE" \
+        --db sqlite::memory: --admin-token "$TOKEN" $register \
         --ocpp-listen "127.0.0.1:$OCPP_PORT" --api-listen "127.0.0.1:$API_PORT" \
         --heartbeat-interval 60 ${GW_ARGS:-} >"$OUT/$name.gateway.log" 2>&1 &
     GW_PID=$!

@@ -64,6 +64,7 @@ fn fixture() -> &'static Fixture {
                 command_timeout: std::time::Duration::from_millis(10),
                 max_frame_bytes: 65536,
                 auto_register: None,
+                auto_register_trusted: false,
                 ocpp_path_prefix: "/ocpp".to_owned(),
                 default_security_profile: 0,
                 ocpp_tls: false,

@@ -257,6 +257,21 @@ pub struct ServeArgs {
           default_value = DEFAULT_AUTO_REGISTER_REFILL, value_parser = parse_duration)]
     pub auto_register_refill: Duration,
 
+    /// Trust auto-registered chargers at once instead of holding them pending until an
+    /// operator approves them. Only for closed networks and load benches: any client that can
+    /// reach the charger listener then gets a trusted charger.
+    #[arg(
+        long,
+        env = "VOLTGATE_AUTO_REGISTER_TRUSTED",
+        value_name = "BOOL",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub auto_register_trusted: bool,
+
     /// Address for chargers over TLS (wss://, OCPP security profiles 2 and 3); needs
     /// --tls-cert and --tls-key.
     #[arg(long, env = "VOLTGATE_OCPP_TLS_LISTEN", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
@@ -341,6 +356,7 @@ impl ServeArgs {
             command_timeout: self.command_timeout,
             max_frame_bytes: self.max_frame_bytes,
             auto_register: self.auto_register.clone(),
+            auto_register_trusted: self.auto_register_trusted,
             ocpp_path_prefix: self.ocpp_path_prefix.clone(),
             default_security_profile: self.default_security_profile,
             ocpp_tls: self.ocpp_tls_listen.is_some(),
@@ -379,6 +395,7 @@ impl ServeArgs {
             auto_register_address_burst: crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST,
             auto_register_total_burst: crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST,
             auto_register_refill: crate::throttle::DEFAULT_REGISTRATION_REFILL,
+            auto_register_trusted: false,
             ocpp_tls_listen: None,
             tls_cert: None,
             tls_key: None,

@@ -78,6 +78,8 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     /// Unknown chargers are created under this scope instead of being refused.
     pub auto_register: Option<String>,
+    /// Auto-registered chargers are trusted at once rather than held pending approval.
+    pub auto_register_trusted: bool,
     /// Chargers connect to `{ocpp_path_prefix}/{id}`.
     pub ocpp_path_prefix: String,
     /// OCPP security profile given to auto-registered chargers.
@@ -321,6 +323,7 @@ pub mod testing {
             command_timeout: TEST_COMMAND_TIMEOUT,
             max_frame_bytes: 65536,
             auto_register: None,
+            auto_register_trusted: false,
             ocpp_path_prefix: "/ocpp".to_owned(),
             default_security_profile: 0,
             ocpp_tls: false,

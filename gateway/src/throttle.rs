@@ -91,7 +91,13 @@ pub struct AuthGuard {
     pub passwords: VerifiedPasswords,
     /// Chargers auto-registered per address and in total.
     pub registrations: RegistrationLimit,
+    /// Slow password verifications running at once; more wait, so a storm of handshakes with
+    /// unknown passwords queues instead of occupying every blocking thread (and its memory).
+    pub password_checks: tokio::sync::Semaphore,
 }
+
+/// How many charger password verifications (Argon2id) run at once per gateway.
+const PASSWORD_CHECKS_AT_ONCE: usize = 4;
 
 impl AuthGuard {
     /// Guards with the default limits.
@@ -121,6 +127,7 @@ impl AuthGuard {
                 DEFAULT_REGISTRATION_TOTAL_BURST,
                 DEFAULT_REGISTRATION_REFILL,
             ),
+            password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
     }
 

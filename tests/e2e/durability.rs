@@ -25,6 +25,27 @@ async fn acknowledged_state_survives_sigkill() {
         .unwrap()
         .expect(201);
     let ops_token = admin.token_for("ops").await.unwrap();
+    // A driver of site-a whose card may charge at CP-DUR: a refused card's session would be
+    // stored closed at once and say nothing about the stop below.
+    admin
+        .post(
+            "/api/v1/roles",
+            json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .principal("dina", "driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("dina", "site-driver", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
 
     let mut charger = Charger::connect(&gateway.ocpp_url, "CP-DUR", &["ocpp1.6"])
         .await
@@ -33,7 +54,7 @@ async fn acknowledged_state_survives_sigkill() {
     let started = charger
         .call_ok(
             "StartTransaction",
-            json!({"connectorId": 1, "idTag": "ANY", "meterStart": 7,
+            json!({"connectorId": 1, "idTag": "DINA-1", "meterStart": 7,
                    "timestamp": "2026-11-25T10:00:00Z"}),
         )
         .await

@@ -76,10 +76,6 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Slow password verifications running at once; more wait, so a storm of handshakes with
-/// unknown passwords queues instead of occupying every blocking thread (and its memory).
-static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-
 /// How a connection reached the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -718,7 +714,7 @@ async fn check_password(
         Some(ip) => Some(state.auth_guard.chargers.verifying(ip, charger_id).await),
         None => None,
     };
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+    let Ok(_permit) = state.auth_guard.password_checks.acquire().await else {
         return unchecked;
     };
     // An unknown id is checked against a hash of nothing, so it takes as long as a known one.
@@ -867,7 +863,7 @@ async fn auto_register(
     .await;
     // Only a charger that proved who it is (a profile 3 certificate) is trusted at once; the
     // others wait for an operator's approval before the engine decides their cards.
-    let pending = security_profile == 0;
+    let pending = security_profile == 0 && !state.settings.auto_register_trusted;
     let result = match result {
         Ok(()) if pending => state
             .store

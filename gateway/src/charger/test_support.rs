@@ -25,6 +25,7 @@ pub fn settings() -> Settings {
         command_timeout: Duration::from_secs(5),
         max_frame_bytes: 4096,
         auto_register: None,
+        auto_register_trusted: false,
         ocpp_path_prefix: "/ocpp".to_owned(),
         default_security_profile: 0,
         ocpp_tls: false,
