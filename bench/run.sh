@@ -85,6 +85,16 @@ start_gateway() {
     # the scope auto-registered chargers land in ("site" is a kind of the default preset)
     curl -sS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
         -d "{\"id\":\"$SCOPE\",\"kind\":\"site\",\"parent\":\"root\"}" "http://127.0.0.1:$API_PORT/api/v1/scopes"
+    # the simulator's drivers and remote starts use the card SIM-TAG: a driver of that scope
+    # who may charge there holds it (a remote start must name a card that may charge)
+    api_post() {
+        curl -sS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+            -d "$2" "http://127.0.0.1:$API_PORT/api/v1/$1"
+    }
+    api_post roles '{"id":"sim-driver","permissions":["charge-at-sites"]}'
+    api_post principals "{\"id\":\"sim-driver\",\"kind\":\"driver\",\"home_scope\":\"$SCOPE\"}"
+    api_post assignments "{\"principal\":\"sim-driver\",\"role\":\"sim-driver\",\"scope\":\"$SCOPE\"}"
+    api_post principals/sim-driver/id-tokens '{"id_token":"SIM-TAG"}'
     echo "gateway pid $GW_PID, rss $(rss_kib "$GW_PID") KiB" >&2
 }
 

@@ -645,7 +645,13 @@ async fn ten_thousand_chargers_drop_at_once_and_all_reconnect() {
         GatewayOptions::preset("connect")
             .db("sqlite::memory:")
             .arg("--auto-register")
-            .arg("storm"),
+            .arg("storm")
+            // A closed bench: every simulated charger registers and is trusted at once.
+            .arg("--auto-register-trusted")
+            .arg("--auto-register-address-burst")
+            .arg("1000000")
+            .arg("--auto-register-total-burst")
+            .arg("1000000"),
     )
     .unwrap();
     gateway

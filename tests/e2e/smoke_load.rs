@@ -15,12 +15,44 @@ async fn two_thousand_chargers_lose_nothing() {
             .db("sqlite::memory:")
             .arg("--auto-register")
             .arg("smoke")
+            // A closed bench: every simulated charger registers and is trusted at once.
+            .arg("--auto-register-trusted")
+            .arg("--auto-register-address-burst")
+            .arg("1000000")
+            .arg("--auto-register-total-burst")
+            .arg("1000000")
             .arg("--local-auth-lists"),
     )
     .unwrap();
     gateway
         .api()
         .scope("smoke", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    // The simulator's drivers and remote starts use the card SIM-TAG, held by a driver who
+    // may charge in the scope (a remote start must name a card that may charge there).
+    let admin = gateway.api();
+    admin
+        .post(
+            "/api/v1/roles",
+            serde_json::json!({"id": "sim-driver", "permissions": ["charge-at-sites"]}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .principal("sim-driver", "driver", "smoke")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("sim-driver", "sim-driver", "smoke")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .id_token("sim-driver", "SIM-TAG")
         .await
         .unwrap()
         .expect(201);
