@@ -21,6 +21,7 @@ use voltgate_policy::{Action, Resource};
 
 use crate::audit;
 use crate::charger::CallFailure;
+use crate::decision::{decide, Decided};
 use crate::state::AppState;
 use voltgate_policy::STATION_KIND;
 
@@ -107,68 +108,34 @@ pub async fn send_command(
     request_id: Option<&str>,
 ) -> Result<CommandReply, GateError> {
     let action_name = command.engine_action();
-    let resource = Resource::Scope(charger_id.to_owned());
-    let decision = {
-        let engine = state.estate.engine();
-        let is_charger = engine.scope_kind(charger_id) == Some(STATION_KIND);
-        if is_charger && engine.can_see(principal, &resource) {
-            let action = action_name.parse::<Action>().ok();
-            Some(action.map(|action| engine.explain(principal, action, &resource)))
-        } else {
-            None
-        }
-    };
-    let Some(decision) = decision else {
-        state.metrics.authz_decision(action_name, false);
-        let reason =
-            format!("charger `{charger_id}` does not exist or is not visible to `{principal}`");
-        audit::record(
-            state,
-            audit::entry(
-                principal,
-                action_name,
-                &audit::scope_label(charger_id),
-                false,
-                &reason,
-                Some("not_found".into()),
-                request_id,
-            ),
-        )
-        .await;
-        return Err(GateError::NotFound(charger_id.to_owned()));
-    };
-    let Some(decision) = decision else {
+    let Ok(action) = action_name.parse::<Action>() else {
         return Err(GateError::Translation(format!(
             "`{action_name}` is not a role-engine action"
         )));
     };
-    state.metrics.authz_decision(action_name, decision.allowed);
-    if !decision.allowed {
-        audit::record(
-            state,
-            audit::entry(
-                principal,
-                action_name,
-                &audit::scope_label(charger_id),
-                false,
-                &decision.reason,
-                Some("refused".into()),
-                request_id,
-            ),
-        )
-        .await;
-        return Err(GateError::Forbidden {
-            reason: decision.reason,
-        });
-    }
+    let resource = Resource::Scope(charger_id.to_owned());
+    let visible = {
+        let engine = state.estate.engine();
+        engine.scope_kind(charger_id) == Some(STATION_KIND) && engine.can_see(principal, &resource)
+    };
+    let label = audit::scope_label(charger_id);
+    let reason = match decide(
+        state, principal, action, &resource, visible, &label, request_id,
+    )
+    .await
+    {
+        Decided::Allowed { reason } => reason,
+        Decided::Hidden => return Err(GateError::NotFound(charger_id.to_owned())),
+        Decided::Refused { reason } => return Err(GateError::Forbidden { reason }),
+    };
     record_and_deliver(
         state,
         audit::entry(
             principal,
             action_name,
-            &audit::scope_label(charger_id),
+            &label,
             true,
-            &decision.reason,
+            &reason,
             None,
             request_id,
         ),

@@ -17,6 +17,7 @@ pub mod api;
 pub mod audit;
 pub mod charger;
 pub mod config;
+pub mod decision;
 pub mod gate;
 pub mod lifecycle;
 pub mod local_list;

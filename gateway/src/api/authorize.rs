@@ -11,6 +11,7 @@ use voltgate_policy::{Action, Resource};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId};
 use crate::audit;
+use crate::decision::{decide, Decided};
 use crate::state::AppState;
 use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
@@ -117,56 +118,28 @@ pub async fn authorize(
     request_id: &RequestId,
 ) -> Result<Grant, ApiError> {
     let resource = target.resource();
-    let decision = {
-        let engine = state.estate.engine();
-        if sees(&engine, caller, target) {
-            Some(engine.explain(&caller.id, action, &resource))
-        } else {
-            None
-        }
-    };
-    let action_name = action.as_str().to_owned();
+    let visible = sees(&state.estate.engine(), caller, target);
     let label = target.label();
-    match decision {
-        None => {
-            state.metrics.authz_decision(&action_name, false);
-            let reason = format!("{label} does not exist or is not visible to {}", caller.id);
-            refuse(
-                state,
-                caller,
-                &action_name,
-                &label,
-                &reason,
-                "not_found",
-                request_id,
-            )
-            .await;
-            Err(target.not_found())
-        }
-        Some(decision) if !decision.allowed => {
-            state.metrics.authz_decision(&action_name, false);
-            refuse(
-                state,
-                caller,
-                &action_name,
-                &label,
-                &decision.reason,
-                "refused",
-                request_id,
-            )
-            .await;
-            Err(ApiError::forbidden(decision.reason))
-        }
-        Some(decision) => {
-            state.metrics.authz_decision(&action_name, true);
-            Ok(Grant {
-                principal: caller.id.clone(),
-                action: action_name,
-                resource: label,
-                reason: decision.reason,
-                request_id: request_id.0.clone(),
-            })
-        }
+    match decide(
+        state,
+        &caller.id,
+        action,
+        &resource,
+        visible,
+        &label,
+        Some(request_id.as_str()),
+    )
+    .await
+    {
+        Decided::Allowed { reason } => Ok(Grant {
+            principal: caller.id.clone(),
+            action: action.as_str().to_owned(),
+            resource: label,
+            reason,
+            request_id: request_id.0.clone(),
+        }),
+        Decided::Hidden => Err(target.not_found()),
+        Decided::Refused { reason } => Err(ApiError::forbidden(reason)),
     }
 }
 
@@ -214,17 +187,14 @@ pub async fn refuse(
     outcome: &str,
     request_id: &RequestId,
 ) {
-    audit::record(
+    crate::decision::refuse(
         state,
-        audit::entry(
-            &caller.id,
-            action,
-            resource,
-            false,
-            reason,
-            Some(outcome.to_owned()),
-            Some(request_id.as_str()),
-        ),
+        &caller.id,
+        action,
+        resource,
+        reason,
+        outcome,
+        Some(request_id.as_str()),
     )
     .await;
 }
