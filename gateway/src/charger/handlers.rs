@@ -586,6 +586,27 @@ pub(crate) async fn find_id_token(
     }
 }
 
+/// Warns, once at start, of each stored id token not in its normal form: a row migration 0007
+/// left as it was because another row has the same normal form, or because the rule refuses it.
+/// The warning names the principal, not the card, so the log carries no card numbers.
+pub(crate) async fn warn_unnormalised_id_tokens(store: &dyn Store) -> Result<(), StoreError> {
+    for record in store.id_tokens().await? {
+        match voltgate_ocpp::normalize_id_token(&record.id_token) {
+            Ok(normal) if normal == record.id_token => {}
+            Ok(_) => tracing::warn!(
+                principal = %record.principal,
+                "an id token of this principal has the case-insensitive form of another stored token; both match only their exact text until one is deleted"
+            ),
+            Err(err) => tracing::warn!(
+                principal = %record.principal,
+                rule = %err,
+                "an id token of this principal breaks the id token rule; it matches only its exact text"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Decides an id token for this station, audits and counts the decision. `presented_type` is
 /// the 2.0.1 `IdTokenEnumType` the charger sent (`None` on 1.6).
 async fn decide_id_token(
