@@ -72,6 +72,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| "cannot open the store (--db)")?;
     let mut engine = voltgate_estate::load_engine(store.as_ref(), preset).await?;
+    charger::handlers::warn_unnormalised_id_tokens(store.as_ref()).await?;
     engine.set_scope_limits(config.scope_limits());
     let admin_token =
         state::bootstrap_admin(store.as_ref(), &mut engine, config.admin_token.as_deref()).await?;

@@ -16,6 +16,7 @@ mod frames;
 mod handshake;
 mod handshake_security;
 mod hostile_api;
+mod id_token_normalisation;
 mod keepalive;
 mod lifecycle;
 mod local_lists;

@@ -101,6 +101,42 @@ pub const ID_TOKEN_TYPES: [&str; 8] = [
 /// lists, remote starts): most tokens are RFID cards.
 pub const DEFAULT_ID_TOKEN_TYPE: &str = "ISO14443";
 
+/// Why a text is not an id token: see [`normalize_id_token`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdTokenError {
+    #[error("an id token must not be empty")]
+    Empty,
+    #[error("an id token is at most {MAX_ID_TOKEN} characters long")]
+    TooLong,
+    #[error("an id token must not contain whitespace inside it")]
+    InnerWhitespace,
+    #[error("an id token must be printable ASCII (no accented, full-width or control characters)")]
+    NotAscii,
+}
+
+/// The one form an id token is stored, looked up and sent to chargers in. OCPP id tokens are
+/// case-insensitive identifier strings (1.6 `CiString20Type`, 2.0.1 `identifierString`), so
+/// `SAME01`, `same01` and ` SAME01 ` are one card: surrounding whitespace goes and ASCII
+/// letters become upper case. Texts that would look like a card but compare differently are
+/// refused rather than guessed at: whitespace inside, and anything outside printable ASCII
+/// (a full-width `ＳＡＭＥ０１` is not `SAME01`).
+pub fn normalize_id_token(text: &str) -> Result<String, IdTokenError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(IdTokenError::Empty);
+    }
+    if trimmed.chars().any(char::is_whitespace) {
+        return Err(IdTokenError::InnerWhitespace);
+    }
+    if !trimmed.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(IdTokenError::NotAscii);
+    }
+    if trimmed.len() > MAX_ID_TOKEN {
+        return Err(IdTokenError::TooLong);
+    }
+    Ok(trimmed.to_ascii_uppercase())
+}
+
 /// Configuration keys that set how a charger authenticates or where and how it connects:
 /// changing them needs the `charger.security` action, not `command.change-configuration`.
 /// 1.6: `AuthorizationKey` and `SecurityProfile` (Security Whitepaper), the whitepaper's

@@ -13,6 +13,7 @@
 //!   readings above `i32`, sampled values beyond `Decimal`'s range); see [`views`].
 //! - [`responses`]: builders for the CALLRESULTs the gateway answers with.
 //! - [`Command`]: version-neutral operator commands and their translation into CALLs.
+//! - [`normalize_id_token`]: the one stored and compared form of an id token.
 //! - [`password`]: the charger Basic-auth password rules of each version, and the hex form a
 //!   1.6 `AuthorizationKey` carries.
 //!
@@ -36,8 +37,9 @@ pub use actions::{
     CHARGER_ACTIONS_V201,
 };
 pub use command::{
-    is_security_key, local_list_item, response_status, Command, CommandError, LocalListEntry,
-    LocalTokenInfo, OutgoingCall, COMMAND_NAMES, DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES,
+    is_security_key, local_list_item, normalize_id_token, response_status, Command, CommandError,
+    IdTokenError, LocalListEntry, LocalTokenInfo, OutgoingCall, COMMAND_NAMES,
+    DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

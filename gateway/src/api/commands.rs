@@ -13,6 +13,7 @@ use voltgate_policy::{Action, Resource};
 use super::authorize::{refuse, visible, Target};
 use super::error::ApiError;
 use super::extract::{Caller, JsonValue, RequestId, StrictPath};
+use crate::charger::handlers::find_id_token;
 use crate::gate::{self, CommandReply};
 use crate::state::{AppState, SharedState};
 use voltgate_policy::STATION_KIND;
@@ -50,7 +51,7 @@ pub async fn send(
     Ok(Json(reply))
 }
 
-/// A remote start carries the type its id token is stored with, so a 2.0.1 charger starts
+/// A remote start carries its id token in the stored form and the type it is stored with, so a 2.0.1 charger starts
 /// (and reports back) the token as the type the gateway recognises it by; a token stored
 /// without a type, or not stored, goes as [`voltgate_ocpp::DEFAULT_ID_TOKEN_TYPE`].
 async fn with_stored_token_type(
@@ -63,15 +64,11 @@ async fn with_stored_token_type(
             id_token,
             token_type: None,
         } => {
-            let token_type = state
-                .store
-                .id_token(&id_token)
-                .await?
-                .and_then(|record| record.token_type);
+            let record = find_id_token(state.store.as_ref(), &id_token).await?;
             Ok(Command::RemoteStart {
                 connector,
-                id_token,
-                token_type,
+                id_token: record.as_ref().map_or(id_token, |r| r.id_token.clone()),
+                token_type: record.and_then(|record| record.token_type),
             })
         }
         other => Ok(other),
@@ -98,7 +95,7 @@ async fn check_remote_start_token(
             return Ok(());
         }
     }
-    let record = state.store.id_token(id_token).await?;
+    let record = find_id_token(state.store.as_ref(), id_token).await?;
     let owner = record
         .map(|record| record.principal)
         .filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));

@@ -16,6 +16,7 @@ use super::authorize::{authorize, grant, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath};
 use crate::audit;
+use crate::charger::handlers::find_id_token;
 use crate::state::{hash_token, new_api_token, new_token_id, SharedState};
 
 /// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
@@ -351,7 +352,8 @@ pub async fn add_id_token(
     StrictPath(id): StrictPath<String>,
     StrictJson(body): StrictJson<NewIdToken>,
 ) -> Result<(StatusCode, Json<IdTokenView>), ApiError> {
-    check_id_token_text("id_token", &body.id_token)?;
+    let id_token = voltgate_ocpp::normalize_id_token(&body.id_token)
+        .map_err(|err| ApiError::invalid_body(format!("id_token: {err}")))?;
     if let Some(group) = &body.group {
         check_id_token_text("group", group)?;
     }
@@ -374,7 +376,7 @@ pub async fn add_id_token(
     )
     .await?;
     let record = IdTokenRecord {
-        id_token: body.id_token,
+        id_token,
         principal: id,
         blocked: false,
         expires_at: body.expires_at,
@@ -660,7 +662,7 @@ pub async fn change_id_token(
     if let Some(Some(token_type)) = &body.token_type {
         check_id_token_type(token_type)?;
     }
-    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
     let result = update_id_token(&state, &token, |record| {
         if let Some(blocked) = body.blocked {
             record.blocked = blocked;
@@ -707,7 +709,7 @@ async fn set_id_token_blocked(
     token: String,
     blocked: bool,
 ) -> Result<Json<IdTokenView>, ApiError> {
-    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
     let result = update_id_token(&state, &token, |record| record.blocked = blocked).await;
     grant.finish_with(&state, result).await
 }
@@ -719,7 +721,7 @@ pub async fn delete_id_token(
     request_id: RequestId,
     StrictPath(token): StrictPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let grant = id_token_grant(&state, &caller, &request_id, &token).await?;
+    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
     let result = match state.estate.delete_id_token(&token).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(id_token_not_found(&token)),
@@ -732,17 +734,22 @@ fn id_token_not_found(token: &str) -> ApiError {
     ApiError::not_found(format!("id token `{token}` not found"))
 }
 
-/// `id-token.edit` on the principal the token belongs to. An unknown token is a 404 that
-/// looks exactly like a token of a principal the caller cannot see.
+/// `id-token.edit` on the principal the token belongs to, and the token as stored (the URL
+/// may name it in any case, see [`find_id_token`]). An unknown token is a 404 that looks
+/// exactly like a token of a principal the caller cannot see.
 async fn id_token_grant(
     state: &SharedState,
     caller: &Caller,
     request_id: &RequestId,
     token: &str,
-) -> Result<super::authorize::Grant, ApiError> {
-    let Some(record) = state.store.id_token(token).await? else {
-        return Err(id_token_not_found(token));
+) -> Result<(super::authorize::Grant, String), ApiError> {
+    let Some(record) = find_id_token(state.store.as_ref(), token).await? else {
+        return Err(match voltgate_ocpp::normalize_id_token(token) {
+            Ok(_) => id_token_not_found(token),
+            Err(err) => ApiError::invalid_body(format!("id token in the path: {err}")),
+        });
     };
+    let stored = record.id_token;
     authorize(
         state,
         caller,
@@ -751,6 +758,7 @@ async fn id_token_grant(
         request_id,
     )
     .await
+    .map(|grant| (grant, stored))
     .map_err(|err| {
         if err.status == StatusCode::NOT_FOUND {
             id_token_not_found(token)

@@ -29,7 +29,9 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use voltgate_ocpp::{unhandled_action_code, ErrorCode, OcppVersion};
 use voltgate_policy::{Action, Resource};
-use voltgate_store::{BootRecord, IdTokenRecord, NewTransaction, StoreError, TransactionRecord};
+use voltgate_store::{
+    BootRecord, IdTokenRecord, NewTransaction, Store, StoreError, TransactionRecord,
+};
 
 use super::live::{now_rfc3339, BootInfo, LiveCell};
 use crate::audit;
@@ -567,6 +569,44 @@ pub(crate) fn registered_as<'a>(
     })
 }
 
+/// The stored token a charger or an operator names. Tokens are stored in the form
+/// [`voltgate_ocpp::normalize_id_token`] gives, so `same01` finds `SAME01`. A row stored before
+/// that rule and left as it was (migration 0007 keeps both rows of a collision, and rows the rule
+/// refuses) is still found by its exact text, which is tried first.
+pub(crate) async fn find_id_token(
+    store: &dyn Store,
+    text: &str,
+) -> Result<Option<IdTokenRecord>, StoreError> {
+    if let Some(record) = store.id_token(text).await? {
+        return Ok(Some(record));
+    }
+    match voltgate_ocpp::normalize_id_token(text) {
+        Ok(stored) if stored != text => store.id_token(&stored).await,
+        _ => Ok(None),
+    }
+}
+
+/// Warns, once at start, of each stored id token not in its normal form: a row migration 0007
+/// left as it was because another row has the same normal form, or because the rule refuses it.
+/// The warning names the principal, not the card, so the log carries no card numbers.
+pub(crate) async fn warn_unnormalised_id_tokens(store: &dyn Store) -> Result<(), StoreError> {
+    for record in store.id_tokens().await? {
+        match voltgate_ocpp::normalize_id_token(&record.id_token) {
+            Ok(normal) if normal == record.id_token => {}
+            Ok(_) => tracing::warn!(
+                principal = %record.principal,
+                "an id token of this principal has the case-insensitive form of another stored token; both match only their exact text until one is deleted"
+            ),
+            Err(err) => tracing::warn!(
+                principal = %record.principal,
+                rule = %err,
+                "an id token of this principal breaks the id token rule; it matches only its exact text"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Decides an id token for this station, audits and counts the decision. `presented_type` is
 /// the 2.0.1 `IdTokenEnumType` the charger sent (`None` on 1.6).
 async fn decide_id_token(
@@ -574,10 +614,7 @@ async fn decide_id_token(
     token: &str,
     presented_type: Option<&str>,
 ) -> Result<TokenDecision, Reject> {
-    let record = ctx
-        .state
-        .store
-        .id_token(token)
+    let record = find_id_token(ctx.state.store.as_ref(), token)
         .await
         .map_err(|err| store_failed(ctx, "id_token", &err))?;
     // A charger auto-registration left pending is told every card is unknown until approved.

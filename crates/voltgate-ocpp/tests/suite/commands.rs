@@ -1031,3 +1031,28 @@ fn security_keys_need_the_security_action() {
         );
     }
 }
+
+#[test]
+fn an_id_token_has_one_form_whatever_its_case_and_surrounding_space() {
+    use voltgate_ocpp::{normalize_id_token, IdTokenError};
+    for same in ["SAME01", "same01", "Same01", " SAME01 ", "\tsame01\n"] {
+        assert_eq!(
+            normalize_id_token(same).as_deref(),
+            Ok("SAME01"),
+            "{same:?}"
+        );
+    }
+    assert_eq!(normalize_id_token(&"a".repeat(36)), Ok("A".repeat(36)));
+    for (text, error) in [
+        ("", IdTokenError::Empty),
+        ("   ", IdTokenError::Empty),
+        ("SAME 01", IdTokenError::InnerWhitespace),
+        ("SAME\t01", IdTokenError::InnerWhitespace),
+        ("ＳＡＭＥ０１", IdTokenError::NotAscii),
+        ("SAMÉ01", IdTokenError::NotAscii),
+        ("SAME\u{0}01", IdTokenError::NotAscii),
+        (&"A".repeat(37), IdTokenError::TooLong),
+    ] {
+        assert_eq!(normalize_id_token(text), Err(error), "{text:?}");
+    }
+}

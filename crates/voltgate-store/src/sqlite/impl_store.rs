@@ -1023,4 +1023,79 @@ mod tests {
         reopened.put_id_token(&typed).await.unwrap();
         assert_eq!(reopened.id_token("NEW-CARD").await.unwrap(), Some(typed));
     }
+
+    /// Migration 0007 puts stored id tokens into their one form (trimmed, upper case) unless
+    /// that would merge two rows, or the rule refuses the text: those stay as they were.
+    #[tokio::test]
+    async fn stored_id_tokens_take_their_normal_form_unless_two_would_collide() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voltgate.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        for id in ["driver-1", "driver-2"] {
+            store
+                .put_principal(&PrincipalRecord {
+                    id: id.to_owned(),
+                    kind: "driver".to_owned(),
+                    home_scope: "org".to_owned(),
+                    name: "Driver".to_owned(),
+                    blocked: false,
+                })
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        drop(store);
+
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 7")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (token, principal) in [
+            ("lower01", "driver-1"),
+            (" PAD01 ", "driver-1"),
+            ("SAME01", "driver-1"),
+            ("same01", "driver-2"),
+            ("twin01", "driver-1"),
+            ("TWIN01 ", "driver-2"),
+            ("IN SIDE", "driver-1"),
+            ("ｗｉｄｅ", "driver-1"),
+        ] {
+            sqlx::query("INSERT INTO id_tokens (id_token, principal) VALUES (?, ?)")
+                .bind(token)
+                .bind(principal)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        let mut stored: Vec<(String, String)> = reopened
+            .id_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.id_token, t.principal))
+            .collect();
+        stored.sort();
+        let expected = [
+            ("IN SIDE", "driver-1"),
+            ("LOWER01", "driver-1"),
+            ("PAD01", "driver-1"),
+            ("SAME01", "driver-1"),
+            ("TWIN01 ", "driver-2"),
+            ("same01", "driver-2"),
+            ("twin01", "driver-1"),
+            ("ｗｉｄｅ", "driver-1"),
+        ]
+        .map(|(t, p)| (t.to_owned(), p.to_owned()));
+        assert_eq!(stored, expected);
+    }
 }
