@@ -25,7 +25,6 @@ mod passwords;
 mod role_models;
 mod secrets;
 mod security_profiles;
-mod smoke_load;
 mod third_party;
 
 use std::time::Duration;
