@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh machine: installs what the suite needs beside Rust (the
 # deployment checkers, and the third-party OCPP implementation the interoperability tests use:
 # the Python `ocpp` package, into a virtualenv under target/), then runs every Rust test in the
-# workspace.
+# workspace, the load tests last and one at a time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -34,4 +34,7 @@ export VOLTGATE_TEST_PYTHON="$venv/bin/python"
 # they drive. --locked: their lock file must follow the workspace's.
 cargo check --quiet --locked --manifest-path fuzz/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-$root/target}" --bins
 
+# Arguments are cargo's (e.g. --release), not the test harness's.
 cargo test --workspace "$@"
+# The load tests (tests/load/) each fill the machine: after everything else, one at a time.
+cargo test -p voltgate-tests --test load "$@" -- --test-threads=1

@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod local_list;
 pub mod logging;
 pub mod metrics;
+pub mod open_files;
 pub mod policy_cli;
 pub mod state;
 pub mod throttle;

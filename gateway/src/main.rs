@@ -54,6 +54,7 @@ fn serve(config: ServeConfig) -> ExitCode {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
     }
+    voltgate::open_files::raise_and_log();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

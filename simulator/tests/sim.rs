@@ -163,7 +163,16 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
             s.per_command.keys()
         );
     }
-    assert!(s.command_latency.as_ref().is_some_and(|p| p.p50_ms < 100.0));
+    // Every answered command is timed (counted, not bounded: a busy machine is slow, not wrong).
+    let latency = s
+        .command_latency
+        .as_ref()
+        .expect("command latency recorded");
+    assert_eq!(latency.count, s.counters.commands_ok, "{latency:?}");
+    assert!(
+        latency.p50_ms > 0.0 && latency.p50_ms <= latency.max_ms,
+        "{latency:?}"
+    );
     assert!(
         s.counters.calls_received >= s.counters.commands_sent,
         "each command reached a charger"

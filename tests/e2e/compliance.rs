@@ -1,6 +1,8 @@
 //! Answers the OCPP compliance test cases check: a 2.0.1 remote start names the id token's
 //! stored type (TC_F_01_CSMS, TC_F_02_CSMS), and a 1.6 StopTransaction that carries an idTag
-//! gets that tag's current status back.
+//! gets that tag's current status back; a charger's DataTransfer with `data` gets the gateway's
+//! one defined answer, `UnknownVendorId` (no vendor extension is known), with nothing echoed, and
+//! 1.6 `data` that is not a string a TypeConstraintViolation.
 
 use std::time::Duration;
 
@@ -200,4 +202,52 @@ async fn a_1_6_stop_with_an_id_tag_reports_its_current_status() {
         .await
         .unwrap();
     assert_eq!(stopped, json!({}));
+}
+
+#[tokio::test]
+async fn a_charger_data_transfer_with_data_gets_unknown_vendor_and_nothing_more() {
+    let estate = Estate::new(&[]).await;
+    let text = json!("opaque vendor text");
+    let structured = json!({"nested": {"meter": [1, 2, 3]}, "flag": true});
+    // 1.6 types `data` as a string; 2.0.1 takes any JSON value.
+    for (id, subprotocol, accepted) in [
+        ("CP-DT-16", "ocpp1.6", vec![text.clone()]),
+        (
+            "CP-DT-201",
+            "ocpp2.0.1",
+            vec![text.clone(), structured.clone()],
+        ),
+    ] {
+        let mut charger = estate.charger(id, subprotocol).await;
+        for data in accepted {
+            let answer = charger
+                .call_ok(
+                    "DataTransfer",
+                    json!({"vendorId": "com.example", "messageId": "probe", "data": data}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                answer,
+                json!({"status": "UnknownVendorId"}),
+                "{subprotocol}: the data is neither echoed nor acted on"
+            );
+        }
+        if subprotocol == "ocpp1.6" {
+            let refused = charger
+                .call_ok(
+                    "DataTransfer",
+                    json!({"vendorId": "com.example", "data": structured.clone()}),
+                )
+                .await
+                .expect_err("1.6 data must be a string")
+                .to_string();
+            assert!(
+                refused.contains("TypeConstraintViolation") && refused.contains("/data"),
+                "{refused}"
+            );
+        }
+        let beat = charger.call_ok("Heartbeat", json!({})).await.unwrap();
+        assert!(beat["currentTime"].is_string(), "{beat}");
+    }
 }

@@ -1,15 +1,16 @@
 //! Hostile chargers and overload: traffic the frame table in `frames.rs` does not cover (stray
 //! answers, duplicate ids, overlapping CALLs, deep nesting, ping floods, huge and invalid
 //! frames, handshakes that never finish, chargers that never read), commands far past the
-//! per-charger queue, CALL floods from many chargers, a 10,000-charger reconnect storm and the
-//! same id connecting many times at once. Each case states the exact reaction and then checks
-//! that the gateway is still healthy and serving; memory is read from `/proc/PID/status`.
+//! per-charger queue, CALL floods from many chargers and the same id connecting many times at
+//! once. Each case states the exact reaction and then checks that the gateway is still healthy
+//! and serving; memory is read from `/proc/PID/status`. The 10,000-charger reconnect storm is a
+//! load test (`tests/load/`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -17,9 +18,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use voltgate_tests::{binary_path, Api, Charger, Gateway, GatewayOptions, Received};
+use voltgate_tests::{Api, Charger, Received};
 
-use crate::{metrics, Estate, QUIET};
+use crate::{metric, metric_if_present, metrics, Estate, QUIET};
 
 /// The gateway's handshake deadline (`HANDSHAKE_TIMEOUT` in the charger server).
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -69,14 +70,6 @@ pub async fn assert_healthy(estate: &Estate, probe_id: &str) {
     command.await.unwrap().unwrap().expect(200);
 }
 
-/// The value of one sample line of `/metrics` (0 when absent).
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn ocpp_socket_addr(ocpp_url: &str) -> String {
     let rest = ocpp_url.strip_prefix("ws://").expect("ws:// url");
     rest.split('/').next().unwrap_or(rest).to_string()
@@ -101,7 +94,9 @@ async fn hostile_charger_traffic_gets_its_exact_reaction() {
         "a stray answer must not be answered"
     );
     let after = metrics(&estate.gateway.api_url).await;
-    assert_eq!(metric(&after, stray) - metric(&before, stray), 2.0);
+    // Absent before: the counter appears with its first increment.
+    let stray_before = metric_if_present(&before, stray).unwrap_or(0.0);
+    assert_eq!(metric(&after, stray) - stray_before, 2.0);
     charger.call_ok("Heartbeat", json!({})).await.unwrap();
 
     // Two CALLs with the same message id: each is answered, in order, with that id.
@@ -561,15 +556,27 @@ async fn the_same_id_connecting_many_times_at_once_ends_with_one_connection() {
     in_flight.await.unwrap().unwrap().expect(409);
 
     // All but one of the 20 get a close frame; the survivor is the charger's connection.
-    let mut survivors = Vec::new();
-    for (n, charger) in chargers.iter_mut().enumerate() {
-        match charger.closed(Duration::from_millis(1500)).await {
-            Some(Some(1000)) => {}
-            None => survivors.push(n),
-            other => panic!("contender {n}: unexpected end {other:?}"),
+    // Closes are counted, not timed: poll the open ones in rounds until 19 have closed (the
+    // deadline only stops a test that would otherwise hang), then check the last one stays.
+    let mut survivors: Vec<usize> = (0..chargers.len()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while survivors.len() > 1 && Instant::now() < deadline {
+        let mut open = Vec::new();
+        for n in survivors {
+            match chargers[n].closed(Duration::from_millis(100)).await {
+                Some(Some(1000)) => {}
+                None => open.push(n),
+                other => panic!("contender {n}: unexpected end {other:?}"),
+            }
         }
+        survivors = open;
     }
     assert_eq!(survivors.len(), 1, "survivors: {survivors:?}");
+    assert_eq!(
+        chargers[survivors[0]].closed(QUIET).await,
+        None,
+        "the survivor stays connected"
+    );
     let survivor = &mut chargers[survivors[0]];
     survivor.boot().await.unwrap();
     let api = estate.ops.clone();
@@ -635,139 +642,4 @@ async fn an_answer_after_the_timeout_is_logged_and_ignored() {
         "the audit record keeps the timeout outcome: {}",
         audit.text
     );
-}
-
-/// 10,000 chargers (the simulator) connect and boot; the simulator is killed so every
-/// connection drops at once; 10,000 reconnect immediately and all of them boot, none refused.
-#[tokio::test]
-async fn ten_thousand_chargers_drop_at_once_and_all_reconnect() {
-    let gateway = Gateway::start(
-        GatewayOptions::preset("connect")
-            .db("sqlite::memory:")
-            .arg("--auto-register")
-            .arg("storm")
-            // A closed bench: every simulated charger registers and is trusted at once.
-            .arg("--auto-register-trusted")
-            .arg("--auto-register-address-burst")
-            .arg("1000000")
-            .arg("--auto-register-total-burst")
-            .arg("1000000"),
-    )
-    .unwrap();
-    gateway
-        .api()
-        .scope("storm", "site", "root")
-        .await
-        .unwrap()
-        .expect(201);
-    let chargers = 10_000;
-    let simulator = binary_path("voltgate-sim").unwrap();
-    let args = |duration: &str| -> Vec<String> {
-        [
-            "--url",
-            &gateway.ocpp_url,
-            "--chargers",
-            &chargers.to_string(),
-            "--ramp",
-            "0",
-            "--duration",
-            duration,
-            "--heartbeat",
-            "3600",
-            "--meter-interval",
-            "0",
-            "--source-addrs",
-            "127.0.0.1-127.0.0.16",
-            "--report",
-            "json",
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let connected = |text: &str| {
-        metric(text, r#"voltgate_chargers_connected{version="1.6"}"#)
-            + metric(text, r#"voltgate_chargers_connected{version="2.0.1"}"#)
-    };
-
-    // First wave: everyone connects, then the process dies without closing anything.
-    let started = Instant::now();
-    let mut first = std::process::Command::new(&simulator)
-        .args(args("120"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = metrics(&gateway.api_url).await;
-        if connected(&text) as usize == chargers {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "first wave: only {} connected",
-            connected(&text)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let first_wave = started.elapsed();
-    first.kill().unwrap();
-    first.wait().unwrap();
-
-    // Second wave at once: all reconnect, boot and stay; nothing refused.
-    let storm = Instant::now();
-    let api_url = gateway.api_url.clone();
-    let second = tokio::task::spawn_blocking({
-        let args = args("12");
-        move || {
-            std::process::Command::new(simulator)
-                .args(args)
-                .output()
-                .expect("the simulator runs")
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let mut all_back = None;
-    while all_back.is_none() && Instant::now() < deadline {
-        let text = metrics(&api_url).await;
-        let booted = metric(
-            &text,
-            r#"voltgate_ocpp_messages_total{action="BootNotification",direction="out",kind="result"}"#,
-        );
-        if connected(&text) as usize == chargers && booted as usize >= 2 * chargers {
-            all_back = Some(storm.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let output = second.await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    eprintln!(
-        "storm: first wave connected in {first_wave:?}, all {chargers} back and booted after {all_back:?}"
-    );
-    assert!(all_back.is_some(), "not all chargers came back: {report}");
-    assert_eq!(report["summary"]["connections_made"], chargers, "{report}");
-    assert_eq!(report["summary"]["booted"], chargers, "{report}");
-    assert!(
-        output.status.success(),
-        "the simulator saw losses: {report}"
-    );
-    let text = metrics(&gateway.api_url).await;
-    assert!(
-        !text
-            .lines()
-            .any(|l| l.starts_with("voltgate_ocpp_handshakes_refused_total") && !l.ends_with(" 0")),
-        "handshakes were refused"
-    );
-    let health = reqwest::get(format!("{}/healthz", gateway.api_url))
-        .await
-        .unwrap();
-    assert_eq!(health.status().as_u16(), 200);
 }

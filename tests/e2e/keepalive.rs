@@ -73,14 +73,11 @@ async fn read_for(ws: &mut RawCharger, span: Duration) -> (u32, bool) {
     }
 }
 
+const PING_TIMEOUTS: &str = r#"voltgate_ocpp_frames_rejected_total{reason="ping_timeout"}"#;
+
+/// Connections dropped for an unanswered ping; the counter is absent until the first one.
 fn ping_timeouts(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(r#"voltgate_ocpp_frames_rejected_total{reason="ping_timeout"}"#)
-        })
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
+    crate::metric_if_present(metrics, PING_TIMEOUTS).unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -93,13 +90,17 @@ async fn a_charger_that_stops_reading_is_dropped_and_commands_to_it_fail_as_offl
     let last_sent = Instant::now();
     estate
         .ops
-        .wait_disconnected("CP-DEAD", Duration::from_secs(6))
+        .wait_disconnected("CP-DEAD", Duration::from_secs(15))
         .await
         .expect("the dead charger is dropped");
     let dropped_after = last_sent.elapsed();
     eprintln!("dead charger dropped {dropped_after:?} after its last frame");
+    // The drop deadline is the behaviour under test: never before the ping interval plus the
+    // pong timeout (2 s, less the gateway's head start on reading the boot). The upper bound
+    // only tells "dropped by keep-alive" from "kept": on a loaded 2-core machine timers and
+    // this test's polling run late, so it allows generous slack (the command timeout is 20 s).
     assert!(
-        dropped_after >= Duration::from_millis(1500) && dropped_after <= Duration::from_secs(4),
+        dropped_after >= Duration::from_millis(1500) && dropped_after <= Duration::from_secs(12),
         "dropped after {dropped_after:?}"
     );
 
@@ -111,13 +112,18 @@ async fn a_charger_that_stops_reading_is_dropped_and_commands_to_it_fail_as_offl
         .unwrap()
         .expect(409);
     assert_eq!(reply.body["error"], "not_connected", "{}", reply.text);
+    // "At once" against a 20 s command timeout: the refusal must not wait for the charger.
     assert!(
-        asked.elapsed() < Duration::from_secs(2),
+        asked.elapsed() < Duration::from_secs(10),
         "{:?}",
         asked.elapsed()
     );
 
-    assert!(ping_timeouts(&metrics(&estate.gateway.api_url).await) >= 1.0);
+    assert_eq!(
+        crate::metric(&metrics(&estate.gateway.api_url).await, PING_TIMEOUTS),
+        1.0,
+        "exactly the one dead charger timed out"
+    );
     assert!(
         estate
             .gateway
@@ -135,9 +141,9 @@ async fn a_charger_that_reads_but_sends_nothing_stays_connected_and_takes_comman
     let mut quiet = estate.charger("CP-QUIET", "ocpp1.6").await;
     // A bare client beside it counts the pings it answers.
     let mut counted = booted_raw_charger(&estate, "CP-COUNTED").await;
-    let (pings, open) = read_for(&mut counted, Duration::from_millis(3500)).await;
+    let (pings, open) = read_for(&mut counted, Duration::from_secs(5)).await;
     assert!(open, "the reading charger was dropped");
-    assert!(pings >= 2, "{pings} pings in 3.5 s at a 1 s interval");
+    assert!(pings >= 2, "{pings} pings in 5 s at a 1 s interval");
 
     for id in ["CP-QUIET", "CP-COUNTED"] {
         let live = estate

@@ -110,12 +110,28 @@ async fn sigterm_closes_chargers_with_1001_answers_the_open_command_and_loses_no
     );
     assert_eq!(old.closed(PROMPTLY).await, Some(Some(1001)));
     assert_eq!(new.closed(PROMPTLY).await, Some(Some(1001)));
+    // The bound under test is the gateway's own: it measures its shutdown and logs it. From
+    // outside, process exit and this test's polling add scheduling delay on a loaded machine,
+    // so the wall-clock check only allows the shutdown timeout plus the usual slack.
     let status = gateway.wait_exit(shutdown_timeout + PROMPTLY).unwrap();
     let took = signalled.elapsed();
     assert!(status.success(), "{status:?}\n{}", gateway.output());
+    let output = gateway.output();
+    let took_ms: u64 = output
+        .lines()
+        .filter(|line| line.contains("gateway stopped"))
+        .find_map(|line| {
+            line.split("took_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no clean stop with its duration logged:\n{output}"));
     assert!(
-        took < shutdown_timeout + Duration::from_millis(500),
-        "shutdown took {took:?}"
+        Duration::from_millis(took_ms) <= shutdown_timeout,
+        "the gateway took {took_ms} ms to stop (observed from outside: {took:?})"
     );
 
     let gateway = Gateway::start_in(GatewayOptions::preset("connect"), gateway.kill()).unwrap();

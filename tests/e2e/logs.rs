@@ -1,6 +1,7 @@
 //! The gateway's log as a log collector sees it: with `--log-format json` every stderr line is a
 //! JSON object, charger lines name the charger and API lines the request id (the same one the
-//! response carried) and the principal, all at the top level of the object.
+//! response carried) and the principal, all at the top level of the object; at start
+//! it logs the open-file limit it raised.
 
 use std::time::{Duration, Instant};
 
@@ -102,5 +103,15 @@ async fn json_log_lines_parse_and_carry_charger_id_request_id_and_principal() {
         request_line.get("principal").and_then(Value::as_str),
         Some("admin"),
         "{request_line}"
+    );
+    let limit_line = parsed
+        .iter()
+        .find(|line| line.get("message").and_then(Value::as_str) == Some("open-file limit"))
+        .unwrap_or_else(|| panic!("the open-file limit is not logged at start: {lines:#?}"));
+    let field = |name: &str| limit_line.get(name).and_then(Value::as_u64);
+    let (soft, hard) = (field("soft"), field("hard"));
+    assert!(
+        soft.is_some() && soft == hard && field("soft_before") <= soft,
+        "the soft limit is raised to the hard one: {limit_line}"
     );
 }

@@ -26,7 +26,6 @@ mod passwords;
 mod role_models;
 mod secrets;
 mod security_profiles;
-mod smoke_load;
 mod third_party;
 
 use std::time::Duration;
@@ -179,4 +178,38 @@ pub async fn metrics(api_url: &str) -> String {
         .text()
         .await
         .expect("metrics body")
+}
+
+/// The value of one series in `/metrics` text, named with its labels exactly as exposed; a series
+/// that is not there fails the test (a renamed metric or label must not read as 0).
+pub fn metric(text: &str, series: &str) -> f64 {
+    metric_if_present(text, series)
+        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
+}
+
+/// [`metric`] for a series the test allows to be absent (a labelled counter appears only once
+/// incremented): `None` when it is not there.
+pub fn metric_if_present(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| {
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series}: {value:?} is not a number ({e})"))
+        })
+}
+
+#[test]
+#[should_panic(expected = "no series b_total")]
+fn a_missing_series_fails_the_read() {
+    metric("a_total 1\n", "b_total");
+}
+
+#[test]
+fn a_series_is_read_by_its_exact_name_and_labels() {
+    let text = "a_total{r=\"x\"} 2\na_total_more 9\n";
+    assert_eq!(metric(text, "a_total{r=\"x\"}"), 2.0);
+    assert_eq!(metric_if_present(text, "a_total"), None);
+    assert_eq!(metric_if_present(text, "a_total{r=\"y\"}"), None);
 }
