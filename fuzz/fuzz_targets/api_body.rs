@@ -60,16 +60,9 @@ fn fixture() -> &'static Fixture {
             let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
             std::mem::forget(shutdown_tx);
             let settings = Settings {
-                heartbeat_interval_secs: 300,
                 command_timeout: std::time::Duration::from_millis(10),
-                max_frame_bytes: 65536,
-                auto_register: None,
-                auto_register_trusted: false,
-                ocpp_path_prefix: "/ocpp".to_owned(),
-                default_security_profile: 0,
-                ocpp_tls: false,
-                ocpp_client_ca: false,
                 keep_alive: None,
+                ..voltgate::config::ServeConfig::ephemeral().settings()
             };
             let state: SharedState = Arc::new(AppState::bare(store, engine, settings, shutdown));
             state

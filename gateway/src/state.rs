@@ -319,16 +319,9 @@ pub mod testing {
     pub fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let settings = Settings {
-            heartbeat_interval_secs: 300,
             command_timeout: TEST_COMMAND_TIMEOUT,
-            max_frame_bytes: 65536,
-            auto_register: None,
-            auto_register_trusted: false,
-            ocpp_path_prefix: "/ocpp".to_owned(),
-            default_security_profile: 0,
-            ocpp_tls: false,
-            ocpp_client_ca: false,
             keep_alive: None,
+            ..crate::config::ServeConfig::ephemeral().settings()
         };
         Arc::new(AppState::bare(store, engine, settings, shutdown))
     }

@@ -21,16 +21,10 @@ use crate::state::{AppState, Settings, SharedState};
 
 pub fn settings() -> Settings {
     Settings {
-        heartbeat_interval_secs: 300,
         command_timeout: Duration::from_secs(5),
         max_frame_bytes: 4096,
-        auto_register: None,
-        auto_register_trusted: false,
-        ocpp_path_prefix: "/ocpp".to_owned(),
-        default_security_profile: 0,
-        ocpp_tls: false,
-        ocpp_client_ca: false,
         keep_alive: None,
+        ..crate::config::ServeConfig::ephemeral().settings()
     }
 }
 
