@@ -12,7 +12,7 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{AlertDescription, ClientConfig, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -203,9 +203,61 @@ pub enum TlsAttempt {
     Connected(Charger),
     /// The WebSocket handshake was answered with an HTTP error.
     Refused(Refusal),
-    /// The TLS handshake failed or the connection broke before an HTTP answer (e.g. the
-    /// gateway rejected the client certificate).
-    TlsFailed(String),
+    /// The TLS handshake failed or the connection broke before an HTTP answer.
+    TlsFailed(TlsFailure),
+}
+
+/// Why a connection failed below HTTP, told apart so a test can require the one it means: a
+/// gateway that refuses a certificate sends an alert; a broken listener only closes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsFailure {
+    /// The gateway ended the handshake with this fatal alert.
+    AlertFromGateway(AlertDescription),
+    /// This client refused the gateway's certificate.
+    GatewayCertificateRefused(String),
+    /// Any other TLS error, on either side.
+    Tls(String),
+    /// The connection failed or closed without a TLS error (refused, reset, end of stream).
+    Transport(String),
+}
+
+impl TlsFailure {
+    /// Classifies the first TLS or I/O error found in `error`'s chain.
+    pub fn classify(error: &anyhow::Error) -> TlsFailure {
+        for cause in error.chain() {
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return TlsFailure::from_rustls(tls);
+            }
+            let io = match cause.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+                Some(tokio_tungstenite::tungstenite::Error::Io(io)) => Some(io),
+                _ => cause.downcast_ref::<std::io::Error>(),
+            };
+            if let Some(io) = io {
+                return TlsFailure::from_io(io);
+            }
+        }
+        TlsFailure::Transport(format!("{error:#}"))
+    }
+
+    pub fn from_io(error: &std::io::Error) -> TlsFailure {
+        match error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => TlsFailure::from_rustls(tls),
+            None => TlsFailure::Transport(error.to_string()),
+        }
+    }
+
+    fn from_rustls(error: &rustls::Error) -> TlsFailure {
+        match error {
+            rustls::Error::AlertReceived(alert) => TlsFailure::AlertFromGateway(*alert),
+            rustls::Error::InvalidCertificate(why) => {
+                TlsFailure::GatewayCertificateRefused(format!("{why:?}"))
+            }
+            other => TlsFailure::Tls(other.to_string()),
+        }
+    }
 }
 
 impl TlsAttempt {
@@ -213,7 +265,7 @@ impl TlsAttempt {
         match self {
             TlsAttempt::Connected(_) => "connected".to_string(),
             TlsAttempt::Refused(refusal) => format!("refused {} {}", refusal.status, refusal.body),
-            TlsAttempt::TlsFailed(error) => format!("tls failed: {error}"),
+            TlsAttempt::TlsFailed(failure) => format!("tls failed: {failure:?}"),
         }
     }
 }
@@ -228,13 +280,13 @@ pub async fn charger_over_tls(
 ) -> Result<TlsAttempt> {
     let stream = match connect(&authority(tls_url)?, config).await {
         Ok(stream) => stream,
-        Err(err) => return Ok(TlsAttempt::TlsFailed(err.to_string())),
+        Err(err) => return Ok(TlsAttempt::TlsFailed(TlsFailure::from_io(&err))),
     };
     let url = format!("{}/{}", tls_url.trim_end_matches('/'), id);
     match Charger::try_connect_on(stream, &url, id, protocols, basic_auth).await {
         Ok(Ok(charger)) => Ok(TlsAttempt::Connected(charger)),
         Ok(Err(refusal)) => Ok(TlsAttempt::Refused(refusal)),
-        Err(err) => Ok(TlsAttempt::TlsFailed(err.to_string())),
+        Err(err) => Ok(TlsAttempt::TlsFailed(TlsFailure::classify(&err))),
     }
 }
 
