@@ -1,9 +1,11 @@
 //! Prometheus metrics for the whole gateway, kept in one registry so `GET /metrics` can render
 //! everything at once.
 //!
-//! Every metric name starts with `voltgate_`. Label values come from a small closed set (OCPP
-//! action names, command names, fixed reasons); charger ids and principals never become
-//! labels, so the number of series stays bounded however many chargers connect.
+//! Every metric name of the gateway's own starts with `voltgate_`; the process families
+//! (CPU, memory, open files: [`PROCESS_FAMILIES`]) keep the standard `process_` names every
+//! Prometheus dashboard knows. Label values come from a small closed set (OCPP action names,
+//! command names, fixed reasons); charger ids and principals never become labels, so the number
+//! of series stays bounded however many chargers connect.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -14,6 +16,17 @@ use prometheus::{
 /// longest timeout an operator is likely to configure.
 const COMMAND_LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The standard process families exported beside the gateway's own (Linux only).
+pub const PROCESS_FAMILIES: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
 ];
 
 /// The gateway's metric families, registered in [`Metrics::registry`].
@@ -44,6 +57,25 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process collector registers once in a fresh registry");
+        let build_info: IntGaugeVec = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "voltgate_build_info",
+                    "Always 1; the labels name the running build (version of the voltgate package).",
+                ),
+                &["version"],
+            ),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         Metrics {
             chargers_connected: register(
                 &registry,
@@ -338,10 +370,38 @@ mod tests {
             "voltgate_auth_throttled_total",
             "voltgate_tls_reloads_total",
             "voltgate_local_list_entries_left_out_total",
+            "voltgate_build_info",
         ] {
             assert!(families.contains(&expected), "{expected} missing: {text}");
         }
-        assert!(families.iter().all(|name| name.starts_with("voltgate_")));
+        assert!(families
+            .iter()
+            .all(|name| name.starts_with("voltgate_") || PROCESS_FAMILIES.contains(name)));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_families_and_build_info_are_exported() {
+        let text = Metrics::new().render();
+        for family in PROCESS_FAMILIES {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} missing: {text}"
+            );
+        }
+        let open = sample(&text, "process_open_fds").expect("open fds");
+        let max = sample(&text, "process_max_fds").expect("max fds");
+        assert!(open >= 1.0 && open < max, "open {open}, max {max}");
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    r#"voltgate_build_info{{version="{}"}}"#,
+                    env!("CARGO_PKG_VERSION")
+                )
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ use serde_json::{json, Value as Json};
 use serde_norway::Value as Yaml;
 use voltgate_tests::{binary_path, Charger, Gateway, GatewayOptions};
 
+/// The name prefixes of the families the gateway exports: its own and the process collector's.
+const GATEWAY_PREFIXES: &[&str] = &["voltgate_", "process_"];
+
 /// Metric families the test cannot make this gateway export (each says what it would need; a
 /// store error needs a failing disk). They must still be registered in `gateway/src/metrics.rs`.
 const NOT_OBSERVABLE_HERE: &[&str] = &[
@@ -68,23 +71,26 @@ fn text<'a>(value: &'a Yaml, key: &str, context: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{context}: `{key}` is not a string"))
 }
 
-/// Every `voltgate_*` identifier in a PromQL expression.
+/// Every `voltgate_*` and `process_*` identifier in a PromQL expression (`up` and the other
+/// series Prometheus makes itself are not the gateway's).
 fn metric_names_in(expression: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut rest = expression;
-    while let Some(start) = rest.find("voltgate_") {
-        let preceded_by_word = rest[..start]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        let tail = &rest[start..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        if !preceded_by_word {
-            names.insert(tail[..end].to_string());
+    for prefix in GATEWAY_PREFIXES {
+        let mut rest = expression;
+        while let Some(start) = rest.find(prefix) {
+            let preceded_by_word = rest[..start]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            let tail = &rest[start..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            if !preceded_by_word {
+                names.insert(tail[..end].to_string());
+            }
+            rest = &tail[end..];
         }
-        rest = &tail[end..];
     }
     names
 }
@@ -140,8 +146,8 @@ fn dashboard_queries(value: &Json, found: &mut Vec<String>) {
     }
 }
 
-/// The metric names `gateway/src/metrics.rs` registers: its `"voltgate_..."` string literals
-/// outside the unit tests.
+/// The metric names `gateway/src/metrics.rs` registers: its `"voltgate_..."` and
+/// `"process_..."` string literals outside the unit tests.
 fn registered_metric_names() -> BTreeSet<String> {
     let source = read(&repo_root().join("gateway/src/metrics.rs"));
     let definitions = source.split("#[cfg(test)]").next().unwrap_or_default();
@@ -150,7 +156,9 @@ fn registered_metric_names() -> BTreeSet<String> {
         .skip(1)
         .step_by(2)
         .filter(|literal| {
-            literal.starts_with("voltgate_")
+            GATEWAY_PREFIXES
+                .iter()
+                .any(|prefix| literal.starts_with(prefix))
                 && literal
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -186,7 +194,7 @@ fn check_script_passes() {
         output.status.success(),
         "deploy/check.sh failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("5 rules found"), "{stdout}");
+    assert!(stdout.contains("8 rules found"), "{stdout}");
     assert!(stdout.contains("all deployment checks passed"), "{stdout}");
 }
 
@@ -213,6 +221,10 @@ async fn alerts_and_dashboard_use_only_metrics_the_gateway_exports() {
         "voltgate_authz_decisions_total",
         "voltgate_ocpp_handshakes_refused_total",
         "voltgate_store_errors_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
     ] {
         assert!(
             used.contains_key(expected),
