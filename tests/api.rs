@@ -53,10 +53,25 @@ impl Api {
         format!("{}{}", self.base, path)
     }
 
+    /// Sends one request; an answer `gateway/openapi.json` does not describe fails the test
+    /// (see [`crate::openapi`]).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply> {
-        let response = request.bearer_auth(&self.token).send().await?;
+        let request = request.bearer_auth(&self.token).build()?;
+        let method = request.method().as_str().to_owned();
+        let path = request.url().path().to_owned();
+        let response = self.http.execute(request).await?;
         let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await?;
+        if let Err(mismatch) =
+            crate::openapi::check_answer(&method, &path, status, content_type.as_deref(), &text)
+        {
+            panic!("the answer is not the documented one: {mismatch}");
+        }
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(Reply { status, body, text })
     }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod charger;
 pub mod gateway;
+pub mod openapi;
 pub mod tls;
 
 pub use api::Api;

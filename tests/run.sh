@@ -7,11 +7,13 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-# Tools the deployment checks use: promtool (Debian's prometheus package), systemd-analyze, sqlite3.
+# Tools the deployment checks use: promtool (Debian's prometheus package), systemd-analyze, sqlite3;
+# and a headless browser for the API explorer's test (chromium).
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get update -qq

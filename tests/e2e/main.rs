@@ -11,6 +11,7 @@ mod crash;
 mod deploy_assets;
 mod durability;
 mod estate_integrity;
+mod explorer;
 mod faults;
 mod frames;
 mod handshake;

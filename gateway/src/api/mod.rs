@@ -12,6 +12,7 @@ pub mod authz;
 pub mod chargers;
 pub mod commands;
 pub mod error;
+mod explorer;
 pub mod extract;
 pub mod principals;
 pub mod records;
@@ -22,10 +23,11 @@ pub mod scopes;
 mod tests;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use tracing::Instrument;
 
@@ -41,120 +43,134 @@ pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route the router serves, as (method, path template); the OpenAPI document must
-/// describe exactly these (checked by a test).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/api/v1/openapi.json"),
-    ("GET", "/api/v1/scopes"),
-    ("POST", "/api/v1/scopes"),
-    ("PUT", "/api/v1/scopes/{id}/modules/{module}"),
-    ("GET", "/api/v1/chargers"),
-    ("POST", "/api/v1/chargers"),
-    ("GET", "/api/v1/chargers/{id}"),
-    ("PATCH", "/api/v1/chargers/{id}"),
-    ("POST", "/api/v1/chargers/{id}/password"),
-    ("POST", "/api/v1/chargers/{id}/approve"),
-    ("POST", "/api/v1/chargers/{id}/commands/{command}"),
-    ("GET", "/api/v1/principals"),
-    ("POST", "/api/v1/principals"),
-    ("POST", "/api/v1/principals/{id}/tokens"),
-    ("GET", "/api/v1/principals/{id}/tokens"),
-    ("DELETE", "/api/v1/principals/{id}/tokens/{token_id}"),
-    ("GET", "/api/v1/principals/{id}/id-tokens"),
-    ("PATCH", "/api/v1/id-tokens/{token}"),
-    ("DELETE", "/api/v1/id-tokens/{token}"),
-    ("POST", "/api/v1/id-tokens/{token}/block"),
-    ("POST", "/api/v1/id-tokens/{token}/unblock"),
-    ("POST", "/api/v1/principals/{id}/id-tokens"),
-    ("POST", "/api/v1/principals/{id}/block"),
-    ("POST", "/api/v1/principals/{id}/unblock"),
-    ("DELETE", "/api/v1/principals/{id}"),
-    ("GET", "/api/v1/roles"),
-    ("POST", "/api/v1/roles"),
-    ("GET", "/api/v1/assignments"),
-    ("POST", "/api/v1/assignments"),
-    ("DELETE", "/api/v1/assignments"),
-    ("POST", "/api/v1/authz/explain"),
-    ("GET", "/api/v1/transactions"),
-    ("GET", "/api/v1/audit"),
-];
+/// One route the router serves: its method, its path template and the handler. [`routes`] is
+/// the one table of them: the router is built from it and the OpenAPI document must describe
+/// exactly these (checked by a test).
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<SharedState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> ApiRoute
+where
+    H: Handler<T, SharedState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone())
+        .unwrap_or_else(|err| panic!("{method} cannot be routed: {err}"));
+    ApiRoute {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<ApiRoute> {
+    use Method as M;
+    vec![
+        route(M::GET, "/healthz", healthz),
+        route(M::GET, "/readyz", crate::lifecycle::readyz),
+        route(M::GET, "/metrics", metrics),
+        route(M::GET, "/api/v1/openapi.json", openapi),
+        route(M::GET, "/api/v1/docs", explorer::page),
+        route(M::GET, "/api/v1/docs/explorer.js", explorer::script),
+        route(M::GET, "/api/v1/docs/explorer.css", explorer::style),
+        route(M::GET, "/api/v1/scopes", scopes::list),
+        route(M::POST, "/api/v1/scopes", scopes::create),
+        route(
+            M::PUT,
+            "/api/v1/scopes/{id}/modules/{module}",
+            scopes::set_module,
+        ),
+        route(M::GET, "/api/v1/chargers", chargers::list),
+        route(M::POST, "/api/v1/chargers", chargers::create),
+        route(M::GET, "/api/v1/chargers/{id}", chargers::get),
+        route(M::PATCH, "/api/v1/chargers/{id}", chargers::update),
+        route(
+            M::POST,
+            "/api/v1/chargers/{id}/password",
+            chargers::rotate_password,
+        ),
+        route(M::POST, "/api/v1/chargers/{id}/approve", chargers::approve),
+        route(
+            M::POST,
+            "/api/v1/chargers/{id}/commands/{command}",
+            commands::send,
+        ),
+        route(M::GET, "/api/v1/principals", principals::list),
+        route(M::POST, "/api/v1/principals", principals::create),
+        route(
+            M::POST,
+            "/api/v1/principals/{id}/tokens",
+            principals::issue_token,
+        ),
+        route(
+            M::GET,
+            "/api/v1/principals/{id}/tokens",
+            principals::list_tokens,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/principals/{id}/tokens/{token_id}",
+            principals::revoke_token,
+        ),
+        route(
+            M::GET,
+            "/api/v1/principals/{id}/id-tokens",
+            principals::list_id_tokens,
+        ),
+        route(
+            M::POST,
+            "/api/v1/principals/{id}/id-tokens",
+            principals::add_id_token,
+        ),
+        route(
+            M::PATCH,
+            "/api/v1/id-tokens/{token}",
+            principals::change_id_token,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/id-tokens/{token}",
+            principals::delete_id_token,
+        ),
+        route(
+            M::POST,
+            "/api/v1/id-tokens/{token}/block",
+            principals::block_id_token,
+        ),
+        route(
+            M::POST,
+            "/api/v1/id-tokens/{token}/unblock",
+            principals::unblock_id_token,
+        ),
+        route(M::POST, "/api/v1/principals/{id}/block", principals::block),
+        route(
+            M::POST,
+            "/api/v1/principals/{id}/unblock",
+            principals::unblock,
+        ),
+        route(M::DELETE, "/api/v1/principals/{id}", principals::delete),
+        route(M::GET, "/api/v1/roles", roles::list),
+        route(M::POST, "/api/v1/roles", roles::create),
+        route(M::GET, "/api/v1/assignments", assignments::list),
+        route(M::POST, "/api/v1/assignments", assignments::create),
+        route(M::DELETE, "/api/v1/assignments", assignments::delete),
+        route(M::POST, "/api/v1/authz/explain", authz::explain),
+        route(M::GET, "/api/v1/transactions", records::transactions),
+        route(M::GET, "/api/v1/audit", records::audit),
+    ]
+}
 
 /// The whole API as one router.
 pub fn router(state: SharedState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(crate::lifecycle::readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/scopes", get(scopes::list).post(scopes::create))
-        .route(
-            "/api/v1/scopes/{id}/modules/{module}",
-            put(scopes::set_module),
-        )
-        .route(
-            "/api/v1/chargers",
-            get(chargers::list).post(chargers::create),
-        )
-        .route(
-            "/api/v1/chargers/{id}",
-            get(chargers::get).patch(chargers::update),
-        )
-        .route("/api/v1/chargers/{id}/approve", post(chargers::approve))
-        .route(
-            "/api/v1/chargers/{id}/password",
-            post(chargers::rotate_password),
-        )
-        .route(
-            "/api/v1/chargers/{id}/commands/{command}",
-            post(commands::send),
-        )
-        .route(
-            "/api/v1/principals",
-            get(principals::list).post(principals::create),
-        )
-        .route(
-            "/api/v1/principals/{id}/tokens",
-            post(principals::issue_token).get(principals::list_tokens),
-        )
-        .route(
-            "/api/v1/principals/{id}/tokens/{token_id}",
-            axum::routing::delete(principals::revoke_token),
-        )
-        .route(
-            "/api/v1/principals/{id}/id-tokens",
-            post(principals::add_id_token).get(principals::list_id_tokens),
-        )
-        .route(
-            "/api/v1/id-tokens/{token}",
-            axum::routing::patch(principals::change_id_token).delete(principals::delete_id_token),
-        )
-        .route(
-            "/api/v1/id-tokens/{token}/block",
-            post(principals::block_id_token),
-        )
-        .route(
-            "/api/v1/id-tokens/{token}/unblock",
-            post(principals::unblock_id_token),
-        )
-        .route("/api/v1/principals/{id}/block", post(principals::block))
-        .route("/api/v1/principals/{id}/unblock", post(principals::unblock))
-        .route(
-            "/api/v1/principals/{id}",
-            axum::routing::delete(principals::delete),
-        )
-        .route("/api/v1/roles", get(roles::list).post(roles::create))
-        .route(
-            "/api/v1/assignments",
-            get(assignments::list)
-                .post(assignments::create)
-                .delete(assignments::delete),
-        )
-        .route("/api/v1/authz/explain", post(authz::explain))
-        .route("/api/v1/transactions", get(records::transactions))
-        .route("/api/v1/audit", get(records::audit))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::lifecycle::run_to_completion))
