@@ -362,6 +362,60 @@ fn voltgate_variables(text: &str) -> BTreeSet<String> {
     names
 }
 
+/// The example settings file shows each setting commented out with its default, so uncommenting
+/// a line changes nothing until its value is edited. Settings without a default may show an
+/// example value; the database is the unit's own (set in `voltgate.service`).
+#[test]
+fn the_example_settings_show_the_gateway_defaults() {
+    let voltgate = binary_path("voltgate").expect("voltgate builds");
+    let scratch = tempfile::tempdir().unwrap();
+    let empty = scratch.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let output = Command::new(&voltgate)
+        .args(["config", "check"])
+        .arg(&empty)
+        .env_clear()
+        .output()
+        .expect("voltgate config check runs");
+    assert!(output.status.success(), "{output:?}");
+    let effective = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut defaults = BTreeMap::new();
+    for line in effective.lines() {
+        if let Some((key, rest)) = line.split_once(" = ") {
+            if let Some(value) = rest.strip_suffix("  # default") {
+                defaults.insert(key.to_string(), value.trim_matches('"').to_string());
+            }
+        }
+    }
+    assert!(defaults.len() > 20, "{effective}");
+    let example = read(&deploy_file("systemd/voltgate.env.example"));
+    let mut wrong = Vec::new();
+    let mut compared = 0;
+    for line in example.lines() {
+        let Some((name, value)) = line
+            .strip_prefix("#VOLTGATE_")
+            .and_then(|rest| rest.split_once('='))
+        else {
+            continue;
+        };
+        let key = name.to_ascii_lowercase().replace('_', "-");
+        if key == "db" {
+            continue;
+        }
+        if let Some(default) = defaults.get(&key) {
+            compared += 1;
+            if default != value {
+                wrong.push(format!("VOLTGATE_{name}={value}, default {default}"));
+            }
+        }
+    }
+    assert!(compared > 20, "only {compared} settings compared");
+    assert!(
+        wrong.is_empty(),
+        "example values that are not defaults: {wrong:?}"
+    );
+}
+
 #[test]
 fn every_voltgate_variable_in_the_assets_is_a_gateway_setting() {
     let voltgate = binary_path("voltgate").expect("voltgate builds");
