@@ -263,3 +263,56 @@ async fn explain_and_token_listing_reveal_nothing_beyond_the_callers_reach() {
     assert_eq!(tokens.status, 403, "{}", tokens.text);
     assert!(!tokens.text.contains("parent"), "{}", tokens.text);
 }
+
+/// Virta: "Archive team members with same roles as themselves" and "Restore/delete archived
+/// team members". A technician archives another technician (whom it could never invite); a
+/// driver manager may invite viewers but not archive one, a role it does not hold; a member is
+/// deleted only once archived.
+#[tokio::test]
+async fn virta_archives_members_with_the_same_roles_and_deletes_only_archived_ones() {
+    let gateway = Gateway::start(GatewayOptions::preset("virta")).expect("gateway starts");
+    let admin = gateway.api();
+    scopes(&admin, &[("org", "organisation", "root")]).await;
+    let technician = member(&gateway, &admin, "tech-1", "technician", "org").await;
+    member(&gateway, &admin, "tech-2", "technician", "org").await;
+    let manager = member(&gateway, &admin, "manager", "driver-manager", "org").await;
+    member(&gateway, &admin, "watcher", "viewer", "org").await;
+
+    let refused = manager
+        .post("/api/v1/principals/watcher/block", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.text.contains("does not hold"),
+        "the reason names the rule: {}",
+        refused.text
+    );
+
+    let not_archived = technician
+        .delete("/api/v1/principals/tech-2", json!(null))
+        .await
+        .unwrap();
+    assert_eq!(not_archived.status, 409, "{}", not_archived.text);
+    assert!(
+        not_archived.text.contains("archived"),
+        "{}",
+        not_archived.text
+    );
+    technician
+        .post("/api/v1/principals/tech-2/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    technician
+        .delete("/api/v1/principals/tech-2", json!(null))
+        .await
+        .unwrap()
+        .expect(204);
+    let principals = admin.get("/api/v1/principals").await.unwrap().expect(200);
+    assert!(
+        !principals.text.contains("\"tech-2\""),
+        "{}",
+        principals.text
+    );
+}

@@ -69,6 +69,10 @@ pub enum Finding {
     /// target holds `role` on `scope` (`None` when the actor cannot see that scope), which
     /// the actor could not assign to it.
     BeyondGrant { role: String, scope: Option<String> },
+    /// Denied: acting for an operator under a preset whose rule is "the same roles as
+    /// themselves" (see [`crate::ActingFor::SameRoles`]), and the target holds `role` on
+    /// `scope` (`None` when the actor cannot see it) which the actor does not hold there.
+    BeyondOwnRoles { role: String, scope: Option<String> },
     /// Denied: the action maps to no permission, so only the system principal may do it.
     SystemOnly,
     /// Denied: the action is admin-only and no admin role reaches the scope.
@@ -358,6 +362,15 @@ impl Evidence {
                 );
                 format!(
                     "`{principal}` may not do `{action}` on {resource}: it holds role `{role}` on {place}, which `{principal}` could not grant, and acting for a principal never reaches beyond one's own grants."
+                )
+            }
+            Finding::BeyondOwnRoles { role, scope } => {
+                let place = scope.as_deref().map_or_else(
+                    || "a scope outside their access".to_owned(),
+                    |scope| format!("`{scope}`"),
+                );
+                format!(
+                    "`{principal}` may not do `{action}` on {resource}: it holds role `{role}` on {place}, which `{principal}` does not hold there, and in this preset one acts only for team members with the same roles as oneself."
                 )
             }
             Finding::SystemOnly => {

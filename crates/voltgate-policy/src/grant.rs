@@ -51,6 +51,8 @@ pub enum DenialCode {
     SelfRemoval,
     /// The principal is protected from deletion.
     Protected,
+    /// The preset deletes only principals that were blocked (archived) first.
+    NotBlocked,
     /// The scope is not visible to the principal.
     ScopeInvisible,
     UnknownModule,

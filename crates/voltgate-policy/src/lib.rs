@@ -66,7 +66,8 @@ pub use explain::{Decision, Evidence, Finding, HIDDEN};
 pub use grant::{Denial, DenialCode};
 pub use load::{PresetError, PresetIssue, PresetProblem, ADMIN_ONLY};
 pub use preset::{
-    ActionRule, KindDef, ModuleDef, PermissionDef, Preset, RoleDef, ROOT_KIND, STATION_KIND,
+    ActingFor, ActionRule, KindDef, ModuleDef, PermissionDef, Preset, RoleDef, ROOT_KIND,
+    STATION_KIND,
 };
 pub use principal::{PrincipalKind, Resource, UnknownPrincipalKind};
 pub use scope::ROOT_SCOPE_ID;

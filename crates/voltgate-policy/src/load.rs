@@ -16,8 +16,9 @@ use crate::action::Action;
 use crate::bitset::PermissionSet;
 use crate::id_map::{name_map, NameMap};
 use crate::preset::{
-    ActionRule, CompiledRole, CompiledRule, KindDef, KindIndex, ModuleDef, PermissionDef,
-    PresetData, RoleDef, MAX_KINDS, MAX_MODULES, ROOT_KIND, ROOT_KIND_INDEX, STATION_KIND,
+    ActingFor, ActionRule, CompiledRole, CompiledRule, KindDef, KindIndex, ModuleDef,
+    PermissionDef, PresetData, RoleDef, MAX_KINDS, MAX_MODULES, ROOT_KIND, ROOT_KIND_INDEX,
+    STATION_KIND,
 };
 
 /// The value an action maps to when only admin roles may perform it.
@@ -149,6 +150,10 @@ struct RawHeader {
     custom_roles: bool,
     #[serde(default)]
     upward_visibility: bool,
+    #[serde(default)]
+    acting_for_operators: ActingFor,
+    #[serde(default)]
+    delete_requires_blocked: bool,
 }
 
 #[derive(Deserialize)]
@@ -447,6 +452,8 @@ fn compile(raw: RawPreset, source_name: &str, reporter: &mut Reporter<'_>) -> Pr
         seed: header.seed,
         custom_roles: header.custom_roles,
         upward_visibility: header.upward_visibility,
+        acting_for_operators: header.acting_for_operators,
+        delete_requires_blocked: header.delete_requires_blocked,
         kinds,
         modules,
         permissions: permissions.defs,

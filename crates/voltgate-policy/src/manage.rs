@@ -8,14 +8,20 @@
 //!   or deleting it are actions *for* that principal: besides the action's permission, the
 //!   actor must be able to grant every role the target holds, where it holds it, and only a
 //!   system principal acts for a system principal.
+//!   A preset may make the rule for operators "the same roles as oneself" instead
+//!   ([`ActingFor::SameRoles`], Virta's "archive team members with same roles as themselves"):
+//!   the actor must then hold every role the operator holds, there or above. Either way
+//!   nobody acts for someone with more power than their own.
 //! * **Nobody removes themselves, nor a protected principal** (the gateway's bootstrap
-//!   administrator, recreated at every start).
+//!   administrator, recreated at every start); a preset may also delete only principals that
+//!   were blocked first ("restore/delete archived team members").
 
 use crate::action::Action;
 use crate::engine::Engine;
 use crate::error::PolicyError;
 use crate::explain::Finding;
 use crate::grant::{Denial, DenialCode};
+use crate::preset::ActingFor;
 use crate::principal::{PrincipalKind, PrincipalRecord};
 
 impl Action {
@@ -56,6 +62,11 @@ impl Engine {
         if target.kind == PrincipalKind::System {
             return Some(Finding::SystemTarget);
         }
+        if target.kind == PrincipalKind::Operator
+            && self.preset.acting_for_operators() == ActingFor::SameRoles
+        {
+            return self.beyond_own_roles(actor, target);
+        }
         self.assignments_of(&target.name)
             .into_iter()
             .find_map(|(role, scope)| {
@@ -72,6 +83,27 @@ impl Engine {
                         }
                     })
             })
+    }
+
+    /// The first role `target` holds that `actor` does not hold at the same scope or above.
+    fn beyond_own_roles(
+        &self,
+        actor: &PrincipalRecord,
+        target: &PrincipalRecord,
+    ) -> Option<Finding> {
+        target.holdings().iter().find_map(|holding| {
+            let missing = holding.roles.iter().find(|&&role| {
+                !actor.holdings().iter().any(|own| {
+                    own.roles.contains(&role)
+                        && self.scopes.is_ancestor_or_self(own.scope, holding.scope)
+                })
+            })?;
+            let visible = self.sees_scope(actor, holding.scope);
+            Some(Finding::BeyondOwnRoles {
+                role: self.role_name(*missing).to_owned(),
+                scope: visible.then(|| self.scopes.name(holding.scope).to_owned()),
+            })
+        })
     }
 
     /// Marks a principal that may never be deleted (the gateway's bootstrap administrator).
@@ -110,6 +142,12 @@ impl Engine {
                 reason: format!(
                     "`{target}` is the bootstrap administrator, recreated at every start; block it or revoke its tokens instead."
                 ),
+            });
+        }
+        if self.preset.delete_requires_blocked() && !record.blocked {
+            return Err(Denial {
+                code: DenialCode::NotBlocked,
+                reason: format!("`{target}` must be archived (blocked) before it can be deleted."),
             });
         }
         Ok(())

@@ -127,6 +127,8 @@ pub(crate) struct PresetData {
     pub(crate) seed: Option<String>,
     pub(crate) custom_roles: bool,
     pub(crate) upward_visibility: bool,
+    pub(crate) acting_for_operators: ActingFor,
+    pub(crate) delete_requires_blocked: bool,
     pub(crate) kinds: Vec<KindDef>,
     pub(crate) modules: Vec<ModuleDef>,
     pub(crate) permissions: Vec<PermissionDef>,
@@ -171,6 +173,18 @@ pub(crate) struct PresetData {
 #[derive(Debug, Clone)]
 pub struct Preset {
     pub(crate) data: Arc<PresetData>,
+}
+
+/// How far acting for another operator may reach (`acting_for_operators` in a preset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActingFor {
+    /// Every role the target holds must be one the actor could grant it there.
+    #[default]
+    Grant,
+    /// Every role the target holds must be one the actor holds itself, there or above:
+    /// "archive team members with the same roles as themselves".
+    SameRoles,
 }
 
 macro_rules! builtin_sources {
@@ -221,6 +235,16 @@ impl Preset {
     /// Whether operators may define roles at run time.
     pub fn custom_roles(&self) -> bool {
         self.data.custom_roles
+    }
+
+    /// The rule for acting for another operator (blocking it, deleting it, holding its tokens).
+    pub fn acting_for_operators(&self) -> ActingFor {
+        self.data.acting_for_operators
+    }
+
+    /// Whether a principal must be blocked (archived) before it may be deleted.
+    pub fn delete_requires_blocked(&self) -> bool {
+        self.data.delete_requires_blocked
     }
 
     /// Whether a role held on a scope also makes that scope's ancestors visible.

@@ -208,3 +208,50 @@ fn every_change_has_a_validate_only_twin_that_agrees() {
     assert!(engine.check_principal("fresh").is_ok());
     assert!(engine.check_principal("nobody").is_err());
 }
+
+/// Virta acts for team members by "the same roles as themselves", and deletes only archived
+/// (blocked) members.
+#[test]
+fn virta_acts_for_members_with_its_own_roles_and_deletes_only_archived_ones() {
+    let mut engine = Engine::new(Preset::builtin("virta").unwrap());
+    engine.add_scope("org", "organisation", "root").unwrap();
+    engine.add_scope("sub", "organisation", "org").unwrap();
+    for (id, role, scope) in [
+        ("tech-1", "technician", "org"),
+        ("tech-2", "technician", "sub"),
+        ("manager", "driver-manager", "org"),
+        ("watcher", "viewer", "org"),
+        ("upstairs", "technician", "org"),
+    ] {
+        engine
+            .add_principal(id, PrincipalKind::Operator, scope)
+            .unwrap();
+        engine.assign(id, role, scope).unwrap();
+    }
+    engine.assign("upstairs", "viewer", "org").unwrap();
+    let allowed =
+        |actor: &str, target: &str| engine.check(actor, Action::PrincipalEdit, &on(target));
+    // A technician's role on `org` reaches the technician on `sub`, never the other way round.
+    assert!(allowed("tech-1", "tech-2"));
+    assert!(!allowed("tech-2", "tech-1"));
+    // The driver manager could invite a viewer but does not hold the role.
+    assert!(!allowed("manager", "watcher"));
+    let decision = engine.explain("manager", Action::PrincipalEdit, &on("watcher"));
+    assert!(
+        matches!(
+            &decision.evidence.finding,
+            Finding::BeyondOwnRoles { role, scope: Some(scope) } if role == "viewer" && scope == "org"
+        ),
+        "{decision:?}"
+    );
+    // Every role of the target must be held: technician + viewer is beyond a technician.
+    assert!(!allowed("tech-1", "upstairs"));
+
+    let denial = engine.can_remove_principal("tech-1", "tech-2").unwrap_err();
+    assert_eq!(denial.code, DenialCode::NotBlocked);
+    engine.set_blocked("tech-2", true).unwrap();
+    engine.can_remove_principal("tech-1", "tech-2").unwrap();
+    // Other presets delete without archiving.
+    let connect = estate();
+    connect.can_remove_principal("admin-a", "viewer").unwrap();
+}

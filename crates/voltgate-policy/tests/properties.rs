@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use common::{fixture_preset, FixtureOptions};
 use proptest::prelude::*;
-use voltgate_policy::{Action, ActionRule, Engine, Preset, PrincipalKind, Resource};
+use voltgate_policy::{ActingFor, Action, ActionRule, Engine, Preset, PrincipalKind, Resource};
 
 const KINDS: [&str; 3] = ["organisation", "site", "station"];
 const MODULES: [&str; 3] = ["analytics", "billing", "pro"];
@@ -233,10 +233,22 @@ impl Model {
         {
             return false;
         }
+        let same_roles = self.preset.acting_for_operators() == ActingFor::SameRoles
+            && self
+                .principal(other)
+                .is_some_and(|(_, kind, _, _)| *kind == PrincipalKind::Operator);
         self.assignments
             .iter()
             .filter(|(holder, _, _)| holder == other)
-            .all(|(_, role, scope)| engine.can_assign(principal, other, role, scope).is_ok())
+            .all(|(_, role, scope)| {
+                if same_roles {
+                    self.assignments.iter().any(|(holder, own, at)| {
+                        holder == principal && own == role && self.is_ancestor_or_self(at, scope)
+                    })
+                } else {
+                    engine.can_assign(principal, other, role, scope).is_ok()
+                }
+            })
     }
 
     /// The permission rule alone, before the rules particular to principal targets.
@@ -429,6 +441,14 @@ fn options(upward_visibility: bool) -> FixtureOptions {
     }
 }
 
+/// Options where acting for an operator needs the actor's own roles.
+fn same_roles_options(upward_visibility: bool, same_roles: bool) -> FixtureOptions {
+    FixtureOptions {
+        same_roles,
+        ..options(upward_visibility)
+    }
+}
+
 /// Runs `property` on `cases` generated values, failing on the first counterexample (shrunk),
 /// and returns what the passing cases counted: a property that holds only because nothing
 /// happened (every assignment refused, say) shows up as a count of zero.
@@ -464,16 +484,20 @@ struct Counts {
 #[test]
 fn the_fast_engine_agrees_with_the_naive_model() {
     let cases = 96;
-    let counts = run_counting(cases, (plan(), any::<bool>()), |(plan, upward)| {
-        let preset = fixture_preset(options(upward));
-        let (engine, model) = build(&preset, &plan);
-        agrees_with_model(&preset, &engine, &model)?;
-        let assigned = model.assignments.len() as u32;
-        Ok(Counts {
-            done: assigned,
-            refused: (plan.assignments.len() as u32).saturating_sub(assigned),
-        })
-    });
+    let counts = run_counting(
+        cases,
+        (plan(), any::<bool>(), any::<bool>()),
+        |(plan, upward, same_roles)| {
+            let preset = fixture_preset(same_roles_options(upward, same_roles));
+            let (engine, model) = build(&preset, &plan);
+            agrees_with_model(&preset, &engine, &model)?;
+            let assigned = model.assignments.len() as u32;
+            Ok(Counts {
+                done: assigned,
+                refused: (plan.assignments.len() as u32).saturating_sub(assigned),
+            })
+        },
+    );
     eprintln!("assignments: {counts:?}");
     // Agreement on empty estates proves nothing: most planned assignments must take effect.
     assert!(
@@ -512,8 +536,12 @@ proptest! {
     }
 
     #[test]
-    fn explain_always_agrees_with_check(plan in plan(), upward in any::<bool>()) {
-        let (engine, model) = build(&fixture_preset(options(upward)), &plan);
+    fn explain_always_agrees_with_check(
+        plan in plan(),
+        upward in any::<bool>(),
+        same_roles in any::<bool>(),
+    ) {
+        let (engine, model) = build(&fixture_preset(same_roles_options(upward, same_roles)), &plan);
         for principal in principal_ids(&model) {
             for resource in resources(&model) {
                 for &action in Action::ALL {

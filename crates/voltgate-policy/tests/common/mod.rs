@@ -11,6 +11,8 @@ pub struct FixtureOptions {
     pub custom_roles: bool,
     /// Include `helper`, a role that may be granted by a granter lacking its permissions.
     pub escalating_role: bool,
+    /// Acting for an operator needs the actor's own roles (`acting_for_operators = "same-roles"`).
+    pub same_roles: bool,
 }
 
 impl Default for FixtureOptions {
@@ -19,6 +21,7 @@ impl Default for FixtureOptions {
             upward_visibility: false,
             custom_roles: false,
             escalating_role: true,
+            same_roles: false,
         }
     }
 }
@@ -31,6 +34,7 @@ id = "fixture"
 label = "Test fixture"
 custom_roles = {custom_roles}
 upward_visibility = {upward_visibility}
+acting_for_operators = "{acting_for}"
 
 [[kinds]]
 id = "organisation"
@@ -202,6 +206,11 @@ granted_by = ["invite-operator"]
 "#,
         custom_roles = options.custom_roles,
         upward_visibility = options.upward_visibility,
+        acting_for = if options.same_roles {
+            "same-roles"
+        } else {
+            "grant"
+        },
     );
     if options.escalating_role {
         text.push_str(
