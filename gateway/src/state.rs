@@ -229,6 +229,7 @@ pub async fn register_charger_with_profile(
             scope: parent_scope.to_owned(),
             password_hash,
             security_profile,
+            pending: false,
         })
         .await
 }
@@ -433,6 +434,7 @@ mod tests {
                 scope: "north".into(),
                 password_hash: None,
                 security_profile: 0,
+                pending: false,
             })
             .await
             .unwrap();

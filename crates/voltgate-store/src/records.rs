@@ -50,6 +50,12 @@ pub struct ChargerRecord {
     pub scope: String,
     pub password_hash: Option<String>,
     pub security_profile: u8,
+    /// Awaits an operator's approval (auto-registered, not yet trusted). Stored with the
+    /// record when it is first written, so a charger is never trusted for a moment by
+    /// accident; later `put_charger` calls leave it as it is and only `set_charger_pending`
+    /// changes it.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// What a charger reported about itself in a BootNotification.

@@ -50,7 +50,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- chargers ---
 
-    /// Inserts or replaces a charger by id.
+    /// Inserts or replaces a charger by id. The pending mark is written only when the charger
+    /// is inserted; a replacement keeps the stored one.
     async fn put_charger(&self, c: &ChargerRecord) -> Result<(), StoreError>;
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError>;
     /// All chargers ordered by id.

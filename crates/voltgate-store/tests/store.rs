@@ -329,12 +329,14 @@ async fn chargers_and_boots(store: &Arc<SqliteStore>) {
         scope: "station-1".to_owned(),
         password_hash: Some("$argon2id$abc".to_owned()),
         security_profile: 2,
+        pending: false,
     };
     let other = ChargerRecord {
         id: "CP-1".to_owned(),
         scope: "station-2".to_owned(),
         password_hash: None,
         security_profile: 0,
+        pending: false,
     };
     store.put_charger(&charger).await.unwrap();
     store.put_charger(&other).await.unwrap();
@@ -354,8 +356,15 @@ async fn chargers_and_boots(store: &Arc<SqliteStore>) {
     assert!(!store.charger_pending("CP-2").await.unwrap());
     assert!(store.set_charger_pending("CP-2", true).await.unwrap());
     assert!(!store.set_charger_pending("CP-9", true).await.unwrap());
+    // An update (made from a record without the flag) leaves the flag as it was.
     store.put_charger(&moved).await.unwrap();
-    assert_eq!(store.charger("CP-2").await.unwrap(), Some(moved));
+    assert_eq!(
+        store.charger("CP-2").await.unwrap(),
+        Some(ChargerRecord {
+            pending: true,
+            ..moved.clone()
+        })
+    );
     assert!(
         store.charger_pending("CP-2").await.unwrap(),
         "a rewrite keeps the mark"
@@ -365,6 +374,18 @@ async fn chargers_and_boots(store: &Arc<SqliteStore>) {
     assert!(store.set_charger_pending("CP-2", false).await.unwrap());
     assert!(!store.charger_pending("CP-2").await.unwrap());
     assert_eq!(store.chargers().await.unwrap().len(), 2);
+    // A charger stored pending is pending from its first write on.
+    let unknown = ChargerRecord {
+        id: "CP-NEW".to_owned(),
+        scope: "station-1".to_owned(),
+        password_hash: None,
+        security_profile: 0,
+        pending: true,
+    };
+    store.put_charger(&unknown).await.unwrap();
+    assert!(store.charger_pending("CP-NEW").await.unwrap());
+    assert_eq!(store.charger("CP-NEW").await.unwrap(), Some(unknown));
+    assert!(store.set_charger_pending("CP-NEW", false).await.unwrap());
 
     let first = BootRecord {
         vendor: "Acme".to_owned(),
@@ -986,6 +1007,7 @@ async fn populate(store: &dyn Store) -> i64 {
             scope: "site".to_owned(),
             password_hash: Some("hash".to_owned()),
             security_profile: 1,
+            pending: false,
         })
         .await
         .unwrap();

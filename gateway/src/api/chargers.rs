@@ -255,6 +255,7 @@ pub async fn create(
             scope: body.scope.clone(),
             security_profile,
             password_hash,
+            pending: false,
         };
         let mut created = summary(&state, &record);
         created.password = generated;

@@ -853,26 +853,20 @@ async fn auto_register(
     scope: &str,
     security_profile: u8,
 ) -> bool {
-    let result = crate::state::register_charger_with_profile(
-        state,
-        charger_id,
-        scope,
-        None,
-        security_profile,
-    )
-    .await;
     // Only a charger that proved who it is (a profile 3 certificate) is trusted at once; the
-    // others wait for an operator's approval before the engine decides their cards.
+    // others wait for an operator's approval before the engine decides their cards. The mark
+    // is part of the record, so the charger is never stored trusted, not even for a moment.
     let pending = security_profile == 0 && !state.settings.auto_register_trusted;
-    let result = match result {
-        Ok(()) if pending => state
-            .store
-            .set_charger_pending(charger_id, true)
-            .await
-            .map(|_| ())
-            .map_err(ChangeError::from),
-        other => other,
-    };
+    let result = state
+        .estate
+        .register_charger(&ChargerRecord {
+            id: charger_id.to_owned(),
+            scope: scope.to_owned(),
+            password_hash: None,
+            security_profile,
+            pending,
+        })
+        .await;
     let (allowed, reason, outcome) = match &result {
         Ok(()) => (
             true,
@@ -1038,6 +1032,7 @@ mod tests {
             scope: "site-1".into(),
             security_profile: u8::from(password.is_some()),
             password_hash: password.map(crate::state::hash_password),
+            pending: false,
         }
     }
 

@@ -344,8 +344,8 @@ impl Store for SqliteStore {
         self.write(c.clone(), |conn, c| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO chargers (id, scope, password_hash, security_profile) \
-                     VALUES (?, ?, ?, ?) \
+                    "INSERT INTO chargers (id, scope, password_hash, security_profile, pending) \
+                     VALUES (?, ?, ?, ?, ?) \
                      ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, \
                      password_hash = excluded.password_hash, \
                      security_profile = excluded.security_profile",
@@ -354,6 +354,7 @@ impl Store for SqliteStore {
                 .bind(&c.scope)
                 .bind(&c.password_hash)
                 .bind(i64::from(c.security_profile))
+                .bind(i64::from(c.pending))
                 .execute(conn)
                 .await?;
                 Ok(())
@@ -366,7 +367,7 @@ impl Store for SqliteStore {
         self.read(id, |conn, id| {
             Box::pin(async move {
                 let found = sqlx::query(
-                    "SELECT id, scope, password_hash, security_profile FROM chargers WHERE id = ?",
+                    "SELECT id, scope, password_hash, security_profile, pending FROM chargers WHERE id = ?",
                 )
                 .bind(id)
                 .fetch_optional(conn)
@@ -381,7 +382,7 @@ impl Store for SqliteStore {
         self.read(&(), |conn, ()| {
             Box::pin(async move {
                 let found = sqlx::query(
-                    "SELECT id, scope, password_hash, security_profile FROM chargers ORDER BY id",
+                    "SELECT id, scope, password_hash, security_profile, pending FROM chargers ORDER BY id",
                 )
                 .fetch_all(conn)
                 .await?;

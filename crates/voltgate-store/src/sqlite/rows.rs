@@ -76,6 +76,7 @@ pub(super) fn charger(row: &SqliteRow) -> Result<ChargerRecord, StoreError> {
         scope: row.try_get("scope")?,
         password_hash: row.try_get("password_hash")?,
         security_profile,
+        pending: row.try_get::<i64, _>("pending")? != 0,
     })
 }
 
