@@ -61,6 +61,8 @@ struct Scenario {
     values: String,
     /// (kind, name) of the objects rendered in addition to the defaults'.
     extra: Vec<(&'static str, String)>,
+    /// (kind, name) of the defaults' objects it leaves out.
+    left_out: Vec<(&'static str, String)>,
     /// Objects the value set names that exist in the cluster already: (kind, name).
     existing: Vec<(&'static str, &'static str)>,
 }
@@ -82,60 +84,84 @@ fn scenarios() -> Vec<Scenario> {
             name: "defaults",
             values: "{}".into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![],
+        },
+        Scenario {
+            name: "existing admin token secret and volume claim",
+            values: "adminToken:\n  existingSecret: admin-token\n  key: token\npersistence:\n  existingClaim: voltgate-data\nserviceAccount:\n  create: false\n".into(),
+            extra: vec![],
+            left_out: vec![
+                ("Secret", FULLNAME.into()),
+                ("PersistentVolumeClaim", format!("{FULLNAME}-data")),
+                ("ServiceAccount", FULLNAME.into()),
+            ],
+            existing: vec![
+                ("Secret", "admin-token"),
+                ("PersistentVolumeClaim", "voltgate-data"),
+            ],
         },
         Scenario {
             name: "ocpp load balancer",
             values: "service:\n  ocpp:\n    type: LoadBalancer\n    externalTrafficPolicy: Local\n    annotations:\n      service.beta.kubernetes.io/aws-load-balancer-type: nlb\n".into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![],
         },
         Scenario {
             name: "ocpp node port",
             values: "service:\n  ocpp:\n    type: NodePort\n".into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![],
         },
         Scenario {
             name: "charger tls with a CA secret",
             values: tls.into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![("Secret", "charger-tls"), ("Secret", "charger-ca")],
         },
         Scenario {
             name: "charger tls with a CA config map",
             values: "tls:\n  enabled: true\n  existingSecret: charger-tls\n  clientCA:\n    existingConfigMap: charger-ca\n    key: bundle.pem\n".into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![("Secret", "charger-tls"), ("ConfigMap", "charger-ca")],
         },
         Scenario {
             name: "api tls",
             values: "tls:\n  api:\n    enabled: true\n    existingSecret: api-tls\nserviceMonitor:\n  enabled: true\n  tlsConfig:\n    insecureSkipVerify: true\n".into(),
             extra: vec![("ServiceMonitor", FULLNAME.into())],
+            left_out: vec![],
             existing: vec![("Secret", "api-tls")],
         },
         Scenario {
             name: "presets from values",
             values: preset_values.clone(),
             extra: vec![("ConfigMap", format!("{FULLNAME}-presets"))],
+            left_out: vec![],
             existing: vec![],
         },
         Scenario {
             name: "presets from an existing config map",
             values: "config:\n  preset: /etc/voltgate/presets/site.toml\npresets:\n  existingConfigMap: site-presets\n".into(),
             extra: vec![],
+            left_out: vec![],
             existing: vec![("ConfigMap", "site-presets")],
         },
         Scenario {
             name: "prometheus rule",
             values: "prometheusRule:\n  enabled: true\n  labels:\n    release: prometheus\n".into(),
             extra: vec![("PrometheusRule", FULLNAME.into())],
+            left_out: vec![],
             existing: vec![],
         },
         Scenario {
             name: "dashboard",
             values: "grafanaDashboard:\n  enabled: true\n".into(),
             extra: vec![("ConfigMap", format!("{FULLNAME}-dashboard"))],
+            left_out: vec![],
             existing: vec![],
         },
         Scenario {
@@ -147,6 +173,7 @@ fn scenarios() -> Vec<Scenario> {
                 ("PrometheusRule", FULLNAME.into()),
                 ("ConfigMap", format!("{FULLNAME}-dashboard")),
             ],
+            left_out: vec![],
             existing: vec![
                 ("Secret", "charger-tls"),
                 ("Secret", "charger-ca"),
@@ -281,6 +308,7 @@ fn check(scenario: &Scenario, docs: &[(String, Yaml)], merged_values: &Yaml) {
     ]
     .into_iter()
     .chain(scenario.extra.iter().cloned())
+    .filter(|object| !scenario.left_out.contains(object))
     .map(|(kind, name)| (kind.to_string(), name))
     .collect();
     let mut rendered = BTreeSet::new();
@@ -312,6 +340,11 @@ fn check(scenario: &Scenario, docs: &[(String, Yaml)], merged_values: &Yaml) {
         &labels(get(deployment, "spec.selector.matchLabels")),
         &pod_labels
     ));
+    let account = str_at(pod, "spec.serviceAccountName");
+    assert!(
+        existing("ServiceAccount", account) || account == "default",
+        "{context}: service account {account}"
+    );
     let containers = list_at(pod, "spec.containers");
     assert_eq!(containers.len(), 1, "{context}");
     let container = &containers[0];
@@ -647,8 +680,10 @@ fn every_value_set_renders_what_the_deployment_page_promises() {
 
 #[test]
 fn a_custom_preset_is_mounted_and_valid() {
-    let scenario = &scenarios()[6];
-    assert_eq!(scenario.name, "presets from values");
+    let scenario = scenarios()
+        .into_iter()
+        .find(|s| s.name == "presets from values")
+        .unwrap();
     let (rendered, _) = render(&scenario.values).unwrap();
     let docs = documents(&rendered);
     let presets = find(&docs, "ConfigMap", &format!("{FULLNAME}-presets")).unwrap();

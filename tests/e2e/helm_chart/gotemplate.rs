@@ -541,20 +541,20 @@ fn segments(source: &str) -> Result<Vec<Segment>, String> {
         let mut inner = &rest[open + 2..];
         if inner.starts_with("- ") || inner.starts_with("-\n") || inner.starts_with("-\t") {
             text = text.trim_end();
-            inner = &inner[1..];
+            inner = &inner[2..];
         }
         out.push(Segment::Text(text.to_string()));
-        let body_start = inner.trim_start();
-        let (action, after) = if body_start.starts_with("/*") {
-            let end = body_start
+        // As in Go, a comment starts right after the delimiter and its trim marker.
+        let (action, after) = if inner.starts_with("/*") {
+            let end = inner
                 .find("*/")
                 .ok_or_else(|| format!("line {line}: unclosed comment"))?;
-            let after_comment = &body_start[end + 2..];
+            let after_comment = &inner[end + 2..];
             let close = after_comment
                 .find("}}")
                 .ok_or_else(|| format!("line {line}: unclosed action"))?;
             let between = &after_comment[..close];
-            if !between.trim().is_empty() && between.trim() != "-" {
+            if !between.is_empty() && between != " -" {
                 return Err(format!(
                     "line {line}: text after a comment inside its action"
                 ));
@@ -595,10 +595,7 @@ fn segments(source: &str) -> Result<Vec<Segment>, String> {
         };
         let right_trim = match action {
             Some(a) => a.ends_with(" -") || a.ends_with("\n-") || a.ends_with("\t-"),
-            None => {
-                let before_close = &inner[..inner.len() - after.len()];
-                before_close.trim_end().ends_with('-') && !before_close.trim_end().ends_with("*/")
-            }
+            None => inner[..inner.len() - after.len()].ends_with(" -"),
         };
         if let Some(action) = action {
             let action = if right_trim {
@@ -1685,6 +1682,8 @@ mod tests {
             "{{ .Values.a | upper }}",
             "{{ 'c' }}",
             "{{ if .Values.a }}",
+            "{{ /* a comment after a space */ }}",
+            "{{/* text after a comment */ x }}",
             "{{ end }}",
         ] {
             assert!(render(source, "a: x\nl: [1]").is_err(), "{source} rendered");
