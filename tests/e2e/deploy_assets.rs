@@ -344,7 +344,7 @@ async fn exercise(gateway: &Gateway) {
 }
 
 /// Every `VOLTGATE_*` name in `text`.
-fn voltgate_variables(text: &str) -> BTreeSet<String> {
+pub(crate) fn voltgate_variables(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut rest = text;
     while let Some(start) = rest.find("VOLTGATE_") {
@@ -812,6 +812,9 @@ fn helm_chart_templates_reference_what_exists() {
         "secret.yaml",
         "servicemonitor.yaml",
         "pvc.yaml",
+        "presets.yaml",
+        "prometheusrule.yaml",
+        "dashboard.yaml",
     ] {
         assert!(
             sources.contains_key(required),
@@ -870,9 +873,15 @@ fn helm_chart_templates_reference_what_exists() {
     };
     assert_eq!(probe_path("livenessProbe"), "/healthz");
     assert_eq!(probe_path("readinessProbe"), "/readyz");
+    assert_eq!(probe_path("startupProbe"), "/healthz");
     let service = field(&values, "service", "values");
-    assert_eq!(field(service, "ocppPort", "service").as_u64(), Some(9000));
-    assert_eq!(field(service, "apiPort", "service").as_u64(), Some(8080));
+    let port = |service: &Yaml, key: &str| field(service, key, "service").as_u64();
+    assert_eq!(port(field(service, "ocpp", "service"), "port"), Some(9000));
+    assert_eq!(
+        port(field(service, "ocpp", "service"), "tlsPort"),
+        Some(9443)
+    );
+    assert_eq!(port(field(service, "api", "service"), "port"), Some(8080));
     assert_eq!(
         field(
             field(&values, "serviceMonitor", "values"),
@@ -886,6 +895,7 @@ fn helm_chart_templates_reference_what_exists() {
     assert!(sources["secret.yaml"].contains("kind: Secret"));
     let deployment = &sources["deployment.yaml"];
     for needed in [
+        "startupProbe",
         "livenessProbe",
         "readinessProbe",
         "secretKeyRef",

@@ -16,6 +16,7 @@ mod faults;
 mod frames;
 mod handshake;
 mod handshake_security;
+mod helm_chart;
 mod hostile_api;
 mod id_token_normalisation;
 mod keepalive;

@@ -55,3 +55,64 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "voltgate.claimName" -}}
 {{- .Values.persistence.existingClaim | default (printf "%s-data" (include "voltgate.fullname" .)) }}
 {{- end }}
+
+{{/* The Service chargers connect to keeps the release's name; the API one adds "-api". */}}
+{{- define "voltgate.apiServiceName" -}}
+{{- printf "%s-api" (include "voltgate.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "voltgate.presetsConfigMap" -}}
+{{- .Values.presets.existingConfigMap | default (printf "%s-presets" (include "voltgate.fullname" . | trunc 55 | trimSuffix "-")) }}
+{{- end }}
+
+{{/* Where the gateway finds its files in the pod. */}}
+{{- define "voltgate.presetsDir" -}}/etc/voltgate/presets{{- end }}
+{{- define "voltgate.tlsDir" -}}/etc/voltgate/tls{{- end }}
+{{- define "voltgate.clientCADir" -}}/etc/voltgate/client-ca{{- end }}
+{{- define "voltgate.apiTlsDir" -}}/etc/voltgate/api-tls{{- end }}
+
+{{/*
+Stops the install on values that would deploy something other than what they say: the keys of
+the single Service of chart 0.1, and TLS without its certificates.
+*/}}
+{{- define "voltgate.checkValues" -}}
+{{- range $old, $new := dict "type" "service.ocpp.type" "ocppPort" "service.ocpp.port" "apiPort" "service.api.port" "annotations" "service.ocpp.annotations" "externalTrafficPolicy" "service.ocpp.externalTrafficPolicy" }}
+{{- if hasKey $.Values.service $old }}
+{{- fail (printf "service.%s is now %s: chargers and the operator API have separate Services (see deploy/README.md)" $old $new) }}
+{{- end }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- $_ := required "tls.enabled needs tls.existingSecret, a kubernetes.io/tls Secret with the server certificate" .Values.tls.existingSecret }}
+{{- end }}
+{{- if and .Values.tls.clientCA.existingSecret .Values.tls.clientCA.existingConfigMap }}
+{{- fail "tls.clientCA: set existingSecret or existingConfigMap, not both" }}
+{{- end }}
+{{- if and (or .Values.tls.clientCA.existingSecret .Values.tls.clientCA.existingConfigMap) (not .Values.tls.enabled) }}
+{{- fail "tls.clientCA is used by the charger TLS listener: set tls.enabled too" }}
+{{- end }}
+{{- if .Values.tls.api.enabled }}
+{{- $_ := required "tls.api.enabled needs tls.api.existingSecret, a kubernetes.io/tls Secret with the API certificate" .Values.tls.api.existingSecret }}
+{{- end }}
+{{- if and .Values.presets.files .Values.presets.existingConfigMap }}
+{{- fail "presets: set files or existingConfigMap, not both" }}
+{{- end }}
+{{- $dir := printf "%s/" (include "voltgate.presetsDir" .) }}
+{{- if hasPrefix $dir .Values.config.preset }}
+{{- if not (or .Values.presets.files .Values.presets.existingConfigMap) }}
+{{- fail (printf "config.preset is %s, but no presets are mounted: set presets.files or presets.existingConfigMap" .Values.config.preset) }}
+{{- end }}
+{{- if and .Values.presets.files (not (hasKey .Values.presets.files (trimPrefix $dir .Values.config.preset))) }}
+{{- fail (printf "config.preset is %s, but presets.files has no %s" .Values.config.preset (trimPrefix $dir .Values.config.preset)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A probe of the API port, over HTTPS when the API serves it: (list probe root). */}}
+{{- define "voltgate.probe" -}}
+{{- $probe := index . 0 }}
+{{- $root := index . 1 }}
+{{- if $root.Values.tls.api.enabled }}
+{{- $probe = mergeOverwrite (deepCopy $probe) (dict "httpGet" (dict "scheme" "HTTPS")) }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
