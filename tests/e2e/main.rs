@@ -7,6 +7,7 @@ mod card_isolation;
 mod charge_authorization;
 mod commands;
 mod compliance;
+mod conformance;
 mod crash;
 mod deploy_assets;
 mod durability;
