@@ -8,7 +8,8 @@
 //! handler needs it (numeric strings become numbers, zone-less timestamps get `Z`, a 1.6
 //! DataTransfer `data` that is JSON becomes its JSON text); the other deviations are kept as
 //! given. Anything else — a wrong structure, a missing required field, an out-of-range number,
-//! an unknown `eventType` (it decides what the handler does with a transaction) — is refused
+//! an unknown `eventType` (it decides what the handler does with a transaction) or answer
+//! `status` (it is the command's outcome) — is refused
 //! with the strict error, exactly as under [`Tolerance::Strict`].
 //!
 //! This applies only to what a charger sends (its requests and its answers to commands); what
@@ -28,8 +29,9 @@ use crate::{OcppVersion, PayloadError, Validator};
 /// How far past its `maxLength` a string may run and still be accepted (4× the limit).
 pub const MAX_LENGTH_FACTOR: usize = 4;
 
-/// Enumerated fields whose value decides what the gateway does, so a value outside the list
-/// changes meaning and is refused even under [`Tolerance::Lenient`].
+/// Enumerated fields of requests whose value decides what the gateway does, so a value outside
+/// the list changes meaning and is refused even under [`Tolerance::Lenient`]. The top-level
+/// `status` of a charger's answer (the command's outcome) is refused likewise.
 const MEANINGFUL_ENUMS: [&str; 1] = ["eventType"];
 
 /// The longest example text a [`Deviation`] carries.
@@ -296,7 +298,8 @@ fn classify(
         }
         ValidationErrorKind::Enum { .. } => {
             instance.as_str()?;
-            if MEANINGFUL_ENUMS.contains(&field) {
+            let outcome = direction == Direction::Response && path == "/status";
+            if outcome || MEANINGFUL_ENUMS.contains(&field) {
                 return None;
             }
             let kind = if field == "unit" || field == "measurand" {

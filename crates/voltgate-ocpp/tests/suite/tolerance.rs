@@ -230,6 +230,13 @@ fn charger_answers_to_commands_get_the_same_tolerance() {
         )
         .expect("accepted");
     assert_eq!(accepted.deviations[0].kind, DeviationKind::UnknownField);
+    let outcome = json!({"status": "Maybe"});
+    assert!(
+        validator()
+            .check_response(OcppVersion::V16, "Reset", outcome, Tolerance::Lenient)
+            .is_err(),
+        "an answer's status is its outcome: never guessed"
+    );
     let refused = json!({"status": 1});
     assert!(validator()
         .check(
