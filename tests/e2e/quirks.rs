@@ -346,3 +346,85 @@ async fn a_charger_answer_with_an_unknown_field_completes_the_command() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn simulated_quirky_chargers_are_served_and_counted() {
+    let gateway = Gateway::start(
+        GatewayOptions::preset("connect")
+            .arg("--auto-register")
+            .arg("sim")
+            .arg("--auto-register-trusted")
+            .arg("--heartbeat-interval")
+            .arg("1"),
+    )
+    .unwrap();
+    let admin = gateway.api();
+    admin
+        .scope("sim", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    let simulator = voltgate_tests::binary_path("voltgate-sim").unwrap();
+    let output = tokio::process::Command::new(simulator)
+        .args(["--url", &gateway.ocpp_url, "--chargers", "8", "--ramp", "0"])
+        .args(["--id-prefix", "SIM-", "--version", "1.6", "--duration", "4"])
+        .args(["--heartbeat", "1", "--meter-interval", "0"])
+        .args([
+            "--quirks",
+            "string_too_long,numeric_string,timestamp_without_zone,unknown_field",
+            "--quirks-share",
+            "0.5",
+        ])
+        .args(["--report", "json", "--quiet"])
+        .output()
+        .await
+        .expect("the simulator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["summary"]["booted"], 8, "{report}");
+    let errors = report["summary"]["errors"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        errors.keys().all(|k| !k.starts_with("callerror")),
+        "a quirky CALL was refused: {report}"
+    );
+
+    let mut quirky = 0;
+    for n in 1..=8 {
+        let view = admin
+            .get(&format!("/api/v1/chargers/SIM-{n:06}"))
+            .await
+            .unwrap()
+            .expect(200)
+            .body;
+        let kinds: Vec<&str> = view["schema"]["deviations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
+        if !kinds.is_empty() {
+            quirky += 1;
+            for kind in ["string_too_long", "numeric_string", "unknown_field"] {
+                assert!(kinds.contains(&kind), "SIM-{n:06}: {kinds:?}");
+            }
+        }
+    }
+    assert!(
+        (1..8).contains(&quirky),
+        "{quirky} of 8 chargers were quirky"
+    );
+    let text = metrics(&gateway.api_url).await;
+    assert_eq!(
+        metric_if_present(&text, &series("BootNotification", "string_too_long")),
+        Some(f64::from(quirky)),
+        "one over-long boot per quirky charger"
+    );
+}
