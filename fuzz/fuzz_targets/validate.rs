@@ -1,5 +1,8 @@
-//! Validates arbitrary JSON as the payload of a few actions in both versions. Validation must
-//! never panic, and a payload that passes must read into its typed view without panicking.
+//! Validates arbitrary JSON as the payload of a few actions in both versions, strictly and
+//! through the tolerance layer. Neither may panic; a payload that passes (or that tolerance
+//! accepts, once normalised) must read into its typed view without panicking; tolerance must
+//! return a strictly valid payload unchanged, and name a deviation for every payload it lets
+//! through that strict validation refused.
 
 #![no_main]
 
@@ -7,7 +10,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use voltgate_ocpp::{ChargerRequest, OcppVersion, Validator};
+use voltgate_ocpp::{ChargerRequest, Direction, OcppVersion, Tolerance, Validator};
 
 const ACTIONS: &[&str] = &[
     "BootNotification",
@@ -18,6 +21,7 @@ const ACTIONS: &[&str] = &[
     "StopTransaction",
     "TransactionEvent",
     "Authorize",
+    "DataTransfer",
 ];
 
 fn validator() -> &'static Validator {
@@ -31,13 +35,62 @@ fuzz_target!(|data: &[u8]| {
     };
     for version in OcppVersion::ALL {
         for action in ACTIONS {
-            if validator()
-                .validate_request(version, action, &payload)
-                .is_ok()
-            {
+            let strict = validator().validate_request(version, action, &payload);
+            if strict.is_ok() {
                 let _ = ChargerRequest::from_call(version, action, &payload);
             }
-            let _ = validator().validate_response(version, action, &payload);
+            tolerated(
+                version,
+                Direction::Request,
+                action,
+                &payload,
+                strict.is_ok(),
+            );
+            let strict = validator().validate_response(version, action, &payload);
+            tolerated(
+                version,
+                Direction::Response,
+                action,
+                &payload,
+                strict.is_ok(),
+            );
         }
     }
 });
+
+fn tolerated(
+    version: OcppVersion,
+    direction: Direction,
+    action: &str,
+    payload: &Value,
+    strict_ok: bool,
+) {
+    match validator().check(
+        version,
+        direction,
+        action,
+        payload.clone(),
+        Tolerance::Lenient,
+    ) {
+        Ok(accepted) if strict_ok => {
+            assert_eq!(
+                &accepted.payload, payload,
+                "tolerance changed a valid payload"
+            );
+            assert!(
+                accepted.deviations.is_empty(),
+                "deviations in a valid payload"
+            );
+        }
+        Ok(accepted) => {
+            assert!(
+                !accepted.deviations.is_empty(),
+                "let through without a deviation"
+            );
+            if direction == Direction::Request {
+                let _ = ChargerRequest::from_call(version, action, &accepted.payload);
+            }
+        }
+        Err(_) => assert!(!strict_ok, "tolerance refused a valid payload"),
+    }
+}

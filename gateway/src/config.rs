@@ -335,6 +335,13 @@ pub struct ServeArgs {
     #[arg(long, env = "VOLTGATE_LOCAL_LIST_MAX_REACH", value_name = "LEVELS|any",
           default_value = "1", value_parser = clap::value_parser!(crate::local_list::ListReach))]
     pub local_list_max_reach: crate::local_list::ListReach,
+
+    /// How strictly chargers' payloads are held to the OCPP schemas: `lenient` accepts the
+    /// benign, known deviations of real firmware (counted and shown per charger), `strict`
+    /// refuses every schema failure. A charger's own setting (`PATCH /chargers/{id}`) wins.
+    #[arg(long, env = "VOLTGATE_SCHEMA_TOLERANCE", value_name = "strict|lenient",
+          default_value = "lenient", value_parser = clap::value_parser!(voltgate_ocpp::Tolerance))]
+    pub schema_tolerance: voltgate_ocpp::Tolerance,
 }
 
 /// What `voltgate serve` needs, after parsing.
@@ -406,6 +413,7 @@ impl ServeArgs {
             // In-process test chargers see only the calls their test expects.
             local_auth_lists: false,
             local_list_max_reach: crate::local_list::DEFAULT_LIST_REACH,
+            schema_tolerance: voltgate_ocpp::Tolerance::Lenient,
         }
     }
 }

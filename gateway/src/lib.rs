@@ -83,6 +83,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         }
     }
     let validator = voltgate_ocpp::Validator::new().context("cannot compile the OCPP schemas")?;
+    let quirks = charger::Quirks::new(config.schema_tolerance);
+    quirks.load(store.charger_schema_tolerances().await?);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
         estate: voltgate_estate::Estate::new(store.clone(), engine),
@@ -105,6 +107,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         local_lists: local_list::LocalLists::new(config.local_auth_lists)
             .with_reach(config.local_list_max_reach),
         command_sequence: gate::CommandSequence::new(),
+        quirks,
     });
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)

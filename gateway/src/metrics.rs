@@ -35,6 +35,7 @@ pub struct Metrics {
     chargers_connected: IntGaugeVec,
     ocpp_messages: IntCounterVec,
     frames_rejected: IntCounterVec,
+    schema_deviations: IntCounterVec,
     handshakes_refused: IntCounterVec,
     command_duration: HistogramVec,
     authz_decisions: IntCounterVec,
@@ -105,6 +106,16 @@ impl Metrics {
                         "Frames from chargers that were answered with an error or closed the connection, by reason.",
                     ),
                     &["reason"],
+                ),
+            ),
+            schema_deviations: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_schema_deviations_total",
+                        "Benign schema deviations accepted from chargers under lenient tolerance, by action and kind.",
+                    ),
+                    &["action", "kind"],
                 ),
             ),
             handshakes_refused: register(
@@ -244,6 +255,12 @@ impl Metrics {
 
     pub fn frame_rejected(&self, reason: &str) {
         self.frames_rejected.with_label_values(&[reason]).inc();
+    }
+
+    pub fn schema_deviation(&self, action: &str, kind: &str) {
+        self.schema_deviations
+            .with_label_values(&[action, kind])
+            .inc();
     }
 
     pub fn handshake_refused(&self, reason: &str) {

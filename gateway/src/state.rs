@@ -36,6 +36,8 @@ pub struct AppState {
     pub local_lists: crate::local_list::LocalLists,
     /// Ids for the OCPP requests the gateway sends (2.0.1 requestId, remoteStartId, …).
     pub command_sequence: crate::gate::CommandSequence,
+    /// Each charger's schema tolerance and the deviations accepted from it.
+    pub quirks: crate::charger::Quirks,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             auth_guard: crate::throttle::AuthGuard::new(),
             local_lists: crate::local_list::LocalLists::new(false),
             command_sequence: crate::gate::CommandSequence::new(),
+            quirks: crate::charger::Quirks::new(voltgate_ocpp::Tolerance::Lenient),
         }
     }
 }

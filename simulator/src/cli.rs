@@ -208,10 +208,20 @@ pub struct Cli {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub fault_slow_ms: u64,
 
-    /// Fault: share (0-1) of charger CALLs sent malformed (unknown field, wrong type,
+    /// Fault: share (0-1) of charger CALLs sent malformed (missing required field, wrong type,
     /// unknown action); the gateway must refuse each with a CALLERROR.
     #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
     pub fault_malformed_rate: f64,
+
+    /// Schema deviations of real firmware that quirky chargers send (the gateway's default
+    /// lenient tolerance accepts them): string_too_long, enum_value, unit_or_measurand,
+    /// numeric_string, timestamp_without_zone, unknown_field.
+    #[arg(long, value_name = "KIND[,KIND..]")]
+    pub quirks: Option<String>,
+
+    /// Share (0-1) of the chargers that are quirky (default 1 with --quirks).
+    #[arg(long, value_name = "SHARE")]
+    pub quirks_share: Option<f64>,
 
     /// Fault: a reconnect storm; every charger drops its connection at once SECS into the
     /// run and reconnects.
@@ -250,6 +260,8 @@ pub enum CliError {
     NoChargers,
     #[error("--processes must be from 1 to the number of chargers ({0})")]
     Processes(u32),
+    #[error(transparent)]
+    Quirks(#[from] crate::quirks::QuirksError),
 }
 
 /// Reads `127.0.0.1,127.0.0.5-127.0.0.8,127.0.1.1-4` into a list of addresses.
@@ -382,6 +394,14 @@ impl Cli {
             no_answer: share(self.fault_no_answer, "--fault-no-answer")?,
             slow_answer: Duration::from_millis(self.fault_slow_ms),
             malformed: share(self.fault_malformed_rate, "--fault-malformed-rate")?,
+            quirks: crate::quirks::Quirks::parse(
+                self.quirks.as_deref(),
+                match self.quirks_share {
+                    Some(value) => share(value, "--quirks-share")?,
+                    None if self.quirks.is_some() => 1.0,
+                    None => 0.0,
+                },
+            )?,
         })
     }
 
@@ -424,6 +444,8 @@ mod tests {
             "--fault-no-answer",
             "--fault-slow-ms",
             "--fault-malformed-rate",
+            "--quirks",
+            "--quirks-share",
             "--ca-file",
             "--password",
             "--processes",

@@ -147,6 +147,8 @@ pub struct Faults {
     pub slow_answer: Duration,
     /// Share of the charger's CALLs sent malformed (0..1).
     pub malformed: f64,
+    /// Schema deviations a share of the chargers send in their CALLs.
+    pub quirks: crate::quirks::Quirks,
 }
 
 /// What every charger task shares.
@@ -421,6 +423,8 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
     let source = (!ctx.cfg.source_addrs.is_empty())
         .then(|| ctx.cfg.source_addrs[index % ctx.cfg.source_addrs.len()]);
     let mut rng = SplitMix64::new(0xC0FFEE ^ index as u64);
+    let quirks = &ctx.cfg.faults.quirks;
+    let quirky = !quirks.is_off() && rng.unit() < quirks.share;
     let mut next_id: u64 = 1;
     let mut backoff = ctx.cfg.reconnect_delay;
     loop {
@@ -473,6 +477,7 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
             started,
             &mut next_id,
             &mut rng,
+            quirky,
         )
         .await;
         if let Some(s) = ctx.directory.slots.get(slot) {
@@ -531,10 +536,11 @@ fn call_text(id: &str, action: &str, payload: &Payload) -> String {
 }
 
 /// A malformed CALL for fault injection, cycling through defects the gateway must refuse
-/// with a CALLERROR: an unknown field, a wrong type, an unknown action.
+/// with a CALLERROR under any schema tolerance: a missing required field, a wrong type, an
+/// unknown action. (An unknown field is a benign deviation a lenient gateway accepts.)
 fn malformed_call(id: &str, version: OcppVersion, pick: u64) -> String {
     match pick % 3 {
-        0 => Frame::Call { id: id.to_owned(), action: "Heartbeat".into(), payload: json!({ "bogus": true }) },
+        0 => Frame::Call { id: id.to_owned(), action: "Authorize".into(), payload: json!({}) },
         1 => {
             let payload = match version {
                 OcppVersion::V16 => json!({ "connectorId": "one", "errorCode": "NoError", "status": "Available" }),
@@ -558,6 +564,7 @@ async fn serve(
     connect_started: Instant,
     next_id: &mut u64,
     rng: &mut SplitMix64,
+    quirky: bool,
 ) -> SessionEnd {
     let cfg = Arc::clone(&ctx.cfg);
     let stats = Arc::clone(&ctx.stats);
@@ -636,7 +643,18 @@ async fn serve(
             if let Some(call) = model.next_call(wall_clock()) {
                 let id = next_id.to_string();
                 *next_id += 1;
-                let text = call_text(&id, call.action, &call.payload);
+                let text = if quirky {
+                    let mut payload = call.payload.to_value();
+                    crate::quirks::bend(
+                        version,
+                        call.action,
+                        &mut payload,
+                        &cfg.faults.quirks.kinds,
+                    );
+                    call_text(&id, call.action, &Payload::Json(payload))
+                } else {
+                    call_text(&id, call.action, &call.payload)
+                };
                 let sent = Instant::now();
                 if ws.send(Message::Text(text.into())).await.is_err() {
                     stats.error("send_failed");
@@ -909,7 +927,7 @@ mod tests {
                 assert_eq!(id, "9");
                 assert!(
                     validator
-                        .validate_request(version, &action, &payload)
+                        .check_request(version, &action, payload, voltgate_ocpp::Tolerance::Lenient)
                         .is_err(),
                     "{text}"
                 );

@@ -4,6 +4,7 @@
 //! The crate is split so that behaviour can be tested without the network:
 //! - [`model`]: one charger as a pure state machine (no I/O, time passed in);
 //! - [`driver`]: the WebSocket client that runs a model against the gateway;
+//! - [`quirks`]: chargers that bend the schemas the way real firmware does (`--quirks`);
 //! - [`operator`]: registration and operator commands through the gateway's HTTP API;
 //! - [`run`]: a whole load run (ramp, steady window, stop) and its [`run::RunReport`];
 //! - [`split`]: one run spread over several processes when one may not open enough files;
@@ -19,6 +20,7 @@ pub mod driver;
 pub mod model;
 pub mod operator;
 pub mod procfs;
+pub mod quirks;
 pub mod report;
 pub mod run;
 pub mod split;

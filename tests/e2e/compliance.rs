@@ -1,8 +1,9 @@
 //! Answers the OCPP compliance test cases check: a 2.0.1 remote start names the id token's
 //! stored type (TC_F_01_CSMS, TC_F_02_CSMS), and a 1.6 StopTransaction that carries an idTag
 //! gets that tag's current status back; a charger's DataTransfer with `data` gets the gateway's
-//! one defined answer, `UnknownVendorId` (no vendor extension is known), with nothing echoed, and
-//! 1.6 `data` that is not a string a TypeConstraintViolation.
+//! one defined answer, `UnknownVendorId` (no vendor extension is known), with nothing echoed,
+//! also for 1.6 `data` sent as JSON rather than a string (a known firmware deviation the default
+//! lenient tolerance accepts; `tests/e2e/quirks.rs` shows strict refusing it).
 
 use std::time::Duration;
 
@@ -234,18 +235,14 @@ async fn a_charger_data_transfer_with_data_gets_unknown_vendor_and_nothing_more(
             );
         }
         if subprotocol == "ocpp1.6" {
-            let refused = charger
+            let answer = charger
                 .call_ok(
                     "DataTransfer",
                     json!({"vendorId": "com.example", "data": structured.clone()}),
                 )
                 .await
-                .expect_err("1.6 data must be a string")
-                .to_string();
-            assert!(
-                refused.contains("TypeConstraintViolation") && refused.contains("/data"),
-                "{refused}"
-            );
+                .unwrap();
+            assert_eq!(answer, json!({"status": "UnknownVendorId"}));
         }
         let beat = charger.call_ok("Heartbeat", json!({})).await.unwrap();
         assert!(beat["currentTime"].is_string(), "{beat}");

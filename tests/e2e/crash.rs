@@ -483,7 +483,7 @@ async fn all_audit(api: &Api) -> Vec<Value> {
 }
 
 /// Runs one query on the gateway's database file with the sqlite3 shell.
-fn sqlite(gateway: &Gateway, query: &str) -> String {
+pub(crate) fn sqlite(gateway: &Gateway, query: &str) -> String {
     let db = gateway.workdir.path().join("voltgate.db");
     let output = Command::new("sqlite3")
         .arg(&db)

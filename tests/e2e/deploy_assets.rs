@@ -315,6 +315,11 @@ async fn exercise(gateway: &Gateway) {
     let boot = charger.boot().await.expect("boot answered");
     assert_eq!(boot["status"], "Accepted", "boot: {boot}");
     charger.call_ok("Heartbeat", json!({})).await.unwrap();
+    // A benign schema deviation (an unknown field), accepted under the default tolerance.
+    charger
+        .call_ok("Heartbeat", json!({"uptime": 1}))
+        .await
+        .unwrap();
 
     let command = {
         let admin = admin.clone();

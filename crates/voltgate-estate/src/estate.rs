@@ -160,6 +160,27 @@ impl Estate {
         Ok(Ok(record))
     }
 
+    /// Sets (`strict`, `lenient`) or clears a charger's own schema tolerance, a charger
+    /// setting outside the engine; `applied` runs under the write lock once the store took it,
+    /// so the caller's copy follows the store in the order the changes were made.
+    pub async fn set_charger_schema_tolerance(
+        &self,
+        id: &str,
+        tolerance: Option<&str>,
+        applied: impl FnOnce(),
+    ) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        if !self
+            .store
+            .set_charger_schema_tolerance(id, tolerance)
+            .await?
+        {
+            return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
+        }
+        applied();
+        Ok(())
+    }
+
     pub async fn set_module(&self, scope: &str, module: &str, on: bool) -> Result<(), ChangeError> {
         let _change = self.begin().await;
         self.engine().check_set_module(scope, module)?;

@@ -11,6 +11,8 @@
 //! - [`ChargerRequest`]: typed views of the handled requests, after validation. They are our own
 //!   small structs, not `rust-ocpp` types, because `rust-ocpp` 3.x rejects valid payloads (meter
 //!   readings above `i32`, sampled values beyond `Decimal`'s range); see [`views`].
+//! - [`Tolerance`] / [`Validator::check`]: the tolerance layer that accepts benign, known schema
+//!   deviations of what a charger sends ([`DeviationKind`]) and normalises them for the handlers.
 //! - [`responses`]: builders for the CALLRESULTs the gateway answers with.
 //! - [`Command`]: version-neutral operator commands and their translation into CALLs.
 //! - [`normalize_id_token`]: the one stored and compared form of an id token.
@@ -28,6 +30,7 @@ mod formats;
 mod frame;
 pub mod password;
 pub mod responses;
+mod tolerance;
 mod validate;
 mod version;
 pub mod views;
@@ -45,6 +48,10 @@ pub use error_code::ErrorCode;
 pub use frame::{
     Frame, FrameError, FrameErrorKind, CALL, CALL_ERROR, CALL_RESULT, MAX_ERROR_DESCRIPTION_LEN,
     MAX_MESSAGE_ID_LEN,
+};
+pub use tolerance::{
+    Accepted, Deviation, DeviationKind, Tolerance, UnknownDeviationKind, UnknownTolerance,
+    MAX_LENGTH_FACTOR,
 };
 pub use validate::{
     embedded_schemas, is_known_action, Direction, EmbeddedSchema, PayloadError, SchemaError,

@@ -141,7 +141,7 @@ impl Validator {
         action: &str,
         payload: &Value,
     ) -> Result<(), PayloadError> {
-        self.validate(version, Direction::Request, action, payload)
+        self.validate_in(version, Direction::Request, action, payload)
     }
 
     /// Checks a CALLRESULT payload answering `action`. An action without a response schema in
@@ -152,17 +152,27 @@ impl Validator {
         action: &str,
         payload: &Value,
     ) -> Result<(), PayloadError> {
-        self.validate(version, Direction::Response, action, payload)
+        self.validate_in(version, Direction::Response, action, payload)
     }
 
-    fn validate(
+    /// The compiled schema of `action` in `version` and `direction`, if there is one.
+    pub(crate) fn compiled(
+        &self,
+        version: OcppVersion,
+        direction: Direction,
+        action: &str,
+    ) -> Option<&jsonschema::Validator> {
+        self.tables[table_index(version, direction)].get(action)
+    }
+
+    pub(crate) fn validate_in(
         &self,
         version: OcppVersion,
         direction: Direction,
         action: &str,
         payload: &Value,
     ) -> Result<(), PayloadError> {
-        let Some(compiled) = self.tables[table_index(version, direction)].get(action) else {
+        let Some(compiled) = self.compiled(version, direction, action) else {
             return Err(PayloadError::new(
                 ErrorCode::NotImplemented,
                 format!("{action} is not an OCPP {version} action"),

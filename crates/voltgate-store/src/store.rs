@@ -62,6 +62,15 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the charger pending or approved; `false` if there is no such charger. Other
     /// writes of the charger ([`Store::put_charger`]) keep the mark.
     async fn set_charger_pending(&self, id: &str, pending: bool) -> Result<bool, StoreError>;
+    /// Sets (`strict`, `lenient`) or clears (`None`) the charger's own schema tolerance;
+    /// `false` if there is no such charger. Other writes of the charger keep it.
+    async fn set_charger_schema_tolerance(
+        &self,
+        id: &str,
+        tolerance: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Every charger with its own schema tolerance, as `(id, tolerance)` ordered by id.
+    async fn charger_schema_tolerances(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Appends a BootNotification to the charger's boot history.
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError>;
 

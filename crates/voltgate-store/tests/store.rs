@@ -65,6 +65,7 @@ on_both_backends!(
     roles_round_trip,
     assignments_are_a_set,
     chargers_and_boots,
+    charger_schema_tolerance_survives_rewrites,
     api_tokens,
     id_tokens,
     id_tokens_per_principal_and_deletion,
@@ -321,6 +322,59 @@ async fn assignments_are_a_set(store: &Arc<SqliteStore>) {
     assert!(store.remove_assignment(&viewer).await.unwrap());
     assert!(!store.remove_assignment(&viewer).await.unwrap());
     assert_eq!(store.assignments().await.unwrap(), [admin]);
+}
+
+async fn charger_schema_tolerance_survives_rewrites(store: &Arc<SqliteStore>) {
+    let charger = ChargerRecord {
+        id: "CP-1".to_owned(),
+        scope: "station-1".to_owned(),
+        password_hash: None,
+        security_profile: 0,
+    };
+    store.put_charger(&charger).await.unwrap();
+    store
+        .put_charger(&ChargerRecord {
+            id: "CP-2".to_owned(),
+            ..charger.clone()
+        })
+        .await
+        .unwrap();
+    assert!(store.charger_schema_tolerances().await.unwrap().is_empty());
+    assert!(store
+        .set_charger_schema_tolerance("CP-2", Some("strict"))
+        .await
+        .unwrap());
+    assert!(store
+        .set_charger_schema_tolerance("CP-1", Some("lenient"))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_charger_schema_tolerance("CP-9", Some("strict"))
+        .await
+        .unwrap());
+    store
+        .put_charger(&ChargerRecord {
+            security_profile: 1,
+            ..charger
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.charger_schema_tolerances().await.unwrap(),
+        [
+            ("CP-1".to_owned(), "lenient".to_owned()),
+            ("CP-2".to_owned(), "strict".to_owned())
+        ],
+        "a rewrite of the charger keeps its tolerance"
+    );
+    assert!(store
+        .set_charger_schema_tolerance("CP-1", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.charger_schema_tolerances().await.unwrap(),
+        [("CP-2".to_owned(), "strict".to_owned())]
+    );
 }
 
 async fn chargers_and_boots(store: &Arc<SqliteStore>) {

@@ -11,6 +11,10 @@
 //! either, while the version is not known). A charger deployed with a weaker password
 //! configured by hand is onboarded with an explicit `legacy_password` reason, which is
 //! audited. Changing a charger's security settings needs `charger.security`.
+//!
+//! A charger's own schema tolerance (`schema_tolerance` in a `PATCH`, `charger.edit`) makes
+//! one charger strict, or lets one through, whatever the gateway's `--schema-tolerance`;
+//! `GET /chargers/{id}` shows it under `schema`, with the deviations accepted from the charger.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,7 +25,7 @@ use voltgate_policy::{Action, Resource};
 use voltgate_store::ChargerRecord;
 
 use voltgate_ocpp::password::{self as ocpp_password, GENERATED_ALPHABET};
-use voltgate_ocpp::OcppVersion;
+use voltgate_ocpp::{OcppVersion, Tolerance};
 
 use super::authorize::{authorize, Target};
 use super::error::ApiError;
@@ -67,6 +71,23 @@ pub struct ChargerChange {
     pub legacy_password: Option<String>,
     #[serde(default)]
     pub security_profile: Option<u8>,
+    /// This charger's schema tolerance: `strict`, `lenient`, or `default` to follow the
+    /// gateway's `--schema-tolerance` (`charger.edit`).
+    #[serde(default)]
+    pub schema_tolerance: Option<String>,
+}
+
+/// What `schema_tolerance` in a `PATCH` asks for: a charger's own tolerance, or `None` to
+/// follow the gateway's.
+fn requested_tolerance(text: &str) -> Result<Option<Tolerance>, ApiError> {
+    match text {
+        "default" => Ok(None),
+        other => other.parse().map(Some).map_err(|_| {
+            ApiError::invalid_body(format!(
+                "schema_tolerance must be `strict`, `lenient` or `default`, not `{other}`"
+            ))
+        }),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +98,8 @@ pub struct ChargerSummary {
     pub security_profile: u8,
     pub connected: bool,
     pub ocpp_version: Option<String>,
+    /// The schema tolerance in force for this charger (its own, else the gateway's).
+    pub schema_tolerance: &'static str,
     /// A generated password, only in the answer to the registration that asked for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -95,6 +118,7 @@ fn summary(state: &SharedState, record: &ChargerRecord) -> ChargerSummary {
         security_profile: record.security_profile,
         connected: state.chargers.is_connected(&record.id),
         ocpp_version: state.chargers.version(&record.id).map(|v| v.to_string()),
+        schema_tolerance: state.quirks.tolerance(&record.id).as_str(),
         password: None,
     }
 }
@@ -290,6 +314,11 @@ pub async fn update(
         }
         None => {}
     }
+    let tolerance = body
+        .schema_tolerance
+        .as_deref()
+        .map(requested_tolerance)
+        .transpose()?;
     let action = if body.password.is_some() || body.security_profile.is_some() {
         Action::ChargerSecurity
     } else {
@@ -303,7 +332,13 @@ pub async fn update(
         &request_id,
     )
     .await?;
-    let result = apply_change(&state, &id, body).await;
+    let result = match apply_change(&state, &id, body).await {
+        Ok(summary) => match tolerance {
+            Some(tolerance) => set_tolerance(&state, &id, tolerance, summary).await,
+            None => Ok(summary),
+        },
+        Err(err) => Err(err),
+    };
     if let Ok(Json(summary)) = &result {
         tracing::info!(charger_id = %id, security_profile = summary.security_profile, by = %caller.id, "charger security settings changed");
         if let Some(reason) = &legacy {
@@ -340,6 +375,25 @@ async fn apply_change(
         .await??;
     state.auth_guard.passwords.forget(id);
     Ok(Json(summary(state, &record)))
+}
+
+/// Stores a charger's own schema tolerance (or clears it) and makes it the one its session
+/// uses from its next message on.
+async fn set_tolerance(
+    state: &SharedState,
+    id: &str,
+    tolerance: Option<Tolerance>,
+    Json(mut summary): Json<ChargerSummary>,
+) -> Result<Json<ChargerSummary>, ApiError> {
+    state
+        .estate
+        .set_charger_schema_tolerance(id, tolerance.map(Tolerance::as_str), || {
+            state.quirks.set_override(id, tolerance);
+        })
+        .await?;
+    summary.schema_tolerance = state.quirks.tolerance(id).as_str();
+    tracing::info!(charger_id = %id, schema_tolerance = summary.schema_tolerance, own = tolerance.is_some(), "charger schema tolerance changed");
+    Ok(Json(summary))
 }
 
 /// The answer to an approval.
@@ -551,6 +605,10 @@ async fn charger_view(state: &SharedState, id: &str) -> Result<Json<Value>, ApiE
         "security_profile".into(),
         Value::from(record.security_profile),
     );
+    match serde_json::to_value(state.quirks.summary(id)) {
+        Ok(schema) => view.insert("schema".into(), schema),
+        Err(_) => return Err(ApiError::internal("schema summary could not be rendered")),
+    };
     Ok(Json(Value::Object(view)))
 }
 

@@ -2,7 +2,8 @@
 //! the handshake decides who may connect ([`server`]), one task per connection speaks the
 //! protocol ([`session`]) and answers charger-initiated messages ([`handlers`]), and the
 //! [`registry`] holds every charger's live state and the way to send it a CALL; [`keepalive`]
-//! decides when a silent charger is pinged and when it counts as gone.
+//! decides when a silent charger is pinged and when it counts as gone; [`quirks`] holds each
+//! charger's schema tolerance and the deviations accepted from it.
 //!
 //! Architecture invariant: the only way from the operator side to a charger is
 //! [`ChargerRegistry::call`], and only `gate.rs` uses it, after the role engine allowed it.
@@ -10,12 +11,14 @@
 pub mod handlers;
 pub mod keepalive;
 pub mod live;
+pub mod quirks;
 pub mod registry;
 pub mod server;
 pub mod session;
 
 pub use keepalive::KeepAlive;
 pub use live::{ConnectorState, LiveState};
+pub use quirks::Quirks;
 pub use registry::{CallFailure, ChargerRegistry, CALL_QUEUE_CAPACITY};
 pub use server::serve;
 

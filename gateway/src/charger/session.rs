@@ -6,7 +6,9 @@
 //!   carrying the code for this version (message id `-1` when the id could not be read); a
 //!   malformed CALLRESULT/CALLERROR is never answered. The connection stays up.
 //! - A CALL for an action we do not handle gets NotImplemented/NotSupported; a payload that
-//!   fails its schema gets the code the validator names; only then does a handler run.
+//!   fails its schema gets the code the validator names, unless the charger's schema
+//!   tolerance accepts its deviations (see [`super::quirks`]): then the handler gets the
+//!   normalised payload and the deviations are counted. Only then does a handler run.
 //! - A CALLRESULT/CALLERROR completes the one outstanding gateway CALL with the same id; a
 //!   CALLRESULT is checked against the response schema first. Unknown ids are logged, counted
 //!   and ignored.
@@ -397,7 +399,7 @@ impl Session {
                 payload,
             } => {
                 self.state.metrics.ocpp_message(&action, "in", "call");
-                let answer = self.answer_call(&id, &action, &payload).await;
+                let answer = self.answer_call(&id, &action, payload).await;
                 let (reply, kind) = match answer {
                     Ok(payload) => (Frame::CallResult { id, payload }, "result"),
                     Err(reject) => (
@@ -472,12 +474,13 @@ impl Session {
         self.send(ws, &reply).await
     }
 
-    /// Checks a charger's CALL (handled action, valid payload) and runs its handler.
+    /// Checks a charger's CALL (handled action, valid payload, or one with only benign
+    /// deviations under the charger's tolerance) and runs its handler on the normalised payload.
     async fn answer_call(
         &self,
         message_id: &str,
         action: &str,
-        payload: &Value,
+        payload: Value,
     ) -> Result<Value, Reject> {
         if !is_charger_initiated(self.version, action) {
             self.state.metrics.frame_rejected("unhandled_action");
@@ -487,25 +490,62 @@ impl Session {
                 description: format!("{action} is not handled by this gateway"),
             });
         }
-        if let Err(err) = self
-            .state
-            .validator
-            .validate_request(self.version, action, payload)
-        {
-            self.state.metrics.frame_rejected("schema");
-            tracing::warn!(action, error = %err.description, "CALL payload fails its schema");
-            return Err(Reject {
-                code: err.code,
-                description: err.description,
-            });
-        }
+        let tolerance = self.state.quirks.tolerance(&self.charger_id);
+        let payload = match self.state.validator.check_request(
+            self.version,
+            action,
+            payload,
+            tolerance,
+        ) {
+            Ok(accepted) => {
+                self.note_deviations(action, &accepted.deviations);
+                accepted.payload
+            }
+            Err(err) => {
+                self.state.metrics.frame_rejected("schema");
+                tracing::warn!(action, error = %err.description, "CALL payload fails its schema");
+                return Err(Reject {
+                    code: err.code,
+                    description: err.description,
+                });
+            }
+        };
         let ctx = CallContext {
             state: &self.state,
             charger_id: &self.charger_id,
             version: self.version,
             live: &self.slot.live,
         };
-        handlers::handle(&ctx, message_id, action, payload).await
+        handlers::handle(&ctx, message_id, action, &payload).await
+    }
+
+    /// Counts, records and (rate-limited) logs the deviations accepted from this charger.
+    fn note_deviations(&self, action: &str, deviations: &[voltgate_ocpp::Deviation]) {
+        if deviations.is_empty() {
+            return;
+        }
+        for deviation in deviations {
+            self.state
+                .metrics
+                .schema_deviation(action, deviation.kind.as_str());
+        }
+        let lines = self.state.quirks.record(
+            &self.charger_id,
+            action,
+            deviations,
+            &super::live::rfc3339_millis(now_millis()),
+            Instant::now().into_std(),
+        );
+        for line in lines {
+            tracing::warn!(
+                action,
+                kind = line.kind.as_str(),
+                path = %line.path,
+                example = %line.example,
+                unlogged_since_last = line.unlogged,
+                "charger payload deviates from its schema; accepted"
+            );
+        }
     }
 
     /// Takes the outstanding call if `id` answers it; logs and counts a stray answer.
@@ -529,12 +569,17 @@ impl Session {
         self.state
             .metrics
             .ocpp_message(&pending.action, "in", "result");
-        let outcome = match self.state.validator.validate_response(
+        let tolerance = self.state.quirks.tolerance(&self.charger_id);
+        let outcome = match self.state.validator.check_response(
             self.version,
             &pending.action,
-            &payload,
+            payload.clone(),
+            tolerance,
         ) {
-            Ok(()) => Ok(payload),
+            Ok(accepted) => {
+                self.note_deviations(&pending.action, &accepted.deviations);
+                Ok(accepted.payload)
+            }
             Err(err) => {
                 self.state.metrics.frame_rejected("response_schema");
                 tracing::warn!(action = %pending.action, error = %err.description, "charger's CALLRESULT fails its schema");
@@ -777,6 +822,40 @@ mod tests {
         let live = state.chargers.live("CP-1").unwrap();
         assert_eq!(live.vendor, None, "the invalid boot was not handled");
         assert!(live.connectors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn benign_deviations_are_accepted_normalised_counted_and_recorded_unless_strict() {
+        let (state, _shutdown) = memory_state().await;
+        let (mut charger, _task) = connect(&state, "CP-1", OcppVersion::V16).await;
+        let boot = json!({"chargePointVendor": "United Chargers",
+                          "chargePointModel": "Grizzl-E Smart 40A 1ph"});
+        let answer = charger.call_ok("BootNotification", boot.clone()).await;
+        assert_eq!(answer["status"], "Accepted");
+        let live = state.chargers.live("CP-1").unwrap();
+        assert_eq!(live.model.as_deref(), Some("Grizzl-E Smart 40A 1ph"));
+        assert!(state.metrics.render().contains(
+            r#"voltgate_schema_deviations_total{action="BootNotification",kind="string_too_long"} 1"#
+        ));
+        let summary = state.quirks.summary("CP-1");
+        assert_eq!(summary.deviations.len(), 1);
+        assert_eq!(summary.deviations[0].last.path, "/chargePointModel");
+
+        charger
+            .call_ok(
+                "StatusNotification",
+                json!({"connectorId": "2", "errorCode": "NoError", "status": "Available"}),
+            )
+            .await;
+        let live = state.chargers.live("CP-1").unwrap();
+        assert!(live.connectors.contains_key(&2), "{:?}", live.connectors);
+
+        state
+            .quirks
+            .set_override("CP-1", Some(voltgate_ocpp::Tolerance::Strict));
+        let refused = charger.call("BootNotification", boot).await;
+        assert_eq!(error_code(&refused), "PropertyConstraintViolation");
+        assert_eq!(state.quirks.summary("CP-1").deviations[0].count, 1);
     }
 
     #[tokio::test]

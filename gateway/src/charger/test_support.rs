@@ -298,6 +298,16 @@ impl Store for RefusingStore {
     async fn set_charger_pending(&self, _: &str, _: bool) -> Result<bool, StoreError> {
         self.refuse()
     }
+    async fn set_charger_schema_tolerance(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn charger_schema_tolerances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.refuse()
+    }
     async fn record_boot(&self, _: &str, _: &BootRecord) -> Result<(), StoreError> {
         self.refuse()
     }

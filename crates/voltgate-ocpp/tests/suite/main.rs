@@ -3,6 +3,7 @@
 mod commands;
 mod frames;
 mod responses;
+mod tolerance;
 mod validation;
 mod versions_and_actions;
 mod views;

@@ -420,6 +420,40 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_charger_schema_tolerance(
+        &self,
+        id: &str,
+        tolerance: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let change = (id.to_owned(), tolerance.map(str::to_owned));
+        self.write(change, |conn, (id, tolerance)| {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE chargers SET schema_tolerance = ? WHERE id = ?")
+                    .bind(tolerance.as_deref())
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn charger_schema_tolerances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, schema_tolerance FROM chargers \
+                     WHERE schema_tolerance IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(conn)
+                .await?;
+                Ok(found)
+            })
+        })
+        .await
+    }
+
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError> {
         self.write((id.to_owned(), boot.clone()), |conn, (id, boot)| {
             Box::pin(async move {
