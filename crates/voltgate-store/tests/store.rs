@@ -330,6 +330,7 @@ async fn charger_schema_tolerance_survives_rewrites(store: &Arc<SqliteStore>) {
         scope: "station-1".to_owned(),
         password_hash: None,
         security_profile: 0,
+        pending: false,
     };
     store.put_charger(&charger).await.unwrap();
     store
