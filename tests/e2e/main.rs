@@ -26,6 +26,7 @@ mod passwords;
 mod role_models;
 mod secrets;
 mod security_profiles;
+mod startup;
 mod third_party;
 
 use std::time::Duration;

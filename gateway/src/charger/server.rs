@@ -110,6 +110,7 @@ pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> 
                     tokio::spawn(connection(stream, peer, state, Transport::Plain));
                 }
                 Err(err) => {
+                    state.metrics.accept_error("ocpp", &err);
                     tracing::warn!(error = %err, "accepting a charger connection failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
