@@ -258,6 +258,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failure_address_burst: u32,
 
+    /// Reverse proxies and load balancers (addresses or CIDR networks, comma-separated) whose
+    /// X-Forwarded-For header (both listeners) or PROXY protocol v1 line (charger listener)
+    /// names the client address that failures are counted for. Nobody by default: a header
+    /// from any other peer is ignored.
+    #[arg(long, env = "VOLTGATE_TRUSTED_PROXIES", value_name = "CIDR,...",
+          value_delimiter = ',', num_args = 1..)]
+    pub trusted_proxies: Vec<crate::proxy::Network>,
+
     /// After the burst, one more failed authentication per address is allowed per this much
     /// time (e.g. `10s`).
     #[arg(long, env = "VOLTGATE_AUTH_FAILURE_REFILL", value_name = "DURATION",
@@ -389,6 +397,7 @@ impl ServeArgs {
                 ping_interval: Duration::from_secs(self.ws_ping_interval),
                 pong_timeout: Duration::from_secs(self.ws_pong_timeout),
             }),
+            trusted_proxies: crate::proxy::TrustedProxies::new(self.trusted_proxies.clone()),
         }
     }
 
@@ -417,6 +426,7 @@ impl ServeArgs {
             auth_failure_burst: crate::throttle::DEFAULT_FAILURE_BURST,
             auth_failure_address_burst: crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST,
             auth_failure_refill: crate::throttle::DEFAULT_FAILURE_REFILL,
+            trusted_proxies: Vec::new(),
             auto_register_address_burst: crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST,
             auto_register_total_burst: crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST,
             auto_register_refill: crate::throttle::DEFAULT_REGISTRATION_REFILL,

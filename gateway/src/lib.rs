@@ -9,7 +9,8 @@
 //! every decision, [`metrics`] counts everything, [`config`] reads the command line and the
 //! configuration file, [`logging`] sets up log output, [`lifecycle`] covers readiness and the
 //! API's part of a graceful shutdown, [`tls`] serves both listeners over TLS (security profiles
-//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication, [`local_list`] keeps
+//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication (per client address, which
+//! [`proxy`] finds behind trusted proxies), [`local_list`] keeps
 //! chargers' local authorisation lists in sync with the engine, and [`policy_cli`] inspects
 //! presets offline.
 
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod open_files;
 pub mod policy_cli;
+pub mod proxy;
 pub mod state;
 pub mod throttle;
 pub mod tls;

@@ -90,6 +90,8 @@ pub struct Settings {
     pub ocpp_client_ca: bool,
     /// When a silent charger is pinged and dropped; `None` = never.
     pub keep_alive: Option<crate::charger::KeepAlive>,
+    /// Peers whose `X-Forwarded-For` or PROXY line names the client address.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 pub type SharedState = Arc<AppState>;

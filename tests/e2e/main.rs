@@ -28,6 +28,7 @@ mod secrets;
 mod security_profiles;
 mod startup;
 mod third_party;
+mod throttling;
 
 use std::time::Duration;
 
