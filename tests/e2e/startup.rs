@@ -199,3 +199,85 @@ async fn admin_reset_token_issues_a_new_token_and_revokes_the_old_ones() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn accepts_refused_at_the_open_file_limit_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("v.db").display());
+    // `ulimit -n` lowers the hard limit too, so the gateway cannot raise itself past it.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 128 && exec \"$0\" \"$@\"")
+        .arg(binary_path("voltgate").unwrap())
+        .args([
+            "--ocpp-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+            "--admin-token",
+            "vg_open_file_limit_test_token",
+            "--expected-chargers",
+            "1000",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (ocpp, api) = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let (mut ocpp, mut api) = (None, None);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            ocpp = ocpp.or_else(|| banner_value(&line, "voltgate: ocpp listening on"));
+            api = api.or_else(|| banner_value(&line, "voltgate: api listening on"));
+            if ocpp.is_some() && api.is_some() {
+                break;
+            }
+        }
+        (ocpp.unwrap(), api.unwrap())
+    })
+    .await
+    .unwrap();
+    let address = ocpp
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(&address).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(held);
+    let mut refused = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(response) = reqwest::get(format!("{api}/metrics")).await else {
+            continue;
+        };
+        let text = response.text().await.unwrap_or_default();
+        refused = crate::metric_if_present(
+            &text,
+            r#"voltgate_accept_errors_total{listener="ocpp",reason="too_many_open_files"}"#,
+        )
+        .unwrap_or(0.0);
+        if refused > 0.0 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(refused > 0.0, "no failed accept counted; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("cannot hold the expected chargers"),
+        "{stderr}"
+    );
+}
