@@ -832,8 +832,6 @@ async fn audit_refusal(
     .await;
 }
 
-/// The header fields of a request head (bytes up to the blank line), for the checks that run
-/// before the WebSocket handshake parses the request itself.
 /// The client a trusted proxy connects for: the source of a PROXY protocol v1 line before the
 /// request (the line is taken off `head`), else what `X-Forwarded-For` says, else the proxy.
 fn client_behind_proxy(
@@ -860,6 +858,8 @@ fn client_behind_proxy(
     ))
 }
 
+/// The header fields of a request head (bytes up to the blank line), for the checks that run
+/// before the WebSocket handshake parses the request itself.
 fn head_headers(head: &[u8]) -> Option<HeaderMap> {
     let text = std::str::from_utf8(head).ok()?;
     let mut headers = HeaderMap::new();
