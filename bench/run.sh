@@ -130,7 +130,7 @@ run_logged() {
 scenario_smoke() {
     # CI-sized: both versions, sessions, operator commands; fails on anything lost or refused
     start_gateway smoke
-    run_logged smoke --chargers 2000 --ramp 1000 --duration 20 --version mixed --heartbeat 10 \
+    run_logged smoke --chargers 2000 --ramp 1000 --duration 20 --ocpp mixed --heartbeat 10 \
         --meter-interval 10 --sessions 30 --session-length 15 --commands 200 --watch-pid "$GW_PID"
     stop_gateway smoke
 }
@@ -143,7 +143,7 @@ scenario_connections() {
     # SIM_PROCESSES=K forces K processes instead of the automatic choice.
     start_gateway connections
     local hold=$((CHARGERS_MAX / BOOT_RAMP + 40))
-    local args=(--chargers "$CHARGERS_MAX" --ramp "$BOOT_RAMP" --duration "$hold" --version mixed --heartbeat 30
+    local args=(--chargers "$CHARGERS_MAX" --ramp "$BOOT_RAMP" --duration "$hold" --ocpp mixed --heartbeat 30
         --source-addrs 127.0.0.2-127.0.0.9 --call-timeout 60 --watch-pid "$GW_PID")
     if [ -n "${SIM_PROCESSES:-}" ]; then
         args+=(--processes "$SIM_PROCESSES")
@@ -173,14 +173,14 @@ scenario_closed_loop() {
     for version in 1.6 2.0.1; do
         start_gateway "closed-loop-$version"
         run_logged "closed-loop-$version" --chargers "$CLOSED_LOOP_CHARGERS" --ramp 0 --duration "$DURATION" \
-            --version "$version" --closed-loop --watch-pid "$GW_PID" --call-timeout 60
+            --ocpp "$version" --closed-loop --watch-pid "$GW_PID" --call-timeout 60
         stop_gateway "closed-loop-$version"
     done
 }
 
 scenario_commands() {
     start_gateway commands
-    run_logged commands --chargers 1000 --ramp 0 --duration "$DURATION" --version mixed --heartbeat 60 \
+    run_logged commands --chargers 1000 --ramp 0 --duration "$DURATION" --ocpp mixed --heartbeat 60 \
         --commands "$COMMAND_RATE" --watch-pid "$GW_PID" --call-timeout 60
     stop_gateway commands
 }
@@ -235,11 +235,11 @@ measure_server() {
     local ramp=500 hold=$((IDLE_CHARGERS / 500 + 16))
     local before_rss
     before_rss=$(rss_kib "$pid")
-    echo "+ voltgate-sim --chargers $IDLE_CHARGERS --ramp $ramp --duration $hold --version 1.6 --heartbeat 300" \
+    echo "+ voltgate-sim --chargers $IDLE_CHARGERS --ramp $ramp --duration $hold --ocpp 1.6 --heartbeat 300" \
         | tee -a "$OUT/commands.txt" >&2
     local rc=0
     SIM_URL=$url sim --chargers "$IDLE_CHARGERS" --first-index 100001 --ramp "$ramp" --duration "$hold" \
-        --version 1.6 --heartbeat 300 --watch-pid "$pid" --call-timeout 60 \
+        --ocpp 1.6 --heartbeat 300 --watch-pid "$pid" --call-timeout 60 \
         >"$OUT/peers-$name-idle.json" 2>"$OUT/peers-$name-idle.stderr" &
     local sim_pid=$!
     sleep $((hold - 3))
@@ -250,7 +250,7 @@ measure_server() {
     echo "{\"chargers\": $IDLE_CHARGERS, \"rss_kib_before\": $before_rss, \"rss_kib_settled\": $settled_rss}" \
         >"$OUT/peers-$name-idle.rss.json"
     SIM_URL=$url run_logged "peers-$name-closed-loop" --chargers "$CLOSED_LOOP_CHARGERS" --ramp 0 \
-        --duration "$PEERS_DURATION" --version 1.6 --closed-loop --watch-pid "$pid" --call-timeout 60
+        --duration "$PEERS_DURATION" --ocpp 1.6 --closed-loop --watch-pid "$pid" --call-timeout 60
 }
 
 scenario_peers() {

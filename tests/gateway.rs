@@ -162,10 +162,10 @@ impl Gateway {
                     bail!("voltgate did not report its listeners; output:\n{seen}");
                 }
             };
-            if let Some(url) = line.strip_prefix("voltgate: ocpp listening on ") {
-                ocpp_url = Some(url.trim().to_string());
-            } else if let Some(url) = line.strip_prefix("voltgate: api listening on ") {
-                api_url = Some(url.trim().to_string());
+            if let Some(url) = banner_value(&line, "voltgate: ocpp listening on") {
+                ocpp_url = Some(url);
+            } else if let Some(url) = banner_value(&line, "voltgate: api listening on") {
+                api_url = Some(url);
             }
         }
         Ok(Gateway {
@@ -216,10 +216,9 @@ impl Gateway {
 
     /// The `wss://` URL prefix of the charger TLS listener, when the gateway runs one.
     pub fn ocpp_tls_url(&self) -> Option<String> {
-        self.output().lines().find_map(|line| {
-            line.strip_prefix("voltgate: ocpp-tls listening on ")
-                .map(|url| url.trim().to_string())
-        })
+        self.output()
+            .lines()
+            .find_map(|line| banner_value(line, "voltgate: ocpp-tls listening on"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -301,4 +300,21 @@ fn spawn_reader(
             }
         }
     });
+}
+
+/// The value of one line of the start-up banner on stdout: `MESSAGE VALUE` (or `MESSAGE: VALUE`)
+/// as text, or a JSON object whose `message` is MESSAGE under `--log-format json`.
+pub fn banner_value(line: &str, message: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let object: serde_json::Value = serde_json::from_str(line).ok()?;
+        if object["message"] != message {
+            return None;
+        }
+        return ["url", "admin_token"]
+            .iter()
+            .find_map(|key| object[key].as_str().map(str::to_owned));
+    }
+    let rest = line.strip_prefix(message)?;
+    let value = rest.strip_prefix(':').unwrap_or(rest).trim();
+    (!value.is_empty()).then(|| value.to_owned())
 }

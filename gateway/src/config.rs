@@ -78,6 +78,23 @@ pub enum CliCommand {
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Recover the bootstrap administrator's access, working on the database directly.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Issue a new API token for `admin`, print it once, and revoke every earlier admin token
+    /// (a lost, leaked or generated bootstrap token). Needs no running gateway.
+    ResetToken(AdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// The gateway's store URL, as given to `voltgate serve`.
+    #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
+    pub db: String,
 }
 
 /// `voltgate serve`: the serve flags and the configuration file.
@@ -153,6 +170,13 @@ pub struct ServeArgs {
     /// Accept unknown chargers at the handshake and create them as stations under SCOPE.
     #[arg(long, env = "VOLTGATE_AUTO_REGISTER", value_name = "SCOPE")]
     pub auto_register: Option<String>,
+
+    /// How many chargers this gateway is expected to hold at once: at start it warns when the
+    /// open-file limit (one file per charger, plus a reserve for the database, listeners and
+    /// operators) cannot hold them. A hint only; nothing is refused because of it.
+    #[arg(long, env = "VOLTGATE_EXPECTED_CHARGERS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub expected_chargers: Option<u64>,
 
     /// Heartbeat interval (seconds) sent to chargers in BootNotification responses.
     #[arg(long, env = "VOLTGATE_HEARTBEAT_INTERVAL", value_name = "SECS",
@@ -233,6 +257,14 @@ pub struct ServeArgs {
           default_value_t = crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failure_address_burst: u32,
+
+    /// Reverse proxies and load balancers (addresses or CIDR networks, comma-separated) whose
+    /// X-Forwarded-For header (both listeners) or PROXY protocol v1 line (charger listener)
+    /// names the client address that failures are counted for. Nobody by default: a header
+    /// from any other peer is ignored.
+    #[arg(long, env = "VOLTGATE_TRUSTED_PROXIES", value_name = "CIDR,...",
+          value_delimiter = ',', num_args = 1..)]
+    pub trusted_proxies: Vec<crate::proxy::Network>,
 
     /// After the burst, one more failed authentication per address is allowed per this much
     /// time (e.g. `10s`).
@@ -372,6 +404,7 @@ impl ServeArgs {
                 ping_interval: Duration::from_secs(self.ws_ping_interval),
                 pong_timeout: Duration::from_secs(self.ws_pong_timeout),
             }),
+            trusted_proxies: crate::proxy::TrustedProxies::new(self.trusted_proxies.clone()),
         }
     }
 
@@ -385,6 +418,7 @@ impl ServeArgs {
             preset: DEFAULT_PRESET.to_owned(),
             admin_token: None,
             auto_register: None,
+            expected_chargers: None,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL_SECS,
             command_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
@@ -399,6 +433,7 @@ impl ServeArgs {
             auth_failure_burst: crate::throttle::DEFAULT_FAILURE_BURST,
             auth_failure_address_burst: crate::throttle::DEFAULT_ADDRESS_FAILURE_BURST,
             auth_failure_refill: crate::throttle::DEFAULT_FAILURE_REFILL,
+            trusted_proxies: Vec::new(),
             auto_register_address_burst: crate::throttle::DEFAULT_REGISTRATION_ADDRESS_BURST,
             auto_register_total_burst: crate::throttle::DEFAULT_REGISTRATION_TOTAL_BURST,
             auto_register_refill: crate::throttle::DEFAULT_REGISTRATION_REFILL,
@@ -511,6 +546,10 @@ pub enum Invocation {
     Policy(PolicyCommand),
     /// `config check`: the file is valid; these are the effective settings, one TOML line each.
     ConfigChecked(String),
+    /// `admin reset-token`: a new admin token for the store at this URL.
+    AdminResetToken {
+        db: String,
+    },
 }
 
 /// Why the command line could not be turned into an [`Invocation`].
@@ -618,6 +657,9 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Invocation, CliError> {
         None => Invocation::Serve(Box::new(cli.serve)),
         Some(CliCommand::Serve(serve)) => Invocation::Serve(Box::new(serve.args)),
         Some(CliCommand::Policy(policy)) => Invocation::Policy(policy),
+        Some(CliCommand::Admin(AdminCommand::ResetToken(args))) => {
+            Invocation::AdminResetToken { db: args.db }
+        }
         Some(CliCommand::Config(ConfigCommand::Check(_))) => {
             let check_command = command
                 .find_subcommand("config")

@@ -9,7 +9,8 @@
 //! every decision, [`metrics`] counts everything, [`config`] reads the command line and the
 //! configuration file, [`logging`] sets up log output, [`lifecycle`] covers readiness and the
 //! API's part of a graceful shutdown, [`tls`] serves both listeners over TLS (security profiles
-//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication, [`local_list`] keeps
+//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication (per client address, which
+//! [`proxy`] finds behind trusted proxies), [`local_list`] keeps
 //! chargers' local authorisation lists in sync with the engine, and [`policy_cli`] inspects
 //! presets offline.
 
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod open_files;
 pub mod policy_cli;
+pub mod proxy;
 pub mod state;
 pub mod throttle;
 pub mod tls;
@@ -75,13 +77,11 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let mut engine = voltgate_estate::load_engine(store.as_ref(), preset).await?;
     charger::handlers::warn_unnormalised_id_tokens(store.as_ref()).await?;
     engine.set_scope_limits(config.scope_limits());
+    if let Some(scope) = &config.auto_register {
+        check_auto_register_scope(&engine, scope)?;
+    }
     let admin_token =
         state::bootstrap_admin(store.as_ref(), &mut engine, config.admin_token.as_deref()).await?;
-    if let Some(scope) = &config.auto_register {
-        if engine.scope_kind(scope).is_none() {
-            tracing::warn!(%scope, "--auto-register scope does not exist yet; unknown chargers are refused until it is created");
-        }
-    }
     let validator = voltgate_ocpp::Validator::new().context("cannot compile the OCPP schemas")?;
     let quirks = charger::Quirks::new(config.schema_tolerance);
     quirks.load(store.charger_schema_tolerances().await?);
@@ -134,7 +134,19 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         })
         .await
     });
-    tracing::info!(%ocpp_addr, %api_addr, preset = %config.preset, "gateway started");
+    let ocpp_tls_url = ocpp_tls_addr
+        .map(|address| format!("wss://{address}{}", config.ocpp_path_prefix))
+        .unwrap_or_default();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        node = %node_name(),
+        database = %database_label(&config.db),
+        preset = %config.preset,
+        ocpp = %format!("ws://{ocpp_addr}{}", config.ocpp_path_prefix),
+        ocpp_tls = %ocpp_tls_url,
+        api = %format!("{}://{api_addr}", if api_https { "https" } else { "http" }),
+        "gateway started"
+    );
     Ok(Running {
         ocpp_addr,
         api_addr,
@@ -150,6 +162,56 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         ocpp_task,
         api_task,
     })
+}
+
+/// The name of the machine (or container, or pod) the gateway runs on, for the start-up log.
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The store URL for the log: without a user or password it may carry.
+fn database_label(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!(
+            "{scheme}://***@{host}{}",
+            rest.get(authority.len()..).unwrap_or_default()
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// Refuses an `--auto-register` scope whose kind cannot hold chargers, naming the kinds that
+/// can (the engine's parent-kind rule for stations); warns when the scope does not exist yet.
+fn check_auto_register_scope(engine: &voltgate_policy::Engine, scope: &str) -> anyhow::Result<()> {
+    use voltgate_policy::{PolicyError, STATION_KIND};
+    let kinds = engine.parent_kinds_of(STATION_KIND)?.join(", ");
+    match engine.check_kind_under(STATION_KIND, scope) {
+        Ok(()) => Ok(()),
+        Err(PolicyError::UnknownScope(_)) => {
+            tracing::warn!(
+                %scope,
+                kinds_that_hold_chargers = %kinds,
+                "--auto-register scope does not exist yet; unknown chargers are refused until a \
+                 scope of one of these kinds is created with this id"
+            );
+            Ok(())
+        }
+        Err(PolicyError::ParentKindNotAllowed { parent_kind, .. }) => anyhow::bail!(
+            "--auto-register {scope}: scope `{scope}` is of kind `{parent_kind}`, which cannot \
+             hold chargers in preset `{}`; name a scope of kind: {kinds}",
+            engine.preset().id()
+        ),
+        Err(err) => anyhow::bail!("--auto-register {scope}: {err}"),
+    }
 }
 
 impl Running {
@@ -264,29 +326,53 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     let mut running = start(&config).await?;
     {
-        let mut out = std::io::stdout().lock();
+        let mut banner = Vec::new();
         if let Some(token) = &running.admin_token {
-            writeln!(out, "voltgate: admin token: {token}")?;
+            banner.push(("admin token", "admin_token", token.clone()));
         }
-        writeln!(
-            out,
-            "voltgate: ocpp listening on ws://{}{}",
-            running.ocpp_addr, config.ocpp_path_prefix
-        )?;
+        banner.push((
+            "ocpp listening on",
+            "url",
+            format!("ws://{}{}", running.ocpp_addr, config.ocpp_path_prefix),
+        ));
         if let Some(address) = running.ocpp_tls_addr {
-            writeln!(
-                out,
-                "voltgate: ocpp-tls listening on wss://{address}{}",
-                config.ocpp_path_prefix
-            )?;
+            banner.push((
+                "ocpp-tls listening on",
+                "url",
+                format!("wss://{address}{}", config.ocpp_path_prefix),
+            ));
         }
-        writeln!(
-            out,
-            "voltgate: api listening on {}://{}",
-            if running.api_https { "https" } else { "http" },
-            running.api_addr
-        )?;
-
+        banner.push((
+            "api listening on",
+            "url",
+            format!(
+                "{}://{}",
+                if running.api_https { "https" } else { "http" },
+                running.api_addr
+            ),
+        ));
+        let mut out = std::io::stdout().lock();
+        for (message, field, value) in banner {
+            match config.log_format {
+                config::LogFormat::Text => {
+                    let separator = if field == "url" { " " } else { ": " };
+                    writeln!(out, "voltgate: {message}{separator}{value}")?
+                }
+                // One JSON object per line, like the log, for collectors that read stdout and
+                // stderr as one stream.
+                config::LogFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "timestamp": audit::now_rfc3339(),
+                        "level": "INFO",
+                        "target": "voltgate",
+                        "message": format!("voltgate: {message}"),
+                        field: value,
+                    })
+                )?,
+            }
+        }
         out.flush()?;
     }
     tokio::select! {

@@ -41,6 +41,33 @@ fn main() -> ExitCode {
             }
         }
         Invocation::Serve(config) => serve(*config),
+        Invocation::AdminResetToken { db } => reset_admin_token(&db),
+    }
+}
+
+fn reset_admin_token(db: &str) -> ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let store = voltgate_store::open(db).await?;
+                let reset = voltgate::state::reset_admin_token(store.as_ref()).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(reset?)
+            })
+        });
+    match outcome {
+        Ok((token, revoked)) => {
+            println!("voltgate: admin token: {token}");
+            eprintln!("voltgate: revoked {revoked} earlier admin token(s)");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -54,7 +81,7 @@ fn serve(config: ServeConfig) -> ExitCode {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
     }
-    voltgate::open_files::raise_and_log();
+    voltgate::open_files::raise_and_log(config.expected_chargers);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

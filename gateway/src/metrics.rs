@@ -43,6 +43,7 @@ pub struct Metrics {
     api_requests: IntCounterVec,
     api_auth_failures: IntCounterVec,
     auth_throttled: IntCounterVec,
+    accept_errors: IntCounterVec,
     tls_reloads: IntCounterVec,
     local_list_syncs: IntCounterVec,
     local_list_rounds: Histogram,
@@ -179,6 +180,17 @@ impl Metrics {
                     &["reason"],
                 ),
             ),
+            accept_errors: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voltgate_accept_errors_total",
+                        "Connections a listener failed to accept, by listener and reason \
+                         (too_many_open_files: the open-file limit is reached).",
+                    ),
+                    &["listener", "reason"],
+                ),
+            ),
             auth_throttled: register(
                 &registry,
                 IntCounterVec::new(
@@ -288,6 +300,18 @@ impl Metrics {
         self.api_auth_failures.with_label_values(&[reason]).inc();
     }
 
+    /// Counts a failed `accept()` on `listener` (`ocpp`, `ocpp_tls`, `api_tls`).
+    pub fn accept_error(&self, listener: &str, err: &std::io::Error) {
+        // EMFILE and ENFILE: the process's or the system's open-file table is full.
+        let reason = match err.raw_os_error() {
+            Some(24 | 23) => "too_many_open_files",
+            _ => "other",
+        };
+        self.accept_errors
+            .with_label_values(&[listener, reason])
+            .inc();
+    }
+
     pub fn auth_throttled(&self, listener: crate::throttle::Listener) {
         self.auth_throttled
             .with_label_values(&[listener.label()])
@@ -366,6 +390,7 @@ mod tests {
         metrics.api_request("/api/v1/scopes", 201);
         metrics.api_auth_failure("invalid");
         metrics.auth_throttled(crate::throttle::Listener::Ocpp);
+        metrics.accept_error("ocpp", &std::io::Error::from_raw_os_error(24));
         metrics.tls_reload("ocpp", true);
         metrics.local_list_left_out("capacity", 3);
         let text = metrics.render();
@@ -385,6 +410,7 @@ mod tests {
             "voltgate_api_requests_total",
             "voltgate_api_auth_failures_total",
             "voltgate_auth_throttled_total",
+            "voltgate_accept_errors_total",
             "voltgate_tls_reloads_total",
             "voltgate_local_list_entries_left_out_total",
             "voltgate_build_info",

@@ -1,7 +1,9 @@
 //! The open-file limit: every connected charger holds one file descriptor, so a gateway left at
 //! the common soft default of 1,024 refuses chargers long before it runs out of anything else.
 //! At start the gateway raises its soft limit to the hard limit (the most an unprivileged process
-//! may take), logs both, and warns when what it got is still low for a charger gateway.
+//! may take), logs both, and warns when what it got is still low for a charger gateway, or
+//! cannot hold the chargers `--expected-chargers` announces. Accepts that fail all the same
+//! are counted in `voltgate_accept_errors_total` (see [`crate::metrics`]).
 
 /// Below this many descriptors the gateway warns at start: room for a few thousand chargers plus
 /// the database, listeners and operator connections.
@@ -15,10 +17,24 @@ pub struct Limits {
     pub hard: u64,
 }
 
+/// Files kept aside from chargers: the database and its journal, the listeners, operator and
+/// Prometheus connections, TLS material reloads.
+pub const RESERVED_FILES: u64 = 256;
+
 impl Limits {
     /// Whether the soft limit in force is too low to plan on more than a few thousand chargers.
     pub fn is_low(&self) -> bool {
         self.soft < LOW_LIMIT
+    }
+
+    /// How many chargers the soft limit in force leaves room for.
+    pub fn charger_room(&self) -> u64 {
+        self.soft.saturating_sub(RESERVED_FILES)
+    }
+
+    /// Whether `expected` chargers fit under the soft limit in force.
+    pub fn holds(&self, expected: u64) -> bool {
+        expected <= self.charger_room()
     }
 }
 
@@ -36,9 +52,10 @@ pub fn raise() -> std::io::Result<Limits> {
     })
 }
 
-/// [`raise`], with the outcome logged: both limits at info, a warning when the limit stays low or
-/// cannot be read or raised (the gateway still starts; chargers past the limit are refused).
-pub fn raise_and_log() {
+/// [`raise`], with the outcome logged: both limits at info, a warning when the limit stays low,
+/// cannot hold `expected_chargers`, or cannot be read or raised (the gateway still starts;
+/// chargers past the limit are refused).
+pub fn raise_and_log(expected_chargers: Option<u64>) {
     match raise() {
         Ok(limits) => {
             tracing::info!(
@@ -47,7 +64,17 @@ pub fn raise_and_log() {
                 hard = limits.hard,
                 "open-file limit"
             );
-            if limits.is_low() {
+            if let Some(expected) = expected_chargers.filter(|expected| !limits.holds(*expected)) {
+                tracing::warn!(
+                    expected_chargers = expected,
+                    room_for = limits.charger_room(),
+                    soft = limits.soft,
+                    hard = limits.hard,
+                    reserved = RESERVED_FILES,
+                    "open-file limit cannot hold the expected chargers: each charger holds one \
+                     open file; raise the hard limit (LimitNOFILE= in systemd, ulimits in compose)"
+                );
+            } else if expected_chargers.is_none() && limits.is_low() {
                 tracing::warn!(
                     soft = limits.soft,
                     hard = limits.hard,
@@ -86,5 +113,18 @@ mod tests {
         assert!(at(1_024).is_low());
         assert!(!at(LOW_LIMIT).is_low());
         assert!(!at(1_048_576).is_low());
+    }
+
+    #[test]
+    fn expected_chargers_fit_beside_the_reserve() {
+        let limits = Limits {
+            soft_before: 1_024,
+            soft: 10_000,
+            hard: 10_000,
+        };
+        assert_eq!(limits.charger_room(), 10_000 - RESERVED_FILES);
+        assert!(limits.holds(10_000 - RESERVED_FILES));
+        assert!(!limits.holds(10_000 - RESERVED_FILES + 1));
+        assert!(!limits.holds(10_000));
     }
 }

@@ -93,6 +93,8 @@ pub struct Settings {
     pub ocpp_client_ca: bool,
     /// When a silent charger is pinged and dropped; `None` = never.
     pub keep_alive: Option<crate::charger::KeepAlive>,
+    /// Peers whose `X-Forwarded-For` or PROXY line names the client address.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -296,6 +298,49 @@ pub async fn bootstrap_admin(
             .await?;
     }
     Ok(generated.then_some(token))
+}
+
+/// Why `voltgate admin reset-token` could not issue a new admin token.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminResetError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("this database has no principal `admin`: start the gateway on it once to create one")]
+    NoAdmin,
+}
+
+/// Issues a new token for the bootstrap `admin` and revokes every other token it has (the
+/// lost or leaked ones): the way back in when the admin token is gone. Works on the store
+/// alone, so it runs with the gateway stopped; a running gateway checks tokens against the
+/// store on every request and sees the change at once. Returns the new token (shown once,
+/// stored only as a hash) and how many tokens were revoked.
+pub async fn reset_admin_token(store: &dyn Store) -> Result<(String, usize), AdminResetError> {
+    let admin = store
+        .principals()
+        .await?
+        .into_iter()
+        .any(|principal| principal.id == ADMIN_PRINCIPAL);
+    if !admin {
+        return Err(AdminResetError::NoAdmin);
+    }
+    let earlier = store.api_tokens_of(ADMIN_PRINCIPAL).await?;
+    let token = new_api_token();
+    store
+        .add_api_token(&ApiTokenRecord {
+            id: new_token_id(),
+            principal: ADMIN_PRINCIPAL.to_owned(),
+            hash: hash_token(&token),
+            created_at: audit::now_rfc3339(),
+            expires_at: None,
+        })
+        .await?;
+    let mut revoked = 0;
+    for record in earlier {
+        if store.revoke_api_token(&record.id).await? {
+            revoked += 1;
+        }
+    }
+    Ok((token, revoked))
 }
 
 #[cfg(test)]

@@ -2,25 +2,30 @@
 //!
 //! [`FailureThrottle`] is a token bucket of failures per key: every failed authentication takes
 //! a token, and a key without tokens is answered "too many requests" until one has been
-//! refilled. The operator API keys it by client address alone. IPv6 addresses are grouped by
-//! their /64, which one host can usually fill.
+//! refilled. IPv6 addresses are grouped by their /64, which one host can usually fill. The
+//! address is the client's as [`crate::proxy`] finds it (behind a trusted proxy, the one the
+//! proxy names).
 //!
-//! Chargers go through [`HandshakeThrottle`], because many of them share one address (a site
-//! NAT, a mobile carrier) and one misconfigured or hostile neighbour must not lock the others
-//! out:
-//! - Failures are counted per address *and charger id* (the credential identity: the Basic
-//!   user must equal the id), with the `--auth-failure-burst` budget, and per address with a
-//!   larger budget (`--auth-failure-address-burst`) that bounds guessing across many ids. Both
-//!   refill one failure per `--auth-failure-refill`. A charger whose own budget is intact gets
-//!   through until its address has failed for about `address burst / burst` identities at
-//!   once, which is an attack or a site-wide misconfiguration, not a neighbour.
-//! - Only failures are counted and only refusals are throttled: a charger that needs no secret
+//! Both listeners go through a [`CredentialThrottle`], because many clients share one address
+//! (a site NAT, a mobile carrier, an office) and one misconfigured or hostile neighbour must
+//! not lock the others out:
+//! - Failures are counted per address *and credential identity* (on the charger listener the
+//!   charger id, which the Basic user must equal; on the API a fingerprint of the bearer token
+//!   presented), with the `--auth-failure-burst` budget, and per address with a larger budget
+//!   (`--auth-failure-address-burst`) that bounds guessing across many identities. Both refill
+//!   one failure per `--auth-failure-refill`.
+//! - Only failures are counted and only refusals are throttled. Valid credentials are never
+//!   answered 429 because of other identities' failures: an API token is always looked up
+//!   (cheap) unless that same token has used up its own budget, and a failure from an address
+//!   without budget is answered 429; a registered charger whose own budget is untouched still
+//!   gets its password checked while its address has no budget (one try per identity per full
+//!   refill, so guessing across ids stays bounded), and a charger that needs no secret
 //!   (profile 0) or presents the password already verified since the gateway started (the
 //!   keyed digest in [`VerifiedPasswords`]) is admitted without consulting a budget.
 //! - A budget is *reserved before* the slow password hash runs and given back only when the
 //!   password was right ([`Reservation`]), so parallel guesses cannot all pass a check that
 //!   happens before any of them is charged. Verifications in flight are also capped per
-//!   address and per charger ([`HandshakeThrottle::verifying`]); more wait their turn.
+//!   address and per charger ([`CredentialThrottle::verifying`]); more wait their turn.
 //!
 //! [`RegistrationLimit`] bounds how many unknown chargers `--auto-register` creates: a bucket per
 //! address and one for the whole gateway, both refilled one charger per
@@ -84,9 +89,9 @@ impl Listener {
 /// The authentication guards the two listeners share through [`crate::state::AppState`].
 pub struct AuthGuard {
     /// Failed charger handshakes per address and charger id.
-    pub chargers: HandshakeThrottle,
-    /// Failed operator API authentications per address.
-    pub api: FailureThrottle,
+    pub chargers: CredentialThrottle,
+    /// Failed operator API authentications per address and token fingerprint.
+    pub api: CredentialThrottle,
     /// Charger passwords that recently passed the slow hash.
     pub passwords: VerifiedPasswords,
     /// Chargers auto-registered per address and in total.
@@ -114,13 +119,18 @@ impl AuthGuard {
     /// at once, then one per `refill`.
     pub fn with_failure_limits(burst: u32, address_burst: u32, refill: Duration) -> AuthGuard {
         AuthGuard {
-            chargers: HandshakeThrottle::new(
+            chargers: CredentialThrottle::new(
                 burst,
                 address_burst,
                 refill,
                 DEFAULT_MAX_TRACKED_ADDRESSES,
             ),
-            api: FailureThrottle::new(burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
+            api: CredentialThrottle::new(
+                burst,
+                address_burst,
+                refill,
+                DEFAULT_MAX_TRACKED_ADDRESSES,
+            ),
             passwords: VerifiedPasswords::new(MAX_REMEMBERED_PASSWORDS),
             registrations: RegistrationLimit::new(
                 DEFAULT_REGISTRATION_ADDRESS_BURST,
@@ -165,18 +175,6 @@ pub struct FailureThrottle<K = IpAddr> {
     max_tracked: usize,
 }
 
-impl FailureThrottle<IpAddr> {
-    /// `Err(wait)` when `address` has no failures left; `wait` is when the next one is allowed.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
-        self.check_at(&bucket_key(address), Instant::now())
-    }
-
-    /// Takes one failure from `address`'s bucket.
-    pub fn record_failure(&self, address: IpAddr) {
-        let _ = self.take_at(bucket_key(address), Instant::now());
-    }
-}
-
 impl<K: Eq + Hash + Clone> FailureThrottle<K> {
     /// `burst` failures at once, then one per `refill`; at most `max_tracked` keys.
     pub fn new(burst: u32, refill: Duration, max_tracked: usize) -> FailureThrottle<K> {
@@ -191,6 +189,13 @@ impl<K: Eq + Hash + Clone> FailureThrottle<K> {
     /// Keys currently tracked.
     pub fn tracked(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Whether `key` has no failure counted (or all of them refilled).
+    fn is_untouched(&self, key: &K, now: Instant) -> bool {
+        self.buckets
+            .get(key)
+            .is_none_or(|bucket| self.refilled(*bucket, now) >= self.burst)
     }
 
     fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
@@ -261,23 +266,23 @@ impl<K: Eq + Hash + Clone> FailureThrottle<K> {
     }
 }
 
-/// Failed charger handshakes per address and charger id, and per address over all ids; see
-/// the module documentation.
-pub struct HandshakeThrottle {
+/// Failed authentications per address and credential identity, and per address over all
+/// identities; see the module documentation.
+pub struct CredentialThrottle {
     identities: FailureThrottle<(IpAddr, String)>,
     addresses: FailureThrottle<IpAddr>,
     verifying_per_address: InFlight<IpAddr>,
     verifying_per_charger: InFlight<String>,
 }
 
-impl HandshakeThrottle {
+impl CredentialThrottle {
     pub fn new(
         burst: u32,
         address_burst: u32,
         refill: Duration,
         max_tracked: usize,
-    ) -> HandshakeThrottle {
-        HandshakeThrottle {
+    ) -> CredentialThrottle {
+        CredentialThrottle {
             identities: FailureThrottle::new(burst, refill, max_tracked),
             addresses: FailureThrottle::new(address_burst.max(burst), refill, max_tracked),
             verifying_per_address: InFlight::new(VERIFYING_PER_ADDRESS),
@@ -285,17 +290,32 @@ impl HandshakeThrottle {
         }
     }
 
-    /// Takes one failure from the budgets of `charger_id` at `address` and of `address`, before
+    /// Takes one failure from the budgets of `identity` at `address` and of `address`, before
     /// a secret is checked; the [`Reservation`] gives it back if the secret was right.
-    /// `Err(wait)` (nothing taken) when either budget is used up.
-    pub fn reserve(&self, address: IpAddr, charger_id: &str) -> Result<Reservation<'_>, Duration> {
-        self.reserve_at(address, charger_id, Instant::now())
+    /// `Err(wait)` (nothing taken) when either budget is used up, except that a `registered`
+    /// identity whose own budget is untouched is let through to its check while only its
+    /// address has no budget (see the module documentation).
+    pub fn reserve(
+        &self,
+        address: IpAddr,
+        identity: &str,
+        registered: bool,
+    ) -> Result<Reservation<'_>, Duration> {
+        self.reserve_at(address, identity, registered, Instant::now())
     }
 
-    /// Counts a failure that needed no slow check (an unknown id, a missing certificate);
-    /// `Err(wait)` (nothing counted) when a budget is used up.
-    pub fn record_failure(&self, address: IpAddr, charger_id: &str) -> Result<(), Duration> {
-        self.reserve(address, charger_id).map(Reservation::keep)
+    /// Counts a failure that needed no slow check (an unknown id, a missing certificate, a
+    /// wrong API token); `Err(wait)` (nothing counted) when a budget is used up.
+    pub fn record_failure(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
+        self.reserve_at(address, identity, false, Instant::now())
+            .map(Reservation::keep)
+    }
+
+    /// `Err(wait)` when `identity` at `address` has used up its own budget (the address's
+    /// budget is not looked at: see [`CredentialThrottle::record_failure`]).
+    pub fn check_identity(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
+        self.identities
+            .check_at(&(bucket_key(address), identity.to_owned()), Instant::now())
     }
 
     /// Counts a failure before any charger id was read (a failed TLS handshake).
@@ -320,19 +340,26 @@ impl HandshakeThrottle {
     fn reserve_at(
         &self,
         address: IpAddr,
-        charger_id: &str,
+        identity: &str,
+        registered: bool,
         now: Instant,
     ) -> Result<Reservation<'_>, Duration> {
         let address = bucket_key(address);
-        let identity = (address, charger_id.to_owned());
+        let identity = (address, identity.to_owned());
+        let untouched = self.identities.is_untouched(&identity, now);
         self.identities.take_at(identity.clone(), now)?;
-        if let Err(wait) = self.addresses.take_at(address, now) {
-            self.identities.give_back_at(&identity, now);
-            return Err(wait);
-        }
+        let address_taken = match self.addresses.take_at(address, now) {
+            Ok(()) => true,
+            Err(_) if registered && untouched => false,
+            Err(wait) => {
+                self.identities.give_back_at(&identity, now);
+                return Err(wait);
+            }
+        };
         Ok(Reservation {
             throttle: self,
             identity,
+            address_taken,
         })
     }
 }
@@ -341,8 +368,10 @@ impl HandshakeThrottle {
 /// [`Reservation::give_back`] is called (so a check that never finishes counts as failed).
 #[must_use = "a reservation is kept or given back"]
 pub struct Reservation<'a> {
-    throttle: &'a HandshakeThrottle,
+    throttle: &'a CredentialThrottle,
     identity: (IpAddr, String),
+    /// Whether the address's budget was taken too (not when the address had none left).
+    address_taken: bool,
 }
 
 impl Reservation<'_> {
@@ -356,7 +385,9 @@ impl Reservation<'_> {
 
     fn give_back_at(self, now: Instant) {
         self.throttle.identities.give_back_at(&self.identity, now);
-        self.throttle.addresses.give_back_at(&self.identity.0, now);
+        if self.address_taken {
+            self.throttle.addresses.give_back_at(&self.identity.0, now);
+        }
     }
 }
 
@@ -570,43 +601,78 @@ mod tests {
 
     #[test]
     fn guesses_reserve_before_checking_and_successes_give_back() {
-        let throttle = HandshakeThrottle::new(3, 5, Duration::from_secs(3600), 100);
+        let throttle = CredentialThrottle::new(3, 5, Duration::from_secs(3600), 100);
         let now = Instant::now();
         let held: Vec<_> = (0..3)
             .map(|_| {
                 throttle
-                    .reserve_at(A, "CP-1", now)
+                    .reserve_at(A, "CP-1", false, now)
                     .expect("within the burst")
             })
             .collect();
         assert!(
-            throttle.reserve_at(A, "CP-1", now).is_err(),
+            throttle.reserve_at(A, "CP-1", false, now).is_err(),
             "checks still running count: a fourth parallel guess is refused"
         );
         for reservation in held {
             reservation.keep();
         }
-        assert!(throttle.reserve_at(A, "CP-1", now).is_err());
+        assert!(throttle.reserve_at(A, "CP-1", false, now).is_err());
         assert!(
-            throttle.reserve_at(B, "CP-1", now).is_ok(),
+            throttle.reserve_at(B, "CP-1", false, now).is_ok(),
             "another address"
         );
-        let right = throttle.reserve_at(A, "CP-2", now).unwrap();
+        let right = throttle.reserve_at(A, "CP-2", false, now).unwrap();
         right.give_back_at(now);
         for _ in 0..2 {
-            throttle.reserve_at(A, "CP-2", now).unwrap().keep();
+            throttle.reserve_at(A, "CP-2", false, now).unwrap().keep();
         }
         assert!(
-            throttle.reserve_at(A, "CP-3", now).is_err(),
+            throttle.reserve_at(A, "CP-3", false, now).is_err(),
             "the address budget bounds guessing across ids"
         );
         for _ in 0..4 {
             throttle.record_address_failure(B);
         }
         assert!(
-            throttle.reserve_at(B, "CP-9", now).is_err(),
+            throttle.reserve_at(B, "CP-9", false, now).is_err(),
             "failed TLS handshakes count for the address"
         );
+    }
+
+    #[test]
+    fn an_address_without_budget_still_checks_a_registered_identity_that_never_failed() {
+        let throttle = CredentialThrottle::new(3, 4, Duration::from_secs(3600), 100);
+        let now = Instant::now();
+        for id in ["X-1", "X-2"] {
+            for _ in 0..2 {
+                throttle.reserve_at(A, id, false, now).unwrap().keep();
+            }
+        }
+        assert!(
+            throttle.reserve_at(A, "X-3", false, now).is_err(),
+            "the address has no budget left"
+        );
+        let innocent = throttle
+            .reserve_at(A, "CP-OK", true, now)
+            .expect("a registered charger that never failed is checked");
+        innocent.give_back_at(now);
+        let again = throttle.reserve_at(A, "CP-OK", true, now).unwrap();
+        again.keep();
+        assert!(
+            throttle.reserve_at(A, "CP-OK", true, now).is_err(),
+            "one try per identity while the address has no budget"
+        );
+        assert!(
+            throttle.reserve_at(A, "CP-NEW", false, now).is_err(),
+            "unregistered identities get no extra try"
+        );
+        assert_eq!(throttle.check_identity(A, "X-3"), Ok(()));
+        throttle.reserve_at(B, "T", false, now).unwrap().keep();
+        for _ in 0..2 {
+            throttle.reserve_at(B, "T", false, now).unwrap().keep();
+        }
+        assert!(throttle.check_identity(B, "T").is_err(), "its own budget");
     }
 
     #[test]

@@ -425,6 +425,7 @@ pub async fn serve_chargers(
                     tokio::spawn(charger_connection(stream, peer, state.clone(), tls.current()));
                 }
                 Err(err) => {
+                    state.metrics.accept_error("ocpp_tls", &err);
                     tracing::warn!(error = %err, "accepting a charger TLS connection failed");
                     tokio::time::sleep(server::ACCEPT_ERROR_PAUSE).await;
                 }

@@ -44,8 +44,8 @@ pub enum ReportFormat {
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(name = "voltgate-sim", version, disable_version_flag = true)]
 pub struct Cli {
-    /// Print the simulator's own version (`--version` selects the OCPP version).
-    #[arg(short = 'V', long = "sim-version", action = clap::ArgAction::Version)]
+    /// Print the simulator's version.
+    #[arg(short = 'V', long = "version", visible_alias = "sim-version", action = clap::ArgAction::Version)]
     pub sim_version: Option<bool>,
 
     /// Gateway OCPP endpoint; each charger connects to URL/<charger id>.
@@ -82,9 +82,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub duration: f64,
 
-    /// OCPP version of the chargers.
+    /// OCPP version of the chargers (formerly `--version VERSION`, still read with a
+    /// deprecation note).
     #[arg(
-        long = "version",
+        long = "ocpp",
         value_enum,
         default_value = "mixed",
         value_name = "1.6|2.0.1|mixed"
@@ -236,9 +237,29 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "table")]
     pub report: ReportFormat,
 
-    /// No live progress line on stderr.
+    /// No progress lines on stderr (a line every second: redrawn in place on a terminal, one
+    /// line each otherwise) and no other chatter; errors and the report remain.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Fail the run (exit code 1) when the p99 latency of the chargers' CALLs (all actions
+    /// together) is above MS milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub max_p99_ms: Option<f64>,
+
+    /// Fail the run when fewer than this many charger messages per second were answered
+    /// (over the steady window, or the whole run when that window is under 5 s).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub min_msg_rate: Option<f64>,
+
+    /// Fail the run when more than N errors were counted. Without it any lost or refused
+    /// message fails the run; with it up to N are tolerated.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// Also write the verdict as a JUnit XML file (one test case per check) for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 
     /// Seed of the simulated randomness (session arrivals, faults).
     #[arg(long, default_value_t = 1)]
@@ -262,6 +283,40 @@ pub enum CliError {
     Processes(u32),
     #[error(transparent)]
     Quirks(#[from] crate::quirks::QuirksError),
+    #[error("--commands needs --api-token (or VOLTGATE_SIM_API_TOKEN): the operator load goes through the API")]
+    CommandsNeedToken,
+}
+
+/// The OCPP versions the deprecated `--version VERSION` spelling took.
+const OCPP_VERSION_VALUES: [&str; 3] = ["1.6", "2.0.1", "mixed"];
+
+/// Rewrites the deprecated `--version 1.6` (or `--version=1.6`) into `--ocpp 1.6`; a bare
+/// `--version` stays the request for the simulator's own version. Returns the arguments and
+/// whether the old spelling was used.
+pub fn upgrade_args(args: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, bool) {
+    let mut out = Vec::with_capacity(args.len());
+    let mut deprecated = false;
+    let mut iter = args.into_iter().peekable();
+    while let Some(arg) = iter.next() {
+        if arg == "--version" {
+            let takes_value = iter
+                .peek()
+                .and_then(|next| next.to_str())
+                .is_some_and(|next| OCPP_VERSION_VALUES.contains(&next));
+            if takes_value {
+                deprecated = true;
+                out.push("--ocpp".into());
+                continue;
+            }
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--version=")) {
+            deprecated = true;
+            out.push("--ocpp".into());
+            out.push(value.into());
+            continue;
+        }
+        out.push(arg);
+    }
+    (out, deprecated)
 }
 
 /// Reads `127.0.0.1,127.0.0.5-127.0.0.8,127.0.1.1-4` into a list of addresses.
@@ -355,6 +410,9 @@ impl Cli {
         if rate == 0.0 {
             return Ok(None);
         }
+        if self.api_token.is_none() {
+            return Err(CliError::CommandsNeedToken);
+        }
         let mix: Vec<String> = self
             .command_mix
             .split(',')
@@ -429,7 +487,6 @@ mod tests {
             "--chargers",
             "--ramp",
             "--duration",
-            "--version",
             "--id-prefix",
             "--heartbeat",
             "--meter-interval",
@@ -449,6 +506,12 @@ mod tests {
             "--ca-file",
             "--password",
             "--processes",
+            "--ocpp",
+            "--quiet",
+            "--max-p99-ms",
+            "--min-msg-rate",
+            "--max-errors",
+            "--junit",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
@@ -474,7 +537,7 @@ mod tests {
             "500",
             "--duration",
             "20",
-            "--version",
+            "--ocpp",
             "mixed",
             "--id-prefix",
             "SIM-",
@@ -502,12 +565,33 @@ mod tests {
         let load = cli.command_load().unwrap().unwrap();
         assert_eq!(load.per_second, 50.0);
         assert_eq!(load.mix.len(), DEFAULT_MIX.len());
-        let v16 = Cli::try_parse_from(["voltgate-sim", "--version", "1.6"]).unwrap();
+        let v16 = Cli::try_parse_from(["voltgate-sim", "--ocpp", "1.6"]).unwrap();
         assert_eq!(
             v16.plan().unwrap().versions,
             VersionMix::Only(OcppVersion::V16)
         );
-        assert!(Cli::try_parse_from(["voltgate-sim", "--version", "2.1"]).is_err());
+        assert!(Cli::try_parse_from(["voltgate-sim", "--ocpp", "2.1"]).is_err());
+    }
+
+    #[test]
+    fn the_old_version_spelling_becomes_ocpp_and_a_bare_version_is_the_tools() {
+        let os = |list: &[&str]| -> Vec<std::ffi::OsString> {
+            list.iter().map(std::ffi::OsString::from).collect()
+        };
+        let (args, deprecated) =
+            upgrade_args(os(&["voltgate-sim", "--version", "2.0.1", "--quiet"]));
+        assert!(deprecated);
+        assert_eq!(args, os(&["voltgate-sim", "--ocpp", "2.0.1", "--quiet"]));
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.ocpp_version, VersionArg::V201);
+        let (args, deprecated) = upgrade_args(os(&["voltgate-sim", "--version=mixed"]));
+        assert!(deprecated);
+        assert_eq!(args, os(&["voltgate-sim", "--ocpp", "mixed"]));
+        let (args, deprecated) = upgrade_args(os(&["voltgate-sim", "--version"]));
+        assert!(!deprecated);
+        let err = Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert!(err.to_string().contains(env!("CARGO_PKG_VERSION")), "{err}");
     }
 
     #[test]
@@ -525,10 +609,22 @@ mod tests {
             CliError::NoChargers
         );
         assert!(matches!(
-            parse(&["--commands", "5", "--command-mix", "reset,make-coffee"]).command_load(),
+            parse(&[
+                "--commands",
+                "5",
+                "--api-token",
+                "T",
+                "--command-mix",
+                "reset,make-coffee"
+            ])
+            .command_load(),
             Err(CliError::UnknownCommand(..))
         ));
         assert!(parse(&[]).command_load().unwrap().is_none());
+        assert_eq!(
+            parse(&["--commands", "5"]).command_load().unwrap_err(),
+            CliError::CommandsNeedToken
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`run`]: a whole load run (ramp, steady window, stop) and its [`run::RunReport`];
 //! - [`split`]: one run spread over several processes when one may not open enough files;
 //! - [`stats`], [`report`], [`procfs`]: what is measured and how it is shown;
+//! - [`verdict`]: the checks behind the exit code, the JSON report's envelope, JUnit output;
 //! - [`cli`], [`tls`]: the command line and TLS settings.
 //!
 //! Architecture invariant: the simulator never depends on the role engine or the gateway
@@ -26,3 +27,4 @@ pub mod run;
 pub mod split;
 pub mod stats;
 pub mod tls;
+pub mod verdict;

@@ -1,7 +1,8 @@
 //! The `voltgate-sim` binary: reads the command line, sets up the runtime, registers chargers
 //! when asked, runs the load (in one process, or split over several when the open-file limit
-//! asks for it) and prints the report. Exit code 0: nothing lost or refused; 1: something
-//! was; 2: the run could not start.
+//! asks for it) and prints the report. Exit code 0: every check passed (nothing lost or
+//! refused, or the thresholds given); 1: a check failed; 2: the run could not start, or no
+//! charger could connect.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,10 +17,17 @@ use voltgate_sim::operator::{register_all, ApiConfig, CommandLoad};
 use voltgate_sim::run::{run, Plan};
 use voltgate_sim::split::{files_per_process, processes_needed, run_split, WorkerSpec};
 use voltgate_sim::stats::Stats;
-use voltgate_sim::{procfs, report, split, tls};
+use voltgate_sim::{procfs, report, split, tls, verdict};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (args, deprecated) = voltgate_sim::cli::upgrade_args(std::env::args_os().collect());
+    let cli = Cli::parse_from(args);
+    if deprecated && !cli.worker {
+        eprintln!(
+            "voltgate-sim: note: `--version VERSION` is deprecated, use `--ocpp VERSION` \
+             (`--version` alone prints the simulator's version)"
+        );
+    }
     let outcome = if cli.worker {
         WorkerSpec::read_from_stdin()
             .map_err(anyhow::Error::from)
@@ -31,8 +39,9 @@ fn main() -> ExitCode {
         runtime(cli.threads).and_then(|rt| rt.block_on(simulate(cli)))
     };
     match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::NoConnection) => ExitCode::from(2),
         Err(e) => {
             eprintln!("voltgate-sim: {e:#}");
             ExitCode::from(2)
@@ -58,6 +67,14 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
             .enable_all()
             .build()?
     })
+}
+
+/// How a run ended, for the exit code.
+enum Outcome {
+    Passed,
+    Failed,
+    /// No charger could connect; the reason was printed.
+    NoConnection,
 }
 
 /// Everything a run needs, read from the command line.
@@ -141,7 +158,7 @@ fn processes(cli: &Cli, plan: &Plan) -> anyhow::Result<u32> {
     }
 }
 
-async fn simulate(cli: Cli) -> anyhow::Result<bool> {
+async fn simulate(cli: Cli) -> anyhow::Result<Outcome> {
     let Setup {
         plan,
         driver,
@@ -174,15 +191,46 @@ async fn simulate(cli: Cli) -> anyhow::Result<bool> {
     } else {
         run(plan, driver, load.map(|l| (api, l)), stats).await
     };
+    let verdict = verdict::judge(&report, verdict::Thresholds::of(&cli));
     match cli.report {
-        ReportFormat::Table => print!("{}", report::table(&report)),
-        ReportFormat::Json => println!("{}", report::json(&report)),
+        ReportFormat::Table => {
+            print!("{}", report::table(&report));
+            for check in &verdict.checks {
+                let mark = if check.passed { "ok" } else { "FAILED" };
+                println!("check {:<14} {mark:<6} {}", check.name, check.detail);
+            }
+        }
+        ReportFormat::Json => {
+            let document = verdict::document(&report, &cli, &verdict);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).unwrap_or_default()
+            );
+        }
     }
-    Ok(!report.failed)
+    if let Some(path) = &cli.junit {
+        std::fs::write(path, verdict::junit(&verdict, report.throughput.elapsed_s))
+            .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    if let Some(reason) = &report.aborted {
+        eprintln!("voltgate-sim: {reason}");
+        return Ok(Outcome::NoConnection);
+    }
+    for check in verdict.checks.iter().filter(|check| !check.passed) {
+        eprintln!(
+            "voltgate-sim: check {} failed: {}",
+            check.name, check.detail
+        );
+    }
+    Ok(if verdict.passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    })
 }
 
 /// One process of a split run: its share, set up like any run, started on the parent's word.
-async fn work(spec: WorkerSpec) -> anyhow::Result<bool> {
+async fn work(spec: WorkerSpec) -> anyhow::Result<Outcome> {
     let Setup {
         plan,
         mut driver,
@@ -191,5 +239,5 @@ async fn work(spec: WorkerSpec) -> anyhow::Result<bool> {
     } = setup(&spec.cli).await?;
     spec.rotate_sources(&mut driver.source_addrs);
     split::serve_worker(plan, driver, load.map(|l| (api, l))).await?;
-    Ok(true)
+    Ok(Outcome::Passed)
 }

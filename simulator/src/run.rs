@@ -4,6 +4,7 @@
 //! The record a run keeps before it becomes a report is public, so that a run split over
 //! several processes can be reported from the records of all of them.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -142,6 +143,66 @@ pub struct RunReport {
     pub summary: Summary,
     /// Lost or refused anything: the run fails.
     pub failed: bool,
+    /// Why the run stopped early: no charger could connect, and why (see [`give_up_reason`]).
+    pub aborted: Option<String>,
+}
+
+/// The error kind that records a run given up because no charger could connect; the kind of
+/// the connection failure follows it.
+pub const GAVE_UP: &str = "gave_up:no_charger_connected:";
+
+/// Failed connections (or every charger, when fewer) before a run where none connected, all
+/// for a reason that waiting does not fix, is given up.
+const GIVE_UP_AFTER: u64 = 3;
+
+/// `Some(kind)` when no charger has connected, at least [`GIVE_UP_AFTER`] attempts (or one per
+/// charger) failed, and every failure was one that retrying does not fix: nothing listening,
+/// a 4xx answer to the handshake, no common subprotocol, a failed TLS handshake.
+pub fn give_up_reason(
+    chargers: u32,
+    made: u64,
+    failed: u64,
+    errors: &BTreeMap<String, u64>,
+) -> Option<String> {
+    if made > 0 || failed < GIVE_UP_AFTER.min(u64::from(chargers)) {
+        return None;
+    }
+    let connect_errors: Vec<&String> = errors
+        .keys()
+        .filter(|kind| kind.starts_with("connect:") || kind.starts_with("handshake:"))
+        .collect();
+    let lasting = |kind: &str| {
+        kind == "connect:refused"
+            || kind == "connect:tls"
+            || kind == "handshake:subprotocol"
+            || kind.starts_with("handshake:http_4")
+    };
+    let first = connect_errors.first()?;
+    connect_errors
+        .iter()
+        .all(|kind| lasting(kind))
+        .then(|| (*first).clone())
+}
+
+/// What a connection failure kind means for someone setting up a run.
+pub fn explain_connect_failure(kind: &str) -> String {
+    let hint = match kind {
+        "connect:refused" => "nothing listens at --url",
+        "connect:tls" => "the TLS handshake failed: check the wss:// URL and --ca-file",
+        "handshake:subprotocol" => "the gateway speaks none of the --ocpp versions asked for",
+        "handshake:http_401" => {
+            "the gateway does not know the charger or refused its credentials: check --password, \
+             --register SCOPE, or the gateway's --auto-register"
+        }
+        "handshake:http_403" => {
+            "the gateway refused the charger (pending approval, blocked, or a scope that cannot \
+             hold chargers)"
+        }
+        "handshake:http_404" => "no such path: check the path of --url (e.g. /ocpp)",
+        "handshake:http_429" => "the gateway throttles this address after failed attempts",
+        _ => "the gateway refused the connection",
+    };
+    format!("no charger could connect ({kind}): {hint}")
 }
 
 /// Counters and CPU times read at one moment of a run.
@@ -270,6 +331,11 @@ impl RunRecord {
                 .or_insert(0) += 1;
         }
         let failed = !summary.errors.is_empty();
+        let aborted = summary
+            .errors
+            .keys()
+            .find_map(|kind| kind.strip_prefix(GAVE_UP))
+            .map(explain_connect_failure);
         RunReport {
             chargers,
             processes: self.processes,
@@ -282,6 +348,7 @@ impl RunRecord {
             gateway,
             summary,
             failed,
+            aborted,
         }
     }
 }
@@ -308,18 +375,35 @@ impl SteadyWatch {
     }
 }
 
-/// The live progress line on stderr.
+/// The progress line on stderr: redrawn in place (carriage return) on a terminal, a line of
+/// its own otherwise, so CI logs get one readable line per second.
 pub fn progress_line(elapsed: Duration, chargers: u32, tick: &Tick, msg_rate: f64, cmd_rate: f64) {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "\r[{:>5.0}s] online {}/{chargers} booted {} | {msg_rate:>8.0} msg/s | {cmd_rate:>6.0} cmd/s | errors {}   ",
+    let line = format!(
+        "[{:>5.0}s] online {}/{chargers} booted {} | {msg_rate:>8.0} msg/s | {cmd_rate:>6.0} cmd/s | errors {}",
         elapsed.as_secs_f64(),
         tick.online,
         tick.booted,
         tick.errors,
     );
+    let mut err = std::io::stderr().lock();
+    let _ = if progress_redraws() {
+        write!(err, "\r{line}   ")
+    } else {
+        writeln!(err, "{line}")
+    };
     let _ = err.flush();
+}
+
+/// Whether progress is redrawn in place (stderr is a terminal).
+pub fn progress_redraws() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Ends the redrawn progress line, if there is one.
+pub fn end_progress(progress: bool) {
+    if progress && progress_redraws() {
+        eprintln!();
+    }
 }
 
 /// Runs the plan against the gateway and returns the report. Ctrl-C ends the run early,
@@ -441,6 +525,15 @@ pub async fn run_record(
             errors: stats.error_count(),
         };
         on_tick(&tick);
+        if let Some(kind) = give_up_reason(
+            plan.chargers,
+            Stats::get(&stats.connections_made),
+            Stats::get(&stats.connections_failed),
+            &stats.errors(),
+        ) {
+            stats.error(format!("{GAVE_UP}{kind}"));
+            break;
+        }
         if steady_watch.observe(now, tick.online, tick.booted, plan.chargers) {
             steady = Some(Mark::of(&stats, plan.watch_pid));
             rss_steady = plan.watch_pid.and_then(procfs::rss_kib);
@@ -470,9 +563,7 @@ pub async fn run_record(
     let end = Mark::of(&stats, plan.watch_pid);
     let rss_peak = plan.watch_pid.and_then(procfs::peak_rss_kib);
     let online_at_end = online_now();
-    if plan.progress {
-        eprintln!();
-    }
+    end_progress(plan.progress);
 
     // Stop: first the operator load (its commands in flight still find their chargers),
     // then the chargers, which finish their outstanding CALL and close.

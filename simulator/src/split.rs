@@ -29,7 +29,8 @@ use crate::driver::DriverConfig;
 use crate::operator::{ApiConfig, CommandLoad};
 use crate::procfs;
 use crate::run::{
-    progress_line, run_record, Mark, Plan, RunRecord, RunReport, SteadyWatch, Tick, WatchedMemory,
+    end_progress, progress_line, run_record, Mark, Plan, RunRecord, RunReport, SteadyWatch, Tick,
+    WatchedMemory,
 };
 use crate::stats::{Stats, Tally};
 
@@ -511,9 +512,7 @@ pub async fn run_split(
         if (now >= deadline || interrupted_once) && end.is_none() {
             end = Some(mark(&workers, plan.watch_pid));
             rss_peak = plan.watch_pid.and_then(procfs::peak_rss_kib);
-            if plan.progress {
-                eprintln!();
-            }
+            end_progress(plan.progress);
         }
         if now < next_tick || end.is_some() {
             continue;

@@ -478,7 +478,7 @@ async fn a_run_split_over_two_processes_reports_every_charger_exactly_once() {
             "3",
             "--heartbeat",
             "1",
-            "--version",
+            "--ocpp",
             "mixed",
             "--id-prefix",
             "SPLIT-",
@@ -540,7 +540,7 @@ async fn a_low_open_file_limit_splits_the_run_by_itself() {
             "2.5",
             "--heartbeat",
             "5",
-            "--version",
+            "--ocpp",
             "1.6",
         ],
         Some(160),
@@ -575,8 +575,15 @@ async fn refusals_in_any_process_fail_the_split_run() {
         None,
     )
     .await;
-    assert_eq!(code, Some(1), "{report:#}");
+    // No charger of either process could connect: the run gives up with the reason.
+    assert_eq!(code, Some(2), "{report:#}");
     assert_eq!(report["failed"], true);
+    assert!(
+        report["aborted"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("handshake:http_404")),
+        "{report:#}"
+    );
     let errors = &report["summary"]["errors"];
     assert!(
         errors["handshake:http_404"]
@@ -586,4 +593,255 @@ async fn refusals_in_any_process_fail_the_split_run() {
     );
     // the verdict on the whole run is given once, not once per process
     assert_eq!(errors["not_all_chargers_online"], 1, "{report:#}");
+}
+
+/// Runs the binary with exactly `args`, stdout and stderr piped (so stderr is no terminal).
+async fn run_raw(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_voltgate-sim"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_json_report_carries_the_version_every_parameter_and_the_checks() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let dir = tempfile_dir();
+    let junit = dir.join("clean.xml");
+    let (code, report) = run_binary(
+        &mock,
+        &[
+            "--chargers",
+            "4",
+            "--ramp",
+            "0",
+            "--duration",
+            "2",
+            "--heartbeat",
+            "1",
+            "--ocpp",
+            "1.6",
+            "--max-p99-ms",
+            "10000",
+            "--min-msg-rate",
+            "0.5",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["simulator"]["name"], "voltgate-sim");
+    assert_eq!(report["simulator"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(report["parameters"]["chargers"], 4);
+    assert_eq!(report["parameters"]["ocpp_version"], "V16");
+    assert_eq!(report["parameters"]["max_p99_ms"], 10000.0);
+    assert_eq!(report["passed"], true);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["connect", "errors", "max-p99-ms", "min-msg-rate"]);
+    assert!(report["summary"]["call_latency"]["p99_ms"]
+        .as_f64()
+        .is_some());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"4\" failures=\"0\""), "{xml}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "voltgate-sim-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn thresholds_fail_the_run_in_the_exit_code_report_and_junit() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let dir = tempfile_dir();
+    let junit = dir.join("thresholds.xml");
+    let (code, report) = run_binary(
+        &mock,
+        &[
+            "--chargers",
+            "3",
+            "--ramp",
+            "0",
+            "--duration",
+            "2",
+            "--heartbeat",
+            "1",
+            "--max-p99-ms",
+            "0",
+            "--min-msg-rate",
+            "1000000",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["passed"], false);
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["passed"] == false)
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["max-p99-ms", "min-msg-rate"], "{report:#}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+
+    // Errors: a silent action loses CALLs; --max-errors tolerates up to that many.
+    let silent = MockGateway::start(MockOptions {
+        silent_actions: vec!["Heartbeat"],
+        ..MockOptions::default()
+    })
+    .await;
+    let args = [
+        "--chargers",
+        "2",
+        "--ramp",
+        "0",
+        "--duration",
+        "2",
+        "--heartbeat",
+        "1",
+        "--call-timeout",
+        "0.5",
+    ];
+    let (code, report) = run_binary(&silent, &args, None).await;
+    assert_eq!(code, Some(1), "{report:#}");
+    let errors: u64 = report["summary"]["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(errors > 0);
+    let (code, report) = run_binary(
+        &silent,
+        &[&args[..], &["--max-errors", "1000000"]].concat(),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_run_where_no_charger_can_connect_stops_at_once_with_the_reason() {
+    let mock = MockGateway::start(MockOptions {
+        require_known: true,
+        ..MockOptions::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (code, report) = run_binary(
+        &mock,
+        &["--chargers", "5", "--ramp", "0", "--duration", "60"],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(2), "{report:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let reason = report["aborted"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no charger could connect (handshake:http_404)")
+            && reason.contains("--url"),
+        "{report:#}"
+    );
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ocpp", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, _, stderr) = run_raw(&[
+        "--url",
+        &url,
+        "--chargers",
+        "2",
+        "--ramp",
+        "0",
+        "--duration",
+        "60",
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("nothing listens at --url"), "{stderr}");
+}
+
+#[tokio::test]
+async fn commands_without_an_api_token_are_refused_at_start() {
+    let (code, stdout, stderr) = run_raw(&["--commands", "5", "--duration", "1"]).await;
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("--commands needs --api-token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn version_is_the_tools_and_the_old_protocol_spelling_still_works_with_a_note() {
+    for flag in ["--version", "-V", "--sim-version"] {
+        let (code, stdout, _) = run_raw(&[flag]).await;
+        assert_eq!(code, Some(0));
+        assert_eq!(
+            stdout.trim(),
+            format!("voltgate-sim {}", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    let mock = MockGateway::start(MockOptions::default()).await;
+    let (code, stdout, stderr) = run_raw(&[
+        "--url",
+        &mock.ocpp_url,
+        "--chargers",
+        "1",
+        "--ramp",
+        "0",
+        "--duration",
+        "1.5",
+        "--heartbeat",
+        "1",
+        "--version",
+        "2.0.1",
+        "--report",
+        "json",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("`--version VERSION` is deprecated, use `--ocpp VERSION`"));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["versions"], "2.0.1");
+    // Without --quiet and without a terminal: whole progress lines, no carriage returns.
+    assert!(!stderr.contains('\r'), "{stderr:?}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with('[') && line.contains("online 1/1")),
+        "{stderr}"
+    );
 }

@@ -425,3 +425,56 @@ async fn transaction_starts_refuse_unknown_other_site_and_blocked_tokens() {
             .expect(200);
     }
 }
+
+#[tokio::test]
+async fn remote_stop_takes_the_transaction_id_as_the_listing_shows_it() {
+    let site = site().await;
+    let mut charger = connect(&site, "ZAP-1", "ocpp1.6").await;
+    let started = charger
+        .call_ok(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "RFID-DANA", "meterStart": 0,
+                   "timestamp": "2026-11-25T10:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    let listed = site
+        .admin
+        .get("/api/v1/transactions")
+        .await
+        .unwrap()
+        .expect(200);
+    let id = listed.body["transactions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["charger"] == "ZAP-1"))
+        .map(|t| t["id"].clone())
+        .unwrap_or_else(|| panic!("not listed: {}", listed.text));
+    assert!(id.is_i64(), "1.6 ids are listed as integers: {id}");
+    assert_eq!(Some(&id), started.get("transactionId"));
+
+    let admin = site.admin.clone();
+    let body = json!({ "transaction_id": id });
+    let request = tokio::spawn(async move { admin.command("ZAP-1", "remote-stop", body).await });
+    let (message_id, action, payload) = charger
+        .next_call(std::time::Duration::from_secs(10))
+        .await
+        .expect("the stop reached the charger");
+    assert_eq!(action, "RemoteStopTransaction");
+    assert_eq!(payload["transactionId"], id, "{payload}");
+    charger
+        .reply(&message_id, json!({"status": "Accepted"}))
+        .unwrap();
+    request.await.unwrap().unwrap().expect(200);
+
+    let refused = site
+        .admin
+        .command("ZAP-1", "remote-stop", json!({"transaction_id": 1.5}))
+        .await
+        .unwrap()
+        .expect(422);
+    assert!(
+        refused.text.contains("integer (1.6) or a string (2.0.1)"),
+        "{}",
+        refused.text
+    );
+}

@@ -30,7 +30,9 @@ mod quirks;
 mod role_models;
 mod secrets;
 mod security_profiles;
+mod startup;
 mod third_party;
+mod throttling;
 
 use std::time::Duration;
 

@@ -462,7 +462,7 @@ async fn simulator_rotations(version: &str) {
     let simulator = binary_path("voltgate-sim").unwrap();
     let mut run = tokio::process::Command::new(simulator)
         .args(["--url", &estate.gateway.ocpp_url, "--chargers", "1"])
-        .args(["--id-prefix", &prefix, "--version", version])
+        .args(["--id-prefix", &prefix, "--ocpp", version])
         .args(["--password", FIRST, "--duration", "60", "--ramp", "0"])
         .args(["--heartbeat", "3600", "--meter-interval", "0", "--quiet"])
         .kill_on_drop(true)

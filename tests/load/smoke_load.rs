@@ -65,7 +65,7 @@ async fn two_thousand_chargers_lose_nothing() {
             .args(["--url", &ocpp_url, "--api", &api_url, "--api-token", &token])
             .args(["--chargers", "2000", "--ramp", "1000", "--duration", "20"])
             .args([
-                "--version",
+                "--ocpp",
                 "mixed",
                 "--heartbeat",
                 "10",

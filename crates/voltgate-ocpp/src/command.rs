@@ -293,7 +293,25 @@ struct RemoteStartBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RemoteStopBody {
+    #[serde(deserialize_with = "transaction_id_text")]
     transaction_id: String,
+}
+
+/// A transaction id as `GET /transactions` lists it: an integer (1.6) or a string (2.0.1).
+fn transaction_id_text<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Integer(i64),
+        Text(String),
+    }
+    match Id::deserialize(de) {
+        Ok(Id::Integer(id)) => Ok(id.to_string()),
+        Ok(Id::Text(id)) => Ok(id),
+        Err(_) => Err(serde::de::Error::custom(
+            "transaction_id must be an integer (1.6) or a string (2.0.1), as GET /transactions lists it",
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -180,6 +180,48 @@ impl Engine {
         self.plan_scope(id, kind, parent).map(|_| ())
     }
 
+    /// Whether a scope of `kind` may sit directly under the existing scope `parent`, whatever
+    /// its id would be: the parent-kind rule of [`Engine::add_scope`] on its own, for callers
+    /// that must know before they have an id (e.g. where unknown chargers will be registered).
+    pub fn check_kind_under(&self, kind: &str, parent: &str) -> Result<(), PolicyError> {
+        let kind_index = self.kind_index(kind)?;
+        if kind_index == ROOT_KIND_INDEX {
+            return Err(PolicyError::RootKind);
+        }
+        let parent_kind = self.scopes.kind(self.scope_index(parent)?);
+        if self.parent_allowed(kind_index, parent_kind) {
+            Ok(())
+        } else {
+            Err(PolicyError::ParentKindNotAllowed {
+                kind: kind.to_owned(),
+                parent: parent.to_owned(),
+                parent_kind: self.kind_name(parent_kind).to_owned(),
+            })
+        }
+    }
+
+    /// The kinds (`root` included) a scope of `kind` may sit directly under, in preset order.
+    pub fn parent_kinds_of(&self, kind: &str) -> Result<Vec<&str>, PolicyError> {
+        let kind_index = self.kind_index(kind)?;
+        let kinds = self.preset.data.kind_names.len();
+        Ok((0..kinds)
+            .filter_map(|parent| KindIndex::try_from(parent).ok())
+            .filter(|parent| self.parent_allowed(kind_index, *parent))
+            .map(|parent| self.kind_name(parent))
+            .collect())
+    }
+
+    fn parent_allowed(&self, kind: KindIndex, parent_kind: KindIndex) -> bool {
+        let allowed_parents = self
+            .preset
+            .data
+            .kind_parents
+            .get(usize::from(kind))
+            .copied()
+            .unwrap_or(0);
+        allowed_parents & (1u64 << parent_kind) != 0
+    }
+
     fn plan_scope(
         &self,
         id: &str,
@@ -201,14 +243,7 @@ impl Engine {
         }
         let parent_index = self.scope_index(parent)?;
         let parent_kind = self.scopes.kind(parent_index);
-        let allowed_parents = self
-            .preset
-            .data
-            .kind_parents
-            .get(usize::from(kind_index))
-            .copied()
-            .unwrap_or(0);
-        if allowed_parents & (1u64 << parent_kind) == 0 {
+        if !self.parent_allowed(kind_index, parent_kind) {
             return Err(PolicyError::ParentKindNotAllowed {
                 kind: kind.to_owned(),
                 parent: parent.to_owned(),

@@ -64,6 +64,37 @@ fn scopes_must_fit_the_kind_tree() {
         engine.add_scope("", "site", "org-a"),
         Err(PolicyError::InvalidId { .. })
     ));
+    assert_eq!(
+        engine.check_kind_under("station", "root"),
+        Err(PolicyError::ParentKindNotAllowed {
+            kind: "station".into(),
+            parent: "root".into(),
+            parent_kind: "root".into(),
+        })
+    );
+    assert_eq!(
+        engine.check_kind_under("station", "nowhere"),
+        Err(PolicyError::UnknownScope("nowhere".into()))
+    );
+    assert_eq!(engine.check_kind_under("station", "org-a"), Ok(()));
+    let holders = engine.parent_kinds_of("station").unwrap();
+    assert!(
+        !holders.contains(&"root") && holders.contains(&"organisation"),
+        "{holders:?}"
+    );
+    for kind in holders {
+        let parent = engine
+            .scopes()
+            .find(|(_, scope_kind, _)| *scope_kind == kind)
+            .map(|(id, _, _)| id.to_owned());
+        if let Some(parent) = parent {
+            assert_eq!(
+                engine.check_kind_under("station", &parent),
+                Ok(()),
+                "{parent}"
+            );
+        }
+    }
     engine.add_scope("st-org", "station", "org-a").unwrap();
     assert_eq!(engine.scope_kind("st-org"), Some("station"));
     assert_eq!(engine.scope_parent("st-org"), Some("org-a"));

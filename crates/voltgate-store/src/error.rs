@@ -15,6 +15,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The directory of a database file does not exist; it is not created, so a mistyped path
+    /// or a missing volume does not silently start an empty database.
+    #[error("the database directory {} does not exist; create it (or fix the path) and start again", .0.display())]
+    MissingDirectory(PathBuf),
     /// The database refused or failed a statement.
     #[error("store database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -1252,6 +1252,13 @@ async fn open_picks_the_backend_by_scheme() {
 
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("state").join("gateway").join("voltgate.db");
+    let err = open(&format!("sqlite:{}?synchronous=normal", nested.display()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::MissingDirectory(_)), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!nested.parent().unwrap().exists(), "nothing was created");
+    std::fs::create_dir_all(nested.parent().unwrap()).unwrap();
     let store = open(&format!("sqlite:{}?synchronous=normal", nested.display()))
         .await
         .unwrap();

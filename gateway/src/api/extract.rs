@@ -4,8 +4,11 @@
 //! A request whose token is missing, unknown, expired or belongs to a blocked or deleted
 //! principal is a 401; each such failure is counted
 //! (`voltgate_api_auth_failures_total{reason}`), audited (`api.authenticate`, not allowed) and
-//! taken from the client address's failure budget ([`crate::throttle`]). An address without
-//! budget gets 429 with `Retry-After` before its token is even looked at.
+//! taken from the failure budgets of the client address and of the token presented there
+//! ([`crate::throttle`]; the address is the one a trusted proxy names, [`crate::proxy`]). A
+//! token that used up its own budget gets 429 with `Retry-After` before it is even looked up;
+//! another failure from an address without budget gets 429 too, but a valid token is let in
+//! whatever its neighbours did.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::HeaderName;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -25,6 +29,8 @@ use crate::audit;
 use crate::state::{hash_token, SharedState};
 use crate::throttle::Listener;
 use crate::tls::PeerAddr;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The authenticated principal behind a request.
 #[derive(Debug, Clone)]
@@ -99,12 +105,16 @@ impl FromRequestParts<SharedState> for Caller {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let peer_ip: Option<IpAddr> = parts
-            .extensions
-            .get::<ConnectInfo<PeerAddr>>()
-            .map(|info| info.0 .0.ip());
+        let peer_ip: Option<IpAddr> = parts.extensions.get::<ConnectInfo<PeerAddr>>().map(|info| {
+            let forwarded = parts.headers.get_all(X_FORWARDED_FOR);
+            state.settings.trusted_proxies.client(
+                info.0 .0.ip(),
+                forwarded.iter().filter_map(|value| value.to_str().ok()),
+            )
+        });
+        let identity = credential_identity(&parts.headers);
         if let Some(ip) = peer_ip {
-            if let Err(wait) = state.auth_guard.api.check(ip) {
+            if let Err(wait) = state.auth_guard.api.check_identity(ip, &identity) {
                 state.metrics.auth_throttled(Listener::Api);
                 return Err(AuthRejection::Throttled(wait));
             }
@@ -114,7 +124,10 @@ impl FromRequestParts<SharedState> for Caller {
             Ok(Err(failure)) => {
                 state.metrics.api_auth_failure(failure.reason);
                 if let Some(ip) = peer_ip {
-                    state.auth_guard.api.record_failure(ip);
+                    if let Err(wait) = state.auth_guard.api.record_failure(ip, &identity) {
+                        state.metrics.auth_throttled(Listener::Api);
+                        return Err(AuthRejection::Throttled(wait));
+                    }
                 }
                 let request_id = parts.extensions.get::<RequestId>().cloned();
                 let from = peer_ip.map(|ip| format!(" from {ip}")).unwrap_or_default();
@@ -135,6 +148,15 @@ impl FromRequestParts<SharedState> for Caller {
             }
             Err(err) => Err(AuthRejection::Refused(err)),
         }
+    }
+}
+
+/// Who a request claims to be, for the failure budgets: a short fingerprint of its bearer
+/// token (never the token), or `-` without one.
+fn credential_identity(headers: &HeaderMap) -> String {
+    match bearer_token(headers) {
+        Ok(token) => hash_token(token).chars().take(16).collect(),
+        Err(_) => "-".to_owned(),
     }
 }
 

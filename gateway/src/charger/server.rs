@@ -110,6 +110,7 @@ pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> 
                     tokio::spawn(connection(stream, peer, state, Transport::Plain));
                 }
                 Err(err) => {
+                    state.metrics.accept_error("ocpp", &err);
                     tracing::warn!(error = %err, "accepting a charger connection failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
@@ -320,7 +321,7 @@ async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let head = match read_request_head(&mut stream).await {
+    let mut head = match read_request_head(&mut stream).await {
         Ok(head) => head,
         Err(HeadError::TooLarge) => {
             state.metrics.handshake_refused("request_too_large");
@@ -336,6 +337,19 @@ where
         }
     };
     let settings = &state.settings;
+    let peer_ip = match peer_ip {
+        Some(peer) if settings.trusted_proxies.trusts(peer) => {
+            match client_behind_proxy(&settings.trusted_proxies, peer, &mut head) {
+                Ok(client) => Some(client),
+                Err(reason) => {
+                    state.metrics.handshake_refused("bad_proxy_header");
+                    tracing::info!(reason, "unreadable PROXY line from a trusted proxy");
+                    return None;
+                }
+            }
+        }
+        other => other,
+    };
     let charger_id = request_target(&head)
         .and_then(|target| charger_id_from_path(target.path(), &settings.ocpp_path_prefix).ok());
     let lookup = match &charger_id {
@@ -700,7 +714,13 @@ async fn check_password(
             };
         }
     }
-    let reservation = match peer_ip.map(|ip| state.auth_guard.chargers.reserve(ip, charger_id)) {
+    let registered = matches!(lookup, Lookup::Known(_));
+    let reservation = match peer_ip.map(|ip| {
+        state
+            .auth_guard
+            .chargers
+            .reserve(ip, charger_id, registered)
+    }) {
         Some(Err(wait)) => {
             return PasswordCheck {
                 throttled: Some(wait),
@@ -810,6 +830,32 @@ async fn audit_refusal(
         ),
     )
     .await;
+}
+
+/// The client a trusted proxy connects for: the source of a PROXY protocol v1 line before the
+/// request (the line is taken off `head`), else what `X-Forwarded-For` says, else the proxy.
+fn client_behind_proxy(
+    proxies: &crate::proxy::TrustedProxies,
+    peer: IpAddr,
+    head: &mut Vec<u8>,
+) -> Result<IpAddr, &'static str> {
+    if head.starts_with(b"PROXY ") {
+        let end = head
+            .windows(2)
+            .position(|pair| pair == b"\r\n")
+            .ok_or("no line end")?;
+        let source = crate::proxy::proxy_v1_source(&head[..end])?;
+        head.drain(..end + 2);
+        if let Some(source) = source {
+            return Ok(source);
+        }
+    }
+    let headers = head_headers(head).unwrap_or_default();
+    let forwarded = headers.get_all("x-forwarded-for");
+    Ok(proxies.client(
+        peer,
+        forwarded.iter().filter_map(|value| value.to_str().ok()),
+    ))
 }
 
 /// The header fields of a request head (bytes up to the blank line), for the checks that run

@@ -657,7 +657,8 @@ fn from_api_refuses_bad_bodies() {
         ("remote-start", json!({"id_token": "T", "connector": -1})),
         ("remote-start", json!({"id_token": "T", "colour": "red"})),
         ("remote-start", json!([])),
-        ("remote-stop", json!({"transaction_id": 9})),
+        ("remote-stop", json!({"transaction_id": 1.5})),
+        ("remote-stop", json!({"transaction_id": true})),
         ("unlock", json!({"connector": 0})),
         ("unlock", json!({})),
         ("reset", json!({"hard": true})),
@@ -694,6 +695,13 @@ fn from_api_refuses_bad_bodies() {
             other => panic!("{name} {body}: expected InvalidBody, got {other:?}"),
         }
     }
+    // The form GET /transactions lists a 1.6 id in: an integer, taken as its decimal text.
+    assert_eq!(
+        Command::from_api("remote-stop", &json!({"transaction_id": 9})),
+        Ok(Command::RemoteStop {
+            transaction_id: "9".into()
+        })
+    );
     assert_eq!(
         Command::from_api("self-destruct", &json!({})),
         Err(CommandError::UnknownCommand("self-destruct".into()))

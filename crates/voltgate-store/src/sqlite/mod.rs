@@ -88,11 +88,27 @@ impl SqliteStore {
     }
 
     async fn open_file(path: &Path, sync: SyncMode) -> Result<SqliteStore, StoreError> {
+        // A missing directory is most likely a typo or an unmounted volume: creating it would
+        // start a fresh, empty estate (and a new admin token) without a word.
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(StoreError::Io {
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::other("not a directory"),
+                    })
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::MissingDirectory(dir.to_path_buf()))
+                }
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })
+                }
+            }
         }
         let common = SqliteConnectOptions::new()
             .filename(path)
