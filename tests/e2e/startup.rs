@@ -104,6 +104,11 @@ async fn under_json_every_start_up_line_is_json_and_names_database_preset_listen
             .arg("100000000"),
     )
     .unwrap();
+    // The start line follows the listeners' lines; wait for it rather than race it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gateway.output().contains("gateway started") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let output = gateway.output();
     let lines: Vec<Value> = output
         .lines()
