@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::Deserialize;
-use voltgate_policy::{Action, Engine, Preset, Resource};
+use voltgate_policy::{Action, ActionRule, Engine, Preset, Resource};
 
 use crate::config::load_preset;
 
@@ -65,6 +65,12 @@ pub enum PolicyCommand {
         /// Builtin preset name or TOML path.
         preset: String,
     },
+    /// Print every engine action (the names the API, the audit log and `explain` use) with the
+    /// permissions that grant it in a preset and the roles that hold one of them.
+    Actions {
+        /// Builtin preset name or TOML path.
+        preset: String,
+    },
     /// Explain one decision against a fixture estate.
     #[command(after_long_help = FIXTURE_HELP)]
     Explain {
@@ -99,6 +105,11 @@ pub fn run(command: PolicyCommand, out: &mut impl Write) -> anyhow::Result<ExitC
         PolicyCommand::Matrix { preset } => {
             let preset = load_preset(&preset)?;
             write!(out, "{}", preset.matrix())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Actions { preset } => {
+            let preset = load_preset(&preset)?;
+            write!(out, "{}", actions_table(&preset))?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Explain {
@@ -166,6 +177,38 @@ pub fn summary(preset: &Preset) -> String {
         Action::ALL.len(),
         if preset.custom_roles() { "allowed" } else { "not allowed" },
     )
+}
+
+/// One line per engine action: `action: permissions -> roles`.
+pub fn actions_table(preset: &Preset) -> String {
+    let mut text = String::new();
+    for &action in Action::ALL {
+        let line = match preset.action_permissions(action) {
+            ActionRule::AdminOnly => "admin roles only".to_owned(),
+            ActionRule::AnyOf(permissions) if permissions.is_empty() => {
+                "the system principal only".to_owned()
+            }
+            ActionRule::AnyOf(permissions) => {
+                let roles: Vec<&str> = preset
+                    .roles()
+                    .filter(|role| {
+                        permissions.iter().any(|permission| {
+                            preset.role_has_permission(&role.id, permission) == Some(true)
+                        })
+                    })
+                    .map(|role| role.id.as_str())
+                    .collect();
+                let roles = if roles.is_empty() {
+                    "no shipped role (custom roles may)".to_owned()
+                } else {
+                    roles.join(", ")
+                };
+                format!("{} -> {roles}", permissions.join(" | "))
+            }
+        };
+        text.push_str(&format!("{}: {line}\n", action.as_str()));
+    }
+    text
 }
 
 /// `principal:ID` is a principal, `scope:ID` or a bare id is a scope (chargers are scopes).
@@ -463,7 +506,16 @@ mod tests {
                 "{text}"
             );
             assert!(!preset.matrix().is_empty());
+            let actions = actions_table(&preset);
+            assert_eq!(actions.lines().count(), Action::ALL.len(), "{actions}");
         }
+        let connect = actions_table(&load_preset("connect").unwrap());
+        assert!(
+            connect
+                .lines()
+                .any(|line| line.starts_with("command.reset: ") && line.contains("site-admin")),
+            "{connect}"
+        );
         let broken = fixture_file("[preset]\nid = \"broken\"\n", ".toml");
         let err = run_quiet(PolicyCommand::Validate {
             preset: broken.path().display().to_string(),
