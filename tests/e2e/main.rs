@@ -26,6 +26,7 @@ mod local_lists;
 mod logs;
 mod operator_tokens;
 mod passwords;
+mod postgres;
 mod role_models;
 mod secrets;
 mod security_profiles;
