@@ -1387,8 +1387,9 @@ async fn postgres_audit_is_append_only_in_the_database() {
     assert_eq!(store.audit(&AuditFilter::default()).await.unwrap().len(), 1);
 }
 
-/// A server that refuses, a database that does not exist and a server that never answers are
-/// each reported at open, naming where the store was looked for but never the password.
+/// A server that refuses, a database or user that does not exist and a server that never
+/// answers are each reported at open, naming where the store was looked for but never the
+/// password.
 #[tokio::test]
 async fn postgres_unreachable_is_a_clear_error_without_the_password() {
     let closed_port = {
@@ -1407,9 +1408,14 @@ async fn postgres_unreachable_is_a_clear_error_without_the_password() {
         "postgres://vg:s3cret@127.0.0.1:{}/estate?connect_timeout=1",
         silent.local_addr().unwrap().port()
     );
+    let stranger = format!(
+        "postgres://nobody:s3cret@127.0.0.1:{}/postgres",
+        server.port
+    );
     for (url, expected) in [
         (refused, "refused"),
         (missing, "no_such_db"),
+        (stranger, "nobody"),
         (mute, "no answer within 1 s"),
     ] {
         let started = std::time::Instant::now();
