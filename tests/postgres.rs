@@ -75,7 +75,7 @@ impl PostgresServer {
     }
 
     fn start() -> Result<PostgresServer> {
-        let bin = server_binaries()?;
+        let bin = server_binaries(Path::new(DEBIAN_BINARIES))?;
         let as_root = is_root()?;
         let dir = scratch_dir()?;
         let data = dir.join("data");
@@ -131,9 +131,10 @@ impl PostgresServer {
     }
 }
 
-/// The newest `/usr/lib/postgresql/*/bin` holding `initdb`, `pg_ctl` and `psql`.
-fn server_binaries() -> Result<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(DEBIAN_BINARIES)
+/// The newest `ROOT/*/bin` (Debian: `/usr/lib/postgresql/VERSION/bin`) holding `initdb`,
+/// `pg_ctl` and `psql`.
+fn server_binaries(root: &Path) -> Result<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -150,8 +151,9 @@ fn server_binaries() -> Result<PathBuf> {
     match found.pop() {
         Some((_, bin)) => Ok(bin),
         None => bail!(
-            "no PostgreSQL server binaries in {DEBIAN_BINARIES}/*/bin: install Debian's \
-             `postgresql` package (apt-get install postgresql; tests/run.sh does this)"
+            "no PostgreSQL server binaries in {}/*/bin: install Debian's `postgresql` package \
+             (apt-get install postgresql; tests/run.sh does this)",
+            root.display()
         ),
     }
 }
@@ -240,4 +242,40 @@ fn watch_parent(as_root: bool, bin: &Path, dir: &Path, data: &Path) -> Result<()
         .spawn()
         .context("cannot start the PostgreSQL watchdog")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("15").join("bin")).unwrap();
+        let err = server_binaries(empty.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("install Debian's `postgresql` package"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_newest_complete_version_is_chosen() {
+        let root = tempfile::tempdir().unwrap();
+        for (version, tools) in [
+            ("13", &["initdb", "pg_ctl", "psql"][..]),
+            ("15", &["initdb", "pg_ctl", "psql"][..]),
+            ("16", &["initdb"][..]),
+        ] {
+            let bin = root.path().join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            for tool in tools {
+                std::fs::write(bin.join(tool), "").unwrap();
+            }
+        }
+        assert_eq!(
+            server_binaries(root.path()).unwrap(),
+            root.path().join("15").join("bin")
+        );
+    }
 }
