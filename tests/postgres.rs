@@ -77,19 +77,8 @@ impl PostgresServer {
     fn start() -> Result<PostgresServer> {
         let bin = server_binaries(Path::new(DEBIAN_BINARIES))?;
         let as_root = is_root()?;
-        let dir = scratch_dir()?;
+        let dir = server_dir(as_root)?;
         let data = dir.join("data");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        if as_root {
-            let owned = Command::new("chown")
-                .args([&format!("{SUPERUSER}:"), &*dir.to_string_lossy()])
-                .status()
-                .context("cannot run chown")?;
-            if !owned.success() {
-                bail!("cannot give {} to the postgres user", dir.display());
-            }
-        }
         let log = dir.join("initdb.log");
         let mut initdb = as_server_user(as_root, &bin.join("initdb"));
         initdb
@@ -166,20 +155,42 @@ fn is_root() -> Result<bool> {
     Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
 }
 
-/// A fresh directory under the cargo target directory (found from the test binary's path,
-/// `target/<profile>/deps/<test>`), or under the system's temporary directory.
-fn scratch_dir() -> Result<PathBuf> {
+/// A fresh directory for the cluster that the server's user can write: under the cargo target
+/// directory (found from the test binary's path, `target/<profile>/deps/<test>`), or under the
+/// system's temporary directory when the target directory is closed to that user.
+fn server_dir(as_root: bool) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the test binary")?;
-    let base = exe
+    let target_tmp = exe
         .ancestors()
         .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map(|target| target.join("tmp"))
-        .unwrap_or_else(std::env::temp_dir);
+        .map(|target| target.join("tmp"));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    Ok(base.join(format!("postgres-{}-{nanos}", std::process::id())))
+    let name = format!("postgres-{}-{nanos}", std::process::id());
+    for base in target_tmp.into_iter().chain([std::env::temp_dir()]) {
+        let dir = base.join(&name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        if !as_root {
+            return Ok(dir);
+        }
+        let owned = Command::new("chown")
+            .args([&format!("{SUPERUSER}:"), &*dir.to_string_lossy()])
+            .status()
+            .context("cannot run chown")?;
+        let writable = Command::new("runuser")
+            .args(["-u", SUPERUSER, "--", "test", "-w"])
+            .arg(&dir)
+            .status()
+            .context("cannot run runuser")?;
+        if owned.success() && writable.success() {
+            return Ok(dir);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    bail!("no directory the {SUPERUSER} user can write for the test cluster")
 }
 
 fn as_server_user(as_root: bool, program: &Path) -> Command {

@@ -20,7 +20,7 @@
 //!
 //! # The SQLite backend
 //!
-//! Shipped backend: [`SqliteStore`] (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`).
+//! The default backend: [`SqliteStore`] (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`).
 //! Schema changes are numbered files in `migrations/`, applied on every open (a no-op when
 //! nothing is new). A file database runs in WAL mode with foreign keys on and
 //! `synchronous=FULL`: every commit is flushed to the disk before the caller hears `Ok`, so it
