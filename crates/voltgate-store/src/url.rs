@@ -1,5 +1,5 @@
-//! Turns a store URL into the backend to open, so a typo or an unbuilt backend is reported
-//! before anything touches the disk.
+//! Turns a store URL into the backend to open, so a typo is reported before anything touches
+//! the disk or the network.
 //!
 //! Error messages quote at most the scheme, host, port, database and user, never the rest of
 //! the URL: a network database's URL may carry a password.
@@ -42,7 +42,8 @@ pub(crate) struct PostgresTarget {
     pub(crate) port: u16,
     pub(crate) database: String,
     pub(crate) application_name: Option<String>,
-    /// `sslmode=disable`; otherwise TLS is used when the server offers it and this build has it.
+    /// `sslmode=disable`. Otherwise `prefer`, which without TLS in this build also connects
+    /// in plain text.
     pub(crate) ssl_disabled: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_connections: u32,
