@@ -8,8 +8,10 @@ pub mod api;
 pub mod charger;
 pub mod gateway;
 pub mod openapi;
+pub mod postgres;
 pub mod tls;
 
 pub use api::Api;
 pub use charger::{Charger, Received};
 pub use gateway::{binary_path, Gateway, GatewayOptions};
+pub use postgres::PostgresServer;

@@ -151,7 +151,9 @@ pub struct ServeArgs {
     #[arg(long, env = "VOLTGATE_API_LISTEN", default_value = DEFAULT_API_LISTEN)]
     pub api_listen: SocketAddr,
 
-    /// Store URL: `sqlite://PATH` (created if missing) or `sqlite::memory:` (keeps nothing).
+    /// Store URL: `sqlite://PATH` (created if missing), `sqlite::memory:` (keeps nothing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (an existing PostgreSQL database, migrated at
+    /// start). `config check` shows it without the password.
     #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
     pub db: String,
 
@@ -924,6 +926,10 @@ fn effective_settings(
         }
         let value = if is_secret(arg) {
             toml_string("<redacted>")
+        } else if id == "db" {
+            toml_string(&voltgate_store::redact_url(
+                raw.first().map_or("", String::as_str),
+            ))
         } else if takes_many_values(arg) {
             let items: Vec<String> = raw.iter().map(|item| toml_scalar(arg, item)).collect();
             format!("[{}]", items.join(", "))

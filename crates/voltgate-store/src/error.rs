@@ -34,16 +34,32 @@ pub enum StoreError {
     /// The store URL could not be understood.
     #[error("invalid store URL: {0}")]
     InvalidUrl(String),
-    /// The URL names a backend this binary was built without.
-    #[error(
-        "the {scheme} store backend is not built into this binary yet; \
-         use sqlite://PATH, sqlite:PATH or sqlite::memory:"
-    )]
-    UnsupportedBackend { scheme: String },
+    /// The database server could not be reached, or refused the connection (wrong user,
+    /// password or database name). `target` names database, host, port and user; never the
+    /// password.
+    #[error("cannot open the PostgreSQL store ({target}): {reason}")]
+    Unreachable { target: String, reason: String },
     /// The store was closed (or its writer stopped); nothing more can be written.
     #[error("the store is closed")]
     Closed,
     /// A stored value could not be turned back into a record (e.g. a malformed JSON column).
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+}
+
+/// Turns constraint failures of a write that names a principal into the caller's terms.
+pub(crate) fn refused_write(
+    err: sqlx::Error,
+    principal: &str,
+    duplicate: impl FnOnce() -> String,
+) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound(format!("principal `{principal}` does not exist"));
+        }
+        if db.is_unique_violation() {
+            return StoreError::Conflict(duplicate());
+        }
+    }
+    StoreError::Database(err)
 }

@@ -20,7 +20,7 @@
 //!
 //! # The SQLite backend
 //!
-//! Shipped backend: [`SqliteStore`] (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`).
+//! The default backend: [`SqliteStore`] (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`).
 //! Schema changes are numbered files in `migrations/`, applied on every open (a no-op when
 //! nothing is new). A file database runs in WAL mode with foreign keys on and
 //! `synchronous=FULL`: every commit is flushed to the disk before the caller hears `Ok`, so it
@@ -32,29 +32,25 @@
 //! `sqlite::memory:` is a single private in-memory connection that serves reads and writes
 //! alike, so no second connection can ever see different data; it is gone when the store is.
 //!
-//! # What a PostgreSQL backend would need
+//! # The PostgreSQL backend
 //!
-//! - A `postgres` cargo feature turning on sqlx's `postgres` driver and a `PgStore` that
-//!   implements [`Store`]; [`open`] would route `postgres://` / `postgresql://` to it instead of
-//!   answering [`StoreError::UnsupportedBackend`].
-//! - Its own migrations directory: `INTEGER PRIMARY KEY AUTOINCREMENT` becomes
-//!   `BIGINT GENERATED ALWAYS AS IDENTITY`, 0/1 integers become `BOOLEAN`, JSON text becomes
-//!   `JSONB`, `?` placeholders become `$1, $2, …`, and the partial indices stay as they are.
-//!   `ON CONFLICT … DO UPDATE … RETURNING` works unchanged, so start/stop keep their
-//!   single-statement idempotency. The append-only audit triggers need PL/pgSQL functions.
-//! - Rows ordered by insertion here use SQLite's `rowid`; PostgreSQL needs an explicit
-//!   identity column for that order.
-//! - Error mapping: SQLSTATE `23505` (unique) to [`StoreError::Conflict`], `23503` (foreign key)
-//!   to [`StoreError::NotFound`].
-//! - Durability comes from `synchronous_commit = on` (the default). PostgreSQL has row locks
-//!   rather than one file lock and groups concurrent commits itself, so the pool can serve
-//!   writers directly and the SQLite writer task is not needed.
-//! - The contract checks in `tests/store.rs` call the trait through one fixture per backend;
-//!   a PostgreSQL fixture (a URL from the environment) reuses them, apart from the few reads
-//!   that only [`SqliteStore`] offers (boot history, meter values, security events).
+//! [`PostgresStore`] (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`, also `postgresql://`): one
+//! database that outlives the gateway's machine and that several gateway processes can share.
+//! It has its own numbered migrations in `migrations-postgres/` (the same schema written for
+//! PostgreSQL: identity columns for insertion order, `BOOLEAN`, `JSONB`, PL/pgSQL triggers for
+//! the append-only audit log), applied on every open under PostgreSQL's advisory lock. Writes
+//! go straight through a connection pool: each is one statement (deleting a principal is one
+//! transaction of two), and PostgreSQL's row locks and unique constraints give the same
+//! idempotency and first-stop-wins rules as SQLite's single writer. Opening fails with
+//! [`StoreError::Unreachable`] when the server does not answer within the connect timeout or
+//! refuses the credentials or database.
+//!
+//! The contract checks in `tests/store.rs` run every check on both backends.
 
 mod error;
+mod postgres;
 pub mod records;
+mod replay;
 mod sqlite;
 mod store;
 mod url;
@@ -62,6 +58,7 @@ mod url;
 use std::sync::Arc;
 
 pub use error::StoreError;
+pub use postgres::PostgresStore;
 pub use records::{
     ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
     IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction, PrincipalRecord, RoleRecord,
@@ -69,16 +66,19 @@ pub use records::{
 };
 pub use sqlite::{SqliteStore, WriteStats};
 pub use store::Store;
+pub use url::redact_url;
 
 use url::StoreUrl;
 
 /// Opens the store a URL names, creating and migrating it as needed.
 ///
 /// `sqlite://PATH` / `sqlite:PATH` (file created if missing, optional `?synchronous=normal`),
-/// `sqlite::memory:` (one in-memory database for this store). Other schemes fail with
-/// [`StoreError::UnsupportedBackend`] (`postgres://`) or [`StoreError::InvalidUrl`].
+/// `sqlite::memory:` (one in-memory database for this store), `postgres://USER@HOST:PORT/DB`
+/// or `postgresql://...` (an existing database, see [`PostgresStore::open`]). Other schemes
+/// fail with [`StoreError::InvalidUrl`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(target) => Ok(Arc::new(SqliteStore::open_target(&target).await?)),
+        StoreUrl::Postgres(target) => Ok(Arc::new(PostgresStore::open_target(&target).await?)),
     }
 }

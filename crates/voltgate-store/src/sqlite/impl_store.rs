@@ -2,17 +2,16 @@
 //! single statement (the meter-values write adds a lookup only to tell a resend from an unknown
 //! transaction), so it is atomic on its own and can share a group commit with others.
 
-use std::collections::{HashMap, VecDeque};
-
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{rows, SqliteStore};
-use crate::error::StoreError;
+use crate::error::{refused_write, StoreError};
 use crate::records::{
     ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
     IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
     StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
+use crate::replay::parents_first;
 use crate::store::Store;
 
 macro_rules! transaction_columns {
@@ -28,23 +27,6 @@ macro_rules! audit_columns {
     };
 }
 
-/// Turns constraint failures of a write that names a principal into the caller's terms.
-fn refused_write(
-    err: sqlx::Error,
-    principal: &str,
-    duplicate: impl FnOnce() -> String,
-) -> StoreError {
-    if let sqlx::Error::Database(db) = &err {
-        if db.is_foreign_key_violation() {
-            return StoreError::NotFound(format!("principal `{principal}` does not exist"));
-        }
-        if db.is_unique_violation() {
-            return StoreError::Conflict(duplicate());
-        }
-    }
-    StoreError::Database(err)
-}
-
 /// SQLite's "no limit" is a negative LIMIT.
 fn sql_limit(limit: u32) -> i64 {
     if limit == 0 {
@@ -52,51 +34,6 @@ fn sql_limit(limit: u32) -> i64 {
     } else {
         i64::from(limit)
     }
-}
-
-/// Orders scopes so every parent precedes its children, keeping insertion order among
-/// siblings. A scope whose parent is not stored (such as the engine's implicit root) counts as
-/// top-level; scopes caught in a parent cycle come last, in insertion order.
-fn parents_first(scopes: Vec<ScopeRecord>) -> Vec<ScopeRecord> {
-    let index_of: HashMap<&str, usize> = scopes
-        .iter()
-        .enumerate()
-        .map(|(index, scope)| (scope.id.as_str(), index))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); scopes.len()];
-    let mut queue = VecDeque::new();
-    for (index, scope) in scopes.iter().enumerate() {
-        match scope
-            .parent
-            .as_deref()
-            .and_then(|parent| index_of.get(parent))
-        {
-            Some(&parent) if parent != index => {
-                if let Some(siblings) = children.get_mut(parent) {
-                    siblings.push(index);
-                }
-            }
-            _ => queue.push_back(index),
-        }
-    }
-    let mut placed = vec![false; scopes.len()];
-    let mut order = Vec::with_capacity(scopes.len());
-    while let Some(index) = queue.pop_front() {
-        match placed.get_mut(index) {
-            Some(done) if !*done => *done = true,
-            _ => continue,
-        }
-        order.push(index);
-        if let Some(below) = children.get(index) {
-            queue.extend(below.iter().copied());
-        }
-    }
-    order.extend((0..scopes.len()).filter(|&index| !placed.get(index).copied().unwrap_or(true)));
-    let mut slots: Vec<Option<ScopeRecord>> = scopes.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|index| slots.get_mut(index).and_then(Option::take))
-        .collect()
 }
 
 #[async_trait::async_trait]
@@ -972,41 +909,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scope(id: &str, parent: Option<&str>) -> ScopeRecord {
-        ScopeRecord {
-            id: id.to_owned(),
-            kind: "organisation".to_owned(),
-            parent: parent.map(str::to_owned),
-            name: None,
-        }
-    }
-
-    fn ids(scopes: &[ScopeRecord]) -> Vec<&str> {
-        scopes.iter().map(|s| s.id.as_str()).collect()
-    }
-
-    #[test]
-    fn parents_come_before_children_inserted_earlier() {
-        let ordered = parents_first(vec![
-            scope("station", Some("site")),
-            scope("site", Some("org")),
-            scope("org", Some("root")),
-            scope("other", None),
-        ]);
-        assert_eq!(ids(&ordered), ["org", "other", "site", "station"]);
-    }
-
-    #[test]
-    fn cycles_are_kept_at_the_end() {
-        let ordered = parents_first(vec![
-            scope("a", Some("b")),
-            scope("top", None),
-            scope("b", Some("a")),
-            scope("self", Some("self")),
-        ]);
-        assert_eq!(ids(&ordered), ["top", "self", "a", "b"]);
-    }
 
     /// A database written before id tokens had a type keeps its tokens, untyped, after the
     /// migration that adds the column.

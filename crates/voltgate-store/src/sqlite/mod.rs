@@ -61,8 +61,12 @@ impl SqliteStore {
     /// Accepted forms: `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`, each optionally with
     /// `?synchronous=normal` to trade power-loss durability for write throughput.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let StoreUrl::Sqlite(target) = StoreUrl::parse(url)?;
-        SqliteStore::open_target(&target).await
+        match StoreUrl::parse(url)? {
+            StoreUrl::Sqlite(target) => SqliteStore::open_target(&target).await,
+            StoreUrl::Postgres(_) => Err(StoreError::InvalidUrl(
+                "SqliteStore needs a sqlite: URL".to_owned(),
+            )),
+        }
     }
 
     pub(crate) async fn open_target(target: &SqliteTarget) -> Result<SqliteStore, StoreError> {
