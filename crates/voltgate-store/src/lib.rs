@@ -63,9 +63,10 @@ use std::sync::Arc;
 
 pub use error::StoreError;
 pub use records::{
-    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction, PrincipalRecord, RoleRecord,
-    ScopeRecord, SecurityEventRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction,
+    PrincipalRecord, RoleRecord, ScopeRecord, SecurityEventRecord, StoredAuditRecord,
+    TransactionFilter, TransactionRecord,
 };
 pub use sqlite::{SqliteStore, WriteStats};
 pub use store::Store;
