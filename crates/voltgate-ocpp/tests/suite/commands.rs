@@ -878,9 +878,24 @@ fn local_list_commands_validate_in_both_versions() {
         local_list_samples()[0].engine_action(),
         "command.get-local-list-version"
     );
+    assert_eq!(
+        local_list_samples()[0].decided_by(),
+        "command.get-configuration"
+    );
+    assert_eq!(
+        local_list_samples()[2].decided_by(),
+        "command.change-configuration"
+    );
+    assert_eq!(
+        voltgate_ocpp::LOCAL_LIST_COMMAND_NAMES,
+        [
+            local_list_samples()[2].name(),
+            local_list_samples()[0].name()
+        ]
+    );
     assert!(
         !COMMAND_NAMES.contains(&"send-local-list"),
-        "not an operator command"
+        "composed by the gateway, not read from a body"
     );
 }
 
