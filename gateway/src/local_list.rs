@@ -15,6 +15,16 @@
 //!   or other version gets a `Full` list with a new version.
 //!   A charger that answers `NotSupported` (or 1.6 version `-1`) gets no lists on this
 //!   connection; its cache is still cleared when rules tighten.
+//! - **A charger's `post_boot_sync`** ([`crate::behaviour`]) decides when that check starts:
+//!   at once (`on`, the default), that long after the BootNotification (a delay: the
+//!   session waits, sends nothing and is left out of change rounds until then; a later boot
+//!   starts the wait again), or never (`off`: nothing is sent on the gateway's own initiative,
+//!   and what the charger held is forgotten at each boot).
+//! - **The operator's `send-local-list`** ([`send_now`]) sends the whole list now, as a
+//!   `Full` update with the next version, through the operator's own decision (each message
+//!   audited under the operator). Once the charger accepted all of it, the list is the one
+//!   kept in sync from then on, also for a charger whose `post_boot_sync` is `off`. It reads
+//!   no limits and clears no cache of its own accord, so it sends exactly what was asked.
 //! - **Changes.** Every change to the role-engine state and to id tokens goes through the
 //!   estate service ([`voltgate_estate::Estate`]); when one finishes, the sync task waits a short
 //!   [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every

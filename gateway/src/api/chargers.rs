@@ -15,6 +15,8 @@
 //! A charger's own schema tolerance (`schema_tolerance` in a `PATCH`, `charger.edit`) makes
 //! one charger strict, or lets one through, whatever the gateway's `--schema-tolerance`;
 //! `GET /chargers/{id}` shows it under `schema`, with the deviations accepted from the charger.
+//! `post_boot_sync` and `free_vend` in a `PATCH` (`charger.edit`) set the charger's behaviour
+//! ([`crate::behaviour`]); both are shown in its summary and in `GET /chargers/{id}`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
