@@ -1184,9 +1184,20 @@ pub fn response_status(version: OcppVersion, action: &str, payload: &Value) -> S
                 None => "no file".to_owned(),
             }
         }
+        (OcppVersion::V16, "GetLocalListVersion") => list_version(payload.get("listVersion")),
+        (OcppVersion::V201, "GetLocalListVersion") => list_version(payload.get("versionNumber")),
         (OcppVersion::V201, "GetVariables") => summarize_statuses(payload.get("getVariableResult")),
         (OcppVersion::V201, "SetVariables") => summarize_statuses(payload.get("setVariableResult")),
         _ => "Received".to_owned(),
+    }
+}
+
+/// A GetLocalListVersion answer: `version N`, or `no list` for 1.6's -1 (no local list).
+fn list_version(version: Option<&Value>) -> String {
+    match version.and_then(Value::as_i64) {
+        Some(-1) => "no list".to_owned(),
+        Some(version) => format!("version {version}"),
+        None => "Received".to_owned(),
     }
 }
 

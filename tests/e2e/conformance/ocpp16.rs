@@ -501,6 +501,11 @@ async fn get_local_list_version(version: i64) {
         "{}",
         reply.text
     );
+    let status = match version {
+        -1 => "no list".to_owned(),
+        n => format!("version {n}"),
+    };
+    assert_eq!(reply.body["status"], status, "{}", reply.text);
 }
 
 #[tokio::test]

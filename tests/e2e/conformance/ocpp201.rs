@@ -844,6 +844,12 @@ async fn get_local_list_version(version: i64) {
         "{}",
         reply.text
     );
+    assert_eq!(
+        reply.body["status"],
+        format!("version {version}"),
+        "{}",
+        reply.text
+    );
 }
 
 #[tokio::test]

@@ -752,6 +752,18 @@ fn response_status_reads_status_or_summarises() {
         response_status(v201, "Heartbeat", &json!({"currentTime": NOW})),
         "Received"
     );
+    assert_eq!(
+        response_status(v16, "GetLocalListVersion", &json!({"listVersion": 4})),
+        "version 4"
+    );
+    assert_eq!(
+        response_status(v16, "GetLocalListVersion", &json!({"listVersion": -1})),
+        "no list"
+    );
+    assert_eq!(
+        response_status(v201, "GetLocalListVersion", &json!({"versionNumber": 0})),
+        "version 0"
+    );
 }
 
 proptest! {
