@@ -351,7 +351,13 @@ async fn free_vend_is_a_gated_per_charger_setting_for_no_authorization_tokens_on
     let free_vend_starts = entries
         .iter()
         .filter(|e| {
-            e["principal"] == "free-vend" && e["action"] == "charge" && e["allowed"] == true
+            e["principal"] == "id-token:"
+                && e["action"] == "charge"
+                && e["allowed"] == true
+                && e["outcome"] == "Accepted"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.starts_with("free vend is allowed"))
         })
         .count();
     assert_eq!(

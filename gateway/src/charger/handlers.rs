@@ -633,12 +633,14 @@ pub(crate) async fn warn_unnormalised_id_tokens(store: &dyn Store) -> Result<(),
 
 /// The 2.0.1 `IdTokenEnumType` of a free-vend station's empty token.
 const NO_AUTHORIZATION: &str = "NoAuthorization";
-/// Who an accepted free-vend token is audited as: it names no principal.
-pub(crate) const FREE_VEND_PRINCIPAL: &str = "free-vend";
+/// The reason an accepted free-vend token is audited with.
+pub(crate) const FREE_VEND_REASON: &str =
+    "free vend is allowed at this charger (NoAuthorization id token)";
 
 /// Decides an id token for this station, audits and counts the decision. A 2.0.1
 /// `NoAuthorization` token at a charger whose `free_vend` is on (and that is not pending
-/// approval) is Accepted without a principal, audited as [`FREE_VEND_PRINCIPAL`]; every other
+/// approval) is Accepted without a principal: audited, like any token that names none, as
+/// `id-token:<text>` (a reserved principal prefix), with [`FREE_VEND_REASON`]. Every other
 /// token, and every 1.6 idTag, goes through the decision table. `presented_type` is
 /// the 2.0.1 `IdTokenEnumType` the charger sent (`None` on 1.6).
 async fn decide_id_token(
@@ -664,7 +666,7 @@ async fn decide_id_token(
         TokenDecision {
             status: TokenStatus::Accepted,
             principal: None,
-            reason: "free vend is allowed at this charger (NoAuthorization id token)".to_owned(),
+            reason: FREE_VEND_REASON.to_owned(),
             expires_at: None,
             group: None,
         }
@@ -679,11 +681,10 @@ async fn decide_id_token(
     };
     let allowed = decision.status == TokenStatus::Accepted;
     ctx.state.metrics.authz_decision("charge", allowed);
-    let audit_principal = match &decision.principal {
-        Some(principal) => principal.clone(),
-        None if free_vend => FREE_VEND_PRINCIPAL.to_owned(),
-        None => format!("id-token:{token}"),
-    };
+    let audit_principal = decision
+        .principal
+        .clone()
+        .unwrap_or_else(|| format!("id-token:{token}"));
     audit::record(
         ctx.state,
         audit::entry(
