@@ -75,9 +75,11 @@ async fn local_list_command(
     };
     if !empty {
         return Err(ApiError::invalid_body(format!(
-            "`{name}` takes an empty body: the gateway computes the list itself"
+            "`{name}` takes an empty body"
         )));
     }
+    // The command whose deciding action the grant is for; a `send-local-list`'s messages
+    // themselves are built by `local_list::send_now` from the list the engine computes.
     let command = if name == "get-local-list-version" {
         Command::GetLocalListVersion
     } else {
