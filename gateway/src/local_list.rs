@@ -1336,6 +1336,65 @@ mod tests {
         engine
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn post_boot_sync_starts_at_once_after_its_delay_or_never() {
+        let lists = LocalLists::new(true);
+        let queued = |lists: &LocalLists| {
+            let mut chargers: Vec<String> = lists.take_pending().chargers.into_iter().collect();
+            chargers.sort();
+            chargers
+        };
+        let support =
+            |lists: &LocalLists, charger: &str| lists.sessions.get(charger).map(|s| s.support);
+
+        lists.seen("CP-ON", || PostBootSync::On);
+        assert_eq!(queued(&lists), ["CP-ON"]);
+
+        lists.booted("CP-OFF", PostBootSync::Off);
+        lists.seen("CP-OFF", || PostBootSync::Off);
+        assert!(queued(&lists).is_empty());
+        assert_eq!(support(&lists, "CP-OFF"), None);
+        // A boot with `off` forgets what an earlier session knew.
+        lists.booted("CP-ON", PostBootSync::Off);
+        assert_eq!(support(&lists, "CP-ON"), None);
+
+        let delay = Duration::from_secs(30);
+        lists.booted("CP-LATER", PostBootSync::Delay(delay));
+        lists.seen("CP-LATER", || {
+            unreachable!("a waiting session is a session")
+        });
+        assert_eq!(support(&lists, "CP-LATER"), Some(Support::Deferred));
+        assert!(
+            lists
+                .targets(&Pending {
+                    everything: true,
+                    chargers: HashSet::new()
+                })
+                .is_empty(),
+            "a waiting charger is left out of change rounds"
+        );
+        tokio::time::advance(delay - Duration::from_millis(1)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert!(queued(&lists).is_empty());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(lists.next_deferred(), Some(tokio::time::Instant::now()));
+        lists.start_due(tokio::time::Instant::now());
+        assert_eq!(queued(&lists), ["CP-LATER"]);
+        assert_eq!(support(&lists, "CP-LATER"), Some(Support::Unchecked));
+
+        // A second boot during the wait starts the wait again.
+        lists.booted("CP-TWICE", PostBootSync::Delay(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.booted("CP-TWICE", PostBootSync::Delay(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert!(queued(&lists).is_empty());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert_eq!(queued(&lists), ["CP-TWICE"]);
+        assert_eq!(lists.next_deferred(), None);
+    }
+
     #[test]
     fn a_list_holds_exactly_the_tokens_whose_principal_may_charge_there() {
         let mut engine = estate();
