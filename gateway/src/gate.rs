@@ -107,7 +107,34 @@ pub async fn send_command(
     command: Command,
     request_id: Option<&str>,
 ) -> Result<CommandReply, GateError> {
-    let action_name = command.engine_action();
+    let grant = decide_command(state, principal, charger_id, &command, request_id).await?;
+    send_granted(state, &grant, command).await
+}
+
+/// An operator's allowed decision to send commands decided by one action to one charger; a
+/// refusal was already audited. Made only by [`decide_command`], spent by [`send_granted`],
+/// which writes each command's own allow record: an operation of several messages (a local
+/// list split to the charger's limits) is decided once and audited message by message.
+#[must_use]
+#[derive(Debug)]
+pub struct CommandGrant {
+    principal: String,
+    charger_id: String,
+    action: &'static str,
+    reason: String,
+    request_id: Option<String>,
+}
+
+/// The first half of [`send_command`]: the charger must exist and be visible (404) and the
+/// engine must allow the command's [`Command::decided_by`] action on it (403).
+pub async fn decide_command(
+    state: &AppState,
+    principal: &str,
+    charger_id: &str,
+    command: &Command,
+    request_id: Option<&str>,
+) -> Result<CommandGrant, GateError> {
+    let action_name = command.decided_by();
     let Ok(action) = action_name.parse::<Action>() else {
         return Err(GateError::Translation(format!(
             "`{action_name}` is not a role-engine action"
@@ -119,27 +146,50 @@ pub async fn send_command(
         engine.scope_kind(charger_id) == Some(STATION_KIND) && engine.can_see(principal, &resource)
     };
     let label = audit::scope_label(charger_id);
-    let reason = match decide(
+    match decide(
         state, principal, action, &resource, visible, &label, request_id,
     )
     .await
     {
-        Decided::Allowed { reason } => reason,
-        Decided::Hidden => return Err(GateError::NotFound(charger_id.to_owned())),
-        Decided::Refused { reason } => return Err(GateError::Forbidden { reason }),
-    };
+        Decided::Allowed { reason } => Ok(CommandGrant {
+            principal: principal.to_owned(),
+            charger_id: charger_id.to_owned(),
+            action: action_name,
+            reason,
+            request_id: request_id.map(str::to_owned),
+        }),
+        Decided::Hidden => Err(GateError::NotFound(charger_id.to_owned())),
+        Decided::Refused { reason } => Err(GateError::Forbidden { reason }),
+    }
+}
+
+/// The second half of [`send_command`]: writes the command's allow record (labelled with its
+/// [`Command::engine_action`]) and delivers it. A command the grant was not decided for is
+/// not sent.
+pub async fn send_granted(
+    state: &AppState,
+    grant: &CommandGrant,
+    command: Command,
+) -> Result<CommandReply, GateError> {
+    if command.decided_by() != grant.action {
+        return Err(GateError::Translation(format!(
+            "`{}` is not decided by `{}`",
+            command.name(),
+            grant.action
+        )));
+    }
     record_and_deliver(
         state,
         audit::entry(
-            principal,
-            action_name,
-            &label,
+            &grant.principal,
+            command.engine_action(),
+            &audit::scope_label(&grant.charger_id),
             true,
-            &reason,
+            &grant.reason,
             None,
-            request_id,
+            grant.request_id.as_deref(),
         ),
-        charger_id,
+        &grant.charger_id,
         &command,
     )
     .await

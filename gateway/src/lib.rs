@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod behaviour;
 pub mod charger;
 pub mod config;
 pub mod decision;
@@ -85,6 +86,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let validator = voltgate_ocpp::Validator::new().context("cannot compile the OCPP schemas")?;
     let quirks = charger::Quirks::new(config.schema_tolerance);
     quirks.load(store.charger_schema_tolerances().await?);
+    let behaviours = behaviour::Behaviours::new();
+    behaviours.load(store.charger_behaviours().await?)?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
         estate: voltgate_estate::Estate::new(store.clone(), engine),
@@ -108,6 +111,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             .with_reach(config.local_list_max_reach),
         command_sequence: gate::CommandSequence::new(),
         quirks,
+        behaviours,
     });
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)

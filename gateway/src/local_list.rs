@@ -15,6 +15,16 @@
 //!   or other version gets a `Full` list with a new version.
 //!   A charger that answers `NotSupported` (or 1.6 version `-1`) gets no lists on this
 //!   connection; its cache is still cleared when rules tighten.
+//! - **A charger's `post_boot_sync`** ([`crate::behaviour`]) decides when that check starts:
+//!   at once (`on`, the default), that long after the BootNotification (a delay: the
+//!   session waits, sends nothing and is left out of change rounds until then; a later boot
+//!   starts the wait again), or never (`off`: nothing is sent on the gateway's own initiative,
+//!   and what the charger held is forgotten at each boot).
+//! - **The operator's `send-local-list`** ([`send_now`]) sends the whole list now, as a
+//!   `Full` update with the next version, through the operator's own decision (each message
+//!   audited under the operator). Once the charger accepted all of it, the list is the one
+//!   kept in sync from then on, also for a charger whose `post_boot_sync` is `off`. It reads
+//!   no limits and clears no cache of its own accord, so it sends exactly what was asked.
 //! - **Changes.** Every change to the role-engine state and to id tokens goes through the
 //!   estate service ([`voltgate_estate::Estate`]); when one finishes, the sync task waits a short
 //!   [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every
@@ -95,6 +105,7 @@ use voltgate_policy::{Action, Engine, Resource};
 use voltgate_store::{IdTokenRecord, LocalListRecord};
 
 use crate::audit;
+use crate::behaviour::PostBootSync;
 use crate::charger::handlers::V16_MAX_ID_TAG;
 use crate::gate::{self, GateError};
 use crate::state::{AppState, SharedState};
@@ -181,6 +192,8 @@ enum Support {
     CacheOnly,
     /// Nothing more is sent on this connection.
     Nothing,
+    /// The charger's post-boot delay has not passed yet: nothing is sent until it has.
+    Deferred,
 }
 
 /// The sync state of one charger's current connection.
@@ -200,6 +213,20 @@ struct Session {
     foreign_list: bool,
     /// What the charger takes per message and holds; `None` until read on this connection.
     limits: Option<ListLimits>,
+}
+
+impl Session {
+    fn new(epoch: u64) -> Session {
+        Session {
+            epoch,
+            support: Support::Unchecked,
+            cache_clearing: true,
+            held: None,
+            version: 0,
+            foreign_list: false,
+            limits: None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +250,8 @@ pub struct LocalLists {
     sessions: DashMap<String, Session>,
     next_epoch: AtomicU64,
     reach: ListReach,
+    /// Sessions waiting for their post-boot delay: when, which charger, which session.
+    deferred: Mutex<Vec<(tokio::time::Instant, String, u64)>>,
 }
 
 impl LocalLists {
@@ -234,6 +263,7 @@ impl LocalLists {
             sessions: DashMap::new(),
             next_epoch: AtomicU64::new(1),
             reach: DEFAULT_LIST_REACH,
+            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -247,19 +277,71 @@ impl LocalLists {
         self.enabled.load(Ordering::Relaxed)
     }
 
-    /// A message arrived from the charger: a connection not seen yet gets its version check.
-    /// Costs one map lookup when nothing is to be done.
-    pub fn seen(&self, charger: &str) {
+    /// A message arrived from the charger: a connection not seen yet gets its version check,
+    /// as `post_boot` says. Costs one map lookup when nothing is to be done.
+    pub fn seen(&self, charger: &str, post_boot: impl FnOnce() -> PostBootSync) {
         if !self.is_enabled() || self.sessions.contains_key(charger) {
             return;
         }
-        self.start_session(charger);
+        self.after_boot(charger, post_boot());
     }
 
-    /// The charger (re)booted: whatever it held may be gone, so its version is checked again.
-    pub fn booted(&self, charger: &str) {
+    /// The charger (re)booted: whatever it held may be gone, so its version is checked again,
+    /// as `post_boot` says.
+    pub fn booted(&self, charger: &str, post_boot: PostBootSync) {
         if self.is_enabled() {
-            self.start_session(charger);
+            self.after_boot(charger, post_boot);
+        }
+    }
+
+    /// Starts the sync of a charger that booted or connected: at once (`on`), after its delay,
+    /// or not at all (`off`: what it held is forgotten, and only an operator's
+    /// `send-local-list` starts a sync again).
+    fn after_boot(&self, charger: &str, post_boot: PostBootSync) {
+        match post_boot {
+            PostBootSync::On => self.start_session(charger),
+            PostBootSync::Off => {
+                self.sessions.remove(charger);
+            }
+            PostBootSync::Delay(delay) => {
+                let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
+                self.sessions.insert(
+                    charger.to_owned(),
+                    Session {
+                        support: Support::Deferred,
+                        ..Session::new(epoch)
+                    },
+                );
+                let due = tokio::time::Instant::now() + delay;
+                self.deferred.lock().push((due, charger.to_owned(), epoch));
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// When the next deferred session is due.
+    fn next_deferred(&self) -> Option<tokio::time::Instant> {
+        self.deferred.lock().iter().map(|(due, _, _)| *due).min()
+    }
+
+    /// Starts the deferred sessions whose delay has passed (unless a later boot replaced them).
+    fn start_due(&self, now: tokio::time::Instant) {
+        let due: Vec<(String, u64)> = {
+            let mut deferred = self.deferred.lock();
+            let (due, waiting) = deferred.drain(..).partition(|(at, _, _)| *at <= now);
+            *deferred = waiting;
+            due.into_iter()
+                .map(|(_, charger, epoch)| (charger, epoch))
+                .collect()
+        };
+        for (charger, epoch) in due {
+            let current = self
+                .sessions
+                .get(&charger)
+                .is_some_and(|s| s.epoch == epoch && s.support == Support::Deferred);
+            if current {
+                self.start_session(&charger);
+            }
         }
     }
 
@@ -277,18 +359,8 @@ impl LocalLists {
 
     fn start_session(&self, charger: &str) {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
-        self.sessions.insert(
-            charger.to_owned(),
-            Session {
-                epoch,
-                support: Support::Unchecked,
-                cache_clearing: true,
-                held: None,
-                version: 0,
-                foreign_list: false,
-                limits: None,
-            },
-        );
+        self.sessions
+            .insert(charger.to_owned(), Session::new(epoch));
         self.pending.lock().chargers.insert(charger.to_owned());
         self.wake.notify_one();
     }
@@ -308,7 +380,7 @@ impl LocalLists {
         let mut targets: Vec<String> = if work.everything {
             self.sessions
                 .iter()
-                .filter(|s| s.support != Support::Nothing)
+                .filter(|s| !matches!(s.support, Support::Nothing | Support::Deferred))
                 .map(|s| s.key().clone())
                 .collect()
         } else {
@@ -345,12 +417,16 @@ pub async fn run(state: SharedState) {
                 .unwrap_or(Duration::ZERO)
                 .min(RECHECK)
         });
+        let deferred_wait = state.local_lists.next_deferred().map_or(RECHECK, |due| {
+            due.saturating_duration_since(tokio::time::Instant::now())
+        });
         tokio::select! {
             _ = state.local_lists.wake.notified() => {}
             _ = state.estate.changed() => {}
-            _ = tokio::time::sleep(expiry_wait) => {}
+            _ = tokio::time::sleep(expiry_wait.min(deferred_wait)) => {}
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
+        state.local_lists.start_due(tokio::time::Instant::now());
         if !state.local_lists.is_enabled() {
             continue;
         }
@@ -843,7 +919,7 @@ async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, des
             session.held = Some(desired);
             !tightened || clear_cache(state, charger, &mut session).await
         }
-        Support::Unchecked | Support::Nothing => true,
+        Support::Unchecked | Support::Nothing | Support::Deferred => true,
     };
     if connected {
         lists.put_back(charger, session);
@@ -1053,6 +1129,118 @@ async fn push_list(
     !tightened || clear_cache(state, charger, session).await
 }
 
+/// Why an operator's `send-local-list` produced no charger answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendNowError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Store(#[from] voltgate_store::StoreError),
+    #[error("charger `{0}` awaits approval and gets no local list until it is approved")]
+    Pending(String),
+}
+
+/// The operator command `send-local-list`: sends `charger` the whole list the engine computes
+/// for it now, as the sync would (cut and split to the limits read on this connection, if
+/// any), as a `Full` update with the version after the one it holds, every message through
+/// the operator's `grant`. Accepted in full, the list becomes what the sync keeps up to date
+/// from then on (also for a charger whose `post_boot_sync` is `off`). Answers the charger's
+/// reply to the last message sent: the first one not `Accepted`, or the last one.
+pub async fn send_now(
+    state: &AppState,
+    grant: &gate::CommandGrant,
+    charger: &str,
+) -> Result<gate::CommandReply, SendNowError> {
+    let Some(version) = state.chargers.version(charger) else {
+        return Err(GateError::NotConnected(charger.to_owned()).into());
+    };
+    if state.store.charger_pending(charger).await? {
+        return Err(SendNowError::Pending(charger.to_owned()));
+    }
+    let lists = &state.local_lists;
+    let candidates = Candidates::new(state.store.id_tokens().await?, OffsetDateTime::now_utc());
+    let desired = desired_list(
+        &state.estate.engine(),
+        &candidates,
+        charger,
+        version,
+        lists.reach,
+    );
+    let mut session = match lists.sessions.get(charger) {
+        Some(session) => session.clone(),
+        None => Session::new(lists.next_epoch.fetch_add(1, Ordering::Relaxed)),
+    };
+    let stored_version = state
+        .store
+        .local_list(charger)
+        .await?
+        .map_or(0, |stored| stored.version);
+    let limits = session.limits.unwrap_or_default();
+    let size = MessageSize::new(version);
+    let fitted = fit_to_limits(&desired, &limits, &size);
+    let pieces = plan_pieces(
+        true,
+        full_entries(&fitted.list),
+        &limits,
+        &size,
+        session.version.max(stored_version),
+    );
+    let mut last = None;
+    for (n, piece) in pieces.into_iter().enumerate() {
+        let piece_version = piece.version;
+        let command = Command::SendLocalList {
+            version: piece.version,
+            full: piece.full,
+            entries: piece.entries,
+        };
+        let reply = gate::send_granted(state, grant, command).await?;
+        let kind = if n == 0 { "full" } else { "differential" };
+        if reply.status != "Accepted" {
+            state.metrics.local_list_sync(kind, "failed");
+            if n > 0 {
+                session.held = None;
+                session.foreign_list = true;
+                keep_session(state, charger, session);
+            }
+            return Ok(reply);
+        }
+        state.metrics.local_list_sync(kind, "accepted");
+        session.version = piece_version;
+        last = Some(reply);
+    }
+    let record = LocalListRecord {
+        charger: charger.to_owned(),
+        version: session.version,
+        entries: serde_json::to_value(&fitted.list).unwrap_or_default(),
+        updated_at: audit::now_rfc3339(),
+    };
+    state.store.put_local_list(&record).await?;
+    tracing::info!(
+        charger,
+        version = session.version,
+        "local list sent on request"
+    );
+    session.support = Support::Lists;
+    session.held = Some(fitted.list);
+    session.foreign_list = false;
+    keep_session(state, charger, session);
+    last.ok_or_else(|| GateError::Translation("no local list message was planned".into()).into())
+}
+
+/// Keeps `session` as the charger's, unless a newer one (a boot) replaced it meanwhile.
+fn keep_session(state: &AppState, charger: &str, session: Session) {
+    state
+        .local_lists
+        .sessions
+        .entry(charger.to_owned())
+        .and_modify(|current| {
+            if current.epoch == session.epoch {
+                *current = session.clone();
+            }
+        })
+        .or_insert(session);
+}
+
 /// Whether the charger applied an update is unknown: ask its version in the next round.
 fn recheck_later(state: &AppState, charger: &str, session: &mut Session) {
     session.support = Support::Unchecked;
@@ -1146,6 +1334,65 @@ mod tests {
         engine.assign("erin", "user", "inst-2").unwrap();
         engine.assign("fred", "user", "inst-1").unwrap();
         engine
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn post_boot_sync_starts_at_once_after_its_delay_or_never() {
+        let lists = LocalLists::new(true);
+        let queued = |lists: &LocalLists| {
+            let mut chargers: Vec<String> = lists.take_pending().chargers.into_iter().collect();
+            chargers.sort();
+            chargers
+        };
+        let support =
+            |lists: &LocalLists, charger: &str| lists.sessions.get(charger).map(|s| s.support);
+
+        lists.seen("CP-ON", || PostBootSync::On);
+        assert_eq!(queued(&lists), ["CP-ON"]);
+
+        lists.booted("CP-OFF", PostBootSync::Off);
+        lists.seen("CP-OFF", || PostBootSync::Off);
+        assert!(queued(&lists).is_empty());
+        assert_eq!(support(&lists, "CP-OFF"), None);
+        // A boot with `off` forgets what an earlier session knew.
+        lists.booted("CP-ON", PostBootSync::Off);
+        assert_eq!(support(&lists, "CP-ON"), None);
+
+        let delay = Duration::from_secs(30);
+        lists.booted("CP-LATER", PostBootSync::Delay(delay));
+        lists.seen("CP-LATER", || {
+            unreachable!("a waiting session is a session")
+        });
+        assert_eq!(support(&lists, "CP-LATER"), Some(Support::Deferred));
+        assert!(
+            lists
+                .targets(&Pending {
+                    everything: true,
+                    chargers: HashSet::new()
+                })
+                .is_empty(),
+            "a waiting charger is left out of change rounds"
+        );
+        tokio::time::advance(delay - Duration::from_millis(1)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert!(queued(&lists).is_empty());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(lists.next_deferred(), Some(tokio::time::Instant::now()));
+        lists.start_due(tokio::time::Instant::now());
+        assert_eq!(queued(&lists), ["CP-LATER"]);
+        assert_eq!(support(&lists, "CP-LATER"), Some(Support::Unchecked));
+
+        // A second boot during the wait starts the wait again.
+        lists.booted("CP-TWICE", PostBootSync::Delay(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.booted("CP-TWICE", PostBootSync::Delay(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert!(queued(&lists).is_empty());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lists.start_due(tokio::time::Instant::now());
+        assert_eq!(queued(&lists), ["CP-TWICE"]);
+        assert_eq!(lists.next_deferred(), None);
     }
 
     #[test]

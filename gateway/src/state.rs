@@ -38,6 +38,8 @@ pub struct AppState {
     pub command_sequence: crate::gate::CommandSequence,
     /// Each charger's schema tolerance and the deviations accepted from it.
     pub quirks: crate::charger::Quirks,
+    /// Each charger's post-boot sync and free-vend settings.
+    pub behaviours: crate::behaviour::Behaviours,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             local_lists: crate::local_list::LocalLists::new(false),
             command_sequence: crate::gate::CommandSequence::new(),
             quirks: crate::charger::Quirks::new(voltgate_ocpp::Tolerance::Lenient),
+            behaviours: crate::behaviour::Behaviours::new(),
         }
     }
 }

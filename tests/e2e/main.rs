@@ -26,6 +26,7 @@ mod local_lists;
 mod logs;
 mod operator_tokens;
 mod passwords;
+mod post_boot_sync;
 mod postgres;
 mod quirks;
 mod role_models;

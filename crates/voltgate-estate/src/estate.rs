@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use voltgate_policy::{Engine, PolicyError, PrincipalKind, RoleDef, STATION_KIND};
 use voltgate_store::{
-    AssignmentRecord, ChargerRecord, IdTokenRecord, PrincipalRecord, RoleRecord, ScopeRecord,
-    Store, StoreError,
+    AssignmentRecord, ChargerBehaviour, ChargerRecord, IdTokenRecord, PrincipalRecord, RoleRecord,
+    ScopeRecord, Store, StoreError,
 };
 
 /// Why a change was not made. Nothing was written in any case.
@@ -176,6 +176,28 @@ impl Estate {
             .await?
         {
             return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
+        }
+        applied();
+        Ok(())
+    }
+
+    /// Sets a charger's behaviour settings (post-boot sync, free vend), charger settings
+    /// outside the engine. `next` computes the new settings under the write lock (so a change
+    /// of one setting never undoes a concurrent change of the other); `applied` runs under it
+    /// once the store took them, so the caller's copy follows the store in the order the
+    /// changes were made.
+    pub async fn set_charger_behaviour(
+        &self,
+        next: impl FnOnce() -> ChargerBehaviour,
+        applied: impl FnOnce(),
+    ) -> Result<(), ChangeError> {
+        let _change = self.begin().await;
+        let behaviour = next();
+        if !self.store.set_charger_behaviour(&behaviour).await? {
+            return Err(ChangeError::NotFound(format!(
+                "charger `{}` not found",
+                behaviour.id
+            )));
         }
         applied();
         Ok(())

@@ -66,15 +66,16 @@ pub enum Command {
         data: Option<String>,
     },
     /// Installs (`full`) or changes (differential) the charger's local authorisation list.
-    /// Sent by the gateway itself to keep the list in sync; not an operator command, so it has
-    /// no API name in [`COMMAND_NAMES`] and [`Command::from_api`] never builds it.
+    /// The gateway builds it (the list is the one the role engine computes), to keep the list
+    /// in sync and for the operator command `send-local-list`; [`Command::from_api`] never
+    /// builds it.
     SendLocalList {
         version: i64,
         full: bool,
         entries: Vec<LocalListEntry>,
     },
-    /// Asks which local list version the charger holds (gateway-initiated, like
-    /// [`Command::SendLocalList`]).
+    /// Asks which local list version the charger holds: sent by the gateway's sync and by the
+    /// operator command `get-local-list-version` (see [`LOCAL_LIST_COMMAND_NAMES`]).
     GetLocalListVersion,
     /// Sets the charger's Basic-auth password: 1.6 `ChangeConfiguration AuthorizationKey`
     /// (hex-encoded), 2.0.1 `SetVariables SecurityCtrlr.BasicAuthPassword` (as is), each
@@ -241,6 +242,13 @@ pub const COMMAND_NAMES: [&str; 13] = [
     "clear-cache",
     "data-transfer",
 ];
+
+/// Operator commands on a charger's local authorisation list, in the same URL space as
+/// [`COMMAND_NAMES`] but composed by the gateway rather than read from the body:
+/// `send-local-list` re-sends the whole list the role engine computes for the charger (one or
+/// more [`Command::SendLocalList`]), `get-local-list-version` is
+/// [`Command::GetLocalListVersion`]. Both take an empty body.
+pub const LOCAL_LIST_COMMAND_NAMES: [&str; 2] = ["send-local-list", "get-local-list-version"];
 
 /// Messages a 1.6 TriggerMessage may request.
 const TRIGGERS_V16: &[&str] = &[
@@ -691,11 +699,24 @@ impl Command {
             Command::GetLog { .. } => "command.get-log",
             Command::ClearCache => "command.clear-cache",
             Command::DataTransfer { .. } => "command.data-transfer",
-            // Gateway-initiated: no role-engine action of their own (the gateway sends them as
-            // the system principal); the names label audit records.
+            // No role-engine action of their own (see [`Command::decided_by`]); the names
+            // label audit records.
             Command::SendLocalList { .. } => "command.send-local-list",
             Command::GetLocalListVersion => "command.get-local-list-version",
             Command::SetBasicAuthPassword { .. } => "charger.security",
+        }
+    }
+
+    /// The role-engine action that decides whether an operator may send this command: its
+    /// own [`Command::engine_action`], except for the local-list messages, which the presets
+    /// govern as charger configuration: reading the list version is a configuration read
+    /// (`command.get-configuration`), installing a list a configuration change
+    /// (`command.change-configuration`).
+    pub fn decided_by(&self) -> &'static str {
+        match self {
+            Command::SendLocalList { .. } => "command.change-configuration",
+            Command::GetLocalListVersion => "command.get-configuration",
+            other => other.engine_action(),
         }
     }
 
@@ -1181,9 +1202,20 @@ pub fn response_status(version: OcppVersion, action: &str, payload: &Value) -> S
                 None => "no file".to_owned(),
             }
         }
+        (OcppVersion::V16, "GetLocalListVersion") => list_version(payload.get("listVersion")),
+        (OcppVersion::V201, "GetLocalListVersion") => list_version(payload.get("versionNumber")),
         (OcppVersion::V201, "GetVariables") => summarize_statuses(payload.get("getVariableResult")),
         (OcppVersion::V201, "SetVariables") => summarize_statuses(payload.get("setVariableResult")),
         _ => "Received".to_owned(),
+    }
+}
+
+/// A GetLocalListVersion answer: `version N`, or `no list` for 1.6's -1 (no local list).
+fn list_version(version: Option<&Value>) -> String {
+    match version.and_then(Value::as_i64) {
+        Some(-1) => "no list".to_owned(),
+        Some(version) => format!("version {version}"),
+        None => "Received".to_owned(),
     }
 }
 

@@ -42,7 +42,7 @@ pub use actions::{
 pub use command::{
     is_security_key, local_list_item, normalize_id_token, response_status, Command, CommandError,
     IdTokenError, LocalListEntry, LocalTokenInfo, OutgoingCall, COMMAND_NAMES,
-    DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES,
+    DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES, LOCAL_LIST_COMMAND_NAMES,
 };
 pub use error_code::ErrorCode;
 pub use frame::{

@@ -60,9 +60,10 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use records::{
-    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction, PrincipalRecord, RoleRecord,
-    ScopeRecord, SecurityEventRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction,
+    PrincipalRecord, RoleRecord, ScopeRecord, SecurityEventRecord, StoredAuditRecord,
+    TransactionFilter, TransactionRecord,
 };
 pub use sqlite::{SqliteStore, WriteStats};
 pub use store::Store;

@@ -58,6 +58,18 @@ pub struct ChargerRecord {
     pub pending: bool,
 }
 
+/// A charger's own behaviour settings, outside its security record: how the gateway's
+/// local-list sync starts after the charger boots, and whether it may free-vend. Written only
+/// by [`crate::Store::set_charger_behaviour`]; other writes of the charger keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargerBehaviour {
+    pub id: String,
+    /// `off`, or `delay:<seconds>`; `None` is the default (`on`).
+    pub post_boot_sync: Option<String>,
+    /// 2.0.1 `NoAuthorization` id tokens are accepted at this charger.
+    pub free_vend: bool,
+}
+
 /// What a charger reported about itself in a BootNotification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootRecord {

@@ -3,9 +3,9 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
-    StoredAuditRecord, TransactionFilter, TransactionRecord,
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord,
+    ScopeRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 
 /// Durable state of a Voltgate gateway.
@@ -71,6 +71,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Every charger with its own schema tolerance, as `(id, tolerance)` ordered by id.
     async fn charger_schema_tolerances(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Sets the charger's behaviour settings (all of them, as given); `false` if there is no
+    /// such charger. Other writes of the charger keep them.
+    async fn set_charger_behaviour(&self, b: &ChargerBehaviour) -> Result<bool, StoreError>;
+    /// Every charger whose behaviour settings are not the defaults, ordered by id.
+    async fn charger_behaviours(&self) -> Result<Vec<ChargerBehaviour>, StoreError>;
     /// Appends a BootNotification to the charger's boot history.
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError>;
 

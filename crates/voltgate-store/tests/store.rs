@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 use voltgate_store::{
-    open, ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction, PostgresStore,
-    PrincipalRecord, RoleRecord, ScopeRecord, SecurityEventRecord, SqliteStore, Store, StoreError,
-    TransactionFilter,
+    open, ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, MeterValuesRecord, NewTransaction,
+    PostgresStore, PrincipalRecord, RoleRecord, ScopeRecord, SecurityEventRecord, SqliteStore,
+    Store, StoreError, TransactionFilter,
 };
 use voltgate_tests::PostgresServer;
 
@@ -130,6 +130,7 @@ on_both_backends!(
     assignments_are_a_set,
     chargers_and_boots,
     charger_schema_tolerance_survives_rewrites,
+    charger_behaviour_survives_rewrites,
     api_tokens,
     id_tokens,
     id_tokens_per_principal_and_deletion,
@@ -440,6 +441,66 @@ async fn charger_schema_tolerance_survives_rewrites(store: &Arc<impl Inspect>) {
         store.charger_schema_tolerances().await.unwrap(),
         [("CP-2".to_owned(), "strict".to_owned())]
     );
+}
+
+async fn charger_behaviour_survives_rewrites(store: &Arc<impl Inspect>) {
+    let charger = ChargerRecord {
+        id: "CP-1".to_owned(),
+        scope: "station-1".to_owned(),
+        password_hash: None,
+        security_profile: 0,
+        pending: false,
+    };
+    store.put_charger(&charger).await.unwrap();
+    store
+        .put_charger(&ChargerRecord {
+            id: "CP-2".to_owned(),
+            ..charger.clone()
+        })
+        .await
+        .unwrap();
+    assert!(store.charger_behaviours().await.unwrap().is_empty());
+    let quiet = ChargerBehaviour {
+        id: "CP-1".to_owned(),
+        post_boot_sync: Some("off".to_owned()),
+        free_vend: false,
+    };
+    let vending = ChargerBehaviour {
+        id: "CP-2".to_owned(),
+        post_boot_sync: None,
+        free_vend: true,
+    };
+    assert!(store.set_charger_behaviour(&quiet).await.unwrap());
+    assert!(store.set_charger_behaviour(&vending).await.unwrap());
+    assert!(!store
+        .set_charger_behaviour(&ChargerBehaviour {
+            id: "CP-9".to_owned(),
+            ..vending.clone()
+        })
+        .await
+        .unwrap());
+    store
+        .put_charger(&ChargerRecord {
+            security_profile: 1,
+            ..charger
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.charger_behaviours().await.unwrap(),
+        [quiet.clone(), vending],
+        "a rewrite of the charger keeps its behaviour"
+    );
+    let back_to_defaults = ChargerBehaviour {
+        id: "CP-2".to_owned(),
+        post_boot_sync: None,
+        free_vend: false,
+    };
+    assert!(store
+        .set_charger_behaviour(&back_to_defaults)
+        .await
+        .unwrap());
+    assert_eq!(store.charger_behaviours().await.unwrap(), [quiet]);
 }
 
 async fn chargers_and_boots(store: &Arc<impl Inspect>) {

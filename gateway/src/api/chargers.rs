@@ -15,6 +15,8 @@
 //! A charger's own schema tolerance (`schema_tolerance` in a `PATCH`, `charger.edit`) makes
 //! one charger strict, or lets one through, whatever the gateway's `--schema-tolerance`;
 //! `GET /chargers/{id}` shows it under `schema`, with the deviations accepted from the charger.
+//! `post_boot_sync` and `free_vend` in a `PATCH` (`charger.edit`) set the charger's behaviour
+//! ([`crate::behaviour`]); both are shown in its summary and in `GET /chargers/{id}`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,6 +33,7 @@ use super::authorize::{authorize, Target};
 use super::error::ApiError;
 use super::extract::{Caller, RequestId, StrictJson, StrictPath};
 use crate::audit;
+use crate::behaviour::PostBootSync;
 use crate::state::{hash_password, register_charger_with_profile, SharedState};
 use voltgate_policy::STATION_KIND;
 
@@ -75,6 +78,13 @@ pub struct ChargerChange {
     /// gateway's `--schema-tolerance` (`charger.edit`).
     #[serde(default)]
     pub schema_tolerance: Option<String>,
+    /// What the gateway sends on its own after the charger boots: `"on"`, `"off"` or
+    /// `{"delay_s": n}` (`charger.edit`; see [`crate::behaviour`]).
+    #[serde(default)]
+    pub post_boot_sync: Option<Value>,
+    /// Whether 2.0.1 `NoAuthorization` id tokens are accepted (`charger.edit`).
+    #[serde(default)]
+    pub free_vend: Option<bool>,
 }
 
 /// What `schema_tolerance` in a `PATCH` asks for: a charger's own tolerance, or `None` to
@@ -100,6 +110,10 @@ pub struct ChargerSummary {
     pub ocpp_version: Option<String>,
     /// The schema tolerance in force for this charger (its own, else the gateway's).
     pub schema_tolerance: &'static str,
+    /// What the gateway sends on its own after the charger boots.
+    pub post_boot_sync: Value,
+    /// Whether 2.0.1 `NoAuthorization` id tokens are accepted.
+    pub free_vend: bool,
     /// A generated password, only in the answer to the registration that asked for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -119,6 +133,8 @@ fn summary(state: &SharedState, record: &ChargerRecord) -> ChargerSummary {
         connected: state.chargers.is_connected(&record.id),
         ocpp_version: state.chargers.version(&record.id).map(|v| v.to_string()),
         schema_tolerance: state.quirks.tolerance(&record.id).as_str(),
+        post_boot_sync: state.behaviours.get(&record.id).post_boot_sync.to_api(),
+        free_vend: state.behaviours.get(&record.id).free_vend,
         password: None,
     }
 }
@@ -319,6 +335,13 @@ pub async fn update(
         .as_deref()
         .map(requested_tolerance)
         .transpose()?;
+    let post_boot_sync = body
+        .post_boot_sync
+        .as_ref()
+        .map(PostBootSync::from_api)
+        .transpose()
+        .map_err(|err| ApiError::invalid_body(err.to_string()))?;
+    let free_vend = body.free_vend;
     let action = if body.password.is_some() || body.security_profile.is_some() {
         Action::ChargerSecurity
     } else {
@@ -338,6 +361,12 @@ pub async fn update(
             None => Ok(summary),
         },
         Err(err) => Err(err),
+    };
+    let result = match result {
+        Ok(summary) if post_boot_sync.is_some() || free_vend.is_some() => {
+            set_behaviour(&state, &id, post_boot_sync, free_vend, summary).await
+        }
+        other => other,
     };
     if let Ok(Json(summary)) = &result {
         tracing::info!(charger_id = %id, security_profile = summary.security_profile, by = %caller.id, "charger security settings changed");
@@ -396,6 +425,37 @@ async fn set_tolerance(
     Ok(Json(summary))
 }
 
+/// Stores a charger's post-boot sync and free-vend settings (the ones given; the others stay)
+/// and makes them the ones in force: post-boot sync from the charger's next boot or
+/// connection, free vend from its next id token.
+async fn set_behaviour(
+    state: &SharedState,
+    id: &str,
+    post_boot_sync: Option<PostBootSync>,
+    free_vend: Option<bool>,
+    Json(mut summary): Json<ChargerSummary>,
+) -> Result<Json<ChargerSummary>, ApiError> {
+    let next = parking_lot::Mutex::new(state.behaviours.get(id));
+    state
+        .estate
+        .set_charger_behaviour(
+            || {
+                let mut behaviour = state.behaviours.get(id);
+                behaviour.post_boot_sync = post_boot_sync.unwrap_or(behaviour.post_boot_sync);
+                behaviour.free_vend = free_vend.unwrap_or(behaviour.free_vend);
+                *next.lock() = behaviour;
+                behaviour.record(id)
+            },
+            || state.behaviours.set(id, *next.lock()),
+        )
+        .await?;
+    let behaviour = *next.lock();
+    summary.post_boot_sync = behaviour.post_boot_sync.to_api();
+    summary.free_vend = behaviour.free_vend;
+    tracing::info!(charger_id = %id, post_boot_sync = %summary.post_boot_sync, free_vend = summary.free_vend, "charger behaviour changed");
+    Ok(Json(summary))
+}
+
 /// The answer to an approval.
 #[derive(Debug, Serialize)]
 pub struct Approval {
@@ -427,7 +487,8 @@ pub async fn approve(
             return Err(ApiError::not_found(format!("charger `{id}` not found")));
         }
         if was_pending {
-            state.local_lists.booted(&id);
+            let post_boot = state.behaviours.get(&id).post_boot_sync;
+            state.local_lists.booted(&id, post_boot);
             tracing::info!(charger_id = %id, by = %caller.id, "charger approved");
         }
         Ok(Json(Approval {
@@ -605,6 +666,9 @@ async fn charger_view(state: &SharedState, id: &str) -> Result<Json<Value>, ApiE
         "security_profile".into(),
         Value::from(record.security_profile),
     );
+    let behaviour = state.behaviours.get(id);
+    view.insert("post_boot_sync".into(), behaviour.post_boot_sync.to_api());
+    view.insert("free_vend".into(), Value::Bool(behaviour.free_vend));
     match serde_json::to_value(state.quirks.summary(id)) {
         Ok(schema) => view.insert("schema".into(), schema),
         Err(_) => return Err(ApiError::internal("schema summary could not be rendered")),

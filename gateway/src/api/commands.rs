@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use voltgate_ocpp::{Command, CommandError};
+use voltgate_ocpp::{Command, CommandError, LOCAL_LIST_COMMAND_NAMES};
 use voltgate_policy::{Action, Resource};
 
 use super::authorize::{refuse, visible, Target};
@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonValue, RequestId, StrictPath};
 use crate::charger::handlers::find_id_token;
 use crate::gate::{self, CommandReply};
+use crate::local_list::{self, SendNowError};
 use crate::state::{AppState, SharedState};
 use voltgate_policy::STATION_KIND;
 
@@ -25,13 +26,17 @@ pub async fn send(
     StrictPath((charger_id, name)): StrictPath<(String, String)>,
     JsonValue(body): JsonValue,
 ) -> Result<Json<CommandReply>, ApiError> {
+    if LOCAL_LIST_COMMAND_NAMES.contains(&name.as_str()) {
+        return local_list_command(&state, &caller, &request_id, &charger_id, &name, &body).await;
+    }
     let command = Command::from_api(&name, &body).map_err(|err| match err {
         CommandError::UnknownCommand(_) => ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "unknown_command",
             format!(
-                "unknown command `{name}`; known commands: {}",
-                voltgate_ocpp::COMMAND_NAMES.join(", ")
+                "unknown command `{name}`; known commands: {}, {}",
+                voltgate_ocpp::COMMAND_NAMES.join(", "),
+                LOCAL_LIST_COMMAND_NAMES.join(", ")
             ),
         ),
         other => ApiError::invalid_body(other.to_string()),
@@ -48,6 +53,64 @@ pub async fn send(
         Some(request_id.as_str()),
     )
     .await?;
+    Ok(Json(reply))
+}
+
+/// `send-local-list` (the whole list the engine computes for the charger, sent now as the sync
+/// would, version bumped) and `get-local-list-version` (the charger's answer as is). Decided
+/// by the action the presets govern local lists with ([`Command::decided_by`]), each message
+/// audited under the caller. Both take an empty body (or none).
+async fn local_list_command(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    charger_id: &str,
+    name: &str,
+    body: &serde_json::Value,
+) -> Result<Json<CommandReply>, ApiError> {
+    let empty = match body {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(fields) => fields.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        return Err(ApiError::invalid_body(format!(
+            "`{name}` takes an empty body"
+        )));
+    }
+    // The command whose deciding action the grant is for; a `send-local-list`'s messages
+    // themselves are built by `local_list::send_now` from the list the engine computes.
+    let command = if name == "get-local-list-version" {
+        Command::GetLocalListVersion
+    } else {
+        Command::SendLocalList {
+            version: 1,
+            full: true,
+            entries: Vec::new(),
+        }
+    };
+    let grant = gate::decide_command(
+        state,
+        &caller.id,
+        charger_id,
+        &command,
+        Some(request_id.as_str()),
+    )
+    .await?;
+    let reply = match command {
+        Command::GetLocalListVersion => gate::send_granted(state, &grant, command).await?,
+        _ => local_list::send_now(state, &grant, charger_id)
+            .await
+            .map_err(|err| match err {
+                SendNowError::Gate(err) => ApiError::from(err),
+                SendNowError::Store(err) => ApiError::from(err),
+                pending @ SendNowError::Pending(_) => ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "charger_pending",
+                    pending.to_string(),
+                ),
+            })?,
+    };
     Ok(Json(reply))
 }
 

@@ -13,7 +13,8 @@
 //! expiry, no group and no principal, so the charger and the records of this station learn
 //! nothing an unknown card would not tell them; token or principal blocked → Blocked,
 //! expired → Expired, otherwise the role engine's `charge` action on the station decides
-//! Accepted or Invalid. Every decision is audited and counted. A session started with a
+//! Accepted or Invalid; a 2.0.1 `NoAuthorization` token is Accepted without a principal only
+//! at a charger whose `free_vend` is on ([`crate::behaviour`]). Every decision is audited and counted. A session started with a
 //! token that was not accepted is stored closed at once (reason `DeAuthorized`): the charger
 //! was told to stop it, and it is not an open session of anybody. An accepted token's expiry goes back to the
 //! charger (1.6 `expiryDate`, 2.0.1 `cacheExpiryDateTime`) so its cache forgets it in time, and
@@ -69,7 +70,9 @@ pub(crate) async fn handle(
     payload: &Value,
 ) -> Result<Value, Reject> {
     use OcppVersion::{V16, V201};
-    ctx.state.local_lists.seen(ctx.charger_id);
+    ctx.state.local_lists.seen(ctx.charger_id, || {
+        ctx.state.behaviours.get(ctx.charger_id).post_boot_sync
+    });
     match (ctx.version, action) {
         (_, "BootNotification") => Ok(boot_notification(ctx, payload).await),
         (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),
@@ -103,7 +106,8 @@ async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Value {
     let boot = boot_info(ctx.version, payload);
     ctx.live.boot(boot.clone());
     // A charger that booted may have lost its list: compare versions again.
-    ctx.state.local_lists.booted(ctx.charger_id);
+    let post_boot = ctx.state.behaviours.get(ctx.charger_id).post_boot_sync;
+    ctx.state.local_lists.booted(ctx.charger_id, post_boot);
     let record = BootRecord {
         vendor: boot.vendor,
         model: boot.model,
@@ -627,7 +631,17 @@ pub(crate) async fn warn_unnormalised_id_tokens(store: &dyn Store) -> Result<(),
     Ok(())
 }
 
-/// Decides an id token for this station, audits and counts the decision. `presented_type` is
+/// The 2.0.1 `IdTokenEnumType` of a free-vend station's empty token.
+const NO_AUTHORIZATION: &str = "NoAuthorization";
+/// The reason an accepted free-vend token is audited with.
+pub(crate) const FREE_VEND_REASON: &str =
+    "free vend is allowed at this charger (NoAuthorization id token)";
+
+/// Decides an id token for this station, audits and counts the decision. A 2.0.1
+/// `NoAuthorization` token at a charger whose `free_vend` is on (and that is not pending
+/// approval) is Accepted without a principal: audited, like any token that names none, as
+/// `id-token:<text>` (a reserved principal prefix), with [`FREE_VEND_REASON`]. Every other
+/// token, and every 1.6 idTag, goes through the decision table. `presented_type` is
 /// the 2.0.1 `IdTokenEnumType` the charger sent (`None` on 1.6).
 async fn decide_id_token(
     ctx: &CallContext<'_>,
@@ -644,13 +658,27 @@ async fn decide_id_token(
         .charger_pending(ctx.charger_id)
         .await
         .map_err(|err| store_failed(ctx, "charger", &err))?;
-    let record = registered_as(record.as_ref().filter(|_| !pending), presented_type);
-    let decision = decide_at_charger(
-        &ctx.state.estate.engine(),
-        ctx.charger_id,
-        record,
-        OffsetDateTime::now_utc(),
-    );
+    let free_vend = ctx.version == OcppVersion::V201
+        && presented_type == Some(NO_AUTHORIZATION)
+        && !pending
+        && ctx.state.behaviours.get(ctx.charger_id).free_vend;
+    let decision = if free_vend {
+        TokenDecision {
+            status: TokenStatus::Accepted,
+            principal: None,
+            reason: FREE_VEND_REASON.to_owned(),
+            expires_at: None,
+            group: None,
+        }
+    } else {
+        let record = registered_as(record.as_ref().filter(|_| !pending), presented_type);
+        decide_at_charger(
+            &ctx.state.estate.engine(),
+            ctx.charger_id,
+            record,
+            OffsetDateTime::now_utc(),
+        )
+    };
     let allowed = decision.status == TokenStatus::Accepted;
     ctx.state.metrics.authz_decision("charge", allowed);
     let audit_principal = decision

@@ -308,6 +308,12 @@ impl Store for RefusingStore {
     async fn charger_schema_tolerances(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.refuse()
     }
+    async fn set_charger_behaviour(&self, _: &ChargerBehaviour) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn charger_behaviours(&self) -> Result<Vec<ChargerBehaviour>, StoreError> {
+        self.refuse()
+    }
     async fn record_boot(&self, _: &str, _: &BootRecord) -> Result<(), StoreError> {
         self.refuse()
     }

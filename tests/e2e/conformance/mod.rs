@@ -90,6 +90,34 @@ impl Csms {
         self.estate.charger(id, subprotocol).await
     }
 
+    /// A gateway with local-list sync on (the local authorisation list cases).
+    pub async fn with_lists() -> Csms {
+        Self::with_args(&["--local-auth-lists"]).await
+    }
+
+    /// A charger of `scope` on `subprotocol` whose `post_boot_sync` is `off`, connected and
+    /// booted: the gateway sends it nothing on its own (checked), so it sees only what the
+    /// case's operator action makes the gateway send.
+    pub async fn unsynced_charger(&self, id: &str, scope: &str, subprotocol: &str) -> Charger {
+        let admin = &self.estate.admin;
+        admin.charger(id, scope).await.unwrap().expect(201);
+        admin
+            .patch(
+                &format!("/api/v1/chargers/{id}"),
+                json!({"post_boot_sync": "off"}),
+            )
+            .await
+            .unwrap()
+            .expect(200);
+        let mut charger = Charger::connect(&self.estate.gateway.ocpp_url, id, &[subprotocol])
+            .await
+            .expect("charger connects");
+        let boot = charger.boot().await.expect("boot answered");
+        assert_eq!(boot["status"], "Accepted", "boot: {boot}");
+        charger.quiet(crate::QUIET).await.unwrap();
+        charger
+    }
+
     /// The operator action a case starts with: `ops` sends `command` with `body`; the charger
     /// must be asked with `action` next, answers `answer`, and the API's reply comes back with
     /// the payload the charger was sent.

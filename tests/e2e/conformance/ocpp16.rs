@@ -481,6 +481,119 @@ async fn tc_040_2_csms_configuration_keys_invalid_value() {
     change_configuration("Rejected").await;
 }
 
+/// `get-local-list-version` to a charger that answers `version`.
+async fn get_local_list_version(version: i64) {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CP, "site-a", V16).await;
+    let (payload, reply) = csms
+        .operate(
+            &mut charger,
+            "get-local-list-version",
+            json!({}),
+            "GetLocalListVersion",
+            json!({ "listVersion": version }),
+        )
+        .await;
+    assert_eq!(payload, json!({}));
+    let reply = reply.expect(200);
+    assert_eq!(
+        reply.body["response"]["listVersion"], version,
+        "{}",
+        reply.text
+    );
+    let status = match version {
+        -1 => "no list".to_owned(),
+        n => format!("version {n}"),
+    };
+    assert_eq!(reply.body["status"], status, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn tc_042_1_csms_get_local_list_version_not_supported() {
+    get_local_list_version(-1).await;
+}
+
+#[tokio::test]
+async fn tc_042_2_csms_get_local_list_version_empty() {
+    get_local_list_version(0).await;
+}
+
+/// `send-local-list` to a charger of site-a that answers `status`: a Full list whose every
+/// entry has an idTagInfo (dana's three cards, refusals first). Returns the list version sent.
+async fn send_full_list(csms: &Csms, charger: &mut Charger, status: &str) -> i64 {
+    let payload = csms
+        .operate_status(
+            charger,
+            "send-local-list",
+            json!({}),
+            "SendLocalList",
+            status,
+        )
+        .await;
+    assert_eq!(payload["updateType"], "Full", "{payload}");
+    assert_eq!(
+        payload["localAuthorizationList"],
+        json!([
+            {"idTag": BLOCKED, "idTagInfo": {"status": "Blocked"}},
+            {"idTag": EXPIRED, "idTagInfo": {"status": "Expired"}},
+            {"idTag": VALID, "idTagInfo": {"status": "Accepted"}},
+        ])
+    );
+    let version = payload["listVersion"].as_i64().expect("a list version");
+    assert!(version > 0, "{payload}");
+    version
+}
+
+#[tokio::test]
+async fn tc_043_1_csms_send_local_authorization_list_notsupported() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CP, "site-a", V16).await;
+    send_full_list(&csms, &mut charger, "NotSupported").await;
+}
+
+#[tokio::test]
+async fn tc_043_3_csms_send_local_authorization_list_failed() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CP, "site-a", V16).await;
+    send_full_list(&csms, &mut charger, "Failed").await;
+}
+
+#[tokio::test]
+async fn tc_043_4_csms_send_local_authorization_list_full() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CP, "site-a", V16).await;
+    send_full_list(&csms, &mut charger, "Accepted").await;
+}
+
+/// The manual action "send a Differential list for an idTag not in the list" is, in Voltgate,
+/// giving a driver who may charge there a new card: the gateway sends just that card.
+#[tokio::test]
+async fn tc_043_5_csms_send_local_authorization_list_differential() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CP, "site-a", V16).await;
+    let initial = send_full_list(&csms, &mut charger, "Accepted").await;
+    csms.estate
+        .admin
+        .id_token("dana", "100000C09")
+        .await
+        .unwrap()
+        .expect(201);
+    let (call, payload) = charger
+        .expect_call("SendLocalList", Duration::from_secs(10))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+    assert_eq!(payload["updateType"], "Differential", "{payload}");
+    assert_eq!(
+        payload["localAuthorizationList"],
+        json!([{"idTag": "100000C09", "idTagInfo": {"status": "Accepted"}}])
+    );
+    assert!(
+        payload["listVersion"].as_i64().unwrap() > initial,
+        "{payload}"
+    );
+}
+
 async fn firmware(statuses: &[&str]) {
     let (csms, mut charger) = booted().await;
     let (payload, reply) = csms

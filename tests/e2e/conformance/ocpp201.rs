@@ -709,3 +709,155 @@ async fn tc_p_03_csms_customdata_receive_custom_data() {
     .await;
     assert_eq!(answer, json!({}));
 }
+
+/// `send-local-list` to a charger of `scope` that accepts it: a Full list. Returns its payload.
+async fn send_full_list(csms: &Csms, charger: &mut Charger) -> Value {
+    let payload = csms
+        .operate_status(
+            charger,
+            "send-local-list",
+            json!({}),
+            "SendLocalList",
+            "Accepted",
+        )
+        .await;
+    assert_eq!(payload["updateType"], "Full", "{payload}");
+    assert!(payload["versionNumber"].as_i64().unwrap() > 0, "{payload}");
+    payload
+}
+
+#[tokio::test]
+async fn tc_d_01_csms_send_local_authorization_list_full() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CS, "site-a", V201).await;
+    let payload = send_full_list(&csms, &mut charger).await;
+    assert_eq!(
+        payload["localAuthorizationList"],
+        json!([
+            {"idToken": token(BLOCKED), "idTokenInfo": {"status": "Blocked"}},
+            {"idToken": token(EXPIRED), "idTokenInfo": {"status": "Expired"}},
+            {"idToken": token(VALID), "idTokenInfo": {"status": "Accepted"}},
+        ])
+    );
+}
+
+/// The next SendLocalList after a Full list of version `initial`: one Differential message
+/// with a higher version, accepted. Returns its list.
+async fn differential(charger: &mut Charger, initial: &Value) -> Value {
+    let (call, payload) = charger
+        .expect_call("SendLocalList", Duration::from_secs(10))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+    assert_eq!(payload["updateType"], "Differential", "{payload}");
+    assert!(
+        payload["versionNumber"].as_i64() > initial["versionNumber"].as_i64(),
+        "{payload}"
+    );
+    payload["localAuthorizationList"].clone()
+}
+
+/// The manual action "send a Differential update" is, in Voltgate, a change of what the
+/// engine lets charge there: a new card for a driver of the site goes out as just that entry.
+#[tokio::test]
+async fn tc_d_02_csms_send_local_authorization_list_differential_update() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CS, "site-a", V201).await;
+    let full = send_full_list(&csms, &mut charger).await;
+    csms.estate
+        .admin
+        .post(
+            "/api/v1/principals/dana/id-tokens",
+            json!({"id_token": "100000C09", "type": CARD_TYPE}),
+        )
+        .await
+        .unwrap()
+        .expect(201);
+    assert_eq!(
+        differential(&mut charger, &full).await,
+        json!([{"idToken": token("100000C09"), "idTokenInfo": {"status": "Accepted"}}])
+    );
+}
+
+/// "Differential remove": a card deleted from its driver leaves the list as an entry without
+/// idTokenInfo.
+#[tokio::test]
+async fn tc_d_03_csms_send_local_authorization_list_differential_remove() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CS, "site-a", V201).await;
+    let full = send_full_list(&csms, &mut charger).await;
+    csms.estate
+        .admin
+        .delete(&format!("/api/v1/id-tokens/{VALID}"), json!({}))
+        .await
+        .unwrap()
+        .expect(204);
+    assert_eq!(
+        differential(&mut charger, &full).await,
+        json!([{"idToken": token(VALID)}])
+    );
+    let (call, _) = charger
+        .expect_call("ClearCache", Duration::from_secs(10))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+}
+
+/// A charger where no card may charge (site-b, sent by its site admin) gets a Full list
+/// without entries.
+#[tokio::test]
+async fn tc_d_04_csms_send_local_authorization_list_full_with_empty_list() {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CS, "site-b", V201).await;
+    let request = {
+        let operator = csms.estate.outsider.clone();
+        tokio::spawn(async move { operator.command(CS, "send-local-list", json!({})).await })
+    };
+    let (call, payload) = charger
+        .expect_call("SendLocalList", Duration::from_secs(10))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+    let reply = request.await.unwrap().unwrap().expect(200);
+    assert_eq!(reply.body["status"], "Accepted", "{}", reply.text);
+    assert_eq!(payload["updateType"], "Full", "{payload}");
+    assert!(payload["versionNumber"].as_i64().unwrap() > 0, "{payload}");
+    assert!(payload.get("localAuthorizationList").is_none(), "{payload}");
+}
+
+async fn get_local_list_version(version: i64) {
+    let csms = Csms::with_lists().await;
+    let mut charger = csms.unsynced_charger(CS, "site-a", V201).await;
+    let (payload, reply) = csms
+        .operate(
+            &mut charger,
+            "get-local-list-version",
+            json!({}),
+            "GetLocalListVersion",
+            json!({ "versionNumber": version }),
+        )
+        .await;
+    assert_eq!(payload, json!({}));
+    let reply = reply.expect(200);
+    assert_eq!(
+        reply.body["response"]["versionNumber"], version,
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        reply.body["status"],
+        format!("version {version}"),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn tc_d_08_csms_get_local_list_version_success() {
+    get_local_list_version(3).await;
+}
+
+#[tokio::test]
+async fn tc_d_09_csms_get_local_list_version_no_list_available() {
+    get_local_list_version(0).await;
+}

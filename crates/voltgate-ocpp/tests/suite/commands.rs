@@ -760,6 +760,18 @@ fn response_status_reads_status_or_summarises() {
         response_status(v201, "Heartbeat", &json!({"currentTime": NOW})),
         "Received"
     );
+    assert_eq!(
+        response_status(v16, "GetLocalListVersion", &json!({"listVersion": 4})),
+        "version 4"
+    );
+    assert_eq!(
+        response_status(v16, "GetLocalListVersion", &json!({"listVersion": -1})),
+        "no list"
+    );
+    assert_eq!(
+        response_status(v201, "GetLocalListVersion", &json!({"versionNumber": 0})),
+        "version 0"
+    );
 }
 
 proptest! {
@@ -886,9 +898,24 @@ fn local_list_commands_validate_in_both_versions() {
         local_list_samples()[0].engine_action(),
         "command.get-local-list-version"
     );
+    assert_eq!(
+        local_list_samples()[0].decided_by(),
+        "command.get-configuration"
+    );
+    assert_eq!(
+        local_list_samples()[2].decided_by(),
+        "command.change-configuration"
+    );
+    assert_eq!(
+        voltgate_ocpp::LOCAL_LIST_COMMAND_NAMES,
+        [
+            local_list_samples()[2].name(),
+            local_list_samples()[0].name()
+        ]
+    );
     assert!(
         !COMMAND_NAMES.contains(&"send-local-list"),
-        "not an operator command"
+        "composed by the gateway, not read from a body"
     );
 }
 

@@ -8,9 +8,9 @@ use sqlx::{Postgres, QueryBuilder};
 use super::{rows, PostgresStore};
 use crate::error::{refused_write, StoreError};
 use crate::records::{
-    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
-    StoredAuditRecord, TransactionFilter, TransactionRecord,
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord,
+    ScopeRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 use crate::replay::parents_first;
 use crate::store::Store;
@@ -284,6 +284,34 @@ impl Store for PostgresStore {
         .fetch_all(self.pool()?)
         .await?;
         Ok(found)
+    }
+
+    async fn set_charger_behaviour(&self, b: &ChargerBehaviour) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE chargers SET post_boot_sync = $1, free_vend = $2 WHERE id = $3")
+                .bind(b.post_boot_sync.as_deref())
+                .bind(b.free_vend)
+                .bind(&b.id)
+                .execute(self.pool()?)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn charger_behaviours(&self) -> Result<Vec<ChargerBehaviour>, StoreError> {
+        let found: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+            "SELECT id, post_boot_sync, free_vend FROM chargers \
+             WHERE post_boot_sync IS NOT NULL OR free_vend ORDER BY id",
+        )
+        .fetch_all(self.pool()?)
+        .await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, post_boot_sync, free_vend)| ChargerBehaviour {
+                id,
+                post_boot_sync,
+                free_vend,
+            })
+            .collect())
     }
 
     async fn record_boot(&self, id: &str, boot: &BootRecord) -> Result<(), StoreError> {

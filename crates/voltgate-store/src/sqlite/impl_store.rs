@@ -7,9 +7,9 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::{rows, SqliteStore};
 use crate::error::{refused_write, StoreError};
 use crate::records::{
-    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerRecord,
-    IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord, ScopeRecord,
-    StoredAuditRecord, TransactionFilter, TransactionRecord,
+    ApiTokenRecord, AssignmentRecord, AuditFilter, AuditRecord, BootRecord, ChargerBehaviour,
+    ChargerRecord, IdTokenRecord, LocalListRecord, NewTransaction, PrincipalRecord, RoleRecord,
+    ScopeRecord, StoredAuditRecord, TransactionFilter, TransactionRecord,
 };
 use crate::replay::parents_first;
 use crate::store::Store;
@@ -386,6 +386,45 @@ impl Store for SqliteStore {
                 .fetch_all(conn)
                 .await?;
                 Ok(found)
+            })
+        })
+        .await
+    }
+
+    async fn set_charger_behaviour(&self, b: &ChargerBehaviour) -> Result<bool, StoreError> {
+        self.write(b.clone(), |conn, b| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE chargers SET post_boot_sync = ?, free_vend = ? WHERE id = ?",
+                )
+                .bind(b.post_boot_sync.as_deref())
+                .bind(i64::from(b.free_vend))
+                .bind(&b.id)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    async fn charger_behaviours(&self) -> Result<Vec<ChargerBehaviour>, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                let found: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT id, post_boot_sync, free_vend FROM chargers \
+                     WHERE post_boot_sync IS NOT NULL OR free_vend != 0 ORDER BY id",
+                )
+                .fetch_all(conn)
+                .await?;
+                Ok(found
+                    .into_iter()
+                    .map(|(id, post_boot_sync, free_vend)| ChargerBehaviour {
+                        id,
+                        post_boot_sync,
+                        free_vend: free_vend != 0,
+                    })
+                    .collect())
             })
         })
         .await
