@@ -133,6 +133,21 @@ impl Api {
         .await
     }
 
+    /// Defines `role`, a custom role whose one permission is to charge (`charge-at-sites`, as
+    /// the `connect` preset names it), and expects it to be new; then makes `driver` a driver
+    /// homed on `site` who holds the role there.
+    pub async fn charging_driver(&self, role: &str, driver: &str, site: &str) -> Result<()> {
+        self.post(
+            "/api/v1/roles",
+            serde_json::json!({"id": role, "permissions": ["charge-at-sites"]}),
+        )
+        .await?
+        .expect(201);
+        self.principal(driver, "driver", site).await?.expect(201);
+        self.assign(driver, role, site).await?.expect(201);
+        Ok(())
+    }
+
     /// Issues an API token for a principal and returns it.
     pub async fn token_for(&self, principal: &str) -> Result<String> {
         let reply = self

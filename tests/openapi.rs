@@ -79,11 +79,11 @@ fn resolve_response(pointer: String) -> Result<String, String> {
 pub fn expectation(method: &str, path: &str, status: u16) -> Result<Expectation, String> {
     let method = method.to_ascii_lowercase();
     let Some(route) = route_of(path) else {
-        return Ok(fallback("(no route)", status));
+        return Ok(fallback("(no route)"));
     };
     let operation = format!("/paths/{}/{method}", escape(&route));
     if document().pointer(&operation).is_none() {
-        return Ok(fallback(&route, status));
+        return Ok(fallback(&route));
     }
     let responses = document()
         .pointer(&format!("{operation}/responses"))
@@ -125,7 +125,7 @@ pub fn expectation(method: &str, path: &str, status: u16) -> Result<Expectation,
 }
 
 /// Answers of the gateway's fallbacks (no route, method not allowed, body limits) are errors.
-fn fallback(route: &str, _status: u16) -> Expectation {
+fn fallback(route: &str) -> Expectation {
     Expectation {
         route: route.to_string(),
         content_type: Some("application/json".into()),

@@ -16,23 +16,9 @@ use crate::Estate;
 async fn driver_with_cards(estate: &Estate, cards: &[(&str, Option<&str>)]) {
     let admin = &estate.admin;
     admin
-        .post(
-            "/api/v1/roles",
-            json!({"id": "driver", "permissions": ["charge-at-sites"]}),
-        )
+        .charging_driver("driver", "dana", "site-a")
         .await
-        .unwrap()
-        .expect(201);
-    admin
-        .principal("dana", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
-    admin
-        .assign("dana", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
+        .unwrap();
     for (token, kind) in cards {
         let mut body = json!({ "id_token": token });
         if let Some(kind) = kind {

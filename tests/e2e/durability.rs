@@ -28,23 +28,9 @@ async fn acknowledged_state_survives_sigkill() {
     // A driver of site-a whose card may charge at CP-DUR: a refused card's session would be
     // stored closed at once and say nothing about the stop below.
     admin
-        .post(
-            "/api/v1/roles",
-            json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
-        )
+        .charging_driver("site-driver", "dina", "site-a")
         .await
-        .unwrap()
-        .expect(201);
-    admin
-        .principal("dina", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
-    admin
-        .assign("dina", "site-driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
+        .unwrap();
     admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
 
     let mut charger = Charger::connect(&gateway.ocpp_url, "CP-DUR", &["ocpp1.6"])

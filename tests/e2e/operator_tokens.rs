@@ -371,23 +371,9 @@ async fn a_deleted_principal_loses_its_tokens_id_tokens_and_roles_at_once() {
     let admin = &estate.admin;
     let mut charger = estate.charger("CP-DEL", "ocpp1.6").await;
     admin
-        .post(
-            "/api/v1/roles",
-            json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
-        )
+        .charging_driver("site-driver", "dora", "site-a")
         .await
-        .unwrap()
-        .expect(201);
-    admin
-        .principal("dora", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
-    admin
-        .assign("dora", "site-driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
+        .unwrap();
     admin.id_token("dora", "DORA-1").await.unwrap().expect(201);
     let before = charger
         .call_ok("Authorize", json!({"idTag": "DORA-1"}))

@@ -58,23 +58,9 @@ async fn the_gateway_runs_on_postgres_and_keeps_everything_across_a_restart() {
         .expect(201);
     let ops_token = admin.token_for("ops").await.unwrap();
     admin
-        .post(
-            "/api/v1/roles",
-            json!({"id": "site-driver", "permissions": ["charge-at-sites"]}),
-        )
+        .charging_driver("site-driver", "dina", "site-a")
         .await
-        .unwrap()
-        .expect(201);
-    admin
-        .principal("dina", "driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
-    admin
-        .assign("dina", "site-driver", "site-a")
-        .await
-        .unwrap()
-        .expect(201);
+        .unwrap();
     admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
 
     let mut charger = Charger::connect(&gateway.ocpp_url, CHARGER, &["ocpp1.6"])

@@ -45,23 +45,9 @@ impl Csms {
         let estate = Estate::new(args).await;
         let admin = &estate.admin;
         admin
-            .post(
-                "/api/v1/roles",
-                json!({"id": "driver", "permissions": ["charge-at-sites"]}),
-            )
+            .charging_driver("driver", "dana", "site-a")
             .await
-            .unwrap()
-            .expect(201);
-        admin
-            .principal("dana", "driver", "site-a")
-            .await
-            .unwrap()
-            .expect(201);
-        admin
-            .assign("dana", "driver", "site-a")
-            .await
-            .unwrap()
-            .expect(201);
+            .unwrap();
         for (card, extra) in [
             (VALID, json!({})),
             (BLOCKED, json!({})),

@@ -204,20 +204,27 @@ async fn tc_011_2_csms_remote_start_charging_session_time_out() {
     status(&mut charger, 1, "Available", "NoError").await;
 }
 
-#[tokio::test]
-async fn tc_012_csms_remote_stop_charging_session() {
-    let (csms, mut charger) = booted().await;
-    let transaction = charging(&mut charger).await;
+/// A charging session stopped by the operator's `remote-stop`, which the charger answers
+/// `answer`; the RemoteStopTransaction names the session's id.
+async fn remote_stop(csms: &Csms, charger: &mut Charger, answer: &str) -> i64 {
+    let transaction = charging(charger).await;
     let payload = csms
         .operate_status(
-            &mut charger,
+            charger,
             "remote-stop",
             json!({ "transaction_id": transaction.to_string() }),
             "RemoteStopTransaction",
-            "Accepted",
+            answer,
         )
         .await;
     assert_eq!(payload, json!({ "transactionId": transaction }));
+    transaction
+}
+
+#[tokio::test]
+async fn tc_012_csms_remote_stop_charging_session() {
+    let (csms, mut charger) = booted().await;
+    let transaction = remote_stop(&csms, &mut charger, "Accepted").await;
     let stopped = stop(&mut charger, transaction, "Remote").await;
     assert_eq!(stopped["idTagInfo"]["status"], "Accepted", "{stopped}");
     status(&mut charger, 1, "Finishing", "NoError").await;
@@ -381,17 +388,7 @@ async fn tc_026_csms_remote_start_charging_session_rejected() {
 #[tokio::test]
 async fn tc_028_csms_remote_stop_transaction_rejected() {
     let (csms, mut charger) = booted().await;
-    let transaction = charging(&mut charger).await;
-    let payload = csms
-        .operate_status(
-            &mut charger,
-            "remote-stop",
-            json!({ "transaction_id": transaction.to_string() }),
-            "RemoteStopTransaction",
-            "Rejected",
-        )
-        .await;
-    assert_eq!(payload, json!({ "transactionId": transaction }));
+    remote_stop(&csms, &mut charger, "Rejected").await;
 }
 
 #[tokio::test]
