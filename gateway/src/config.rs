@@ -157,6 +157,18 @@ pub struct ServeArgs {
     #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
     pub db: String,
 
+    /// Join the gateway nodes that share this NATS and this database:
+    /// `nats://HOST:PORT[,nats://HOST:PORT…]`. Needs a PostgreSQL `--db`. Without it the node
+    /// runs alone.
+    #[arg(long, env = "VOLTGATE_CLUSTER", value_name = "NATS_URLS",
+          value_parser = parse_cluster_urls)]
+    pub cluster: Option<ClusterUrls>,
+
+    /// This node's name in a cluster: unique among the live nodes (a second live node with the
+    /// same name is refused). Default: the host name.
+    #[arg(long, env = "VOLTGATE_NODE_ID", value_name = "NAME", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Role model: a builtin preset name (zaptec, connect, tenant, virta, multi-account) or
     /// the path of a preset TOML file. Default `connect`: the most general model (site tree,
     /// admin roles, custom roles).
@@ -382,6 +394,47 @@ pub struct ServeArgs {
 pub type ServeConfig = ServeArgs;
 
 impl ServeArgs {
+    /// This node's name: `--node-id`, else the host name with every character a node name
+    /// may not hold replaced by `-`.
+    pub fn node_id(&self) -> String {
+        if let Some(name) = &self.node_id {
+            return name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let name: String = host
+            .trim()
+            .chars()
+            .take(MAX_NODE_ID_CHARS)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if name.is_empty() {
+            "voltgate".to_owned()
+        } else {
+            name
+        }
+    }
+
+    /// Settings that cannot work together, refused before anything starts.
+    pub fn check_combination(&self) -> Result<(), String> {
+        if self.cluster.is_some() && !voltgate_store::is_postgres_url(&self.db) {
+            return Err(format!(
+                "--cluster needs a database every node shares: set --db postgres://USER@HOST:PORT/DB \
+                 (`{}` is a SQLite store, which only this process can reach)",
+                self.db
+            ));
+        }
+        Ok(())
+    }
+
     /// How large the role engine lets the scope tree grow.
     pub fn scope_limits(&self) -> voltgate_policy::ScopeLimits {
         voltgate_policy::ScopeLimits {
@@ -417,6 +470,8 @@ impl ServeArgs {
             ocpp_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: "sqlite::memory:".to_owned(),
+            cluster: None,
+            node_id: None,
             preset: DEFAULT_PRESET.to_owned(),
             admin_token: None,
             auto_register: None,
@@ -453,6 +508,60 @@ impl ServeArgs {
             schema_tolerance: voltgate_ocpp::Tolerance::Lenient,
         }
     }
+}
+
+/// The NATS servers a cluster node connects to, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterUrls(pub Vec<String>);
+
+impl std::fmt::Display for ClusterUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+/// `nats://HOST:PORT`, comma-separated; each must name a host and a port.
+fn parse_cluster_urls(text: &str) -> Result<ClusterUrls, String> {
+    let urls: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err("expected nats://HOST:PORT[,nats://HOST:PORT…]".to_owned());
+    }
+    for url in &urls {
+        let Some(authority) = url.strip_prefix("nats://") else {
+            return Err(format!("`{url}` is not a nats://HOST:PORT address"));
+        };
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let valid = host_port.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid || authority.contains('/') {
+            return Err(format!("`{url}` is not a nats://HOST:PORT address"));
+        }
+    }
+    Ok(ClusterUrls(urls))
+}
+
+/// The longest node name: it travels in NATS subjects and in every charger's listing.
+const MAX_NODE_ID_CHARS: usize = 64;
+
+/// A node name goes into NATS subjects: letters, digits, `-` and `_` only.
+fn parse_node_id(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= MAX_NODE_ID_CHARS
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{text}` is not a node name: 1 to {MAX_NODE_ID_CHARS} ASCII letters, digits, `-` or `_`"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// `30s`, `500ms`, `2m`, `1h` or a bare number of seconds; must be above zero.

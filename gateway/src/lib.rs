@@ -71,6 +71,7 @@ pub struct Running {
 /// Opens the store, loads the preset, replays the stored estate into the engine, makes sure
 /// the bootstrap admin exists and binds both listeners.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
+    config.check_combination().map_err(anyhow::Error::msg)?;
     let preset = load_preset(&config.preset)?;
     let store = voltgate_store::open(&config.db)
         .await
@@ -143,7 +144,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         .unwrap_or_default();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        node = %node_name(),
+        node = %config.node_id(),
         database = %database_label(&config.db),
         preset = %config.preset,
         ocpp = %format!("ws://{ocpp_addr}{}", config.ocpp_path_prefix),
@@ -166,16 +167,6 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         ocpp_task,
         api_task,
     })
-}
-
-/// The name of the machine (or container, or pod) the gateway runs on, for the start-up log.
-fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The store URL for the log: without a user or password it may carry.

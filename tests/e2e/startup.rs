@@ -75,6 +75,36 @@ fn a_database_in_a_missing_directory_is_refused_and_nothing_is_created() {
     assert!(!missing.exists());
 }
 
+#[test]
+fn a_cluster_on_a_sqlite_database_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("voltgate.db");
+    let db = format!("sqlite://{}", path.display());
+    let (_, stderr) = refused_start(&["--db", &db, "--cluster", "nats://127.0.0.1:4222"]);
+    assert!(
+        stderr.contains("--cluster needs a database every node shares"),
+        "{stderr}"
+    );
+    assert!(!path.exists(), "the SQLite file was created");
+}
+
+#[test]
+fn malformed_cluster_addresses_and_node_names_are_refused_naming_the_value() {
+    for (flag, value) in [
+        ("--cluster", "http://127.0.0.1:4222"),
+        ("--cluster", "nats://127.0.0.1"),
+        ("--cluster", "nats://127.0.0.1:4222,nats://:4223"),
+        ("--node-id", "node.one"),
+        ("--node-id", "node/one"),
+    ] {
+        let (_, stderr) = refused_start(&[flag, value]);
+        assert!(
+            stderr.contains(flag) && stderr.contains(value),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_scope_that_does_not_exist_yet_is_a_warning_naming_the_kinds() {
     let gateway = Gateway::start(

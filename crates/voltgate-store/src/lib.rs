@@ -71,6 +71,11 @@ pub use url::redact_url;
 
 use url::StoreUrl;
 
+/// Whether a store URL names a PostgreSQL database (one several processes can share).
+pub fn is_postgres_url(url: &str) -> bool {
+    matches!(StoreUrl::parse(url), Ok(StoreUrl::Postgres(_)))
+}
+
 /// Opens the store a URL names, creating and migrating it as needed.
 ///
 /// `sqlite://PATH` / `sqlite:PATH` (file created if missing, optional `?synchronous=normal`),
