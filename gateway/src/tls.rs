@@ -408,32 +408,10 @@ pub async fn serve_chargers(
     state: SharedState,
     tls: Arc<ReloadingTls>,
 ) -> io::Result<()> {
-    let mut shutdown = state.shutdown.clone();
-    let mut watching_shutdown = true;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        tokio::select! {
-            changed = shutdown.changed(), if watching_shutdown => {
-                // An error means nobody can signal shutdown any more: serve on.
-                watching_shutdown = changed.is_ok();
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(charger_connection(stream, peer, state.clone(), tls.current()));
-                }
-                Err(err) => {
-                    state.metrics.accept_error("ocpp_tls", &err);
-                    tracing::warn!(error = %err, "accepting a charger TLS connection failed");
-                    tokio::time::sleep(server::ACCEPT_ERROR_PAUSE).await;
-                }
-            },
-        }
-    }
-    tracing::info!("no longer accepting charger TLS connections");
-    Ok(())
+    server::accept_until_shutdown(listener, state, "ocpp_tls", move |stream, peer, state| {
+        charger_connection(stream, peer, state, tls.current())
+    })
+    .await
 }
 
 async fn charger_connection(

@@ -32,22 +32,9 @@ pub enum ApiError {
     Register { id: String, message: String },
 }
 
-/// The commands the operator load may send (the API's URL segments).
-pub const LOAD_COMMANDS: &[&str] = &[
-    "remote-start",
-    "remote-stop",
-    "unlock",
-    "reset",
-    "update-firmware",
-    "get-configuration",
-    "change-configuration",
-    "set-max-current",
-    "change-availability",
-    "trigger-message",
-    "get-log",
-    "clear-cache",
-    "data-transfer",
-];
+/// The commands the operator load may send: the codec's table of API command names, so a
+/// command the gateway gains is one the simulator can send.
+pub const LOAD_COMMANDS: &[&str] = &voltgate_ocpp::COMMAND_NAMES;
 
 /// The default mix: everything that leaves the chargers connected and usable.
 pub const DEFAULT_MIX: &[&str] = &[

@@ -386,6 +386,66 @@ async fn a_charger_that_never_reads_is_dropped_and_the_gateway_is_not() {
     assert_healthy(&estate, "CP-PROBE-4").await;
 }
 
+/// A charger that stops reading and, with its own sends stalled, stops sending too: the
+/// answers owed to it sit in the socket's send buffer (which the kernel grows to megabytes), so
+/// no write of the gateway's ever blocks long enough for its write deadline to fire. It must
+/// still be dropped within the command timeout, keep-alive pings off, rather than stay
+/// "connected" with every command timing out at it.
+#[tokio::test]
+async fn a_charger_that_stops_reading_and_sending_is_dropped_within_the_command_timeout() {
+    let estate = Estate::new(&["--command-timeout", "2s", "--ws-ping-interval", "0"]).await;
+    estate
+        .admin
+        .charger("CP-STALLED", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    let addr: std::net::SocketAddr = ocpp_socket_addr(&estate.gateway.ocpp_url).parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = estate
+        .gateway
+        .charger_url("CP-STALLED")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    let (stalled, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("handshake");
+    let (mut sink, source) = stalled.split();
+    // Answers worth several times the charger's receive window, then silence both ways.
+    for n in 0..600 {
+        sink.send(Message::text(format!(r#"[2,"h{n}","Heartbeat",{{}}]"#)))
+            .await
+            .expect("the gateway reads what the charger sends");
+    }
+    let stalled_at = Instant::now();
+    let dropped = estate
+        .ops
+        .wait_disconnected("CP-STALLED", Duration::from_secs(15))
+        .await;
+    eprintln!(
+        "charger that stopped reading and sending: dropped after {:?}",
+        stalled_at.elapsed()
+    );
+    dropped.expect("the stalled charger is dropped");
+    drop((sink, source));
+    let text = metrics(&estate.gateway.api_url).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"voltgate_ocpp_frames_rejected_total{reason="send_timeout"}"#
+        ),
+        1.0,
+        "the drop is not counted as a send timeout"
+    );
+    assert_healthy(&estate, "CP-PROBE-5").await;
+}
+
 /// Fires `total` commands at a charger, at most `parallel` at a time; returns counts by status.
 async fn command_burst(
     api: &Api,

@@ -90,35 +90,75 @@ pub(crate) enum Transport {
 
 /// Accepts charger connections until shutdown begins.
 pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> {
+    accept_until_shutdown(listener, state, "ocpp", |stream, peer, state| {
+        connection(stream, peer, state, Transport::Plain)
+    })
+    .await
+}
+
+/// The one accept loop of both charger listeners, plain and TLS: hands each accepted
+/// connection to `on_connection` in a task of its own until shutdown begins. A failed accept
+/// (out of file descriptors, say) is counted under `listener` and retried after a pause.
+pub(crate) async fn accept_until_shutdown<F, Fut>(
+    listener: TcpListener,
+    state: SharedState,
+    listener_label: &'static str,
+    on_connection: F,
+) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr, SharedState) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut shutdown = state.shutdown.clone();
-    if *shutdown.borrow() {
-        return Ok(());
-    }
     let mut watching_shutdown = true;
-    loop {
+    while !*shutdown.borrow() {
         tokio::select! {
-            changed = shutdown.changed(), if watching_shutdown => match changed {
-                Ok(()) if *shutdown.borrow() => break,
-                Ok(()) => {}
-                // Nobody can signal shutdown any more: serve until the task is dropped.
-                Err(_) => watching_shutdown = false,
-            },
+            changed = shutdown.changed(), if watching_shutdown => {
+                // An error means nobody can signal shutdown any more: serve until the task
+                // is dropped.
+                watching_shutdown = changed.is_ok();
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    tokio::spawn(connection(stream, peer, state, Transport::Plain));
+                    bound_unacknowledged_sends(&stream, state.settings.command_timeout);
+                    tokio::spawn(on_connection(stream, peer, state.clone()));
                 }
                 Err(err) => {
-                    state.metrics.accept_error("ocpp", &err);
-                    tracing::warn!(error = %err, "accepting a charger connection failed");
+                    state.metrics.accept_error(listener_label, &err);
+                    tracing::warn!(listener = listener_label, error = %err, "accepting a charger connection failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
         }
     }
-    tracing::info!("no longer accepting charger connections");
+    tracing::info!(
+        listener = listener_label,
+        "no longer accepting charger connections"
+    );
     Ok(())
+}
+
+/// Bounds how long data sent to a charger may stay unacknowledged, or the charger's receive
+/// window stay shut, before the kernel gives the connection up (`TCP_USER_TIMEOUT`). The
+/// session's own write deadline only fires while a write blocks, and none does while the
+/// socket's send buffer (grown by the kernel to megabytes) still takes our answers and calls:
+/// a charger that stops reading, and whose own sends stall with it, would otherwise stay
+/// "connected" with every command timing out until the keep-alive gives it up. The session
+/// sees the abort as a timed-out read ([`is_unread_abort`]).
+fn bound_unacknowledged_sends(stream: &tokio::net::TcpStream, limit: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(limit)) {
+        tracing::debug!(error = %err, "TCP_USER_TIMEOUT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = (stream, limit);
+}
+
+/// Whether a read error is the kernel giving the connection up under
+/// [`bound_unacknowledged_sends`]: what we sent was not taken in time.
+pub(crate) fn is_unread_abort(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::TimedOut
 }
 
 /// One connection from accept (and TLS handshake) to close.

@@ -377,6 +377,14 @@ impl Session {
                 Flow::Close(CloseCode::Protocol, "WebSocket protocol violation")
             }
             WsError::ConnectionClosed | WsError::AlreadyClosed => Flow::Stop,
+            WsError::Io(err) if super::server::is_unread_abort(&err) => {
+                self.state.metrics.frame_rejected("send_timeout");
+                tracing::warn!(
+                    limit_ms = self.state.settings.command_timeout.as_millis() as u64,
+                    "charger does not take what was sent; connection dropped"
+                );
+                Flow::Stop
+            }
             other => {
                 tracing::info!(error = %other, "connection lost");
                 Flow::Stop
