@@ -2,7 +2,7 @@
 # Load benchmark of the Voltgate gateway, driven by voltgate-sim.
 #
 #   bench/run.sh [SCENARIO...]     scenarios: smoke connections closed-loop commands peers
-#                                  (default: all but smoke and peers)
+#                                  cluster (default: all but smoke, peers and cluster)
 #
 # Builds release binaries, starts the gateway pinned to one CPU and the simulator pinned to
 # another (taskset), runs each scenario, and writes the simulator's JSON reports, the gateway's
@@ -15,6 +15,10 @@
 # IDLE_CHARGERS (2000), PEERS_DIR (TARGET/bench-peers: where `peers` installs the other servers),
 # SIM_PROCESSES (unset: the simulator picks its number of processes from the open-file limit),
 # GW_ARGS (more gateway flags, word-split, e.g. "--local-auth-lists false").
+# The cluster scenario (see scenario_cluster): CLUSTER_NODES (3), CLUSTER_CHARGERS (300 in all;
+# the issue's figure is 57000), CLUSTER_COMMAND_RATE (30 per second in all), CLUSTER_DURATION
+# (60), CLUSTER_KILL_AT (25: seconds into the run when one node is SIGKILLed), PG_PORT (19432),
+# NATS_PORT (19422).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,10 +46,16 @@ mkdir -p "$OUT"
 # Each process may hold at most 20,000 open files here; ask for all of them.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "building release binaries" >&2
-(cd "$ROOT" && cargo build --release -p voltgate -p voltgate-sim)
-GW=$TARGET/release/voltgate
-SIM=$TARGET/release/voltgate-sim
+# PROFILE=dev runs the debug binaries (to try a scenario out quickly, not to measure).
+PROFILE=${PROFILE:-release}
+echo "building $PROFILE binaries" >&2
+(cd "$ROOT" && cargo build --profile "$PROFILE" -p voltgate -p voltgate-sim)
+PROFILE_DIR=$PROFILE
+if [ "$PROFILE" = dev ]; then
+    PROFILE_DIR=debug
+fi
+GW=$TARGET/$PROFILE_DIR/voltgate
+SIM=$TARGET/$PROFILE_DIR/voltgate-sim
 PEERS_DIR=${PEERS_DIR:-$TARGET/bench-peers}
 
 {
@@ -109,8 +119,10 @@ stop_gateway() {
     GW_PID=
 }
 PEER_PID=
-trap 'if [ -n "$GW_PID" ]; then kill -INT "$GW_PID" 2>/dev/null || true; fi
-      if [ -n "$PEER_PID" ]; then kill -TERM "$PEER_PID" 2>/dev/null || true; fi' EXIT
+DEFAULT_TRAP='if [ -n "$GW_PID" ]; then kill -INT "$GW_PID" 2>/dev/null || true; fi
+      if [ -n "$PEER_PID" ]; then kill -TERM "$PEER_PID" 2>/dev/null || true; fi'
+# shellcheck disable=SC2064
+trap "$DEFAULT_TRAP" EXIT
 
 sim() {
     taskset -c "$SIM_CPU" "$SIM" --url "${SIM_URL:-ws://127.0.0.1:$OCPP_PORT/ocpp}" --api "http://127.0.0.1:$API_PORT" \
@@ -183,6 +195,262 @@ scenario_commands() {
     run_logged commands --chargers 1000 --ramp 0 --duration "$DURATION" --ocpp mixed --heartbeat 60 \
         --commands "$COMMAND_RATE" --watch-pid "$GW_PID" --call-timeout 60
     stop_gateway commands
+}
+
+# --- cluster: several nodes on one PostgreSQL and one NATS -----------------------------------
+CLUSTER_NODES=${CLUSTER_NODES:-3}
+CLUSTER_CHARGERS=${CLUSTER_CHARGERS:-300}
+CLUSTER_COMMAND_RATE=${CLUSTER_COMMAND_RATE:-30}
+CLUSTER_DURATION=${CLUSTER_DURATION:-60}
+CLUSTER_KILL_AT=${CLUSTER_KILL_AT:-25}
+PG_PORT=${PG_PORT:-19432}
+NATS_PORT=${NATS_PORT:-19422}
+PG_BIN=
+PG_DIR=
+PG_RUN=()
+NATS_PID=
+NODE_PIDS=()
+SIM_PIDS=()
+
+cluster_fail() {
+    echo "cluster: $*" >&2
+    echo "cluster exit 2 ($*)" >>"$OUT/exit-codes.txt"
+    exit 2
+}
+
+cluster_preflight() {
+    command -v nats-server >/dev/null || cluster_fail "needs nats-server (Debian package nats-server)"
+    PG_BIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+    [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] ||
+        cluster_fail "needs the PostgreSQL server (Debian package postgresql: /usr/lib/postgresql/*/bin/initdb)"
+    "$GW" --help | grep -q -- '--cluster' || cluster_fail "this voltgate has no --cluster flag"
+}
+
+start_postgres() {
+    # A throwaway server as tests/postgres.rs starts one: initdb refuses root, so as root it
+    # runs as the postgres user, under target/ when that user may write there.
+    PG_DIR=$TARGET/bench-cluster/postgres-$$
+    mkdir -p "$PG_DIR"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$PG_DIR"
+        if ! runuser -u postgres -- test -w "$PG_DIR"; then
+            rm -rf "$PG_DIR"
+            PG_DIR=$(mktemp -d /tmp/voltgate-bench-postgres.XXXXXX)
+            chown postgres: "$PG_DIR"
+        fi
+        PG_RUN=(runuser -u postgres --)
+    fi
+    "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust --encoding=UTF8 \
+        --locale=C --no-sync >"$OUT/cluster.postgres-initdb.log" 2>&1 || cluster_fail "initdb failed (see cluster.postgres-initdb.log)"
+    # fsync off: the single-node scenarios run on an in-memory store, so this compares the
+    # cluster path, not the disk
+    "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 start \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" \
+        >>"$OUT/cluster.postgres-initdb.log" 2>&1 || cluster_fail "PostgreSQL did not start on port $PG_PORT (see $PG_DIR/server.log)"
+}
+
+stop_postgres() {
+    if [ -n "$PG_DIR" ] && [ -d "$PG_DIR/data" ]; then
+        "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+        cp "$PG_DIR/server.log" "$OUT/cluster.postgres.log" 2>/dev/null || true
+        rm -rf "$PG_DIR"
+    fi
+    PG_DIR=
+}
+
+pg_database() {
+    # pg_database NAME: a fresh, empty database
+    PGOPTIONS="-c client_min_messages=warning" "${PG_RUN[@]}" "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+        -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null || cluster_fail "cannot create database $1"
+    echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"
+}
+
+start_nats() {
+    mkdir -p "$TARGET/bench-cluster/nats-$$"
+    nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$TARGET/bench-cluster/nats-$$" \
+        >"$OUT/cluster.nats.log" 2>&1 &
+    NATS_PID=$!
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then
+            return
+        fi
+        sleep 0.1
+    done
+    cluster_fail "nats-server did not listen on $NATS_PORT (see cluster.nats.log)"
+}
+
+stop_nats() {
+    if [ -n "$NATS_PID" ]; then
+        kill -TERM "$NATS_PID" 2>/dev/null || true
+        wait "$NATS_PID" 2>/dev/null || true
+    fi
+    NATS_PID=
+    rm -rf "$TARGET/bench-cluster/nats-$$"
+}
+
+start_node() {
+    # start_node N DB_URL [CLUSTER_FLAGS...]: node N on ports OCPP_PORT+N and API_PORT+N
+    local n=$1 db=$2
+    shift 2
+    local register="--auto-register $SCOPE --auto-register-trusted --auto-register-address-burst 1000000 --auto-register-total-burst 1000000"
+    echo "+ voltgate (node $n) --db $db $* $register --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
+    # shellcheck disable=SC2086
+    VOLTGATE_LOG=warn taskset -c "$GW_CPU" "$GW" --db "$db" "$@" --admin-token "$TOKEN" $register \
+        --ocpp-listen "127.0.0.1:$((OCPP_PORT + n))" --api-listen "127.0.0.1:$((API_PORT + n))" \
+        --heartbeat-interval 60 ${GW_ARGS:-} >"$OUT/cluster.node-$n.log" 2>&1 &
+    NODE_PIDS[n]=$!
+    for _ in $(seq 1 300); do
+        if curl -fsS "http://127.0.0.1:$((API_PORT + n))/readyz" >/dev/null 2>&1; then
+            return
+        fi
+        kill -0 "${NODE_PIDS[n]}" 2>/dev/null || cluster_fail "node $n exited at start (see cluster.node-$n.log)"
+        sleep 0.1
+    done
+    cluster_fail "node $n is not ready after 30 s (see cluster.node-$n.log)"
+}
+
+stop_nodes() {
+    local n
+    for n in "${!NODE_PIDS[@]}"; do
+        kill -INT "${NODE_PIDS[n]}" 2>/dev/null || true
+        wait "${NODE_PIDS[n]}" 2>/dev/null || true
+    done
+    NODE_PIDS=()
+}
+
+seed_estate() {
+    # seed_estate API_PORT: the scope and the driver the simulators need, as start_gateway does
+    local api="http://127.0.0.1:$1/api/v1"
+    post() {
+        curl -sS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "$2" "$api/$1"
+    }
+    post scopes "{\"id\":\"$SCOPE\",\"kind\":\"site\",\"parent\":\"root\"}"
+    post roles '{"id":"sim-driver","permissions":["charge-at-sites"]}'
+    post principals "{\"id\":\"sim-driver\",\"kind\":\"driver\",\"home_scope\":\"$SCOPE\"}"
+    post assignments "{\"principal\":\"sim-driver\",\"role\":\"sim-driver\",\"scope\":\"$SCOPE\"}"
+    post principals/sim-driver/id-tokens '{"id_token":"SIM-TAG"}'
+}
+
+connected_on() {
+    # connected_on PORT...: chargers connected to these nodes, by their metrics
+    local total=0 port n
+    for port in "$@"; do
+        n=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" 2>/dev/null |
+            awk '/^voltgate_chargers_connected/ { n += $2 } END { print n + 0 }')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
+
+cluster_load() {
+    # cluster_load NAME NODES: one simulator per node, each with a contiguous share of the
+    # charger ids spread over every node's URL (--url A,B,C) and its operator commands sent
+    # through its own node's API, so most commands cross to another node
+    local name=$1 nodes=$2 k urls=""
+    SIM_PIDS=()
+    for k in $(seq 1 "$nodes"); do
+        urls+="${urls:+,}ws://127.0.0.1:$((OCPP_PORT + k))/ocpp"
+    done
+    local share=$((CLUSTER_CHARGERS / nodes))
+    local rate
+    rate=$(awk -v r="$CLUSTER_COMMAND_RATE" -v n="$nodes" 'BEGIN { printf "%.3f", r / n }')
+    for k in $(seq 1 "$nodes"); do
+        local args=(--url "$urls" --api "http://127.0.0.1:$((API_PORT + k))" --api-token "$TOKEN"
+            --chargers "$share" --first-index $(((k - 1) * share + 1)) --ramp 200
+            --duration "$CLUSTER_DURATION" --ocpp mixed --heartbeat 30 --commands "$rate"
+            --call-timeout 60 --report json --quiet)
+        echo "+ voltgate-sim ${args[*]}" >>"$OUT/commands.txt"
+        taskset -c "$SIM_CPU" "$SIM" "${args[@]}" >"$OUT/$name-sim-$k.json" 2>"$OUT/$name-sim-$k.stderr" &
+        SIM_PIDS+=($!)
+    done
+}
+
+scenario_cluster() {
+    # The cluster path against the single-node path in one run, both on the same PostgreSQL:
+    # first one node without --cluster, then CLUSTER_NODES nodes with --cluster sharing a NATS
+    # server, the simulator spread over every node, operator commands through every node's
+    # API, and one node SIGKILLed mid-run: how long until the chargers it held are online on
+    # the others (from the survivors' voltgate_chargers_connected).
+    cluster_preflight
+    # shellcheck disable=SC2064
+    trap "stop_nodes; stop_nats; stop_postgres; $DEFAULT_TRAP" EXIT
+    start_postgres
+    start_nats
+
+    # single node, same store
+    local db rc pid
+    db=$(pg_database bench_single)
+    start_node 1 "$db"
+    seed_estate "$((API_PORT + 1))"
+    cluster_load cluster-single 1
+    rc=0
+    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
+    echo "cluster-single exit $rc" >>"$OUT/exit-codes.txt"
+    echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[1]}")}" >"$OUT/cluster-single.node-1-final.json"
+    stop_nodes
+
+    # the cluster
+    db=$(pg_database bench_cluster)
+    local k
+    start_node 1 "$db" --cluster "nats://127.0.0.1:$NATS_PORT" --node-id node-1
+    seed_estate "$((API_PORT + 1))"
+    for k in $(seq 2 "$CLUSTER_NODES"); do
+        start_node "$k" "$db" --cluster "nats://127.0.0.1:$NATS_PORT" --node-id "node-$k"
+    done
+    cluster_load cluster "$CLUSTER_NODES"
+
+    # the cluster core must be there: a connected charger names the node holding it
+    local probe=SIM-$(printf '%06d' 1) seen=""
+    for _ in $(seq 1 100); do
+        seen=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((API_PORT + 2))/api/v1/chargers/$probe" 2>/dev/null || true)
+        [ -n "$seen" ] && break
+        sleep 0.2
+    done
+    if ! grep -q '"node": *"' <<<"$seen"; then
+        for pid in "${SIM_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+        cluster_fail "no \"node\" in GET /api/v1/chargers/$probe from node 2: this build has no cluster core (presence across nodes); got: ${seen:-nothing}"
+    fi
+
+    sleep "$CLUSTER_KILL_AT"
+    local victim=$CLUSTER_NODES survivors=()
+    for k in $(seq 1 $((CLUSTER_NODES - 1))); do survivors+=("$((API_PORT + k))"); done
+    local held before after killed_at back=""
+    held=$(connected_on "$((API_PORT + victim))")
+    before=$(connected_on "${survivors[@]}" "$((API_PORT + victim))")
+    echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[victim]}")}" >"$OUT/cluster.node-$victim-final.json"
+    killed_at=$(date +%s.%N)
+    kill -KILL "${NODE_PIDS[victim]}"
+    wait "${NODE_PIDS[victim]}" 2>/dev/null || true
+    unset "NODE_PIDS[victim]"
+    for _ in $(seq 1 600); do
+        after=$(connected_on "${survivors[@]}")
+        if [ "$after" -ge "$before" ]; then
+            back=$(awk -v a="$killed_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+            break
+        fi
+        sleep 0.1
+    done
+    echo "{\"killed\": \"node-$victim\", \"held\": $held, \"online_before\": $before," \
+        "\"online_again_after_s\": ${back:-null}}" >"$OUT/cluster.failover.json"
+    rc=0
+    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
+    for k in "${!NODE_PIDS[@]}"; do
+        echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[k]}")}" >"$OUT/cluster.node-$k-final.json"
+    done
+    # the killed node's chargers lost their connections, so the simulators count errors;
+    # the failover itself is judged here
+    echo "cluster exit $rc" >>"$OUT/cluster.sim-exit-codes.txt"
+    if [ -z "$back" ]; then
+        echo "cluster exit 1 (the chargers of node-$victim were not online again within 60 s)" >>"$OUT/exit-codes.txt"
+    else
+        echo "cluster exit 0" >>"$OUT/exit-codes.txt"
+        echo "cluster: node-$victim held $held chargers; all online again after ${back} s" >&2
+    fi
+    stop_nodes
+    stop_nats
+    stop_postgres
+    # shellcheck disable=SC2064
+    trap "$DEFAULT_TRAP" EXIT
 }
 
 install_peers() {
@@ -277,6 +545,7 @@ for s in "${SCENARIOS[@]}"; do
         closed-loop) scenario_closed_loop ;;
         commands) scenario_commands ;;
         peers) scenario_peers ;;
+        cluster) scenario_cluster ;;
         *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
 done

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 # Tools the deployment checks use: promtool (Debian's prometheus package), systemd-analyze, sqlite3;
-# a headless browser for the API explorer's test (chromium); and the PostgreSQL server the store
+# a headless browser for the API explorer's test (chromium); haproxy; and the PostgreSQL server the store
 # and end-to-end tests start a throwaway cluster of (postgresql; Debian keeps its binaries off
 # PATH, in /usr/lib/postgresql/VERSION/bin).
 missing=()
@@ -17,6 +17,8 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v chromium >/dev/null || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# HAProxy: the cluster's load balancer configuration (deploy/haproxy/) is checked and run.
+command -v haproxy >/dev/null || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get update -qq

@@ -48,9 +48,19 @@ pub struct Cli {
     #[arg(short = 'V', long = "version", visible_alias = "sim-version", action = clap::ArgAction::Version)]
     pub sim_version: Option<bool>,
 
-    /// Gateway OCPP endpoint; each charger connects to URL/<charger id>.
-    #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp", value_name = "URL")]
-    pub url: String,
+    /// Gateway OCPP endpoint; each charger connects to URL/<charger id>. Several gateway
+    /// nodes: repeat the option or separate URLs with commas. Charger n (counting from 0 in
+    /// the run) starts at URL n modulo their number and, when its connection is lost or an
+    /// attempt fails, reconnects with backoff to the next URL (failover); the report counts
+    /// reconnects and failovers.
+    #[arg(
+        long,
+        default_value = "ws://127.0.0.1:9000/ocpp",
+        value_name = "URL[,URL..]",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub url: Vec<String>,
 
     /// Number of chargers to simulate (spread over several processes when one process may
     /// not open that many connections; see --processes).
@@ -571,6 +581,25 @@ mod tests {
             VersionMix::Only(OcppVersion::V16)
         );
         assert!(Cli::try_parse_from(["voltgate-sim", "--ocpp", "2.1"]).is_err());
+        assert_eq!(cli.url, ["ws://127.0.0.1:9000/ocpp"]);
+    }
+
+    #[test]
+    fn several_urls_by_repeating_the_option_or_with_commas() {
+        let cli = Cli::try_parse_from([
+            "voltgate-sim",
+            "--url",
+            "ws://a:9000/ocpp,ws://b:9000/ocpp",
+            "--url",
+            "wss://c/ocpp",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.url,
+            ["ws://a:9000/ocpp", "ws://b:9000/ocpp", "wss://c/ocpp"]
+        );
+        let default = Cli::try_parse_from(["voltgate-sim"]).unwrap();
+        assert_eq!(default.url, ["ws://127.0.0.1:9000/ocpp"]);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! from a chosen source address, with the OCPP subprotocol and optional HTTP Basic auth),
 //! feeds the charger model what arrives, sends what the model wants sent (one outstanding
 //! CALL per direction), records latencies, injects faults on demand, and reconnects after
-//! reboots and losses until the run ends.
+//! reboots and losses until the run ends. Given several gateway URLs, charger n starts at URL
+//! n modulo their number and moves on to the next URL whenever a connection is lost or an
+//! attempt fails (failover), as a charger configured with several central system addresses
+//! behind a cluster would.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -151,11 +154,17 @@ pub struct Faults {
     pub quirks: crate::quirks::Quirks,
 }
 
+/// One gateway URL chargers connect to, with its resolved address.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub endpoint: Endpoint,
+    pub address: SocketAddr,
+}
+
 /// What every charger task shares.
 pub struct DriverConfig {
-    pub endpoint: Endpoint,
-    /// The resolved gateway address.
-    pub address: SocketAddr,
+    /// The gateway URLs, in the order chargers go round them; never empty.
+    pub targets: Vec<Target>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Local addresses to connect from, spread round-robin over chargers.
     pub source_addrs: Vec<IpAddr>,
@@ -313,12 +322,13 @@ impl ConnectError {
 /// upgrade with the version's subprotocol and, with a password, Basic auth.
 pub async fn connect(
     cfg: &DriverConfig,
+    target: &Target,
     id: &str,
     version: OcppVersion,
     password: Option<&str>,
     source: Option<IpAddr>,
 ) -> Result<Socket, ConnectError> {
-    let socket = if cfg.address.is_ipv4() {
+    let socket = if target.address.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
@@ -330,14 +340,20 @@ pub async fn connect(
             .map_err(ConnectError::Tcp)?;
     }
     let tcp = socket
-        .connect(cfg.address)
+        .connect(target.address)
         .await
         .map_err(ConnectError::Tcp)?;
     tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
-    let transport = match &cfg.tls {
-        None => Transport::Plain(tcp),
-        Some(tls) => {
-            let name = rustls::pki_types::ServerName::try_from(cfg.endpoint.host.clone())
+    let transport = match (target.endpoint.tls, &cfg.tls) {
+        (false, _) => Transport::Plain(tcp),
+        (true, None) => {
+            return Err(ConnectError::Tls(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no TLS client configuration for a wss:// URL",
+            )))
+        }
+        (true, Some(tls)) => {
+            let name = rustls::pki_types::ServerName::try_from(target.endpoint.host.clone())
                 .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
             let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
             let stream = connector
@@ -347,7 +363,7 @@ pub async fn connect(
             Transport::Tls(Box::new(stream))
         }
     };
-    let mut request = cfg
+    let mut request = target
         .endpoint
         .charger_url(id)
         .into_client_request()
@@ -416,7 +432,36 @@ struct Pending {
     malformed: bool,
 }
 
-/// Runs one charger until the run stops: connect, boot, serve, reconnect.
+/// Which gateway URL a charger tries: it starts at its own position among the URLs and
+/// moves to the next one after every lost connection or failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    current: usize,
+    count: usize,
+}
+
+impl Rotation {
+    /// Charger number `index` (its position in the run) among `count` URLs.
+    pub fn new(index: usize, count: usize) -> Rotation {
+        let count = count.max(1);
+        Rotation {
+            current: index % count,
+            count,
+        }
+    }
+
+    pub fn current(self) -> usize {
+        self.current
+    }
+
+    /// On to the next URL (the same one when there is only one).
+    pub fn advance(&mut self) {
+        self.current = (self.current + 1) % self.count;
+    }
+}
+
+/// Runs one charger until the run stops: connect, boot, serve, reconnect (to the next URL
+/// after a loss or a failed attempt).
 pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext) {
     let slot_count = ctx.directory.slots.len().max(1);
     let slot = index % slot_count;
@@ -427,10 +472,17 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
     let quirky = !quirks.is_off() && rng.unit() < quirks.share;
     let mut next_id: u64 = 1;
     let mut backoff = ctx.cfg.reconnect_delay;
+    let mut rotation = Rotation::new(index, ctx.cfg.targets.len());
+    // The URL of the previous connection and when it ended, once there was one.
+    let mut previous: Option<(usize, Instant)> = None;
     loop {
         if *ctx.stop.borrow() {
             break;
         }
+        let Some(target) = ctx.cfg.targets.get(rotation.current()) else {
+            ctx.stats.error("no_gateway_url");
+            break;
+        };
         Stats::add(&ctx.stats.connect_attempts);
         let started = Instant::now();
         let password = model.password().map(str::to_owned);
@@ -438,6 +490,7 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
             ctx.cfg.connect_timeout,
             connect(
                 &ctx.cfg,
+                target,
                 model.id(),
                 model.version(),
                 password.as_deref(),
@@ -445,20 +498,17 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
             ),
         )
         .await;
-        let ws = match attempt {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
+        let failure = match attempt {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(e)) => Err(e.kind()),
+            Err(_) => Err(ConnectError::Timeout.kind()),
+        };
+        let ws = match failure {
+            Ok(ws) => ws,
+            Err(kind) => {
                 Stats::add(&ctx.stats.connections_failed);
-                ctx.stats.error(e.kind());
-                if wait_or_stop(&mut ctx.stop, jitter(&mut rng, backoff)).await {
-                    break;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-            Err(_) => {
-                Stats::add(&ctx.stats.connections_failed);
-                ctx.stats.error(ConnectError::Timeout.kind());
+                ctx.stats.error(kind);
+                rotation.advance();
                 if wait_or_stop(&mut ctx.stop, jitter(&mut rng, backoff)).await {
                     break;
                 }
@@ -468,6 +518,10 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
         };
         backoff = ctx.cfg.reconnect_delay;
         ctx.stats.connected(started.elapsed());
+        if let Some((url, ended)) = previous {
+            ctx.stats
+                .reconnected(ended.elapsed(), url != rotation.current());
+        }
         model.connected(wall_clock());
         let end = serve(
             &mut model,
@@ -480,6 +534,7 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
             quirky,
         )
         .await;
+        previous = Some((rotation.current(), Instant::now()));
         if let Some(s) = ctx.directory.slots.get(slot) {
             s.online.store(false, Ordering::Relaxed);
             s.set_transactions(Vec::new());
@@ -487,10 +542,15 @@ pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext)
         model.disconnected(wall_clock());
         let wait = match end {
             SessionEnd::Stop => break,
+            // a reboot the charger was asked for: back to the same gateway
             SessionEnd::Reboot(after) => after,
-            SessionEnd::Dropped => Duration::from_millis(rng.below(200)),
+            SessionEnd::Dropped => {
+                rotation.advance();
+                Duration::from_millis(rng.below(200))
+            }
             SessionEnd::Lost => {
                 Stats::add(&ctx.stats.disconnects);
+                rotation.advance();
                 jitter(&mut rng, backoff)
             }
         };
@@ -933,6 +993,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn chargers_spread_round_robin_and_fail_over_to_the_next_url() {
+        let starts: Vec<usize> = (0..7).map(|n| Rotation::new(n, 3).current()).collect();
+        assert_eq!(starts, [0, 1, 2, 0, 1, 2, 0]);
+        let mut r = Rotation::new(2, 3);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            r.advance();
+            seen.push(r.current());
+        }
+        assert_eq!(seen, [0, 1, 2, 0]);
+        let mut one = Rotation::new(5, 1);
+        one.advance();
+        assert_eq!(one.current(), 0);
+        assert_eq!(Rotation::new(3, 0).current(), 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser as _;
 use voltgate_ocpp::Validator;
 use voltgate_sim::cli::{Cli, ReportFormat};
-use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint};
+use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint, Target};
 use voltgate_sim::operator::{register_all, ApiConfig, CommandLoad};
 use voltgate_sim::run::{run, Plan};
 use voltgate_sim::split::{files_per_process, processes_needed, run_split, WorkerSpec};
@@ -90,13 +90,20 @@ async fn setup(cli: &Cli) -> anyhow::Result<Setup> {
     let faults = cli.faults()?;
     let load = cli.command_load()?;
     let source_addrs = cli.source_addrs()?;
-    let endpoint = Endpoint::parse(&cli.url).with_context(|| format!("--url {}", cli.url))?;
-    let address = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
-        .await
-        .with_context(|| format!("cannot resolve {}", endpoint.host))?
-        .next()
-        .with_context(|| format!("{} has no address", endpoint.host))?;
-    let tls = if endpoint.tls {
+    let mut targets = Vec::with_capacity(cli.url.len());
+    for url in cli.url.iter().map(|u| u.trim()) {
+        let endpoint = Endpoint::parse(url).with_context(|| format!("--url {url}"))?;
+        let address = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+            .await
+            .with_context(|| format!("cannot resolve {}", endpoint.host))?
+            .next()
+            .with_context(|| format!("{} has no address", endpoint.host))?;
+        targets.push(Target { endpoint, address });
+    }
+    if targets.is_empty() {
+        bail!("--url needs at least one ws:// or wss:// URL");
+    }
+    let tls = if targets.iter().any(|t| t.endpoint.tls) {
         Some(tls::client_config(cli.ca_file.as_deref())?)
     } else {
         if cli.ca_file.is_some() {
@@ -110,8 +117,7 @@ async fn setup(cli: &Cli) -> anyhow::Result<Setup> {
         Some(Arc::new(Validator::new()?))
     };
     let driver = DriverConfig {
-        endpoint,
-        address,
+        targets,
         tls,
         source_addrs,
         call_timeout: Duration::from_secs_f64(cli.call_timeout.max(0.1)),
@@ -238,6 +244,7 @@ async fn work(spec: WorkerSpec) -> anyhow::Result<Outcome> {
         load,
     } = setup(&spec.cli).await?;
     spec.rotate_sources(&mut driver.source_addrs);
+    spec.rotate_targets(&mut driver.targets);
     split::serve_worker(plan, driver, load.map(|l| (api, l))).await?;
     Ok(Outcome::Passed)
 }

@@ -50,6 +50,17 @@ pub fn table(report: &RunReport) -> String {
         s.counters.booted,
         opt(t.all_online_after_s, 1)
     );
+    if s.counters.reconnects > 0 {
+        let _ = writeln!(
+            out,
+            "  reconnects {}  to another URL (failovers) {}  away p50 {} ms  p99 {} ms  max {} ms",
+            s.counters.reconnects,
+            s.counters.failovers,
+            opt(s.reconnect_latency.as_ref().map(|p| p.p50_ms), 0),
+            opt(s.reconnect_latency.as_ref().map(|p| p.p99_ms), 0),
+            opt(s.reconnect_latency.as_ref().map(|p| p.max_ms), 0),
+        );
+    }
     let _ = writeln!(out, "\nthroughput");
     let _ = writeln!(
         out,

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::cli::Cli;
-use crate::driver::DriverConfig;
+use crate::driver::{DriverConfig, Target};
 use crate::operator::{ApiConfig, CommandLoad};
 use crate::procfs;
 use crate::run::{
@@ -187,10 +187,20 @@ impl WorkerSpec {
     /// The source addresses of the whole run turned so that this share's first charger
     /// takes the address the charger at its position would take in one process.
     pub fn rotate_sources(&self, sources: &mut [IpAddr]) {
-        if !sources.is_empty() {
-            let by = self.offset as usize % sources.len();
-            sources.rotate_left(by);
-        }
+        rotate(sources, self.offset);
+    }
+
+    /// The gateway URLs of the whole run turned the same way, so that each charger starts
+    /// at the URL it would start at in one process.
+    pub fn rotate_targets(&self, targets: &mut [Target]) {
+        rotate(targets, self.offset);
+    }
+}
+
+fn rotate<T>(list: &mut [T], offset: u32) {
+    if !list.is_empty() {
+        let by = offset as usize % list.len();
+        list.rotate_left(by);
     }
 }
 

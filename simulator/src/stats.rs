@@ -41,6 +41,10 @@ pub struct Stats {
     pub connections_made: AtomicU64,
     pub connections_failed: AtomicU64,
     pub disconnects: AtomicU64,
+    /// Connections made by a charger that had been connected before.
+    pub reconnects: AtomicU64,
+    /// Reconnections to another URL than the one of the charger's previous connection.
+    pub failovers: AtomicU64,
     pub booted: AtomicU64,
     pub calls_sent: AtomicU64,
     pub calls_answered: AtomicU64,
@@ -59,6 +63,7 @@ pub struct Stats {
 #[derive(Default)]
 struct Histograms {
     connect: Option<Histogram<u64>>,
+    reconnect: Option<Histogram<u64>>,
     boot: Option<Histogram<u64>>,
     per_action: BTreeMap<&'static str, Option<Histogram<u64>>>,
     per_command: BTreeMap<String, Option<Histogram<u64>>>,
@@ -82,6 +87,16 @@ impl Stats {
     pub fn connected(&self, took: Duration) {
         Stats::add(&self.connections_made);
         record(&mut lock(&self.histograms).connect, took);
+    }
+
+    /// A charger connected again, `away` after its previous connection ended; `failover`
+    /// when it is now connected to another URL than before.
+    pub fn reconnected(&self, away: Duration, failover: bool) {
+        Stats::add(&self.reconnects);
+        if failover {
+            Stats::add(&self.failovers);
+        }
+        record(&mut lock(&self.histograms).reconnect, away);
     }
 
     /// From the start of connecting to the accepted BootNotification.
@@ -141,6 +156,8 @@ impl Stats {
             connections_made: Stats::get(&self.connections_made),
             connections_failed: Stats::get(&self.connections_failed),
             disconnects: Stats::get(&self.disconnects),
+            reconnects: Stats::get(&self.reconnects),
+            failovers: Stats::get(&self.failovers),
             booted: Stats::get(&self.booted),
             calls_sent: Stats::get(&self.calls_sent),
             calls_answered: Stats::get(&self.calls_answered),
@@ -160,6 +177,7 @@ impl Stats {
         Tally {
             counters: self.counters(),
             connect: latencies(&h.connect),
+            reconnect: latencies(&h.reconnect),
             boot: latencies(&h.boot),
             per_action: h
                 .per_action
@@ -190,6 +208,8 @@ pub struct Counters {
     pub connections_made: u64,
     pub connections_failed: u64,
     pub disconnects: u64,
+    pub reconnects: u64,
+    pub failovers: u64,
     pub booted: u64,
     pub calls_sent: u64,
     pub calls_answered: u64,
@@ -207,6 +227,8 @@ impl Counters {
         self.connections_made += other.connections_made;
         self.connections_failed += other.connections_failed;
         self.disconnects += other.disconnects;
+        self.reconnects += other.reconnects;
+        self.failovers += other.failovers;
         self.booted += other.booted;
         self.calls_sent += other.calls_sent;
         self.calls_answered += other.calls_answered;
@@ -270,6 +292,9 @@ pub enum MergeError {
 pub struct Tally {
     pub counters: Counters,
     pub connect: Option<Latencies>,
+    /// From the end of a charger's connection to its next one.
+    #[serde(default)]
+    pub reconnect: Option<Latencies>,
     pub boot: Option<Latencies>,
     pub per_action: BTreeMap<String, Latencies>,
     pub per_command: BTreeMap<String, Latencies>,
@@ -316,6 +341,7 @@ impl Tally {
     pub fn merge(&mut self, other: Tally) -> Result<(), MergeError> {
         self.counters.add(&other.counters);
         merge_into("connect", &mut self.connect, other.connect)?;
+        merge_into("reconnect", &mut self.reconnect, other.reconnect)?;
         merge_into("boot", &mut self.boot, other.boot)?;
         merge_maps(&mut self.per_action, other.per_action)?;
         merge_maps(&mut self.per_command, other.per_command)?;
@@ -347,6 +373,7 @@ impl Tally {
         Summary {
             counters: *c,
             connect_latency: self.connect.as_ref().map(of),
+            reconnect_latency: self.reconnect.as_ref().map(of),
             boot_latency: self.boot.as_ref().map(of),
             per_action: self
                 .per_action
@@ -398,6 +425,8 @@ pub struct Summary {
     #[serde(flatten)]
     pub counters: Counters,
     pub connect_latency: Option<Percentiles>,
+    /// From the end of a charger's connection to its next one (the time it was away).
+    pub reconnect_latency: Option<Percentiles>,
     pub boot_latency: Option<Percentiles>,
     pub per_action: BTreeMap<String, Percentiles>,
     pub per_command: BTreeMap<String, Percentiles>,
@@ -419,6 +448,8 @@ mod tests {
             stats.answered("Heartbeat", Duration::from_millis(ms));
         }
         stats.connected(Duration::from_millis(3));
+        stats.reconnected(Duration::from_millis(1200), true);
+        stats.reconnected(Duration::from_millis(800), false);
         stats.command("reset", Duration::from_millis(2), true);
         stats.command("reset", Duration::from_millis(4), false);
         stats.error("timeout:Heartbeat");
@@ -437,6 +468,10 @@ mod tests {
         assert_eq!(stats.error_count(), 2);
         assert_eq!(s.notes["fault:disconnect"], 1);
         assert_eq!(s.connect_latency.map(|p| p.count), Some(1));
+        assert_eq!((s.counters.reconnects, s.counters.failovers), (2, 1));
+        let away = s.reconnect_latency.unwrap();
+        assert_eq!(away.count, 2);
+        assert!((away.max_ms - 1200.0).abs() < 1.0, "{away:?}");
     }
 
     /// A tally as it travels between processes: JSON and back.
@@ -467,6 +502,7 @@ mod tests {
                 if i % 5 == 0 {
                     stats.booted(took);
                     stats.connected(took / 2);
+                    stats.reconnected(took * 2, i % 10 == 0);
                 }
                 if i % 7 == 0 {
                     stats.command(
@@ -491,6 +527,9 @@ mod tests {
         let expected = all.tally();
         assert_eq!(merged.counters, expected.counters);
         assert_eq!(merged.connect, expected.connect);
+        assert_eq!(merged.reconnect, expected.reconnect);
+        assert!(merged.counters.failovers > 0);
+        assert!(merged.counters.reconnects > merged.counters.failovers);
         assert_eq!(merged.boot, expected.boot);
         assert_eq!(merged.per_action, expected.per_action);
         assert_eq!(merged.per_command, expected.per_command);

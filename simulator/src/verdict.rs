@@ -13,8 +13,10 @@ use crate::run::RunReport;
 
 /// Version of the JSON report's layout; raised when a field changes meaning or goes away.
 /// 2: `schema_version`, `simulator`, `parameters`, `checks`, `passed`, `aborted` and
-/// `summary.call_latency` were added around the fields of version 1.
-pub const REPORT_SCHEMA_VERSION: u32 = 2;
+/// `summary.call_latency` were added around the fields of version 1. 3: `parameters.url` is a
+/// list (several gateway URLs), `summary.reconnects`, `summary.failovers` and
+/// `summary.reconnect_latency` were added.
+pub const REPORT_SCHEMA_VERSION: u32 = 3;
 
 /// A steady window shorter than this holds too few heartbeat periods to judge a rate by;
 /// `--min-msg-rate` then judges the whole run.

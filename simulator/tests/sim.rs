@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::{tls_pair, MockGateway, MockOptions};
 use voltgate_ocpp::{Frame, OcppVersion, Validator};
-use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint, Faults};
+use voltgate_sim::driver::{lean_ws_config, DriverConfig, Endpoint, Faults, Target};
 use voltgate_sim::operator::{register_all, ApiConfig, CommandLoad, DEFAULT_MIX};
 use voltgate_sim::run::{run, Plan, RunReport, VersionMix};
 use voltgate_sim::stats::Stats;
@@ -44,8 +44,7 @@ async fn driver(url: &str) -> DriverConfig {
         .next()
         .unwrap();
     DriverConfig {
-        endpoint,
-        address,
+        targets: vec![Target { endpoint, address }],
         tls: None,
         source_addrs: Vec::new(),
         call_timeout: Duration::from_secs(5),
@@ -363,6 +362,84 @@ async fn disconnect_faults_and_storms_reconnect_cleanly() {
 }
 
 #[tokio::test]
+async fn chargers_spread_over_several_urls_and_fail_over_when_one_goes_down() {
+    let (a, b) = (
+        MockGateway::start(MockOptions::default()).await,
+        MockGateway::start(MockOptions::default()).await,
+    );
+    let p = plan(4, 4.0);
+    let ids: Vec<String> = (1..=4).map(|i| p.charger_id(i)).collect();
+    let mut cfg = driver(&a.ocpp_url).await;
+    cfg.targets.extend(driver(&b.ocpp_url).await.targets);
+    let (state_a, state_b) = (Arc::clone(&a.state), Arc::clone(&b.state));
+    let watcher = tokio::spawn(async move {
+        // round robin: the first and third charger on A, the others on B
+        let spread = |ids: &[String]| {
+            ids.iter()
+                .enumerate()
+                .all(|(n, id)| [&state_a, &state_b][n % 2].is_connected(id))
+        };
+        for _ in 0..200 {
+            if spread(&ids) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(spread(&ids), "chargers were not spread round robin");
+        a.go_down();
+        let down_at = tokio::time::Instant::now();
+        while !ids.iter().all(|id| state_b.is_connected(id)) {
+            assert!(
+                down_at.elapsed() < Duration::from_secs(2),
+                "chargers of the lost gateway did not come back on the other"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!ids.iter().any(|id| state_a.is_connected(id)));
+        down_at.elapsed()
+    });
+    let report = run(p, cfg, None, Stats::new()).await;
+    let back_after = watcher.await.unwrap();
+    let c = report.summary.counters;
+    assert_eq!(c.failovers, 2, "{:#?}", report.summary);
+    assert_eq!(c.reconnects, 2, "{:#?}", report.summary);
+    assert_eq!(c.connections_made, 6);
+    let away = report.summary.reconnect_latency.as_ref().unwrap();
+    assert_eq!(away.count, 2);
+    // the reconnect delay is 100 ms plus up to half of it as jitter
+    assert!(
+        away.max_ms < 1000.0 && back_after < Duration::from_secs(1),
+        "{away:?}"
+    );
+    assert_eq!(b.state.boots_of(&report_id(1)), 1);
+    assert_eq!(b.state.boots_of(&report_id(3)), 1);
+    let lost: u64 = report
+        .summary
+        .errors
+        .iter()
+        .filter(|(kind, _)| {
+            [
+                "connection_reset",
+                "closed_by_gateway",
+                "ws_protocol:Connection reset without closing handshake",
+            ]
+            .contains(&kind.as_str())
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        lost,
+        report.summary.errors.values().sum::<u64>(),
+        "{:#?}",
+        report.summary.errors
+    );
+}
+
+fn report_id(index: u32) -> String {
+    plan(1, 1.0).charger_id(index)
+}
+
+#[tokio::test]
 async fn unanswered_calls_time_out_and_fail_the_run() {
     let mock = MockGateway::start(MockOptions {
         silent_actions: vec!["Heartbeat"],
@@ -639,7 +716,7 @@ async fn the_json_report_carries_the_version_every_parameter_and_the_checks() {
     )
     .await;
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert_eq!(report["simulator"]["name"], "voltgate-sim");
     assert_eq!(report["simulator"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["parameters"]["chargers"], 4);

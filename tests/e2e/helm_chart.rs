@@ -165,6 +165,20 @@ fn scenarios() -> Vec<Scenario> {
             existing: vec![],
         },
         Scenario {
+            name: "cluster of three on postgresql and nats",
+            values: "replicaCount: 3\ndatabase:\n  existingSecret: voltgate-db\ncluster:\n  nats: nats://nats-0.nats:4222,nats://nats-1.nats:4222\n".into(),
+            extra: vec![("PodDisruptionBudget", FULLNAME.into())],
+            left_out: vec![("PersistentVolumeClaim", format!("{FULLNAME}-data"))],
+            existing: vec![("Secret", "voltgate-db")],
+        },
+        Scenario {
+            name: "one node on postgresql",
+            values: "database:\n  existingSecret: voltgate-db\n  key: url\n".into(),
+            extra: vec![],
+            left_out: vec![("PersistentVolumeClaim", format!("{FULLNAME}-data"))],
+            existing: vec![("Secret", "voltgate-db")],
+        },
+        Scenario {
             name: "everything",
             values: everything,
             extra: vec![
@@ -436,6 +450,13 @@ fn check(scenario: &Scenario, docs: &[(String, Yaml)], merged_values: &Yaml) {
                 get(get(rendered, "data"), str_at(secret, "key"));
             }
             settings.insert(name, "<secret>".into());
+        } else if let Some(field) = env.get("valueFrom").and_then(|v| v.get("fieldRef")) {
+            assert_eq!(
+                (name.as_str(), str_at(field, "fieldPath")),
+                ("VOLTGATE_NODE_ID", "metadata.name"),
+                "{context}: only the node id comes from the pod"
+            );
+            settings.insert(name, "<pod name>".into());
         } else {
             settings.insert(name, str_at(env, "value").to_string());
         }
@@ -552,9 +573,81 @@ fn check(scenario: &Scenario, docs: &[(String, Yaml)], merged_values: &Yaml) {
             );
         }
     }
+    // The database: the SQLite file on the volume, or PostgreSQL from a Secret with no volume
+    // at all; several replicas only in the cluster mode, with a PodDisruptionBudget.
+    let replicas = get(deployment, "spec.replicas").as_u64().unwrap();
+    let external = get(merged_values, "database.existingSecret")
+        .as_str()
+        .is_some_and(|secret| !secret.is_empty());
     let db = &settings["VOLTGATE_DB"];
-    let db_path = db.strip_prefix("sqlite://").expect("a SQLite database");
-    assert!(provides(db_path), "{context}: {db} is not on a volume");
+    let strategy = str_at(deployment, "spec.strategy.type");
+    if external {
+        assert_eq!(
+            db, "<secret>",
+            "{context}: the database URL holds a password"
+        );
+        assert!(
+            !volumes.contains_key("data"),
+            "{context}: a data volume with PostgreSQL"
+        );
+        assert!(
+            find(docs, "PersistentVolumeClaim", &format!("{FULLNAME}-data")).is_none(),
+            "{context}: a claim with PostgreSQL"
+        );
+        assert_eq!(strategy, "RollingUpdate", "{context}");
+    } else {
+        let db_path = db.strip_prefix("sqlite://").expect("a SQLite database");
+        assert!(provides(db_path), "{context}: {db} is not on a volume");
+        assert_eq!(replicas, 1, "{context}: SQLite runs one pod");
+        assert_eq!(strategy, "Recreate", "{context}");
+    }
+    assert_eq!(
+        settings.get("VOLTGATE_NODE_ID").map(String::as_str),
+        Some("<pod name>"),
+        "{context}"
+    );
+    let nats = str_at(merged_values, "cluster.nats");
+    assert_eq!(
+        settings.get("VOLTGATE_CLUSTER").map(String::as_str),
+        (!nats.is_empty()).then_some(nats),
+        "{context}"
+    );
+    assert_eq!(
+        replicas,
+        get(merged_values, "replicaCount").as_f64().unwrap() as u64,
+        "{context}"
+    );
+    match find(docs, "PodDisruptionBudget", FULLNAME) {
+        Some(budget) => {
+            assert!(
+                replicas > 1,
+                "{context}: a budget for one pod blocks node drains"
+            );
+            assert!(external && !nats.is_empty(), "{context}");
+            assert!(selects(
+                &labels(get(budget, "spec.selector.matchLabels")),
+                &pod_labels
+            ));
+            let allowed = get(budget, "spec.maxUnavailable").as_u64().unwrap();
+            assert!(
+                allowed >= 1 && allowed < replicas,
+                "{context}: maxUnavailable {allowed}"
+            );
+        }
+        None => assert_eq!(replicas, 1, "{context}: several pods without a budget"),
+    }
+    // Kubernetes waits longer than the drain before it kills the pod.
+    let shutdown = settings["VOLTGATE_SHUTDOWN_TIMEOUT"]
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a shutdown timeout in seconds");
+    let grace = get(pod, "spec.terminationGracePeriodSeconds")
+        .as_u64()
+        .unwrap();
+    assert!(
+        grace > shutdown,
+        "{context}: grace {grace} s, drain {shutdown} s"
+    );
 
     // Probes: a startup probe holds liveness back; all on the API port, HTTPS with API TLS.
     for (probe, path) in [
@@ -724,6 +817,19 @@ fn values_that_would_deploy_something_else_are_refused() {
         (
             "config:\n  preset: /etc/voltgate/presets/site.toml\npresets:\n  files:\n    other.toml: x\n",
             "presets.files has no site.toml",
+        ),
+        ("replicaCount: 2\n", "replicaCount above 1 needs PostgreSQL"),
+        (
+            "replicaCount: 2\ndatabase:\n  existingSecret: db\n",
+            "replicaCount above 1 needs cluster.nats",
+        ),
+        (
+            "cluster:\n  nats: nats://nats:4222\n",
+            "cluster.nats needs database.existingSecret",
+        ),
+        (
+            "terminationGracePeriodSeconds: 10\n",
+            "terminationGracePeriodSeconds must be above config.shutdownTimeoutSeconds",
         ),
     ] {
         match render(values) {

@@ -13,6 +13,7 @@ mod deploy_assets;
 mod durability;
 mod estate_integrity;
 mod explorer;
+mod failover;
 mod faults;
 mod frames;
 mod handshake;

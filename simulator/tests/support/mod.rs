@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::Message;
@@ -62,6 +62,8 @@ pub struct MockState {
     pub connections: AtomicU64,
     seq: AtomicI64,
     next_tx: AtomicI64,
+    /// Becomes `true` when the mock goes down: it stops listening and drops every session.
+    down: watch::Sender<bool>,
 }
 
 impl MockState {
@@ -151,6 +153,7 @@ impl MockGateway {
             connections: AtomicU64::new(0),
             seq: AtomicI64::new(1),
             next_tx: AtomicI64::new(1),
+            down: watch::Sender::new(false),
         });
         let ocpp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ocpp_addr = ocpp.local_addr().unwrap();
@@ -179,9 +182,25 @@ impl MockGateway {
     }
 }
 
+impl MockGateway {
+    /// Goes down as a killed gateway would: the port closes and every connection drops.
+    pub fn go_down(&self) {
+        self.state.down.send_replace(true);
+    }
+}
+
+async fn until_down(down: &mut watch::Receiver<bool>) {
+    let _ = down.wait_for(|down| *down).await;
+}
+
 async fn accept_loop(listener: TcpListener, state: Arc<MockState>) {
+    let mut down = state.down.subscribe();
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = until_down(&mut down) => return,
+        };
+        let Ok((tcp, _)) = accepted else {
             return;
         };
         let _ = tcp.set_nodelay(true);
@@ -266,8 +285,10 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: A
         .insert(id.clone(), Session { version, tx });
     let mut pending: HashMap<String, oneshot::Sender<Frame>> = HashMap::new();
     let mut next = 1u64;
+    let mut down = state.down.subscribe();
     loop {
         tokio::select! {
+            _ = until_down(&mut down) => break,
             incoming = ws.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 let Message::Text(text) = message else { continue };

@@ -39,6 +39,7 @@ const FUNCTIONS: &[&str] = &[
     "not",
     "eq",
     "ne",
+    "gt",
     "default",
     "empty",
     "quote",
@@ -1330,6 +1331,21 @@ impl Run<'_> {
                 }
                 Value::Bool(if name == "eq" { equal } else { !equal })
             }
+            "gt" => {
+                arity(2)?;
+                match (&args[0], &args[1]) {
+                    (Value::Int(a), Value::Int(b)) => Value::Bool(a > b),
+                    (Value::Float(a), Value::Float(b)) => Value::Bool(a > b),
+                    (Value::Str(a), Value::Str(b)) => Value::Bool(a > b),
+                    (a, b) => {
+                        return Err(format!(
+                            "gt: incompatible types for comparison: {} and {}",
+                            a.kind(),
+                            b.kind()
+                        ))
+                    }
+                }
+            }
             "default" => match args.as_slice() {
                 [d] => d.clone(),
                 [d, given] => {
@@ -1671,6 +1687,21 @@ mod tests {
         let parsed: serde_norway::Value = serde_norway::from_str(&out).unwrap();
         let expected: serde_norway::Value = serde_norway::from_str(values).unwrap();
         assert_eq!(parsed, expected["m"], "{out}");
+    }
+
+    #[test]
+    fn gt_compares_like_go_and_refuses_mixed_kinds() {
+        assert_eq!(
+            render(
+                "{{ gt (int .Values.n) 1 }} {{ gt 1 1 }} {{ gt .Values.n 2.5 }}",
+                "n: 3"
+            )
+            .unwrap(),
+            "true false true"
+        );
+        assert!(render("{{ gt .Values.n 1 }}", "n: 3")
+            .unwrap_err()
+            .contains("incompatible"));
     }
 
     #[test]

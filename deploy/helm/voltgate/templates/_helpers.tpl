@@ -52,6 +52,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.adminToken.existingSecret | default (include "voltgate.fullname" .) }}
 {{- end }}
 
+{{/* PostgreSQL instead of the SQLite file: no volume, and several pods may run. */}}
+{{- define "voltgate.externalDatabase" -}}
+{{- if .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
 {{- define "voltgate.claimName" -}}
 {{- .Values.persistence.existingClaim | default (printf "%s-data" (include "voltgate.fullname" .)) }}
 {{- end }}
@@ -73,7 +78,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 Stops the install on values that would deploy something other than what they say: the keys of
-the single Service of chart 0.1, and TLS without its certificates.
+the single Service of chart 0.1, TLS without its certificates, several pods on SQLite, and a
+grace period shorter than the drain.
 */}}
 {{- define "voltgate.checkValues" -}}
 {{- range $old, $new := dict "type" "service.ocpp.type" "ocppPort" "service.ocpp.port" "apiPort" "service.api.port" "annotations" "service.ocpp.annotations" "externalTrafficPolicy" "service.ocpp.externalTrafficPolicy" }}
@@ -92,6 +98,18 @@ the single Service of chart 0.1, and TLS without its certificates.
 {{- end }}
 {{- if .Values.tls.api.enabled }}
 {{- $_ := required "tls.api.enabled needs tls.api.existingSecret, a kubernetes.io/tls Secret with the API certificate" .Values.tls.api.existingSecret }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.database.existingSecret) }}
+{{- fail "replicaCount above 1 needs PostgreSQL (database.existingSecret): the embedded SQLite database is one file with one writer" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.cluster.nats) }}
+{{- fail "replicaCount above 1 needs cluster.nats: the nodes find each other and pass commands and changes through NATS" }}
+{{- end }}
+{{- if and .Values.cluster.nats (not .Values.database.existingSecret) }}
+{{- fail "cluster.nats needs database.existingSecret: every node must share one PostgreSQL database" }}
+{{- end }}
+{{- if not (gt (int .Values.terminationGracePeriodSeconds) (int .Values.config.shutdownTimeoutSeconds)) }}
+{{- fail "terminationGracePeriodSeconds must be above config.shutdownTimeoutSeconds, or Kubernetes kills the pod in the middle of its drain" }}
 {{- end }}
 {{- if and .Values.presets.files .Values.presets.existingConfigMap }}
 {{- fail "presets: set files or existingConfigMap, not both" }}
