@@ -2054,3 +2054,75 @@ async fn tc_n_49_csms_alert_event_lowerthreshold_upperthreshold_cleared_after_re
 async fn tc_n_50_csms_alert_event_periodic_triggered() {
     alert(json!({"trigger": "Periodic", "eventNotificationType": "CustomMonitor"})).await;
 }
+
+/// A ClientHello offering only `version` (no supported_versions extension), with what a
+/// TLS 1.2 server needs to go on (ECDHE suites, a group, signature algorithms).
+fn client_hello(version: [u8; 2]) -> Vec<u8> {
+    let mut hello = version.to_vec();
+    hello.extend([0x5a; 32]);
+    hello.push(0);
+    hello.extend([0x00, 0x04, 0xc0, 0x2b, 0xc0, 0x2f]);
+    hello.extend([0x01, 0x00]);
+    let extensions = [
+        &[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d][..],
+        &[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00],
+        &[
+            0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x08, 0x04, 0x04, 0x03, 0x04, 0x01,
+        ],
+        &[0x00, 0x17, 0x00, 0x00],
+    ]
+    .concat();
+    hello.extend(u16::try_from(extensions.len()).unwrap().to_be_bytes());
+    hello.extend(extensions);
+    let mut handshake = vec![0x01, 0x00];
+    handshake.extend(u16::try_from(hello.len()).unwrap().to_be_bytes());
+    handshake.extend(hello);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend(u16::try_from(handshake.len()).unwrap().to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+/// The first record header and two bytes the gateway answers `hello` with.
+async fn first_answer(address: &str, hello: &[u8]) -> [u8; 7] {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(hello).await.unwrap();
+    let mut answer = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer))
+        .await
+        .expect("the gateway answers the hello")
+        .expect("a TLS record");
+    answer
+}
+
+#[tokio::test]
+async fn tc_a_06_csms_tls_server_side_certificate_tls_version_too_low() {
+    let gateway = TlsGateway::start_with(&[]).await;
+    register(&gateway.admin, CS, Some(PASSWORD), 2).await;
+    let url = gateway.gateway.ocpp_tls_url().unwrap();
+    let address = url
+        .strip_prefix("wss://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("not a wss URL: {url}"));
+    let tls_1_2 = first_answer(address, &client_hello([0x03, 0x03])).await;
+    assert_eq!(
+        (tls_1_2[0], tls_1_2[5]),
+        (0x16, 0x02),
+        "the same hello offering TLS 1.2 gets a ServerHello: {tls_1_2:?}"
+    );
+    let tls_1_1 = first_answer(address, &client_hello([0x03, 0x02])).await;
+    assert_eq!(
+        (tls_1_1[0], tls_1_1[5]),
+        (0x15, 2),
+        "TLS 1.1 ends in a fatal alert: {tls_1_1:?}"
+    );
+    match gateway.over_tls(CS, Some((CS, PASSWORD)), None).await {
+        TlsAttempt::Connected(mut charger) => {
+            assert_eq!(charger.boot().await.unwrap()["status"], "Accepted");
+            connector_state(&mut charger, "Available").await;
+        }
+        other => panic!("TLS 1.2 or later: {}", other.describe()),
+    }
+}
