@@ -1023,8 +1023,16 @@ impl Command {
                         version: OcppVersion::V201,
                     });
                 }
+                let evse = connector.filter(|c| *c > 0);
+                if message == "StatusNotification" && evse.is_none() {
+                    return Err(invalid(
+                        "a 2.0.1 TriggerMessage of StatusNotification needs a connector (1 or \
+                         more): a station reports status per connector, so the request names \
+                         its EVSE (F06.FR.13)",
+                    ));
+                }
                 let mut payload = json!({ "requestedMessage": message });
-                if let Some(evse) = connector.filter(|c| *c > 0) {
+                if let Some(evse) = evse {
                     payload["evse"] = json!({ "id": evse });
                 }
                 call("TriggerMessage", payload)

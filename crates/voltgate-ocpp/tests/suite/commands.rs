@@ -471,6 +471,20 @@ fn version_specific_refusals() {
             ..
         })
     ));
+    for connector in [None, Some(0)] {
+        let all_status = Command::TriggerMessage {
+            message: "StatusNotification".into(),
+            connector,
+        };
+        assert!(all_status.to_call(OcppVersion::V16, 1).is_ok());
+        assert!(
+            matches!(
+                all_status.to_call(OcppVersion::V201, 1),
+                Err(CommandError::InvalidBody(ref why)) if why.contains("F06.FR.13")
+            ),
+            "a 2.0.1 StatusNotification trigger names its EVSE ({connector:?})"
+        );
+    }
     let event = Command::TriggerMessage {
         message: "TransactionEvent".into(),
         connector: None,
