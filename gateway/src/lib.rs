@@ -91,7 +91,8 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     behaviours.load(store.charger_behaviours().await?)?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state: SharedState = Arc::new(AppState {
-        estate: voltgate_estate::Estate::new(store.clone(), engine),
+        estate: voltgate_estate::Estate::new(store.clone(), engine)
+            .with_pending_chargers(voltgate_estate::pending_chargers(store.as_ref()).await?),
         store: store.clone(),
         validator: Arc::new(validator),
         chargers: charger::ChargerRegistry::new(),

@@ -85,6 +85,9 @@
 //! charger's site; [`Engine::reach_within`]). Cards of principals with roles higher up (root
 //! drivers, global admins, a tenant's drivers at a sub-site's charger) stay out and are
 //! decided online; `--local-list-max-reach any` lists every card allowed at the charger.
+//! Like an Authorize, a list carries only cards of the charger's tenant and root-level ones
+//! whose text no card of the tenant holds (the engine's card namespaces), never another
+//! tenant's card of the same text.
 //!
 //! Everything sent goes through [`gate::send_system_command`] as the system principal, so it
 //! is audited and counted like an operator's command. The feature is on by default;
@@ -561,10 +564,23 @@ fn desired_list(
 ) -> ListContent {
     let resource = Resource::Scope(charger.to_owned());
     let anchor = reach.anchor(engine, charger);
+    // A charger means the card of its own tenant, else a root-level principal's, never another
+    // tenant's (the engine's card namespaces): the tenant's texts shadow root-level cards.
+    let tenant = engine.tenant_of_scope(charger);
+    let shadowed: HashSet<&str> = candidates
+        .by_principal
+        .iter()
+        .filter(|(principal, _)| tenant.is_some() && engine.card_namespace(principal) == tenant)
+        .flat_map(|(_, tokens)| tokens.iter().map(|(token, _)| token.as_str()))
+        .collect();
     let mut list = ListContent::new();
     for (principal, tokens) in &candidates.by_principal {
         #[cfg(test)]
         tests::ENGINE_CHECKS.with(|checks| checks.set(checks.get() + 1));
+        let namespace = engine.card_namespace(principal);
+        if namespace.is_some() && namespace != tenant {
+            continue;
+        }
         if !engine.check_unblocked(principal, Action::Charge, &resource) {
             continue;
         }
@@ -576,6 +592,9 @@ fn desired_list(
         }
         let principal_blocked = engine.is_blocked(principal).unwrap_or(false);
         for (token, entry) in tokens {
+            if namespace.is_none() && shadowed.contains(token.as_str()) {
+                continue;
+            }
             let mut entry = entry.clone();
             if principal_blocked {
                 entry.status = "Blocked".to_owned();
@@ -896,8 +915,8 @@ async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, des
         return;
     };
     // A pending (auto-registered, not yet approved) charger gets no list until approval
-    // starts its session again; a store error leaves it for the next round.
-    if !matches!(state.store.charger_pending(charger).await, Ok(false)) {
+    // starts its session again.
+    if state.estate.charger_pending(charger) {
         return;
     }
     if session.support == Support::Unchecked {
@@ -1154,7 +1173,7 @@ pub async fn send_now(
     let Some(version) = state.chargers.version(charger) else {
         return Err(GateError::NotConnected(charger.to_owned()).into());
     };
-    if state.store.charger_pending(charger).await? {
+    if state.estate.charger_pending(charger) {
         return Err(SendNowError::Pending(charger.to_owned()));
     }
     let lists = &state.local_lists;

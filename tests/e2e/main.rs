@@ -4,6 +4,7 @@
 //! the gateway as an outsider sees it.
 
 mod card_isolation;
+mod card_namespaces;
 mod charge_authorization;
 mod commands;
 mod compliance;

@@ -1,7 +1,7 @@
 //! The estate service: the one write path for everything the role engine decides on.
 //!
-//! Scopes, chargers, principals, custom roles, assignments, modules and id tokens change only
-//! through the methods of [`Estate`], and every method has the same shape: take the write
+//! Scopes, chargers, principals, custom roles, assignments, modules, id tokens and a charger's
+//! approval change only through the methods of [`Estate`], and every method has the same shape: take the write
 //! lock, ask the engine whether the change is valid (its validate-only twin, so no rule is
 //! copied here), write the store, apply the change to the engine, and count one finished
 //! change for whoever follows the estate (the local-list sync). A store failure therefore
@@ -11,13 +11,18 @@
 //! audit the decision; the gateway's API runs each change to its end even when the client
 //! goes away.
 //!
+//! Which chargers await approval is kept here in memory too, written by the same methods that
+//! write it to the store (registration, approval), so the charger-side id-token decision, a
+//! hot path, never reads it from the store.
+//!
 //! The lock, the change counter and its wake-up are fields, not process-wide statics, so two
 //! gateways in one process never share them.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use voltgate_policy::{Engine, PolicyError, PrincipalKind, RoleDef, STATION_KIND};
+use voltgate_policy::{CardClaim, Engine, PolicyError, PrincipalKind, RoleDef, STATION_KIND};
 use voltgate_store::{
     AssignmentRecord, ChargerBehaviour, ChargerRecord, IdTokenRecord, PrincipalRecord, RoleRecord,
     ScopeRecord, Store, StoreError,
@@ -46,6 +51,7 @@ pub struct Estate {
     writes: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     changed: tokio::sync::Notify,
+    pending_chargers: parking_lot::RwLock<HashSet<String>>,
 }
 
 /// Held while one change is made; dropping it counts the change and wakes the followers.
@@ -70,7 +76,22 @@ impl Estate {
             writes: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
+            pending_chargers: parking_lot::RwLock::new(HashSet::new()),
         }
+    }
+
+    /// The estate with the chargers the store marks pending (see [`crate::pending_chargers`]).
+    #[must_use]
+    pub fn with_pending_chargers(self, pending: impl IntoIterator<Item = String>) -> Estate {
+        self.pending_chargers.write().extend(pending);
+        self
+    }
+
+    /// Whether charger `id` awaits approval (auto-registered, not yet trusted): read from
+    /// memory, kept equal to the store by [`Estate::register_charger`] and
+    /// [`Estate::approve_charger`].
+    pub fn charger_pending(&self, id: &str) -> bool {
+        self.pending_chargers.read().contains(id)
     }
 
     /// The engine, for decisions. Hold the guard briefly and never across an await.
@@ -139,7 +160,21 @@ impl Estate {
             })
             .await?;
         self.apply(|engine| engine.add_scope(&charger.id, STATION_KIND, &charger.scope));
+        if charger.pending {
+            self.pending_chargers.write().insert(charger.id.clone());
+        }
         Ok(())
+    }
+
+    /// Trusts a charger that auto-registration left pending; answers whether it was pending.
+    pub async fn approve_charger(&self, id: &str) -> Result<bool, ChangeError> {
+        let _change = self.begin().await;
+        let was_pending = self.store.charger_pending(id).await?;
+        if !self.store.set_charger_pending(id, false).await? {
+            return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
+        }
+        self.pending_chargers.write().remove(id);
+        Ok(was_pending)
     }
 
     /// Changes a charger's stored settings (password hash, security profile); `change` sees
@@ -219,11 +254,10 @@ impl Estate {
         let _change = self.begin().await;
         self.engine()
             .check_add_principal(&record.id, kind, &record.home_scope)?;
+        // A deleted principal's audit history keeps its id; the clash is answered as one with
+        // a live principal, wherever either is, so it tells nothing of whose the id was.
         if self.store.principal_id_retired(&record.id).await? {
-            return Err(ChangeError::Conflict(format!(
-                "`{}` belonged to a deleted principal whose audit history keeps that id; choose another id",
-                record.id
-            )));
+            return Err(PolicyError::DuplicatePrincipal(record.id.clone()).into());
         }
         self.store.put_principal(record).await?;
         self.apply(|engine| engine.add_principal(&record.id, kind, &record.home_scope));
@@ -302,40 +336,63 @@ impl Estate {
         Ok(removed)
     }
 
+    /// Registers a card for its principal: the engine decides whether the principal's tenant
+    /// may claim the text (and type), given every stored card of that text.
     pub async fn add_id_token(&self, record: &IdTokenRecord) -> Result<(), ChangeError> {
         let _change = self.begin().await;
         self.engine().check_principal(&record.principal)?;
-        if self.store.id_token(&record.id_token).await?.is_some() {
-            return Err(ChangeError::Conflict(format!(
-                "id token `{}` is already registered",
-                record.id_token
-            )));
-        }
+        let existing = self.cards_named(&record.id_token).await?;
+        self.engine().check_claim_card(
+            &record.principal,
+            &record.id_token,
+            record.token_type.as_deref(),
+            &claims(&existing),
+        )?;
         self.store.put_id_token(record).await?;
         Ok(())
     }
 
-    /// Reads, changes and writes one id token as one step.
+    /// Reads, changes and writes `principal`'s card `token` as one step; a change of type is
+    /// a new claim in the tenant, decided as [`Estate::add_id_token`] decides one.
     pub async fn update_id_token(
         &self,
+        principal: &str,
         token: &str,
         change: impl FnOnce(&mut IdTokenRecord),
     ) -> Result<IdTokenRecord, ChangeError> {
         let _change = self.begin().await;
-        let Some(mut record) = self.store.id_token(token).await? else {
+        let mut named = self.cards_named(token).await?;
+        let Some(at) = named
+            .iter()
+            .position(|card| card.principal == principal && card.id_token == token)
+        else {
             return Err(ChangeError::NotFound(format!(
                 "id token `{token}` not found"
             )));
         };
+        let mut record = named.swap_remove(at);
+        let token_type = record.token_type.clone();
         change(&mut record);
+        if record.token_type != token_type {
+            self.engine().check_claim_card(
+                principal,
+                token,
+                record.token_type.as_deref(),
+                &claims(&named),
+            )?;
+        }
         self.store.put_id_token(&record).await?;
         Ok(record)
     }
 
-    /// Forgets an id token; `false` when there was none.
-    pub async fn delete_id_token(&self, token: &str) -> Result<bool, ChangeError> {
+    /// Forgets `principal`'s card `token`; `false` when there was none.
+    pub async fn delete_id_token(&self, principal: &str, token: &str) -> Result<bool, ChangeError> {
         let _change = self.begin().await;
-        Ok(self.store.delete_id_token(token).await?)
+        Ok(self.store.delete_id_token(principal, token).await?)
+    }
+
+    async fn cards_named(&self, token: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.store.id_tokens_named(token, token).await
     }
 
     /// Direct engine access, bypassing the store, for unit tests that set up an estate.
@@ -343,6 +400,17 @@ impl Estate {
     pub fn engine_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Engine> {
         self.engine.write()
     }
+}
+
+fn claims(cards: &[IdTokenRecord]) -> Vec<CardClaim<'_>> {
+    cards
+        .iter()
+        .map(|card| CardClaim {
+            principal: &card.principal,
+            token_type: card.token_type.as_deref(),
+            exact: true,
+        })
+        .collect()
 }
 
 fn already_holds(record: &AssignmentRecord) -> ChangeError {

@@ -8,4 +8,4 @@ mod estate;
 mod load;
 
 pub use estate::{ChangeError, Estate};
-pub use load::load_engine;
+pub use load::{load_engine, pending_chargers};

@@ -51,6 +51,17 @@ pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, St
     Ok(engine)
 }
 
+/// The chargers the store marks pending approval, for [`crate::Estate::with_pending_chargers`].
+pub async fn pending_chargers(store: &dyn Store) -> Result<HashSet<String>, StoreError> {
+    Ok(store
+        .chargers()
+        .await?
+        .into_iter()
+        .filter(|charger| charger.pending)
+        .map(|charger| charger.id)
+        .collect())
+}
+
 /// Scopes come back parents-first, but a charger record may exist without its scope row
 /// (registered by an older build or interrupted half-way). Those become stations too; the
 /// loop repeats until no pending scope can be placed.

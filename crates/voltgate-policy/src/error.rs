@@ -17,10 +17,15 @@ pub enum PolicyError {
     UnknownPermission(String),
     #[error("scope `{0}` already exists")]
     DuplicateScope(String),
-    #[error("principal `{0}` already exists")]
+    /// The id names a principal, or named a deleted one (the estate answers both alike, so
+    /// the answer tells nothing about whose it is or was).
+    #[error("principal id `{0}` is taken; choose another id")]
     DuplicatePrincipal(String),
     #[error("role `{0}` already exists")]
     DuplicateRole(String),
+    /// A card text (and type) already claimed in the namespace; names no holder.
+    #[error("id token `{0}` is already registered")]
+    CardTaken(String),
     #[error("`{id}` is not a valid {what} id")]
     InvalidId { what: &'static str, id: String },
     #[error("there is only one root scope; scopes of kind `root` cannot be added")]

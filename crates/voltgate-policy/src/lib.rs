@@ -42,6 +42,7 @@
 
 mod action;
 mod bitset;
+mod card;
 mod engine;
 mod error;
 mod explain;
@@ -57,6 +58,7 @@ mod scope;
 
 pub use action::{Action, UnknownAction};
 pub use bitset::PermissionSet;
+pub use card::CardClaim;
 pub use engine::{
     is_reserved_principal_id, is_valid_id, Engine, ScopeLimits, MAX_ID_CHARS, MAX_ROLE_ID_CHARS,
     MAX_ROLE_LABEL_CHARS, RESERVED_PRINCIPAL_IDS, RESERVED_PRINCIPAL_PREFIXES,

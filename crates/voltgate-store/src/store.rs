@@ -95,15 +95,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- driver id tokens (RFID / idTag) ---
 
-    /// Inserts or replaces an id token.
+    /// Inserts or replaces an id token, keyed by its text and principal: one text may be
+    /// stored for several principals (of different tenants; which may claim what is the role
+    /// engine's rule, not the store's).
     async fn put_id_token(&self, t: &IdTokenRecord) -> Result<(), StoreError>;
-    async fn id_token(&self, id_token: &str) -> Result<Option<IdTokenRecord>, StoreError>;
-    /// All id tokens ordered by token.
+    /// Every id token stored under the text `exact` or `normal` (the presented text and its
+    /// normal form), ordered by text and principal, in one read whatever it finds.
+    async fn id_tokens_named(
+        &self,
+        exact: &str,
+        normal: &str,
+    ) -> Result<Vec<IdTokenRecord>, StoreError>;
+    /// All id tokens ordered by token, then principal.
     async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError>;
     /// The principal's id tokens ordered by token.
     async fn id_tokens_of(&self, principal: &str) -> Result<Vec<IdTokenRecord>, StoreError>;
-    /// `false` if there was no such id token.
-    async fn delete_id_token(&self, id_token: &str) -> Result<bool, StoreError>;
+    /// Deletes `principal`'s id token `id_token`; `false` if there was no such id token.
+    async fn delete_id_token(&self, principal: &str, id_token: &str) -> Result<bool, StoreError>;
 
     // --- local authorisation lists (what each charger was last sent) ---
 

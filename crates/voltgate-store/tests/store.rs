@@ -326,13 +326,13 @@ async fn deleting_a_principal_takes_its_credentials_and_assignments(store: &Arc<
         .await
         .unwrap()
         .is_none());
-    assert!(store.id_token("RFID-alice").await.unwrap().is_none());
+    assert!(named(store, "RFID-alice").await.is_empty());
     assert_eq!(
         store.assignments().await.unwrap(),
         [assignment("bob", "viewer", "org")]
     );
     assert_eq!(store.api_tokens_of("bob").await.unwrap().len(), 1);
-    assert!(store.id_token("RFID-bob").await.unwrap().is_some());
+    assert_eq!(named(store, "RFID-bob").await.len(), 1);
     // Billing history outlives the principal.
     let kept = store
         .transaction_by_key("CP-1", "k1")
@@ -638,6 +638,10 @@ async fn api_tokens(store: &Arc<impl Inspect>) {
     assert_eq!(store.api_tokens_of("alice").await.unwrap(), [second]);
 }
 
+async fn named(store: &Arc<impl Inspect>, text: &str) -> Vec<IdTokenRecord> {
+    store.id_tokens_named(text, text).await.unwrap()
+}
+
 async fn id_tokens(store: &Arc<impl Inspect>) {
     store.put_principal(&principal("driver-1")).await.unwrap();
     store.put_principal(&principal("driver-2")).await.unwrap();
@@ -645,37 +649,47 @@ async fn id_tokens(store: &Arc<impl Inspect>) {
     let other = id_token("RFID-A", "driver-2");
     store.put_id_token(&card).await.unwrap();
     store.put_id_token(&other).await.unwrap();
-    assert_eq!(store.id_token("RFID-B").await.unwrap(), Some(card.clone()));
-    assert_eq!(store.id_token("RFID-C").await.unwrap(), None);
+    assert_eq!(named(store, "RFID-B").await, std::slice::from_ref(&card));
+    assert!(named(store, "RFID-C").await.is_empty());
+    assert_eq!(
+        store.id_tokens_named("rfid-a", "RFID-A").await.unwrap(),
+        std::slice::from_ref(&other),
+        "found by either text"
+    );
 
-    let blocked = IdTokenRecord {
+    // One text, two principals (of two tenants): two cards, each replaced on its own.
+    let twin = IdTokenRecord {
         principal: "driver-2".to_owned(),
         blocked: true,
         expires_at: Some("2025-12-31T23:59:59Z".to_owned()),
         group: None,
         token_type: Some("ISO15693".to_owned()),
-        ..card
+        ..card.clone()
     };
-    store.put_id_token(&blocked).await.unwrap();
+    store.put_id_token(&twin).await.unwrap();
     assert_eq!(
         store.id_tokens().await.unwrap(),
-        [other.clone(), blocked.clone()]
+        [other.clone(), card.clone(), twin.clone()]
+    );
+    assert_eq!(
+        store.id_tokens_named("RFID-A", "RFID-B").await.unwrap(),
+        [other.clone(), card.clone(), twin.clone()]
     );
 
     // The type is replaced and cleared like every other field.
     let untyped = IdTokenRecord {
         token_type: None,
-        ..blocked
+        ..twin
     };
     store.put_id_token(&untyped).await.unwrap();
-    assert_eq!(store.id_token("RFID-B").await.unwrap(), Some(untyped));
+    assert_eq!(named(store, "RFID-B").await, [card, untyped]);
 
     let err = store
         .put_id_token(&id_token("RFID-Z", "ghost"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    assert_eq!(store.id_token("RFID-Z").await.unwrap(), None);
+    assert!(named(store, "RFID-Z").await.is_empty());
 }
 
 async fn id_tokens_per_principal_and_deletion(store: &Arc<impl Inspect>) {
@@ -698,12 +712,16 @@ async fn id_tokens_per_principal_and_deletion(store: &Arc<impl Inspect>) {
     assert_eq!(mine, ["TAG-1", "TAG-2"]);
     assert!(store.id_tokens_of("nobody").await.unwrap().is_empty());
 
-    assert!(store.delete_id_token("TAG-1").await.unwrap());
     assert!(
-        !store.delete_id_token("TAG-1").await.unwrap(),
+        !store.delete_id_token("driver-2", "TAG-1").await.unwrap(),
+        "another principal's text"
+    );
+    assert!(store.delete_id_token("driver-1", "TAG-1").await.unwrap());
+    assert!(
+        !store.delete_id_token("driver-1", "TAG-1").await.unwrap(),
         "already gone"
     );
-    assert_eq!(store.id_token("TAG-1").await.unwrap(), None);
+    assert!(named(store, "TAG-1").await.is_empty());
     assert_eq!(store.id_tokens_of("driver-1").await.unwrap().len(), 1);
     assert_eq!(store.id_tokens_of("driver-2").await.unwrap().len(), 1);
 }

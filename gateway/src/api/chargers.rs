@@ -482,10 +482,7 @@ pub async fn approve(
     )
     .await?;
     let result = async {
-        let was_pending = state.store.charger_pending(&id).await?;
-        if !state.store.set_charger_pending(&id, false).await? {
-            return Err(ApiError::not_found(format!("charger `{id}` not found")));
-        }
+        let was_pending = state.estate.approve_charger(&id).await?;
         if was_pending {
             let post_boot = state.behaviours.get(&id).post_boot_sync;
             state.local_lists.booted(&id, post_boot);

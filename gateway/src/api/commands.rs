@@ -3,7 +3,9 @@
 //!
 //! A remote start charges a session to the card it names, so that card must be one the caller
 //! may see (its principal is visible to the caller: another tenant's card is unknown, 422)
-//! and one the engine lets `charge` at that charger (403); both refusals are audited.
+//! and one the engine lets `charge` at that charger (403); both refusals are audited. The
+//! card is the one the charger itself would take the text for (its tenant's, else a
+//! root-level one: [`card_at_station`]), so two tenants' cards of one text never mix.
 
 use axum::extract::State;
 use axum::Json;
@@ -13,7 +15,7 @@ use voltgate_policy::{Action, Resource};
 use super::authorize::{refuse, visible, Target};
 use super::error::ApiError;
 use super::extract::{Caller, JsonValue, RequestId, StrictPath};
-use crate::charger::handlers::find_id_token;
+use crate::charger::handlers::{card_at_station, cards_named};
 use crate::gate::{self, CommandReply};
 use crate::local_list::{self, SendNowError};
 use crate::state::{AppState, SharedState};
@@ -41,10 +43,23 @@ pub async fn send(
         ),
         other => ApiError::invalid_body(other.to_string()),
     })?;
-    if let Command::RemoteStart { id_token, .. } = &command {
-        check_remote_start_token(&state, &caller, &request_id, &charger_id, id_token).await?;
+    if let Command::RemoteStart {
+        id_token,
+        token_type,
+        ..
+    } = &command
+    {
+        check_remote_start_token(
+            &state,
+            &caller,
+            &request_id,
+            &charger_id,
+            id_token,
+            token_type.as_deref(),
+        )
+        .await?;
     }
-    let command = with_stored_token_type(&state, command).await?;
+    let command = with_stored_token_type(&state, &charger_id, command).await?;
     let reply = gate::send_command(
         &state,
         &caller.id,
@@ -119,6 +134,7 @@ async fn local_list_command(
 /// without a type, or not stored, goes as [`voltgate_ocpp::DEFAULT_ID_TOKEN_TYPE`].
 async fn with_stored_token_type(
     state: &SharedState,
+    charger: &str,
     command: Command,
 ) -> Result<Command, ApiError> {
     match command {
@@ -127,7 +143,9 @@ async fn with_stored_token_type(
             id_token,
             token_type: None,
         } => {
-            let record = find_id_token(state.store.as_ref(), &id_token).await?;
+            let cards = cards_named(state.store.as_ref(), &id_token).await?;
+            let record =
+                card_at_station(&state.estate.engine(), charger, &id_token, None, &cards).cloned();
             Ok(Command::RemoteStart {
                 connector,
                 id_token: record.as_ref().map_or(id_token, |r| r.id_token.clone()),
@@ -147,6 +165,7 @@ async fn check_remote_start_token(
     request_id: &RequestId,
     charger: &str,
     id_token: &str,
+    token_type: Option<&str>,
 ) -> Result<(), ApiError> {
     let action = Action::CommandRemoteStart;
     let station = Resource::Scope(charger.to_owned());
@@ -158,10 +177,16 @@ async fn check_remote_start_token(
             return Ok(());
         }
     }
-    let record = find_id_token(state.store.as_ref(), id_token).await?;
-    let owner = record
-        .map(|record| record.principal)
-        .filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));
+    let cards = cards_named(state.store.as_ref(), id_token).await?;
+    let owner = card_at_station(
+        &state.estate.engine(),
+        charger,
+        id_token,
+        token_type,
+        &cards,
+    )
+    .map(|record| record.principal.clone())
+    .filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));
     let refusal = match owner {
         None => Some((
             ApiError::new(

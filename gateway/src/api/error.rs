@@ -125,6 +125,7 @@ impl From<ChangeError> for ApiError {
                 PolicyError::DuplicateScope(_)
                 | PolicyError::DuplicatePrincipal(_)
                 | PolicyError::DuplicateRole(_)
+                | PolicyError::CardTaken(_)
                 | PolicyError::TooDeep { .. }
                 | PolicyError::SubtreeFull { .. },
             )

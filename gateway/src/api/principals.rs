@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use voltgate_policy::{Action, PrincipalKind, Resource};
 use voltgate_store::{ApiTokenRecord, IdTokenRecord, PrincipalRecord};
 
-use super::authorize::{authorize, grant, Target};
+use super::authorize::{authorize, grant, visible, Target};
 use super::error::ApiError;
-use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath};
+use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
 use crate::audit;
-use crate::charger::handlers::find_id_token;
+use crate::charger::handlers::cards_named;
 use crate::state::{hash_token, new_api_token, new_token_id, SharedState};
 
 /// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
@@ -647,6 +647,7 @@ pub async fn change_id_token(
     caller: Caller,
     request_id: RequestId,
     StrictPath(token): StrictPath<String>,
+    StrictQuery(card): StrictQuery<CardQuery>,
     StrictJson(body): StrictJson<IdTokenChange>,
 ) -> Result<Json<IdTokenView>, ApiError> {
     if let Some(Some(expires_at)) = &body.expires_at {
@@ -662,8 +663,8 @@ pub async fn change_id_token(
     if let Some(Some(token_type)) = &body.token_type {
         check_id_token_type(token_type)?;
     }
-    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
-    let result = update_id_token(&state, &token, |record| {
+    let (grant, card) = id_token_grant(&state, &caller, &request_id, &token, card).await?;
+    let result = update_id_token(&state, &card, |record| {
         if let Some(blocked) = body.blocked {
             record.blocked = blocked;
         }
@@ -688,8 +689,9 @@ pub async fn block_id_token(
     caller: Caller,
     request_id: RequestId,
     StrictPath(token): StrictPath<String>,
+    StrictQuery(card): StrictQuery<CardQuery>,
 ) -> Result<Json<IdTokenView>, ApiError> {
-    set_id_token_blocked(state, caller, request_id, token, true).await
+    set_id_token_blocked(state, caller, request_id, token, card, true).await
 }
 
 /// `POST /api/v1/id-tokens/{token}/unblock`.
@@ -698,8 +700,9 @@ pub async fn unblock_id_token(
     caller: Caller,
     request_id: RequestId,
     StrictPath(token): StrictPath<String>,
+    StrictQuery(card): StrictQuery<CardQuery>,
 ) -> Result<Json<IdTokenView>, ApiError> {
-    set_id_token_blocked(state, caller, request_id, token, false).await
+    set_id_token_blocked(state, caller, request_id, token, card, false).await
 }
 
 async fn set_id_token_blocked(
@@ -707,10 +710,11 @@ async fn set_id_token_blocked(
     caller: Caller,
     request_id: RequestId,
     token: String,
+    card: CardQuery,
     blocked: bool,
 ) -> Result<Json<IdTokenView>, ApiError> {
-    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
-    let result = update_id_token(&state, &token, |record| record.blocked = blocked).await;
+    let (grant, card) = id_token_grant(&state, &caller, &request_id, &token, card).await?;
+    let result = update_id_token(&state, &card, |record| record.blocked = blocked).await;
     grant.finish_with(&state, result).await
 }
 
@@ -720,9 +724,14 @@ pub async fn delete_id_token(
     caller: Caller,
     request_id: RequestId,
     StrictPath(token): StrictPath<String>,
+    StrictQuery(card): StrictQuery<CardQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let (grant, token) = id_token_grant(&state, &caller, &request_id, &token).await?;
-    let result = match state.estate.delete_id_token(&token).await {
+    let (grant, card) = id_token_grant(&state, &caller, &request_id, &token, card).await?;
+    let result = match state
+        .estate
+        .delete_id_token(&card.principal, &card.id_token)
+        .await
+    {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(id_token_not_found(&token)),
         Err(err) => Err(err.into()),
@@ -734,31 +743,81 @@ fn id_token_not_found(token: &str) -> ApiError {
     ApiError::not_found(format!("id token `{token}` not found"))
 }
 
-/// `id-token.edit` on the principal the token belongs to, and the token as stored (the URL
-/// may name it in any case, see [`find_id_token`]). An unknown token is a 404 that looks
-/// exactly like a token of a principal the caller cannot see.
+/// Which card `/id-tokens/{token}` means when its text alone does not say: cards are unique
+/// per tenant, so two principals the caller sees (in two tenants, or one tenant and the root)
+/// may hold the same text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardQuery {
+    /// The principal holding the card.
+    #[serde(default)]
+    pub principal: Option<String>,
+}
+
+/// A card as the API names it: its stored text and its principal.
+struct CardKey {
+    id_token: String,
+    principal: String,
+}
+
+/// `id-token.edit` on the principal the card belongs to, and the card as stored (the URL may
+/// name it in any case, see [`cards_named`]). Only cards of principals the caller sees are
+/// candidates, so an unknown card and one the caller cannot see take the same work (one store
+/// read, no audit record) and answer the same 404; two candidates are told apart by
+/// `?principal=`, and without it answer 409.
 async fn id_token_grant(
     state: &SharedState,
     caller: &Caller,
     request_id: &RequestId,
     token: &str,
-) -> Result<(super::authorize::Grant, String), ApiError> {
-    let Some(record) = find_id_token(state.store.as_ref(), token).await? else {
-        return Err(match voltgate_ocpp::normalize_id_token(token) {
-            Ok(_) => id_token_not_found(token),
-            Err(err) => ApiError::invalid_body(format!("id token in the path: {err}")),
-        });
+    query: CardQuery,
+) -> Result<(super::authorize::Grant, CardKey), ApiError> {
+    let cards = cards_named(state.store.as_ref(), token).await?;
+    let mut seen: Vec<IdTokenRecord> = cards
+        .into_iter()
+        .filter(|card| {
+            query
+                .principal
+                .as_ref()
+                .is_none_or(|p| *p == card.principal)
+        })
+        .filter(|card| visible(state, caller, &Target::Principal(card.principal.clone())))
+        .collect();
+    // A row stored in exactly the named text goes before one found by its normal form.
+    if seen.iter().any(|card| card.id_token == token) {
+        seen.retain(|card| card.id_token == token);
+    }
+    let record = match seen.len() {
+        1 => seen.swap_remove(0),
+        0 => {
+            return Err(match voltgate_ocpp::normalize_id_token(token) {
+                Ok(_) => id_token_not_found(token),
+                Err(err) => ApiError::invalid_body(format!("id token in the path: {err}")),
+            })
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous_id_token",
+                format!(
+                    "id token `{token}` is held by several principals; name one with ?principal="
+                ),
+            ))
+        }
     };
-    let stored = record.id_token;
+    let card = CardKey {
+        id_token: record.id_token,
+        principal: record.principal,
+    };
     authorize(
         state,
         caller,
         Action::IdTokenEdit,
-        &Target::Principal(record.principal),
+        &Target::Principal(card.principal.clone()),
         request_id,
     )
     .await
-    .map(|grant| (grant, stored))
+    .map(|grant| (grant, card))
     .map_err(|err| {
         if err.status == StatusCode::NOT_FOUND {
             id_token_not_found(token)
@@ -772,9 +831,12 @@ async fn id_token_grant(
 /// sees the change whole.
 async fn update_id_token(
     state: &SharedState,
-    token: &str,
+    card: &CardKey,
     change: impl FnOnce(&mut IdTokenRecord),
 ) -> Result<Json<IdTokenView>, ApiError> {
-    let record = state.estate.update_id_token(token, change).await?;
+    let record = state
+        .estate
+        .update_id_token(&card.principal, &card.id_token, change)
+        .await?;
     Ok(Json(record.into()))
 }

@@ -823,9 +823,10 @@ async fn principals_tokens_id_tokens_and_blocking() {
     let stored = api
         .state
         .store
-        .id_token("RFID-0001")
+        .id_tokens_named("RFID-0001", "RFID-0001")
         .await
         .unwrap()
+        .pop()
         .unwrap();
     assert_eq!(stored.principal, "carol");
     let again = api
@@ -1347,7 +1348,13 @@ async fn id_token_types_are_set_changed_cleared_and_checked() {
         .await;
     assert_eq!(typed.status, StatusCode::CREATED, "{}", typed.body);
     assert_eq!(typed.body["type"], "eMAID");
-    let stored = api.state.store.id_token("CARD-EMAID").await.unwrap();
+    let stored = api
+        .state
+        .store
+        .id_tokens_named("CARD-EMAID", "CARD-EMAID")
+        .await
+        .unwrap()
+        .pop();
     assert_eq!(stored.unwrap().token_type.as_deref(), Some("eMAID"));
 
     for bad in [json!("emaid"), json!("RFID"), json!(""), json!(7)] {
@@ -1372,7 +1379,15 @@ async fn id_token_types_are_set_changed_cleared_and_checked() {
     for allowed in voltgate_ocpp::ID_TOKEN_TYPES {
         assert!(message.contains(allowed), "{message}");
     }
-    assert_eq!(api.state.store.id_token("CARD-BAD").await.unwrap(), None);
+    assert_eq!(
+        api.state
+            .store
+            .id_tokens_named("CARD-BAD", "CARD-BAD")
+            .await
+            .unwrap()
+            .pop(),
+        None
+    );
 
     let patch = |token: &'static str, body: Value| {
         let api = &api;
@@ -1398,7 +1413,13 @@ async fn id_token_types_are_set_changed_cleared_and_checked() {
     let cleared = patch("CARD-PLAIN", json!({"type": null})).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
     assert_eq!(cleared.body["type"], Value::Null);
-    let stored = api.state.store.id_token("CARD-PLAIN").await.unwrap();
+    let stored = api
+        .state
+        .store
+        .id_tokens_named("CARD-PLAIN", "CARD-PLAIN")
+        .await
+        .unwrap()
+        .pop();
     assert_eq!(stored.unwrap().token_type, None);
 
     let listed = api.get("/api/v1/principals/carol/id-tokens", &alice).await;

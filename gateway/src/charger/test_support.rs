@@ -335,7 +335,7 @@ impl Store for RefusingStore {
     async fn put_id_token(&self, _: &IdTokenRecord) -> Result<(), StoreError> {
         self.refuse()
     }
-    async fn id_token(&self, _: &str) -> Result<Option<IdTokenRecord>, StoreError> {
+    async fn id_tokens_named(&self, _: &str, _: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
         self.refuse()
     }
     async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError> {
@@ -344,7 +344,7 @@ impl Store for RefusingStore {
     async fn id_tokens_of(&self, _: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
         self.refuse()
     }
-    async fn delete_id_token(&self, _: &str) -> Result<bool, StoreError> {
+    async fn delete_id_token(&self, _: &str, _: &str) -> Result<bool, StoreError> {
         self.refuse()
     }
     async fn local_list(&self, _: &str) -> Result<Option<LocalListRecord>, StoreError> {

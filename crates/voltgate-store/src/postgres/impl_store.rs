@@ -391,7 +391,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id, \
              token_type) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (id_token) DO UPDATE SET principal = excluded.principal, \
+             ON CONFLICT (id_token, principal) DO UPDATE SET \
              blocked = excluded.blocked, expires_at = excluded.expires_at, \
              group_id = excluded.group_id, token_type = excluded.token_type",
         )
@@ -411,23 +411,28 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn id_token(&self, id_token: &str) -> Result<Option<IdTokenRecord>, StoreError> {
+    async fn id_tokens_named(
+        &self,
+        exact: &str,
+        normal: &str,
+    ) -> Result<Vec<IdTokenRecord>, StoreError> {
         let found = sqlx::query(concat!(
             "SELECT ",
             id_token_columns!(),
-            " FROM id_tokens WHERE id_token = $1"
+            " FROM id_tokens WHERE id_token IN ($1, $2) ORDER BY id_token, principal"
         ))
-        .bind(id_token)
-        .fetch_optional(self.pool()?)
+        .bind(exact)
+        .bind(normal)
+        .fetch_all(self.pool()?)
         .await?;
-        found.as_ref().map(rows::id_token).transpose()
+        rows::all(&found, rows::id_token)
     }
 
     async fn id_tokens(&self) -> Result<Vec<IdTokenRecord>, StoreError> {
         let found = sqlx::query(concat!(
             "SELECT ",
             id_token_columns!(),
-            " FROM id_tokens ORDER BY id_token"
+            " FROM id_tokens ORDER BY id_token, principal"
         ))
         .fetch_all(self.pool()?)
         .await?;
@@ -446,9 +451,10 @@ impl Store for PostgresStore {
         rows::all(&found, rows::id_token)
     }
 
-    async fn delete_id_token(&self, id_token: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM id_tokens WHERE id_token = $1")
+    async fn delete_id_token(&self, principal: &str, id_token: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM id_tokens WHERE id_token = $1 AND principal = $2")
             .bind(id_token)
+            .bind(principal)
             .execute(self.pool()?)
             .await?;
         Ok(done.rows_affected() > 0)

@@ -535,7 +535,7 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "INSERT INTO id_tokens (id_token, principal, blocked, expires_at, group_id, \
                      token_type) VALUES (?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (id_token) DO UPDATE SET principal = excluded.principal, \
+                     ON CONFLICT (id_token, principal) DO UPDATE SET \
                      blocked = excluded.blocked, expires_at = excluded.expires_at, \
                      group_id = excluded.group_id, token_type = excluded.token_type",
                 )
@@ -558,17 +558,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn id_token(&self, id_token: &str) -> Result<Option<IdTokenRecord>, StoreError> {
-        self.read(id_token, |conn, id_token| {
+    async fn id_tokens_named(
+        &self,
+        exact: &str,
+        normal: &str,
+    ) -> Result<Vec<IdTokenRecord>, StoreError> {
+        self.read(&(exact, normal), |conn, (exact, normal)| {
             Box::pin(async move {
                 let found = sqlx::query(
                     "SELECT id_token, principal, blocked, expires_at, group_id, token_type FROM id_tokens \
-                     WHERE id_token = ?",
+                     WHERE id_token IN (?, ?) ORDER BY id_token, principal",
                 )
-                .bind(id_token)
-                .fetch_optional(conn)
+                .bind(exact)
+                .bind(normal)
+                .fetch_all(conn)
                 .await?;
-                found.as_ref().map(rows::id_token).transpose()
+                rows::all(&found, rows::id_token)
             })
         })
         .await
@@ -579,7 +584,7 @@ impl Store for SqliteStore {
             Box::pin(async move {
                 let found = sqlx::query(
                     "SELECT id_token, principal, blocked, expires_at, group_id, token_type FROM id_tokens \
-                     ORDER BY id_token",
+                     ORDER BY id_token, principal",
                 )
                 .fetch_all(conn)
                 .await?;
@@ -609,16 +614,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_id_token(&self, id_token: &str) -> Result<bool, StoreError> {
-        self.write(id_token.to_owned(), |conn, id_token| {
-            Box::pin(async move {
-                let done = sqlx::query("DELETE FROM id_tokens WHERE id_token = ?")
-                    .bind(id_token)
-                    .execute(conn)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            })
-        })
+    async fn delete_id_token(&self, principal: &str, id_token: &str) -> Result<bool, StoreError> {
+        self.write(
+            (principal.to_owned(), id_token.to_owned()),
+            |conn, (principal, id_token)| {
+                Box::pin(async move {
+                    let done =
+                        sqlx::query("DELETE FROM id_tokens WHERE id_token = ? AND principal = ?")
+                            .bind(id_token)
+                            .bind(principal)
+                            .execute(conn)
+                            .await?;
+                    Ok(done.rows_affected() > 0)
+                })
+            },
+        )
         .await
     }
 
@@ -988,7 +998,12 @@ mod tests {
         conn.close().await.unwrap();
 
         let reopened = SqliteStore::open(&url).await.unwrap();
-        let old = reopened.id_token("OLD-CARD").await.unwrap().unwrap();
+        let old = reopened
+            .id_tokens_named("OLD-CARD", "OLD-CARD")
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
         assert_eq!(old.token_type, None);
         assert_eq!(old.group.as_deref(), Some("fleet"));
         let typed = IdTokenRecord {
@@ -997,7 +1012,79 @@ mod tests {
             ..old
         };
         reopened.put_id_token(&typed).await.unwrap();
-        assert_eq!(reopened.id_token("NEW-CARD").await.unwrap(), Some(typed));
+        assert_eq!(
+            reopened
+                .id_tokens_named("NEW-CARD", "NEW-CARD")
+                .await
+                .unwrap(),
+            [typed]
+        );
+    }
+
+    /// Migration 0010 keys id tokens by text and principal, keeping every stored row, so two
+    /// principals (of different tenants) can then hold one text.
+    #[tokio::test]
+    async fn id_tokens_stored_under_the_global_key_survive_the_per_tenant_key() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voltgate.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        for id in ["driver-1", "driver-2"] {
+            store
+                .put_principal(&PrincipalRecord {
+                    id: id.to_owned(),
+                    kind: "driver".to_owned(),
+                    home_scope: "org".to_owned(),
+                    name: "Driver".to_owned(),
+                    blocked: false,
+                })
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        drop(store);
+
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        for statement in [
+            "DROP TABLE id_tokens",
+            "CREATE TABLE id_tokens (id_token TEXT PRIMARY KEY NOT NULL, \
+             principal TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE, \
+             blocked INTEGER NOT NULL DEFAULT 0, expires_at TEXT, group_id TEXT, token_type TEXT)",
+            "CREATE INDEX id_tokens_by_principal ON id_tokens (principal)",
+            "DELETE FROM _sqlx_migrations WHERE version = 10",
+            "INSERT INTO id_tokens VALUES ('CARD-1', 'driver-1', 1, '2030-01-01T00:00:00Z', 'fleet', 'eMAID')",
+        ] {
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        let kept = IdTokenRecord {
+            id_token: "CARD-1".to_owned(),
+            principal: "driver-1".to_owned(),
+            blocked: true,
+            expires_at: Some("2030-01-01T00:00:00Z".to_owned()),
+            group: Some("fleet".to_owned()),
+            token_type: Some("eMAID".to_owned()),
+        };
+        assert_eq!(
+            reopened.id_tokens().await.unwrap(),
+            std::slice::from_ref(&kept)
+        );
+        let second = IdTokenRecord {
+            principal: "driver-2".to_owned(),
+            ..kept.clone()
+        };
+        reopened.put_id_token(&second).await.unwrap();
+        assert_eq!(
+            reopened.id_tokens_named("CARD-1", "CARD-1").await.unwrap(),
+            [kept, second]
+        );
     }
 
     /// Migration 0007 puts stored id tokens into their one form (trimmed, upper case) unless
