@@ -5,6 +5,7 @@
 
 mod card_isolation;
 mod charge_authorization;
+mod cluster;
 mod commands;
 mod compliance;
 mod conformance;

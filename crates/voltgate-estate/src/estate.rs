@@ -46,7 +46,14 @@ pub struct Estate {
     writes: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     changed: tokio::sync::Notify,
+    /// Changes made through this estate (not reloads), for peers that must hear of them.
+    commits: AtomicU64,
+    on_commit: std::sync::OnceLock<CommitHook>,
 }
+
+/// Called with the commit count after each change made through this estate, once the
+/// store has it (a gateway cluster tells the other nodes).
+pub type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// Held while one change is made; dropping it counts the change and wakes the followers.
 struct ChangeGuard<'a> {
@@ -56,6 +63,10 @@ struct ChangeGuard<'a> {
 
 impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
+        let commits = self.estate.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hook) = self.estate.on_commit.get() {
+            hook(commits);
+        }
         self.estate.generation.fetch_add(1, Ordering::SeqCst);
         self.estate.changed.notify_waiters();
     }
@@ -70,7 +81,38 @@ impl Estate {
             writes: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
+            commits: AtomicU64::new(0),
+            on_commit: std::sync::OnceLock::new(),
         }
+    }
+
+    /// How many changes (made or refused) were finished through this estate; reloads do not
+    /// count.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Installs the one hook called after every change; a second hook is refused.
+    pub fn set_commit_hook(&self, hook: CommitHook) -> Result<(), CommitHook> {
+        self.on_commit.set(hook)
+    }
+
+    /// Rebuilds the engine from the store, for changes another process committed: under the
+    /// write lock, so no local change interleaves; the preset and scope limits are kept. The
+    /// followers are woken as for a change, but it is not counted as one of this estate's
+    /// commits. On a store failure the engine stays as it was.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _lock = self.writes.lock().await;
+        let (preset, limits) = {
+            let engine = self.engine();
+            (engine.preset().clone(), engine.scope_limits())
+        };
+        let mut engine = crate::load_engine(self.store.as_ref(), preset).await?;
+        engine.set_scope_limits(limits);
+        *self.engine.write() = engine;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// The engine, for decisions. Hold the guard briefly and never across an await.
