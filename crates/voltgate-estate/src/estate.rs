@@ -393,3 +393,50 @@ fn already_holds(record: &AssignmentRecord) -> ChangeError {
         record.principal, record.role, record.scope
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Two estates over one store stand for two gateway nodes: a change through one reaches
+    /// the other only by `reload`, which is not counted as that estate's own commit, while the
+    /// commit hook hears every change made through its estate.
+    #[tokio::test]
+    async fn a_reload_brings_in_what_another_estate_committed_and_is_not_a_commit() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        let preset = voltgate_policy::Preset::builtin("connect").unwrap();
+        let load = || crate::load_engine(store.as_ref(), preset.clone());
+        let one = Estate::new(store.clone(), load().await.unwrap());
+        let two = Estate::new(store.clone(), load().await.unwrap());
+        let heard = Arc::new(AtomicU64::new(0));
+        let hook_heard = heard.clone();
+        assert!(one
+            .set_commit_hook(Box::new(
+                move |count| hook_heard.store(count, Ordering::SeqCst)
+            ))
+            .is_ok());
+        assert!(
+            one.set_commit_hook(Box::new(|_| {})).is_err(),
+            "one hook only"
+        );
+
+        one.add_scope(&ScopeRecord {
+            id: "site-a".into(),
+            kind: "site".into(),
+            parent: None,
+            name: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1);
+        assert_eq!(one.commits(), 1);
+        assert_eq!(two.engine().scope_kind("site-a"), None);
+
+        let generation = two.generation();
+        two.reload().await.unwrap();
+        assert_eq!(two.engine().scope_kind("site-a"), Some("site"));
+        assert_eq!(two.commits(), 0, "a reload is no commit of its own");
+        assert!(two.generation() > generation, "followers are woken");
+    }
+}
