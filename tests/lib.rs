@@ -7,6 +7,7 @@
 pub mod api;
 pub mod charger;
 pub mod gateway;
+pub mod nats;
 pub mod openapi;
 pub mod postgres;
 pub mod tls;
@@ -14,4 +15,5 @@ pub mod tls;
 pub use api::Api;
 pub use charger::{Charger, Received};
 pub use gateway::{binary_path, Gateway, GatewayOptions};
+pub use nats::NatsServer;
 pub use postgres::PostgresServer;

@@ -19,6 +19,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # HAProxy: the cluster's load balancer configuration (deploy/haproxy/) is checked and run.
 command -v haproxy >/dev/null || missing+=(haproxy)
+# NATS: the cluster tests start a throwaway server.
+command -v nats-server >/dev/null || missing+=(nats-server)
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get update -qq

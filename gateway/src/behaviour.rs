@@ -165,6 +165,15 @@ impl Behaviours {
         Ok(())
     }
 
+    /// Replaces every charger's settings with the stored ones (another node changed one).
+    pub fn reload(&self, stored: Vec<ChargerBehaviour>) -> Result<(), StoredBehaviourError> {
+        let fresh = Behaviours::new();
+        fresh.load(stored)?;
+        let fresh = std::mem::take(&mut *fresh.own.write());
+        *self.own.write() = fresh;
+        Ok(())
+    }
+
     pub fn get(&self, charger: &str) -> Behaviour {
         self.own.read().get(charger).copied().unwrap_or_default()
     }

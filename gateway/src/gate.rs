@@ -21,6 +21,7 @@ use voltgate_policy::{Action, Resource};
 
 use crate::audit;
 use crate::charger::CallFailure;
+use crate::cluster::{Cluster, ForwardFailure, ForwardedCommand};
 use crate::decision::{decide, Decided};
 use crate::state::AppState;
 use voltgate_policy::STATION_KIND;
@@ -59,6 +60,10 @@ pub enum GateError {
     Translation(String),
     #[error("the decision could not be written to the audit log, so nothing was sent")]
     AuditUnavailable,
+    #[error(
+        "the charger may be connected to another node, which cannot be reached now (NATS is down)"
+    )]
+    ClusterUnavailable,
 }
 
 /// Proof that a command's allow record is on disk: the only key to `ChargerRegistry::call`.
@@ -271,6 +276,9 @@ async fn deliver(
     command: &Command,
 ) -> Result<CommandReply, GateError> {
     if !state.chargers.is_connected(charger_id) {
+        if let Some(cluster) = &state.cluster {
+            return deliver_elsewhere(state, cluster, permit, charger_id, command).await;
+        }
         return Err(GateError::NotConnected(charger_id.to_owned()));
     }
     let Some(version) = state.chargers.version(charger_id) else {
@@ -288,27 +296,100 @@ async fn deliver(
         .chargers
         .call(permit, charger_id, call.action, call.payload, timeout)
         .await
+        .map_err(|failure| call_failure(charger_id, timeout, failure))?;
+    let status = voltgate_ocpp::response_status(version, call.action, &payload);
+    Ok(CommandReply {
+        status,
+        response: payload,
+    })
+}
+
+/// A charger not connected here, in a cluster: the command, already decided and audited
+/// here, travels with its allow record id to the node holding the charger. Connected nowhere
+/// is a 409 at once; NATS unreachable is a 503.
+async fn deliver_elsewhere(
+    state: &AppState,
+    cluster: &Cluster,
+    permit: AuditedCommand,
+    charger_id: &str,
+    command: &Command,
+) -> Result<CommandReply, GateError> {
+    let holder = match cluster.holder(charger_id) {
+        Some(holder) if holder.node != cluster.node_id() => holder,
+        _ if !cluster.is_up() => return Err(GateError::ClusterUnavailable),
+        _ => return Err(GateError::NotConnected(charger_id.to_owned())),
+    };
+    let version = holder.version;
+    let call = command
+        .to_call_at(
+            version,
+            state.command_sequence.next(),
+            &audit::now_rfc3339(),
+        )
+        .map_err(|err| translation_error(command, version, err))?;
+    let timeout = state.settings.command_timeout;
+    let payload = cluster
+        .forward(
+            &holder,
+            permit._audit_id,
+            charger_id,
+            call.action,
+            call.payload,
+            timeout,
+        )
+        .await
         .map_err(|failure| match failure {
-            CallFailure::NotConnected | CallFailure::Disconnected => {
-                GateError::NotConnected(charger_id.to_owned())
-            }
-            CallFailure::Busy => GateError::Busy(charger_id.to_owned()),
-            CallFailure::Timeout => GateError::Timeout(timeout),
-            CallFailure::CallError {
-                code,
-                description,
-                details,
-            } => GateError::CallError {
-                code,
-                description,
-                details,
-            },
+            ForwardFailure::Call(failure) => call_failure(charger_id, timeout, failure),
+            ForwardFailure::Unavailable => GateError::ClusterUnavailable,
         })?;
     let status = voltgate_ocpp::response_status(version, call.action, &payload);
     Ok(CommandReply {
         status,
         response: payload,
     })
+}
+
+/// The holder's half of a command decided on another node: the allow record it arrived with
+/// is the permit, so the charger still receives nothing without its record.
+pub async fn deliver_forwarded(
+    state: &AppState,
+    forwarded: ForwardedCommand,
+) -> Result<serde_json::Value, CallFailure> {
+    let permit = AuditedCommand {
+        _audit_id: forwarded.audit_id(),
+    };
+    let charger_id = forwarded.charger_id().to_owned();
+    let action = forwarded.action().to_owned();
+    let timeout = forwarded.timeout();
+    state
+        .chargers
+        .call(
+            permit,
+            &charger_id,
+            &action,
+            forwarded.into_payload(),
+            timeout,
+        )
+        .await
+}
+
+fn call_failure(charger_id: &str, timeout: Duration, failure: CallFailure) -> GateError {
+    match failure {
+        CallFailure::NotConnected | CallFailure::Disconnected => {
+            GateError::NotConnected(charger_id.to_owned())
+        }
+        CallFailure::Busy => GateError::Busy(charger_id.to_owned()),
+        CallFailure::Timeout => GateError::Timeout(timeout),
+        CallFailure::CallError {
+            code,
+            description,
+            details,
+        } => GateError::CallError {
+            code,
+            description,
+            details,
+        },
+    }
 }
 
 fn translation_error(command: &Command, version: OcppVersion, err: CommandError) -> GateError {
@@ -332,6 +413,7 @@ fn outcome_labels(result: &Result<CommandReply, GateError>) -> (&'static str, St
         Err(GateError::Timeout(_)) => ("timeout", "timeout".into()),
         Err(GateError::Translation(_)) => ("invalid", "translation_failed".into()),
         Err(GateError::AuditUnavailable) => ("audit_unavailable", "audit_unavailable".into()),
+        Err(GateError::ClusterUnavailable) => ("cluster_unavailable", "cluster_unavailable".into()),
         Err(GateError::NotFound(_)) | Err(GateError::Forbidden { .. }) => {
             ("refused", "refused".into())
         }

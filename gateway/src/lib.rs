@@ -9,7 +9,7 @@
 //! every decision, [`metrics`] counts everything, [`config`] reads the command line and the
 //! configuration file, [`logging`] sets up log output, [`lifecycle`] covers readiness and the
 //! API's part of a graceful shutdown, [`tls`] serves both listeners over TLS (security profiles
-//! 2 and 3, HTTPS), [`throttle`] slows down failed authentication (per client address, which
+//! 2 and 3, HTTPS), [`cluster`] joins the other nodes of a cluster over NATS, [`throttle`] slows down failed authentication (per client address, which
 //! [`proxy`] finds behind trusted proxies), [`local_list`] keeps
 //! chargers' local authorisation lists in sync with the engine, and [`policy_cli`] inspects
 //! presets offline.
@@ -18,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod behaviour;
 pub mod charger;
+pub mod cluster;
 pub mod config;
 pub mod decision;
 pub mod gate;
@@ -72,6 +73,14 @@ pub struct Running {
 /// the bootstrap admin exists and binds both listeners.
 pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     config.check_combination().map_err(anyhow::Error::msg)?;
+    let cluster = match &config.cluster {
+        Some(urls) => Some(
+            cluster::Cluster::join(&urls.0, &config.node_id())
+                .await
+                .context("cannot join the cluster (--cluster)")?,
+        ),
+        None => None,
+    };
     let preset = load_preset(&config.preset)?;
     let store = voltgate_store::open(&config.db)
         .await
@@ -114,7 +123,14 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         command_sequence: gate::CommandSequence::new(),
         quirks,
         behaviours,
+        cluster: cluster.clone(),
     });
+    if let Some(cluster) = &cluster {
+        cluster
+            .run(state.clone())
+            .await
+            .context("cannot join the cluster (--cluster)")?;
+    }
 
     let ocpp_listener = tokio::net::TcpListener::bind(config.ocpp_listen)
         .await
@@ -262,6 +278,9 @@ impl Running {
         // Changes that were cut still run to their end (a command to a charger has just failed
         // as disconnected); the store closes only after them.
         let _ = tokio::time::timeout_at(deadline, drain.idle()).await;
+        if let Some(cluster) = &state.cluster {
+            let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;
+        }
         api_stop.send_replace(true);
         let mut unfinished = Vec::new();
         for (name, task) in [("charger listener", ocpp_task), ("API listener", api_task)] {

@@ -181,12 +181,19 @@ pub async fn run_to_completion(request: Request, next: Next) -> Response {
     }
 }
 
-/// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins.
+/// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins
+/// and, on a cluster node, while NATS cannot be reached.
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     if *state.shutdown.borrow() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "shutting down" })),
+        )
+            .into_response()
+    } else if state.cluster.as_ref().is_some_and(|c| !c.is_up()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "cluster unreachable" })),
         )
             .into_response()
     } else {

@@ -40,6 +40,8 @@ pub struct AppState {
     pub quirks: crate::charger::Quirks,
     /// Each charger's post-boot sync and free-vend settings.
     pub behaviours: crate::behaviour::Behaviours,
+    /// This node's cluster membership; `None` for a gateway running alone (no `--cluster`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             command_sequence: crate::gate::CommandSequence::new(),
             quirks: crate::charger::Quirks::new(voltgate_ocpp::Tolerance::Lenient),
             behaviours: crate::behaviour::Behaviours::new(),
+            cluster: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod card_isolation;
 mod card_namespaces;
 mod charge_authorization;
+mod cluster;
 mod commands;
 mod compliance;
 mod conformance;

@@ -52,7 +52,14 @@ pub struct Estate {
     generation: AtomicU64,
     changed: tokio::sync::Notify,
     pending_chargers: parking_lot::RwLock<HashSet<String>>,
+    /// Changes made through this estate (not reloads), for peers that must hear of them.
+    commits: AtomicU64,
+    on_commit: std::sync::OnceLock<CommitHook>,
 }
+
+/// Called with the commit count after each change made through this estate, once the
+/// store has it (a gateway cluster tells the other nodes).
+pub type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// Held while one change is made; dropping it counts the change and wakes the followers.
 struct ChangeGuard<'a> {
@@ -62,6 +69,10 @@ struct ChangeGuard<'a> {
 
 impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
+        let commits = self.estate.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hook) = self.estate.on_commit.get() {
+            hook(commits);
+        }
         self.estate.generation.fetch_add(1, Ordering::SeqCst);
         self.estate.changed.notify_waiters();
     }
@@ -77,6 +88,8 @@ impl Estate {
             generation: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
             pending_chargers: parking_lot::RwLock::new(HashSet::new()),
+            commits: AtomicU64::new(0),
+            on_commit: std::sync::OnceLock::new(),
         }
     }
 
@@ -92,6 +105,37 @@ impl Estate {
     /// [`Estate::approve_charger`].
     pub fn charger_pending(&self, id: &str) -> bool {
         self.pending_chargers.read().contains(id)
+    }
+
+    /// How many changes (made or refused) were finished through this estate; reloads do not
+    /// count.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Installs the one hook called after every change; a second hook is refused.
+    pub fn set_commit_hook(&self, hook: CommitHook) -> Result<(), CommitHook> {
+        self.on_commit.set(hook)
+    }
+
+    /// Rebuilds the engine from the store, for changes another process committed: under the
+    /// write lock, so no local change interleaves; the preset and scope limits are kept. The
+    /// followers are woken as for a change, but it is not counted as one of this estate's
+    /// commits. On a store failure the engine stays as it was.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _lock = self.writes.lock().await;
+        let (preset, limits) = {
+            let engine = self.engine();
+            (engine.preset().clone(), engine.scope_limits())
+        };
+        let mut engine = crate::load_engine(self.store.as_ref(), preset).await?;
+        engine.set_scope_limits(limits);
+        let pending = crate::pending_chargers(self.store.as_ref()).await?;
+        *self.engine.write() = engine;
+        *self.pending_chargers.write() = pending;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// The engine, for decisions. Hold the guard briefly and never across an await.
@@ -418,4 +462,51 @@ fn already_holds(record: &AssignmentRecord) -> ChangeError {
         "{} already holds role {} on {}",
         record.principal, record.role, record.scope
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Two estates over one store stand for two gateway nodes: a change through one reaches
+    /// the other only by `reload`, which is not counted as that estate's own commit, while the
+    /// commit hook hears every change made through its estate.
+    #[tokio::test]
+    async fn a_reload_brings_in_what_another_estate_committed_and_is_not_a_commit() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        let preset = voltgate_policy::Preset::builtin("connect").unwrap();
+        let load = || crate::load_engine(store.as_ref(), preset.clone());
+        let one = Estate::new(store.clone(), load().await.unwrap());
+        let two = Estate::new(store.clone(), load().await.unwrap());
+        let heard = Arc::new(AtomicU64::new(0));
+        let hook_heard = heard.clone();
+        assert!(one
+            .set_commit_hook(Box::new(
+                move |count| hook_heard.store(count, Ordering::SeqCst)
+            ))
+            .is_ok());
+        assert!(
+            one.set_commit_hook(Box::new(|_| {})).is_err(),
+            "one hook only"
+        );
+
+        one.add_scope(&ScopeRecord {
+            id: "site-a".into(),
+            kind: "site".into(),
+            parent: None,
+            name: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1);
+        assert_eq!(one.commits(), 1);
+        assert_eq!(two.engine().scope_kind("site-a"), None);
+
+        let generation = two.generation();
+        two.reload().await.unwrap();
+        assert_eq!(two.engine().scope_kind("site-a"), Some("site"));
+        assert_eq!(two.commits(), 0, "a reload is no commit of its own");
+        assert!(two.generation() > generation, "followers are woken");
+    }
 }

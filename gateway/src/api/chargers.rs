@@ -108,6 +108,9 @@ pub struct ChargerSummary {
     pub security_profile: u8,
     pub connected: bool,
     pub ocpp_version: Option<String>,
+    /// In a cluster, the node holding the connected charger's socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The schema tolerance in force for this charger (its own, else the gateway's).
     pub schema_tolerance: &'static str,
     /// What the gateway sends on its own after the charger boots.
@@ -124,14 +127,28 @@ pub struct ChargerList {
     pub chargers: Vec<ChargerSummary>,
 }
 
+/// Where a charger is connected: here, or in a cluster on another node (`None`: nowhere).
+/// The node is named only in a cluster.
+fn connection(state: &SharedState, id: &str) -> Option<(OcppVersion, Option<String>)> {
+    if let Some(version) = state.chargers.version(id) {
+        let node = state.cluster.as_ref().map(|c| c.node_id().to_owned());
+        return Some((version, node));
+    }
+    let cluster = state.cluster.as_ref()?;
+    let holder = cluster.holder(id).filter(|h| h.node != cluster.node_id())?;
+    Some((holder.version, Some(holder.node)))
+}
+
 fn summary(state: &SharedState, record: &ChargerRecord) -> ChargerSummary {
+    let connection = connection(state, &record.id);
     ChargerSummary {
         id: record.id.clone(),
         scope: record.scope.clone(),
         password_set: record.password_hash.is_some(),
         security_profile: record.security_profile,
-        connected: state.chargers.is_connected(&record.id),
-        ocpp_version: state.chargers.version(&record.id).map(|v| v.to_string()),
+        connected: connection.is_some(),
+        ocpp_version: connection.as_ref().map(|(v, _)| v.to_string()),
+        node: connection.and_then(|(_, node)| node),
         schema_tolerance: state.quirks.tolerance(&record.id).as_str(),
         post_boot_sync: state.behaviours.get(&record.id).post_boot_sync.to_api(),
         free_vend: state.behaviours.get(&record.id).free_vend,
@@ -647,11 +664,9 @@ async fn charger_view(state: &SharedState, id: &str) -> Result<Json<Value>, ApiE
         .charger(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("charger `{id}` not found")))?;
-    let mut view = match state.chargers.live(id) {
-        Some(live) => match serde_json::to_value(live) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(ApiError::internal("live state could not be rendered")),
-        },
+    let mut view = match live_view(state, id).await {
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::internal("live state could not be rendered")),
         None => offline_view(id),
     };
     view.insert("scope".into(), Value::String(record.scope.clone()));
@@ -671,6 +686,42 @@ async fn charger_view(state: &SharedState, id: &str) -> Result<Json<Value>, ApiE
         Err(_) => return Err(ApiError::internal("schema summary could not be rendered")),
     };
     Ok(Json(Value::Object(view)))
+}
+
+/// The charger's live state: this node's, or in a cluster that of the node holding it
+/// (with its `node`); `None` when no node has seen it connect.
+async fn live_view(state: &SharedState, id: &str) -> Option<Value> {
+    let here = state.chargers.live(id);
+    let Some(cluster) = &state.cluster else {
+        return here.and_then(|live| serde_json::to_value(live).ok());
+    };
+    let (mut view, node) = match here.filter(|live| live.connected) {
+        Some(live) => (
+            serde_json::to_value(live).ok()?,
+            cluster.node_id().to_owned(),
+        ),
+        None => match cluster.holder(id).filter(|h| h.node != cluster.node_id()) {
+            Some(holder) => match cluster.live_view(&holder, id).await {
+                Some(view) => (view, holder.node),
+                None => {
+                    return state
+                        .chargers
+                        .live(id)
+                        .and_then(|l| serde_json::to_value(l).ok())
+                }
+            },
+            None => {
+                return state
+                    .chargers
+                    .live(id)
+                    .and_then(|l| serde_json::to_value(l).ok())
+            }
+        },
+    };
+    if let Value::Object(map) = &mut view {
+        map.insert("node".into(), Value::String(node));
+    }
+    Some(view)
 }
 
 /// The live-state shape of a charger that has not connected since the gateway started.

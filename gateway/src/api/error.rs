@@ -113,6 +113,11 @@ impl From<GateError> for ApiError {
                 "store_unavailable",
                 message,
             ),
+            GateError::ClusterUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                message,
+            ),
         }
     }
 }

@@ -166,13 +166,20 @@ pub fn routes() -> Vec<ApiRoute> {
 
 /// The whole API as one router.
 pub fn router(state: SharedState) -> Router {
-    routes()
+    let mut router = routes()
         .into_iter()
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.handler)
         })
         .fallback(no_route)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    if state.cluster.is_some() {
+        router = router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster::settle_changes,
+        ));
+    }
+    router
         .layer(middleware::from_fn(crate::lifecycle::run_to_completion))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(crate::lifecycle::drain_guard))

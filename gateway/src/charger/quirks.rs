@@ -116,6 +116,14 @@ impl Quirks {
         }
     }
 
+    /// Replaces every charger's own tolerance with the stored ones (another node changed one).
+    pub fn reload(&self, stored: Vec<(String, String)>) {
+        let fresh = Quirks::new(self.default);
+        fresh.load(stored);
+        let fresh = std::mem::take(&mut *fresh.overrides.write());
+        *self.overrides.write() = fresh;
+    }
+
     /// Records what the codec accepted from `charger`; returns the lines to log now.
     pub fn record(
         &self,

@@ -262,6 +262,20 @@ impl ChargerRegistry {
         }
     }
 
+    /// Asks session `connection` of the charger to close because the charger connected to
+    /// another node of the cluster; a newer session here is left alone.
+    pub(crate) fn close_taken_over(&self, charger_id: &str, connection: u64) {
+        let Some(slot) = self.chargers.get(charger_id).map(|slot| slot.clone()) else {
+            return;
+        };
+        let mut link = slot.link.lock();
+        if let Some(link) = link.as_mut().filter(|l| l.connection == connection) {
+            if let Some(close) = link.close.take() {
+                let _ = close.send(CloseReason::Replaced);
+            }
+        }
+    }
+
     /// Forgets a finished session, unless a newer one has already replaced it.
     pub(crate) fn unregister(&self, charger_id: &str, connection: u64) -> bool {
         let Some(slot) = self.chargers.get(charger_id).map(|slot| slot.clone()) else {

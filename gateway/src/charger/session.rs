@@ -121,6 +121,11 @@ pub(crate) async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let registration = state.chargers.register(&charger_id, version, now_millis());
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .claim(&charger_id, registration.connection, version)
+            .await;
+    }
     let gauge = state.metrics.chargers_connected(&version.to_string());
     gauge.inc();
     tracing::info!("charger connected");
@@ -153,6 +158,11 @@ pub(crate) async fn run<S>(
     state
         .chargers
         .unregister(&session.charger_id, registration.connection);
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .release(&session.charger_id, registration.connection)
+            .await;
+    }
     gauge.dec();
     tracing::info!("charger disconnected");
 }

@@ -1,0 +1,442 @@
+//! Several `voltgate` nodes on one PostgreSQL database and one NATS (`--cluster`): a node id
+//! is taken by one live node only; a charger held by one node is commanded through another,
+//! with the allow record written by the node that decided; a charger connected nowhere is a
+//! 409 at once; a charger that connects to another node is taken over; a change made on one
+//! node holds on the others for the next request; a killed node's chargers come back through
+//! the survivors; without NATS a node keeps its own chargers and answers 503 for the rest.
+//!
+//! Each test runs its own NATS server (a few milliseconds to start): the nodes of a test see
+//! only each other, so one test's killed node never holds up another test's change
+//! confirmations, and the propagation figures are this test's alone. All share the test
+//! binary's PostgreSQL server, one database per test.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, NatsServer, PostgresServer};
+
+/// A node of the test's cluster.
+fn node(db: &str, nats: &NatsServer, id: &str) -> Gateway {
+    try_node(db, &nats.url(), id).unwrap_or_else(|err| panic!("node {id} starts: {err:#}"))
+}
+
+fn try_node(db: &str, nats_url: &str, id: &str) -> anyhow::Result<Gateway> {
+    Gateway::start(
+        GatewayOptions::preset("connect")
+            .db(db)
+            .arg("--cluster")
+            .arg(nats_url)
+            .arg("--node-id")
+            .arg(id)
+            .arg("--command-timeout")
+            .arg("3"),
+    )
+}
+
+/// A site with the given chargers registered (through `admin`).
+async fn estate(admin: &Api, chargers: &[&str]) {
+    admin
+        .scope("site-a", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    for id in chargers {
+        admin.charger(id, "site-a").await.unwrap().expect(201);
+    }
+}
+
+async fn connect(gateway: &Gateway, id: &str, protocol: &str) -> Charger {
+    let mut charger = Charger::connect(&gateway.ocpp_url, id, &[protocol])
+        .await
+        .unwrap();
+    assert_eq!(charger.boot().await.unwrap()["status"], "Accepted");
+    charger
+}
+
+/// `clear-cache` through `api`, answered by `charger`; returns the HTTP reply.
+async fn clear_cache(api: &Api, id: &str, charger: &mut Charger) -> voltgate_tests::api::Reply {
+    let request = {
+        let api = api.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move { api.command(&id, "clear-cache", json!({})).await })
+    };
+    let (call, _) = charger
+        .expect_call("ClearCache", Duration::from_secs(5))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+    request.await.unwrap().unwrap()
+}
+
+/// The charger as `api` lists it.
+async fn listed(api: &Api, id: &str) -> Value {
+    let list = api.get("/api/v1/chargers").await.unwrap().expect(200);
+    list.body["chargers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("`{id}` not listed: {}", list.text))
+}
+
+/// Polls until `api` lists the charger as held by `node`.
+async fn wait_held_by(api: &Api, id: &str, node: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let charger = listed(api, id).await;
+        if charger["connected"] == true && charger["node"] == node {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{id}` not held by {node} after {within:?}: {charger}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_id_is_taken_by_one_live_node_and_an_unreachable_nats_is_refused() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let _first = node(&db, &nats, "clash");
+    let started = Instant::now();
+    let err = match try_node(&db, &nats.url(), "clash") {
+        Ok(_) => panic!("a second live node with the same id started"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(
+        err.contains("node id `clash` is held by another live node"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+
+    // A NATS that is not there: refused at start, quickly, without the password.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = Instant::now();
+    let err = match try_node(
+        &db,
+        &format!("nats://user:s3cret@127.0.0.1:{port}"),
+        "alone",
+    ) {
+        Ok(_) => panic!("a node started without NATS"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("cannot reach NATS"), "{err}");
+    assert!(
+        !err.contains("s3cret"),
+        "the NATS password was shown: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+}
+
+#[tokio::test]
+async fn a_charger_on_one_node_is_commanded_through_another_in_both_versions() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-V16", "CP-V201"]).await;
+
+    for (id, protocol) in [("CP-V16", "ocpp1.6"), ("CP-V201", "ocpp2.0.1")] {
+        let mut charger = connect(&one, id, protocol).await;
+        wait_held_by(&two.api(), id, "one", Duration::from_secs(2)).await;
+        let detail = two
+            .api()
+            .get(&format!("/api/v1/chargers/{id}"))
+            .await
+            .unwrap()
+            .expect(200);
+        assert_eq!(detail.body["node"], "one", "{}", detail.text);
+        assert_eq!(detail.body["vendor"], "TestVendor", "{}", detail.text);
+
+        let reply = clear_cache(&two.api(), id, &mut charger).await.expect(200);
+        assert_eq!(reply.body["status"], "Accepted", "{}", reply.text);
+
+        // The allow record is the deciding node's, on the shared store.
+        let audit = two
+            .api()
+            .get("/api/v1/audit?limit=1000")
+            .await
+            .unwrap()
+            .expect(200);
+        let recorded = audit.body["entries"].as_array().is_some_and(|all| {
+            all.iter().any(|e| {
+                e["allowed"] == true
+                    && e["action"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("command."))
+                    && e["resource"].as_str().is_some_and(|r| r.contains(id))
+                    && e["outcome"].as_str().is_some_and(|o| o.starts_with("ok"))
+            })
+        });
+        assert!(recorded, "no allow record for {id}: {}", audit.text);
+
+        // A CALLERROR from the charger comes back as 502.
+        let request = {
+            let api = two.api();
+            let id = id.to_owned();
+            tokio::spawn(async move { api.command(&id, "clear-cache", json!({})).await })
+        };
+        let (call, _) = charger
+            .expect_call("ClearCache", Duration::from_secs(5))
+            .await
+            .unwrap();
+        charger
+            .reply_error(&call, "InternalError", "broken")
+            .unwrap();
+        request.await.unwrap().unwrap().expect(502);
+    }
+}
+
+#[tokio::test]
+async fn a_charger_connected_nowhere_is_a_409_within_a_second() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-NOWHERE", "CP-GONE"]).await;
+
+    let started = Instant::now();
+    two.api()
+        .command("CP-NOWHERE", "clear-cache", json!({}))
+        .await
+        .unwrap()
+        .expect(409);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Connected to node one, then gone: no longer anywhere.
+    let charger = connect(&one, "CP-GONE", "ocpp1.6").await;
+    wait_held_by(&two.api(), "CP-GONE", "one", Duration::from_secs(2)).await;
+    drop(charger);
+    one.api()
+        .wait_disconnected("CP-GONE", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while listed(&two.api(), "CP-GONE").await["connected"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "node two still sees CP-GONE connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    two.api()
+        .command("CP-GONE", "clear-cache", json!({}))
+        .await
+        .unwrap()
+        .expect(409);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_charger_that_connects_to_another_node_closes_its_old_session_within_a_second() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-MOVE"]).await;
+
+    let mut old = connect(&one, "CP-MOVE", "ocpp1.6").await;
+    wait_held_by(&two.api(), "CP-MOVE", "one", Duration::from_secs(2)).await;
+    let mut new = connect(&two, "CP-MOVE", "ocpp1.6").await;
+    let started = Instant::now();
+    let closed = old.closed(Duration::from_secs(1)).await;
+    assert!(
+        closed.is_some(),
+        "the old session was still open after {:?}",
+        started.elapsed()
+    );
+    wait_held_by(&one.api(), "CP-MOVE", "two", Duration::from_secs(2)).await;
+    // The command through the old node reaches the new session.
+    clear_cache(&one.api(), "CP-MOVE", &mut new)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_change_on_one_node_holds_on_the_next_request_to_another() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-CHANGE"]).await;
+    let mut charger = connect(&two, "CP-CHANGE", "ocpp1.6").await;
+
+    // A role assigned on node one lets the operator command through node two at once.
+    one.api()
+        .principal("ops", "operator", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    let ops = one.api().token_for("ops").await.unwrap();
+    two.api_as(&ops)
+        .command("CP-CHANGE", "clear-cache", json!({}))
+        .await
+        .unwrap()
+        .expect(404);
+    one.api()
+        .assign("ops", "site-admin", "site-a")
+        .await
+        .unwrap()
+        .expect(201);
+    clear_cache(&two.api_as(&ops), "CP-CHANGE", &mut charger)
+        .await
+        .expect(200);
+
+    // A card blocked on node one is refused by node two's charger at once.
+    one.api()
+        .charging_driver("site-driver", "dina", "site-a")
+        .await
+        .unwrap();
+    one.api()
+        .id_token("dina", "DINA-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let authorized = charger
+        .call_ok("Authorize", json!({"idTag": "DINA-1"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        authorized["idTagInfo"]["status"], "Accepted",
+        "{authorized}"
+    );
+    one.api()
+        .post("/api/v1/principals/dina/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    let authorized = charger
+        .call_ok("Authorize", json!({"idTag": "DINA-1"}))
+        .await
+        .unwrap();
+    assert_ne!(
+        authorized["idTagInfo"]["status"], "Accepted",
+        "{authorized}"
+    );
+
+    // Propagation: a new scope on node one, then at once listed by node two; the change
+    // request answers once the other node confirmed it. The time is both requests'.
+    let mut took = Vec::new();
+    for n in 0..40 {
+        let id = format!("sub-{n}");
+        let started = Instant::now();
+        one.api()
+            .scope(&id, "site", "site-a")
+            .await
+            .unwrap()
+            .expect(201);
+        let scopes = two.api().get("/api/v1/scopes").await.unwrap().expect(200);
+        took.push(started.elapsed());
+        assert!(
+            scopes.text.contains(&format!("\"{id}\"")),
+            "node two does not have {id} yet: {}",
+            scopes.text
+        );
+    }
+    took.sort();
+    let p50 = took[took.len() / 2];
+    let p99 = took[took.len() * 99 / 100];
+    eprintln!("change on node one to read on node two: p50 {p50:?}, p99 {p99:?}");
+    assert!(p99 < Duration::from_millis(500), "p99 {p99:?}");
+}
+
+#[tokio::test]
+async fn a_killed_nodes_chargers_come_back_through_the_survivors() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    let three = node(&db, &nats, "three");
+    estate(&two.api(), &["CP-KILL"]).await;
+    let charger = connect(&one, "CP-KILL", "ocpp2.0.1").await;
+    wait_held_by(&three.api(), "CP-KILL", "one", Duration::from_secs(2)).await;
+
+    let _ = one.kill();
+    drop(charger);
+    // Connected nowhere while the charger is away: 409, not a wait for the timeout.
+    let started = Instant::now();
+    three
+        .api()
+        .command("CP-KILL", "clear-cache", json!({}))
+        .await
+        .unwrap()
+        .expect(409);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut again = connect(&two, "CP-KILL", "ocpp2.0.1").await;
+    wait_held_by(&three.api(), "CP-KILL", "two", Duration::from_secs(2)).await;
+    clear_cache(&three.api(), "CP-KILL", &mut again)
+        .await
+        .expect(200);
+    // The killed node's id lapses: a node may take it again.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        match try_node(&db, &nats.url(), "one") {
+            Ok(_) => break,
+            Err(err) => {
+                assert!(Instant::now() < deadline, "node id not released: {err:#}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_nats_a_node_keeps_its_chargers_answers_503_for_the_rest_and_recovers() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-HERE", "CP-THERE"]).await;
+    let mut here = connect(&one, "CP-HERE", "ocpp1.6").await;
+    let mut there = connect(&two, "CP-THERE", "ocpp1.6").await;
+    wait_held_by(&one.api(), "CP-THERE", "two", Duration::from_secs(2)).await;
+
+    nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while one.api().get("/readyz").await.unwrap().status != 503 {
+        assert!(Instant::now() < deadline, "readyz still 200 without NATS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clear_cache(&one.api(), "CP-HERE", &mut here)
+        .await
+        .expect(200);
+    let reply = one
+        .api()
+        .command("CP-THERE", "clear-cache", json!({}))
+        .await
+        .unwrap()
+        .expect(503);
+    assert_eq!(reply.body["error"], "cluster_unavailable", "{}", reply.text);
+    let authorized = there.call_ok("Heartbeat", json!({})).await.unwrap();
+    assert!(authorized["currentTime"].is_string(), "{authorized}");
+
+    nats.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while one.api().get("/readyz").await.unwrap().status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz not back after NATS returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    clear_cache(&one.api(), "CP-THERE", &mut there)
+        .await
+        .expect(200);
+}
