@@ -5,8 +5,6 @@
 //! logged and counted (`voltgate_store_errors_total{op="append_audit"}`) and the request goes
 //! on; only the gate acts on a lost record, by not sending the command. Decisions are also logged at debug level under the `audit` target.
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use voltgate_store::AuditRecord;
 
 use crate::state::AppState;
@@ -106,7 +104,7 @@ pub fn entry(
     request_id: Option<&str>,
 ) -> AuditRecord {
     AuditRecord {
-        at: now_rfc3339(),
+        at: crate::clock::now_rfc3339(),
         principal: principal.to_owned(),
         action: action.to_owned(),
         resource: resource.to_owned(),
@@ -117,40 +115,11 @@ pub fn entry(
     }
 }
 
-/// The current UTC time as RFC 3339 with millisecond precision, e.g.
-/// `2025-01-31T12:00:00.123Z`.
-pub fn now_rfc3339() -> String {
-    format_time(OffsetDateTime::now_utc())
-}
-
-fn format_time(at: OffsetDateTime) -> String {
-    let millis = at.millisecond();
-    let truncated = at.replace_millisecond(millis).unwrap_or(at);
-    truncated
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| truncated.unix_timestamp().to_string())
-}
-
-/// Parses an RFC 3339 time; `None` when it is not one.
-pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::testing::test_state;
     use voltgate_store::AuditFilter;
-
-    #[test]
-    fn times_are_rfc3339_in_utc_with_milliseconds() {
-        let text = now_rfc3339();
-        let parsed = parse_rfc3339(&text).expect("round-trips");
-        assert_eq!(parsed.offset(), time::UtcOffset::UTC);
-        assert!(text.ends_with('Z'), "{text}");
-        let at = time::macros::datetime!(2025-01-31 12:00:00.123456789 UTC);
-        assert_eq!(format_time(at), "2025-01-31T12:00:00.123Z");
-    }
 
     #[test]
     fn labels_parse_back_to_the_resource_they_name() {

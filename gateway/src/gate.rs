@@ -89,7 +89,7 @@ pub struct CommandSequence(AtomicI64);
 
 impl CommandSequence {
     pub fn new() -> CommandSequence {
-        let secs = time::OffsetDateTime::now_utc().unix_timestamp();
+        let secs = crate::clock::now().unix_timestamp();
         CommandSequence(AtomicI64::new(secs.rem_euclid(1_000_000_000) + 1))
     }
 
@@ -288,7 +288,7 @@ async fn deliver(
         .to_call_at(
             version,
             state.command_sequence.next(),
-            &audit::now_rfc3339(),
+            &crate::clock::now_rfc3339(),
         )
         .map_err(|err| translation_error(command, version, err))?;
     let timeout = state.settings.command_timeout;
@@ -324,7 +324,7 @@ async fn deliver_elsewhere(
         .to_call_at(
             version,
             state.command_sequence.next(),
-            &audit::now_rfc3339(),
+            &crate::clock::now_rfc3339(),
         )
         .map_err(|err| translation_error(command, version, err))?;
     let timeout = state.settings.command_timeout;

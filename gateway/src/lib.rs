@@ -18,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod behaviour;
 pub mod charger;
+mod clock;
 pub mod cluster;
 pub mod config;
 pub mod decision;
@@ -379,7 +380,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
                     out,
                     "{}",
                     serde_json::json!({
-                        "timestamp": audit::now_rfc3339(),
+                        "timestamp": crate::clock::now_rfc3339(),
                         "level": "INFO",
                         "target": "voltgate",
                         "message": format!("voltgate: {message}"),

@@ -107,9 +107,9 @@ use voltgate_ocpp::{Command, LocalListEntry, LocalTokenInfo, OcppVersion};
 use voltgate_policy::{Action, Engine, Resource};
 use voltgate_store::{IdTokenRecord, LocalListRecord};
 
-use crate::audit;
 use crate::behaviour::PostBootSync;
 use crate::charger::handlers::V16_MAX_ID_TAG;
+use crate::clock;
 use crate::gate::{self, GateError};
 use crate::state::{AppState, SharedState};
 
@@ -415,7 +415,7 @@ pub async fn run(state: SharedState) {
     let mut next_expiry: Option<OffsetDateTime> = None;
     loop {
         let expiry_wait = next_expiry.map_or(RECHECK, |at| {
-            let left = at - OffsetDateTime::now_utc();
+            let left = at - clock::now();
             Duration::try_from(left)
                 .unwrap_or(Duration::ZERO)
                 .min(RECHECK)
@@ -434,7 +434,7 @@ pub async fn run(state: SharedState) {
             continue;
         }
         let generation = state.estate.generation();
-        let expired = next_expiry.is_some_and(|at| at <= OffsetDateTime::now_utc());
+        let expired = next_expiry.is_some_and(|at| at <= clock::now());
         if generation == seen_generation && !expired && state.local_lists.pending.lock().is_empty()
         {
             continue;
@@ -468,7 +468,7 @@ async fn sync_round(
 ) -> Result<Option<OffsetDateTime>, voltgate_store::StoreError> {
     let tokens = state.store.id_tokens().await?;
     let started = std::time::Instant::now();
-    let candidates = Candidates::new(tokens, OffsetDateTime::now_utc());
+    let candidates = Candidates::new(tokens, clock::now());
     let targets = state.local_lists.targets(work);
     let mut computed = Vec::with_capacity(targets.len());
     for (n, charger) in targets.into_iter().enumerate() {
@@ -518,7 +518,7 @@ impl Candidates {
         let mut next_expiry: Option<OffsetDateTime> = None;
         for token in tokens {
             // An expiry we cannot read is treated as passed, as at the charger's Authorize.
-            let expiry = token.expires_at.as_deref().map(audit::parse_rfc3339);
+            let expiry = token.expires_at.as_deref().map(clock::parse_rfc3339);
             let status = if token.blocked {
                 "Blocked"
             } else {
@@ -1129,7 +1129,7 @@ async fn push_list(
         charger: charger.to_owned(),
         version: session.version,
         entries: serde_json::to_value(&fitted.list).unwrap_or_default(),
-        updated_at: audit::now_rfc3339(),
+        updated_at: clock::now_rfc3339(),
     };
     if let Err(err) = state.store.put_local_list(&record).await {
         state.metrics.store_error("put_local_list");
@@ -1177,7 +1177,7 @@ pub async fn send_now(
         return Err(SendNowError::Pending(charger.to_owned()));
     }
     let lists = &state.local_lists;
-    let candidates = Candidates::new(state.store.id_tokens().await?, OffsetDateTime::now_utc());
+    let candidates = Candidates::new(state.store.id_tokens().await?, clock::now());
     let desired = desired_list(
         &state.estate.engine(),
         &candidates,
@@ -1231,7 +1231,7 @@ pub async fn send_now(
         charger: charger.to_owned(),
         version: session.version,
         entries: serde_json::to_value(&fitted.list).unwrap_or_default(),
-        updated_at: audit::now_rfc3339(),
+        updated_at: clock::now_rfc3339(),
     };
     state.store.put_local_list(&record).await?;
     tracing::info!(

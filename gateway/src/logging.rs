@@ -73,7 +73,7 @@ where
     ) -> fmt::Result {
         let metadata = event.metadata();
         let mut line = Map::new();
-        line.insert("timestamp".into(), crate::audit::now_rfc3339().into());
+        line.insert("timestamp".into(), crate::clock::now_rfc3339().into());
         line.insert("level".into(), metadata.level().as_str().into());
         line.insert("target".into(), metadata.target().into());
         let mut innermost = None;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use voltgate_policy::{Engine, PrincipalKind, ROOT_SCOPE_ID};
 use voltgate_store::{ApiTokenRecord, ChargerRecord, PrincipalRecord, Store, StoreError};
 
-use crate::audit;
+use crate::clock;
 use voltgate_estate::{ChangeError, Estate};
 
 /// Everything a request handler or a charger session may need.
@@ -298,7 +298,7 @@ pub async fn bootstrap_admin(
                 id: new_token_id(),
                 principal: ADMIN_PRINCIPAL.to_owned(),
                 hash,
-                created_at: audit::now_rfc3339(),
+                created_at: clock::now_rfc3339(),
                 expires_at: None,
             })
             .await?;
@@ -336,7 +336,7 @@ pub async fn reset_admin_token(store: &dyn Store) -> Result<(String, usize), Adm
             id: new_token_id(),
             principal: ADMIN_PRINCIPAL.to_owned(),
             hash: hash_token(&token),
-            created_at: audit::now_rfc3339(),
+            created_at: clock::now_rfc3339(),
             expires_at: None,
         })
         .await?;

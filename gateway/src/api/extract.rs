@@ -187,8 +187,8 @@ async fn authenticate(
         )));
     };
     if let Some(expires_at) = &record.expires_at {
-        let expired = match audit::parse_rfc3339(expires_at) {
-            Some(at) => at <= time::OffsetDateTime::now_utc(),
+        let expired = match crate::clock::parse_rfc3339(expires_at) {
+            Some(at) => at <= crate::clock::now(),
             None => true,
         };
         if expired {

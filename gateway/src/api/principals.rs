@@ -15,8 +15,8 @@ use voltgate_store::{ApiTokenRecord, IdTokenRecord, PrincipalRecord};
 use super::authorize::{authorize, grant, visible, Target};
 use super::error::ApiError;
 use super::extract::{check_id, Caller, RequestId, StrictJson, StrictPath, StrictQuery};
-use crate::audit;
 use crate::charger::handlers::cards_named;
+use crate::clock;
 use crate::state::{hash_token, new_api_token, new_token_id, SharedState};
 
 /// OCPP 2.0.1 IdToken values are at most 36 characters (1.6 idTag: 20).
@@ -236,8 +236,8 @@ pub async fn issue_token(
     StrictJson(body): StrictJson<NewApiToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     if let Some(expires_at) = &body.expires_at {
-        match audit::parse_rfc3339(expires_at) {
-            Some(at) if at > time::OffsetDateTime::now_utc() => {}
+        match clock::parse_rfc3339(expires_at) {
+            Some(at) if at > clock::now() => {}
             Some(_) => return Err(ApiError::invalid_body("expires_at must be in the future")),
             None => {
                 return Err(ApiError::invalid_body(
@@ -262,7 +262,7 @@ pub async fn issue_token(
         id: new_token_id(),
         principal: id.clone(),
         hash: hash_token(&token),
-        created_at: audit::now_rfc3339(),
+        created_at: clock::now_rfc3339(),
         expires_at: body.expires_at,
     };
     let result = state
@@ -361,7 +361,7 @@ pub async fn add_id_token(
         check_id_token_type(token_type)?;
     }
     if let Some(expires_at) = &body.expires_at {
-        if audit::parse_rfc3339(expires_at).is_none() {
+        if clock::parse_rfc3339(expires_at).is_none() {
             return Err(ApiError::invalid_body(
                 "expires_at must be an RFC 3339 date-time",
             ));
@@ -515,7 +515,7 @@ pub async fn list_tokens(
     StrictPath(id): StrictPath<String>,
 ) -> Result<Json<ApiTokenList>, ApiError> {
     let grant = credentials_grant(&state, &caller, &request_id, &id).await?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = clock::now();
     let result = state
         .store
         .api_tokens_of(&id)
@@ -528,7 +528,7 @@ pub async fn list_tokens(
                     expired: t
                         .expires_at
                         .as_deref()
-                        .is_some_and(|at| audit::parse_rfc3339(at).is_none_or(|at| at <= now)),
+                        .is_some_and(|at| clock::parse_rfc3339(at).is_none_or(|at| at <= now)),
                     id: t.id,
                     created_at: t.created_at,
                     expires_at: t.expires_at,
@@ -651,7 +651,7 @@ pub async fn change_id_token(
     StrictJson(body): StrictJson<IdTokenChange>,
 ) -> Result<Json<IdTokenView>, ApiError> {
     if let Some(Some(expires_at)) = &body.expires_at {
-        if audit::parse_rfc3339(expires_at).is_none() {
+        if clock::parse_rfc3339(expires_at).is_none() {
             return Err(ApiError::invalid_body(
                 "expires_at must be an RFC 3339 date-time",
             ));

@@ -34,8 +34,9 @@ use voltgate_store::{
     BootRecord, IdTokenRecord, NewTransaction, Store, StoreError, TransactionRecord,
 };
 
-use super::live::{now_rfc3339, BootInfo, LiveCell};
+use super::live::{BootInfo, LiveCell};
 use crate::audit;
+use crate::clock::now_rfc3339;
 use crate::state::AppState;
 
 /// What a handler needs to know about the connection it serves.
@@ -153,7 +154,7 @@ pub(crate) fn boot_info(version: OcppVersion, payload: &Value) -> BootInfo {
 }
 
 fn status_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let now = super::live::now_millis();
+    let now = crate::clock::now_millis();
     match ctx.version {
         OcppVersion::V16 => ctx.live.connector_status(
             required_u32(payload, "connectorId")?,
@@ -587,7 +588,7 @@ pub(crate) fn judge_id_token(
     }
     if let Some(expires_at) = &record.expires_at {
         // An expiry we cannot read is treated as passed: fail closed.
-        let expired = audit::parse_rfc3339(expires_at).is_none_or(|at| at <= now);
+        let expired = crate::clock::parse_rfc3339(expires_at).is_none_or(|at| at <= now);
         if expired {
             return decided(
                 TokenStatus::Expired,
@@ -685,7 +686,7 @@ async fn decide_id_token(
             token,
             presented_type,
             cards,
-            OffsetDateTime::now_utc(),
+            crate::clock::now(),
         )
     };
     let allowed = decision.status == TokenStatus::Accepted;

@@ -8,13 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use time::macros::format_description;
-use time::OffsetDateTime;
 use voltgate_ocpp::OcppVersion;
+
+use crate::clock::rfc3339_millis;
 
 /// A snapshot of one charger for the operator API (`GET /api/v1/chargers/{id}`).
 #[derive(Debug, Clone, Serialize)]
@@ -203,41 +202,9 @@ impl LiveCell {
     }
 }
 
-/// Wall-clock Unix milliseconds (cheap: no formatting).
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// UTC RFC 3339 with millisecond precision (`2024-05-01T12:00:00.123Z`), the form OCPP
-/// chargers parse most reliably.
-pub(crate) fn rfc3339_millis(ms: i64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    rfc3339_millis(now_millis())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_render_as_utc_with_milliseconds() {
-        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_millis(1_714_564_800_123),
-            "2024-05-01T12:00:00.123Z"
-        );
-    }
 
     #[test]
     fn snapshot_reflects_every_update() {

@@ -50,8 +50,8 @@ use voltgate_store::TransactionFilter;
 
 use super::handlers::{self, CallContext, Reject};
 use super::keepalive::{Due, Liveness};
-use super::live::now_millis;
 use super::registry::{CallFailure, ChargerSlot, CloseReason, QueuedCall};
+use crate::clock::now_millis;
 use crate::state::SharedState;
 
 /// How long to wait for the charger's close frame after sending ours.
@@ -551,7 +551,7 @@ impl Session {
             &self.charger_id,
             action,
             deviations,
-            &super::live::rfc3339_millis(now_millis()),
+            &crate::clock::rfc3339_millis(now_millis()),
             Instant::now().into_std(),
         );
         for line in lines {

@@ -306,7 +306,7 @@ impl Cluster {
             return true;
         }
         self.peers.get(node).is_some_and(|renewed| {
-            OffsetDateTime::now_utc() - *renewed
+            crate::clock::now() - *renewed
                 < time::Duration::try_from(NODE_LEASE).unwrap_or_default()
         })
     }
@@ -793,7 +793,7 @@ async fn reload(state: &SharedState) -> Result<(), String> {
 }
 
 fn node_value() -> bytes::Bytes {
-    crate::audit::now_rfc3339().into_bytes().into()
+    crate::clock::now_rfc3339().into_bytes().into()
 }
 
 /// Opens a key-value bucket, creating its stream first when it does not exist. The stream is
