@@ -5,14 +5,13 @@
 
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
-use voltgate::state::{AppState, Settings, SharedState};
 
 const ADMIN_TOKEN: &str = "vg_fuzz_admin_0123456789abcdef0123456789abcdef";
 
@@ -46,28 +45,9 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let state = runtime.block_on(async {
-            let store = voltgate_store::open("sqlite::memory:")
-                .await
-                .expect("store");
-            let preset = voltgate_policy::Preset::builtin("connect").expect("preset");
-            let mut engine = voltgate::state::load_engine(store.as_ref(), preset)
-                .await
-                .expect("engine");
-            voltgate::state::bootstrap_admin(store.as_ref(), &mut engine, Some(ADMIN_TOKEN))
-                .await
-                .expect("admin");
-            let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-            std::mem::forget(shutdown_tx);
-            let settings = Settings {
-                command_timeout: std::time::Duration::from_millis(10),
-                keep_alive: None,
-                ..voltgate::config::ServeConfig::ephemeral().settings()
-            };
-            let state: SharedState = Arc::new(AppState::bare(store, engine, settings, shutdown));
-            state
-        });
-        let router = voltgate::api::router(state);
+        let router = runtime
+            .block_on(voltgate::in_memory_api("connect", ADMIN_TOKEN))
+            .expect("router");
         let setup: &[(&str, &str, &str)] = &[
             (
                 "POST",

@@ -10,7 +10,7 @@ use voltgate_store::AuditRecord;
 use crate::state::AppState;
 
 /// Writes one decision; returns its id, or `None` when the store failed.
-pub async fn record(state: &AppState, entry: AuditRecord) -> Option<i64> {
+pub(crate) async fn record(state: &AppState, entry: AuditRecord) -> Option<i64> {
     tracing::debug!(
         target: "audit",
         principal = %entry.principal,
@@ -32,7 +32,7 @@ pub async fn record(state: &AppState, entry: AuditRecord) -> Option<i64> {
 }
 
 /// Fills in what came of an allowed decision (e.g. the charger's answer to a command).
-pub async fn set_outcome(state: &AppState, id: Option<i64>, outcome: &str) {
+pub(crate) async fn set_outcome(state: &AppState, id: Option<i64>, outcome: &str) {
     let Some(id) = id else { return };
     if let Err(err) = state.store.set_audit_outcome(id, outcome).await {
         state.metrics.store_error("set_audit_outcome");
@@ -46,17 +46,17 @@ pub async fn set_outcome(state: &AppState, id: Option<i64>, outcome: &str) {
 /// scope id. Inside a label every id has `%`, `:` and `@` escaped (`%25`, `%3A`, `%40`), so an
 /// id that contains a separator can neither land a record in another tenant's view nor drop it
 /// from its owner's.
-pub fn scope_label(id: &str) -> String {
+pub(crate) fn scope_label(id: &str) -> String {
     escape_id(id)
 }
 
 /// How a principal is written in an audit record's `resource`.
-pub fn principal_label(id: &str) -> String {
+pub(crate) fn principal_label(id: &str) -> String {
     format!("principal:{}", escape_id(id))
 }
 
 /// How a role assignment is written in an audit record's `resource`.
-pub fn assignment_label(principal: &str, role: &str, scope: &str) -> String {
+pub(crate) fn assignment_label(principal: &str, role: &str, scope: &str) -> String {
     format!(
         "assignment:{}:{}@{}",
         escape_id(principal),
@@ -67,7 +67,7 @@ pub fn assignment_label(principal: &str, role: &str, scope: &str) -> String {
 
 /// The engine resource an audit label is about (an assignment is judged at its scope);
 /// `None` for labels of other things (API paths, id tokens).
-pub fn labelled_resource(label: &str) -> Option<voltgate_policy::Resource> {
+pub(crate) fn labelled_resource(label: &str) -> Option<voltgate_policy::Resource> {
     use voltgate_policy::Resource;
     if let Some(id) = label.strip_prefix("principal:") {
         Some(Resource::Principal(unescape_id(id)))
@@ -94,7 +94,7 @@ fn unescape_id(text: &str) -> String {
 }
 
 /// A record stamped with the current time.
-pub fn entry(
+pub(crate) fn entry(
     principal: &str,
     action: &str,
     resource: &str,

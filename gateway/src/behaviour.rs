@@ -17,16 +17,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use serde::Serialize;
 use serde_json::{json, Value};
 use voltgate_store::ChargerBehaviour;
 
 /// The longest post-boot delay: an hour; a charger that needs longer is better served `off`.
-pub const MAX_POST_BOOT_DELAY_S: u64 = 3600;
+pub(crate) const MAX_POST_BOOT_DELAY_S: u64 = 3600;
 
 /// What the gateway sends on its own after a charger boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PostBootSync {
+pub(crate) enum PostBootSync {
     /// The local-list sync starts at once.
     #[default]
     On,
@@ -39,11 +38,11 @@ pub enum PostBootSync {
 /// Why a `post_boot_sync` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("post_boot_sync must be \"on\", \"off\" or {{\"delay_s\": n}} with n from 1 to {MAX_POST_BOOT_DELAY_S}, not {0}")]
-pub struct PostBootSyncError(String);
+pub(crate) struct PostBootSyncError(String);
 
 impl PostBootSync {
     /// Reads the API form: `"on"`, `"off"` or `{"delay_s": n}`.
-    pub fn from_api(value: &Value) -> Result<PostBootSync, PostBootSyncError> {
+    pub(crate) fn from_api(value: &Value) -> Result<PostBootSync, PostBootSyncError> {
         let refused = || PostBootSyncError(value.to_string());
         match value {
             Value::String(text) if text == "on" => Ok(PostBootSync::On),
@@ -64,7 +63,7 @@ impl PostBootSync {
     }
 
     /// The API form, as `GET /chargers/{id}` shows it.
-    pub fn to_api(self) -> Value {
+    pub(crate) fn to_api(self) -> Value {
         match self {
             PostBootSync::On => json!("on"),
             PostBootSync::Off => json!("off"),
@@ -95,58 +94,43 @@ impl PostBootSync {
 
 /// One charger's behaviour settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     pub post_boot_sync: PostBootSync,
     pub free_vend: bool,
 }
 
 impl Behaviour {
     /// The stored record of `charger` with these settings.
-    pub fn record(self, charger: &str) -> ChargerBehaviour {
+    pub(crate) fn record(self, charger: &str) -> ChargerBehaviour {
         ChargerBehaviour {
             id: charger.to_owned(),
             post_boot_sync: self.post_boot_sync.to_stored(),
             free_vend: self.free_vend,
         }
     }
-
-    /// What `GET /chargers/{id}` and a `PATCH` answer show.
-    pub fn view(self) -> BehaviourView {
-        BehaviourView {
-            post_boot_sync: self.post_boot_sync.to_api(),
-            free_vend: self.free_vend,
-        }
-    }
-}
-
-/// The API form of a charger's behaviour.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BehaviourView {
-    pub post_boot_sync: Value,
-    pub free_vend: bool,
 }
 
 /// A stored setting this gateway cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("charger `{charger}` has a stored post_boot_sync `{value}` this gateway cannot read")]
-pub struct StoredBehaviourError {
+pub(crate) struct StoredBehaviourError {
     charger: String,
     value: String,
 }
 
 /// Every charger's behaviour; chargers not in the map have the defaults.
 #[derive(Default)]
-pub struct Behaviours {
+pub(crate) struct Behaviours {
     own: RwLock<HashMap<String, Behaviour>>,
 }
 
 impl Behaviours {
-    pub fn new() -> Behaviours {
+    pub(crate) fn new() -> Behaviours {
         Behaviours::default()
     }
 
     /// Takes the stored settings (at start).
-    pub fn load(&self, stored: Vec<ChargerBehaviour>) -> Result<(), StoredBehaviourError> {
+    pub(crate) fn load(&self, stored: Vec<ChargerBehaviour>) -> Result<(), StoredBehaviourError> {
         let mut own = self.own.write();
         for record in stored {
             let post_boot_sync = PostBootSync::from_stored(record.post_boot_sync.as_deref())
@@ -166,7 +150,7 @@ impl Behaviours {
     }
 
     /// Replaces every charger's settings with the stored ones (another node changed one).
-    pub fn reload(&self, stored: Vec<ChargerBehaviour>) -> Result<(), StoredBehaviourError> {
+    pub(crate) fn reload(&self, stored: Vec<ChargerBehaviour>) -> Result<(), StoredBehaviourError> {
         let fresh = Behaviours::new();
         fresh.load(stored)?;
         let fresh = std::mem::take(&mut *fresh.own.write());
@@ -174,12 +158,12 @@ impl Behaviours {
         Ok(())
     }
 
-    pub fn get(&self, charger: &str) -> Behaviour {
+    pub(crate) fn get(&self, charger: &str) -> Behaviour {
         self.own.read().get(charger).copied().unwrap_or_default()
     }
 
     /// Replaces a charger's settings (after the store took them).
-    pub fn set(&self, charger: &str, behaviour: Behaviour) {
+    pub(crate) fn set(&self, charger: &str, behaviour: Behaviour) {
         let mut own = self.own.write();
         if behaviour == Behaviour::default() {
             own.remove(charger);

@@ -23,32 +23,32 @@ use voltgate_policy::Preset;
 
 use crate::policy_cli::PolicyCommand;
 
-pub const DEFAULT_OCPP_LISTEN: &str = "0.0.0.0:9000";
-pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
-pub const DEFAULT_DB: &str = "sqlite://voltgate.db";
+pub(crate) const DEFAULT_OCPP_LISTEN: &str = "0.0.0.0:9000";
+pub(crate) const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
+pub(crate) const DEFAULT_DB: &str = "sqlite://voltgate.db";
 /// `connect` is the default preset: it is the most general operator model of the five (a
 /// nesting site tree, two admin roles and custom roles built from plain permissions), so a
 /// fresh gateway can express most estates without choosing a platform-specific model first.
-pub const DEFAULT_PRESET: &str = "connect";
-pub const DEFAULT_HEARTBEAT_INTERVAL_SECS: u32 = 300;
-pub const DEFAULT_COMMAND_TIMEOUT: &str = "30s";
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 65536;
+pub(crate) const DEFAULT_PRESET: &str = "connect";
+pub(crate) const DEFAULT_HEARTBEAT_INTERVAL_SECS: u32 = 300;
+pub(crate) const DEFAULT_COMMAND_TIMEOUT: &str = "30s";
+pub(crate) const DEFAULT_MAX_FRAME_BYTES: usize = 65536;
 /// Deeper than any of the five platforms nests (at most four levels), shallow enough that a
 /// walk up the tree stays short.
-pub const DEFAULT_MAX_SCOPE_DEPTH: u32 = 64;
-pub const DEFAULT_MAX_SUBTREE_SCOPES: u32 = 100_000;
-pub const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
-pub const DEFAULT_LOG_FILTER: &str = "info";
-pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_MAX_SCOPE_DEPTH: u32 = 64;
+pub(crate) const DEFAULT_MAX_SUBTREE_SCOPES: u32 = 100_000;
+pub(crate) const DEFAULT_OCPP_PATH_PREFIX: &str = "/ocpp";
+pub(crate) const DEFAULT_LOG_FILTER: &str = "info";
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
 /// Default of `--auto-register-refill`; the same as
 /// [`crate::throttle::DEFAULT_REGISTRATION_REFILL`].
 const DEFAULT_AUTO_REGISTER_REFILL: &str = "60s";
 /// Default of `--auth-failure-refill`; the same as [`crate::throttle::DEFAULT_FAILURE_REFILL`].
-pub const DEFAULT_AUTH_FAILURE_REFILL: &str = "10s";
+pub(crate) const DEFAULT_AUTH_FAILURE_REFILL: &str = "10s";
 /// A minute of silence before a ping: well inside the idle timeouts of common NAT gateways
 /// and load balancers, and one small frame a minute per idle charger.
-pub const DEFAULT_WS_PING_INTERVAL_SECS: u64 = 60;
-pub const DEFAULT_WS_PONG_TIMEOUT_SECS: u64 = 30;
+pub(crate) const DEFAULT_WS_PING_INTERVAL_SECS: u64 = 60;
+pub(crate) const DEFAULT_WS_PONG_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,7 +59,7 @@ pub const DEFAULT_WS_PONG_TIMEOUT_SECS: u64 = 30;
                   Without a subcommand it runs the gateway (same as `voltgate serve`).",
     args_conflicts_with_subcommands = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<CliCommand>,
     #[command(flatten)]
@@ -69,7 +69,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {
+pub(crate) enum CliCommand {
     /// Run the gateway (the default).
     Serve(ServeCommand),
     /// Inspect role-model presets without running the gateway.
@@ -84,14 +84,14 @@ pub enum CliCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AdminCommand {
+pub(crate) enum AdminCommand {
     /// Issue a new API token for `admin`, print it once, and revoke every earlier admin token
     /// (a lost, leaked or generated bootstrap token). Needs no running gateway.
     ResetToken(AdminArgs),
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct AdminArgs {
+pub(crate) struct AdminArgs {
     /// The gateway's store URL, as given to `voltgate serve`.
     #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
     pub db: String,
@@ -99,7 +99,7 @@ pub struct AdminArgs {
 
 /// `voltgate serve`: the serve flags and the configuration file.
 #[derive(Debug, Clone, Args)]
-pub struct ServeCommand {
+pub(crate) struct ServeCommand {
     #[command(flatten)]
     pub file: ConfigFileArg,
     #[command(flatten)]
@@ -108,7 +108,7 @@ pub struct ServeCommand {
 
 /// The configuration file of `voltgate` and `voltgate serve`.
 #[derive(Debug, Clone, Args)]
-pub struct ConfigFileArg {
+pub(crate) struct ConfigFileArg {
     /// TOML file of serve settings: each key is a flag's long name (`api-listen =
     /// "127.0.0.1:8080"`, `command-timeout = "30s"`). Flags and VOLTGATE_* variables win over it.
     #[arg(long = "config", env = "VOLTGATE_CONFIG", value_name = "PATH")]
@@ -116,7 +116,7 @@ pub struct ConfigFileArg {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validate a configuration file and print the effective serve settings (file, then
     /// VOLTGATE_* variables and any flags given here), secrets redacted. Exit code 1 when the
     /// file is not valid.
@@ -124,7 +124,7 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The TOML file to check.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
@@ -565,7 +565,7 @@ fn parse_node_id(text: &str) -> Result<String, String> {
 }
 
 /// `30s`, `500ms`, `2m`, `1h` or a bare number of seconds; must be above zero.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -627,7 +627,7 @@ fn parse_path_prefix(text: &str) -> Result<String, String> {
 }
 
 /// A builtin preset by name, or a preset TOML file by path.
-pub fn load_preset(name_or_path: &str) -> anyhow::Result<Preset> {
+pub(crate) fn load_preset(name_or_path: &str) -> anyhow::Result<Preset> {
     if Preset::BUILTIN.contains(&name_or_path) {
         return Ok(Preset::builtin(name_or_path)?);
     }
@@ -642,7 +642,7 @@ pub fn load_preset(name_or_path: &str) -> anyhow::Result<Preset> {
 }
 
 /// The text `voltgate --version` prints.
-pub fn version_text() -> String {
+pub(crate) fn version_text() -> String {
     format!(
         "{}\nOCPP: 1.6J (subprotocol ocpp1.6), 2.0.1 (subprotocol ocpp2.0.1)\npresets: {}",
         env!("CARGO_PKG_VERSION"),
@@ -737,7 +737,7 @@ enum ServePlace {
 
 /// [`parse_cli`] for explicit arguments. The command line is parsed once to find the
 /// configuration file, then again with the file's values as the serve flags' defaults.
-pub fn parse_args(args: Vec<OsString>) -> Result<Invocation, CliError> {
+pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Invocation, CliError> {
     use clap::FromArgMatches;
     let first = cli_command().try_get_matches_from(&args)?;
     let (place, file_path) = match first.subcommand() {
@@ -805,7 +805,7 @@ fn serve_arguments() -> Vec<Arg> {
 /// Whether a serve flag holds a secret: declared with `hide_env_values = true`, or named like
 /// a token, password or secret. Such values are redacted by `config check` and never quoted
 /// in file errors.
-pub fn is_secret(arg: &Arg) -> bool {
+pub(crate) fn is_secret(arg: &Arg) -> bool {
     let name = arg.get_long().unwrap_or_default();
     arg.is_hide_env_values_set()
         || ["token", "password", "secret"]
@@ -826,7 +826,7 @@ fn takes_many_values(arg: &Arg) -> bool {
 
 /// A configuration file, read and checked against the serve flags.
 #[derive(Debug, Clone)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// (flag id, values) in file order.
     values: Vec<(String, Vec<String>)>,
 }
@@ -834,7 +834,7 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and checks a file: every key must be a serve flag's long name and every value
     /// must pass that flag's own parser. All problems are reported together.
-    pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
+    pub(crate) fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
             path: path.display().to_string(),
             source,
@@ -843,7 +843,7 @@ impl ConfigFile {
     }
 
     /// [`ConfigFile::load`] for text already read; `name` is how errors refer to the file.
-    pub fn parse(name: &str, text: &str) -> Result<ConfigFile, ConfigFileError> {
+    pub(crate) fn parse(name: &str, text: &str) -> Result<ConfigFile, ConfigFileError> {
         use std::collections::BTreeMap;
         use toml::Spanned;
         let problem = |offset: usize, reason: String| {

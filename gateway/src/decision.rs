@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// What the engine said, with its one-sentence reason.
 #[derive(Debug)]
-pub enum Decided {
+pub(crate) enum Decided {
     Allowed {
         reason: String,
     },
@@ -25,7 +25,7 @@ pub enum Decided {
 /// Decides `action` on `resource` for `principal`. `visible` says whether the resource exists
 /// and the principal can see it (each door knows what its resource must be); `label` is how the
 /// resource is written in the audit log.
-pub async fn decide(
+pub(crate) async fn decide(
     state: &AppState,
     principal: &str,
     action: Action,
@@ -73,7 +73,7 @@ pub async fn decide(
 }
 
 /// Writes a refusal decided here or by a rule outside `explain` (e.g. a grant rule).
-pub async fn refuse(
+pub(crate) async fn refuse(
     state: &AppState,
     principal: &str,
     action: &str,

@@ -28,7 +28,7 @@ use voltgate_policy::STATION_KIND;
 
 /// The charger's answer to an allowed command.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CommandReply {
+pub(crate) struct CommandReply {
     /// The answer's `status` field (or a short summary when it has none).
     pub status: String,
     /// The full CALLRESULT payload.
@@ -37,7 +37,7 @@ pub struct CommandReply {
 
 /// Why a command did not produce a charger answer.
 #[derive(Debug, thiserror::Error)]
-pub enum GateError {
+pub(crate) enum GateError {
     #[error("charger `{0}` not found")]
     NotFound(String),
     #[error("{reason}")]
@@ -69,7 +69,7 @@ pub enum GateError {
 /// Proof that a command's allow record is on disk: the only key to `ChargerRegistry::call`.
 /// Its field is private to this module, so nothing else can make one.
 #[derive(Debug)]
-pub struct AuditedCommand {
+pub(crate) struct AuditedCommand {
     _audit_id: i64,
 }
 
@@ -85,10 +85,10 @@ impl AuditedCommand {
 /// sequence per gateway. Seeded from the clock so ids from before a restart are not reused
 /// soon after; kept well inside i32.
 #[derive(Debug)]
-pub struct CommandSequence(AtomicI64);
+pub(crate) struct CommandSequence(AtomicI64);
 
 impl CommandSequence {
-    pub fn new() -> CommandSequence {
+    pub(crate) fn new() -> CommandSequence {
         let secs = crate::clock::now().unix_timestamp();
         CommandSequence(AtomicI64::new(secs.rem_euclid(1_000_000_000) + 1))
     }
@@ -105,7 +105,7 @@ impl Default for CommandSequence {
 }
 
 /// Checks and sends one operator command, returning the charger's answer.
-pub async fn send_command(
+pub(crate) async fn send_command(
     state: &AppState,
     principal: &str,
     charger_id: &str,
@@ -122,7 +122,7 @@ pub async fn send_command(
 /// list split to the charger's limits) is decided once and audited message by message.
 #[must_use]
 #[derive(Debug)]
-pub struct CommandGrant {
+pub(crate) struct CommandGrant {
     principal: String,
     charger_id: String,
     action: &'static str,
@@ -132,7 +132,7 @@ pub struct CommandGrant {
 
 /// The first half of [`send_command`]: the charger must exist and be visible (404) and the
 /// engine must allow the command's [`Command::decided_by`] action on it (403).
-pub async fn decide_command(
+pub(crate) async fn decide_command(
     state: &AppState,
     principal: &str,
     charger_id: &str,
@@ -171,7 +171,7 @@ pub async fn decide_command(
 /// The second half of [`send_command`]: writes the command's allow record (labelled with its
 /// [`Command::engine_action`]) and delivers it. A command the grant was not decided for is
 /// not sent.
-pub async fn send_granted(
+pub(crate) async fn send_granted(
     state: &AppState,
     grant: &CommandGrant,
     command: Command,
@@ -201,13 +201,13 @@ pub async fn send_granted(
 }
 
 /// The principal that commands the gateway decides on itself are audited under.
-pub const SYSTEM_PRINCIPAL: &str = "system";
+pub(crate) const SYSTEM_PRINCIPAL: &str = "system";
 
 /// Sends a command the gateway decided on itself (keeping a charger's local authorisation
 /// list in sync, clearing its authorisation cache). It acts as the system principal, which the
 /// engine allows everything, so no decision is asked for; the command is audited, counted and
 /// delivered exactly like an operator's.
-pub async fn send_system_command(
+pub(crate) async fn send_system_command(
     state: &AppState,
     charger_id: &str,
     command: Command,
@@ -351,7 +351,7 @@ async fn deliver_elsewhere(
 
 /// The holder's half of a command decided on another node: the allow record it arrived with
 /// is the permit, so the charger still receives nothing without its record.
-pub async fn deliver_forwarded(
+pub(crate) async fn deliver_forwarded(
     state: &AppState,
     forwarded: ForwardedCommand,
 ) -> Result<serde_json::Value, CallFailure> {

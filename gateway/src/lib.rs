@@ -1,38 +1,44 @@
 //! The Voltgate gateway: chargers connect over OCPP-J, operators drive them through an HTTP
 //! API, and every operator request passes the role engine.
 //!
-//! The binary (`main.rs`) only parses the command line; [`start`] and [`run`] are here so
-//! tests and benchmarks can run a complete gateway in-process.
+//! The public surface is what the binary (`main.rs`) and the fuzz targets need: the command
+//! line ([`config`]), log setup ([`logging`]), the open-file limit ([`open_files`]), the offline
+//! preset tools ([`policy_cli`]), [`run`], [`reset_admin_token`] and [`in_memory_api`].
+//! Everything else is the crate's own.
 //!
-//! Module map: [`charger`] speaks OCPP to chargers, [`api`] serves operators, [`gate`] is the
-//! single door from the API to a charger, [`state`] holds what both share, [`audit`] records
-//! every decision, [`metrics`] counts everything, [`config`] reads the command line and the
-//! configuration file, [`logging`] sets up log output, [`lifecycle`] covers readiness and the
-//! API's part of a graceful shutdown, [`tls`] serves both listeners over TLS (security profiles
-//! 2 and 3, HTTPS), [`cluster`] joins the other nodes of a cluster over NATS, [`throttle`] slows down failed authentication (per client address, which
-//! [`proxy`] finds behind trusted proxies), [`local_list`] keeps
-//! chargers' local authorisation lists in sync with the engine, and [`policy_cli`] inspects
-//! presets offline.
+//! Module map: `charger` speaks OCPP to chargers, `api` serves operators, `gate` is the single
+//! door from the API to a charger, `state` holds what both share, `audit` records every
+//! decision, `metrics` counts everything, [`config`] reads the command line and the
+//! configuration file, [`logging`] sets up log output, `lifecycle` covers readiness and the
+//! API's part of a graceful shutdown, `tls` serves both listeners over TLS (security profiles
+//! 2 and 3, HTTPS), `cluster` joins the other nodes of a cluster over NATS, `throttle` slows
+//! down failed authentication (per client address, which `proxy` finds behind trusted
+//! proxies), `local_list` keeps chargers' local authorisation lists in sync with the engine,
+//! and [`policy_cli`] inspects presets offline.
 
-pub mod api;
-pub mod audit;
-pub mod behaviour;
-pub mod charger;
+#![warn(unreachable_pub)]
+
+pub(crate) mod api;
+pub(crate) mod audit;
+pub(crate) mod behaviour;
+pub(crate) mod charger;
 mod clock;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
-pub mod decision;
-pub mod gate;
-pub mod lifecycle;
-pub mod local_list;
+pub(crate) mod decision;
+pub(crate) mod gate;
+pub(crate) mod lifecycle;
+pub(crate) mod local_list;
 pub mod logging;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod open_files;
 pub mod policy_cli;
-pub mod proxy;
-pub mod state;
-pub mod throttle;
-pub mod tls;
+pub(crate) mod proxy;
+pub(crate) mod state;
+pub(crate) mod throttle;
+pub(crate) mod tls;
+
+pub use state::{reset_admin_token, AdminResetError};
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -49,7 +55,7 @@ use crate::lifecycle::Drain;
 use crate::state::{AppState, SharedState};
 
 /// A gateway whose listeners are bound and serving.
-pub struct Running {
+pub(crate) struct Running {
     pub ocpp_addr: SocketAddr,
     pub api_addr: SocketAddr,
     /// The charger TLS listener (`--ocpp-tls-listen`), when configured.
@@ -72,7 +78,7 @@ pub struct Running {
 
 /// Opens the store, loads the preset, replays the stored estate into the engine, makes sure
 /// the bootstrap admin exists and binds both listeners.
-pub async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
+pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     config.check_combination().map_err(anyhow::Error::msg)?;
     let cluster = match &config.cluster {
         Some(urls) => Some(
@@ -232,7 +238,7 @@ impl Running {
     /// operator request is taken; open API requests get half the timeout to finish (then they
     /// answer 503); every charger is closed with 1001 (going away); the API listener closes and
     /// the store commits and closes. Fails, naming what was still open, when the timeout passes.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
         let Running {
             state,
             shutdown,
@@ -460,6 +466,26 @@ impl Signals {
             "Ctrl-C"
         }
     }
+}
+
+/// The operator API over an in-memory store with the built-in `preset` loaded and the admin
+/// holding `admin_token`, without listeners or chargers (a command waits at most 10 ms for
+/// one): for driving the real router in-process, as the fuzz targets do.
+pub async fn in_memory_api(preset: &str, admin_token: &str) -> anyhow::Result<axum::Router> {
+    let store = voltgate_store::open("sqlite::memory:").await?;
+    let preset = voltgate_policy::Preset::builtin(preset)?;
+    let mut engine = voltgate_estate::load_engine(store.as_ref(), preset).await?;
+    state::bootstrap_admin(store.as_ref(), &mut engine, Some(admin_token)).await?;
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    // The router lives as long as the process: it never shuts down.
+    std::mem::forget(shutdown_tx);
+    let settings = state::Settings {
+        command_timeout: Duration::from_millis(10),
+        keep_alive: None,
+        ..ServeConfig::ephemeral().settings()
+    };
+    let state: SharedState = Arc::new(AppState::bare(store, engine, settings, shutdown));
+    Ok(api::router(state))
 }
 
 #[cfg(test)]

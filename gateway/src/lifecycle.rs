@@ -22,7 +22,7 @@ use crate::state::SharedState;
 
 /// Where the API is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Serving,
     /// Running requests go on; new operator requests are refused.
     Draining,
@@ -32,7 +32,7 @@ pub enum Phase {
 
 /// Shared between the shutdown sequence and every API request (as a request extension).
 #[derive(Debug, Clone)]
-pub struct Drain {
+pub(crate) struct Drain {
     phase: Arc<watch::Sender<Phase>>,
     in_flight: Arc<watch::Sender<usize>>,
 }
@@ -44,23 +44,23 @@ impl Default for Drain {
 }
 
 impl Drain {
-    pub fn new() -> Drain {
+    pub(crate) fn new() -> Drain {
         Drain {
             phase: Arc::new(watch::Sender::new(Phase::Serving)),
             in_flight: Arc::new(watch::Sender::new(0)),
         }
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         *self.phase.borrow()
     }
 
     /// Operator requests running now (probes included).
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         *self.in_flight.borrow()
     }
 
-    pub fn begin_draining(&self) {
+    pub(crate) fn begin_draining(&self) {
         self.phase.send_if_modified(|phase| {
             let change = *phase == Phase::Serving;
             if change {
@@ -70,12 +70,12 @@ impl Drain {
         });
     }
 
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.phase.send_replace(Phase::Cutting);
     }
 
     /// Resolves once no request is running.
-    pub async fn idle(&self) {
+    pub(crate) async fn idle(&self) {
         let mut count = self.in_flight.subscribe();
         // The sender lives as long as `self`, so this cannot fail while we wait.
         let _ = count.wait_for(|running| *running == 0).await;
@@ -118,7 +118,7 @@ fn is_probe(path: &str) -> bool {
 }
 
 /// The 503 every refused or cut request gets.
-pub fn shutting_down() -> Response {
+pub(crate) fn shutting_down() -> Response {
     let mut response = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "shutting_down",
@@ -134,7 +134,7 @@ pub fn shutting_down() -> Response {
 /// API middleware: counts running requests, refuses new operator requests while draining and
 /// answers running ones with 503 when they are cut. Without a [`Drain`] extension (routers
 /// built for unit tests) requests pass untouched.
-pub async fn drain_guard(request: Request, next: Next) -> Response {
+pub(crate) async fn drain_guard(request: Request, next: Next) -> Response {
     let Some(drain) = request.extensions().get::<Drain>().cloned() else {
         return next.run(request).await;
     };
@@ -158,7 +158,7 @@ pub async fn drain_guard(request: Request, next: Next) -> Response {
 /// that cuts the request, never stops a change half-way between the store, the role engine and
 /// the audit log. While such a task runs it counts as in flight, so shutdown closes the store
 /// only after it.
-pub async fn run_to_completion(request: Request, next: Next) -> Response {
+pub(crate) async fn run_to_completion(request: Request, next: Next) -> Response {
     let safe = matches!(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
@@ -183,7 +183,7 @@ pub async fn run_to_completion(request: Request, next: Next) -> Response {
 
 /// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins
 /// and, on a cluster node, while NATS cannot be reached.
-pub async fn readyz(State(state): State<SharedState>) -> Response {
+pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
     if *state.shutdown.borrow() {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -114,11 +114,11 @@ use crate::gate::{self, GateError};
 use crate::state::{AppState, SharedState};
 
 /// How long a round waits after the first change it sees, so a burst is handled once.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 /// The sync task looks for missed wake-ups this often.
 const RECHECK: Duration = Duration::from_secs(1);
 /// Chargers talked to at the same time in one round.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
 /// Chargers computed between two yields to the runtime.
 const COMPUTE_BATCH: usize = 256;
 
@@ -131,7 +131,7 @@ pub enum ListReach {
 }
 
 /// The default of `--local-list-max-reach`: the charger's own site.
-pub const DEFAULT_LIST_REACH: ListReach = ListReach::Levels(1);
+pub(crate) const DEFAULT_LIST_REACH: ListReach = ListReach::Levels(1);
 
 impl FromStr for ListReach {
     type Err = String;
@@ -169,7 +169,7 @@ impl ListReach {
 
 /// What a charger's list says about one id token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListedToken {
+pub(crate) struct ListedToken {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -182,7 +182,7 @@ pub struct ListedToken {
 }
 
 /// A whole list: id token → entry.
-pub type ListContent = BTreeMap<String, ListedToken>;
+pub(crate) type ListContent = BTreeMap<String, ListedToken>;
 
 /// What this connection of a charger can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +246,7 @@ impl Pending {
 
 /// The shared handle: the charger side tells it about connections, the sync task does the
 /// rest.
-pub struct LocalLists {
+pub(crate) struct LocalLists {
     enabled: AtomicBool,
     pending: Mutex<Pending>,
     wake: Notify,
@@ -258,7 +258,7 @@ pub struct LocalLists {
 }
 
 impl LocalLists {
-    pub fn new(enabled: bool) -> LocalLists {
+    pub(crate) fn new(enabled: bool) -> LocalLists {
         LocalLists {
             enabled: AtomicBool::new(enabled),
             pending: Mutex::new(Pending::default()),
@@ -271,18 +271,18 @@ impl LocalLists {
     }
 
     /// Sets how far a listed principal's roles may reach (`--local-list-max-reach`).
-    pub fn with_reach(mut self, reach: ListReach) -> LocalLists {
+    pub(crate) fn with_reach(mut self, reach: ListReach) -> LocalLists {
         self.reach = reach;
         self
     }
 
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     /// A message arrived from the charger: a connection not seen yet gets its version check,
     /// as `post_boot` says. Costs one map lookup when nothing is to be done.
-    pub fn seen(&self, charger: &str, post_boot: impl FnOnce() -> PostBootSync) {
+    pub(crate) fn seen(&self, charger: &str, post_boot: impl FnOnce() -> PostBootSync) {
         if !self.is_enabled() || self.sessions.contains_key(charger) {
             return;
         }
@@ -291,7 +291,7 @@ impl LocalLists {
 
     /// The charger (re)booted: whatever it held may be gone, so its version is checked again,
     /// as `post_boot` says.
-    pub fn booted(&self, charger: &str, post_boot: PostBootSync) {
+    pub(crate) fn booted(&self, charger: &str, post_boot: PostBootSync) {
         if self.is_enabled() {
             self.after_boot(charger, post_boot);
         }
@@ -348,18 +348,6 @@ impl LocalLists {
         }
     }
 
-    /// Recompute every charger's list in the next round.
-    pub fn mark_all(&self) {
-        self.pending.lock().everything = true;
-        self.wake.notify_one();
-    }
-
-    /// The list version and content the charger holds, as far as this gateway knows.
-    pub fn held(&self, charger: &str) -> Option<(i64, ListContent)> {
-        let session = self.sessions.get(charger)?;
-        session.held.clone().map(|held| (session.version, held))
-    }
-
     fn start_session(&self, charger: &str) {
         let epoch = self.next_epoch.fetch_add(1, Ordering::Relaxed);
         self.sessions
@@ -409,7 +397,7 @@ impl LocalLists {
 }
 
 /// The sync task: runs until shutdown. Does nothing while the feature is off.
-pub async fn run(state: SharedState) {
+pub(crate) async fn run(state: SharedState) {
     let mut shutdown = state.shutdown.clone();
     let mut seen_generation = state.estate.generation();
     let mut next_expiry: Option<OffsetDateTime> = None;
@@ -1150,7 +1138,7 @@ async fn push_list(
 
 /// Why an operator's `send-local-list` produced no charger answer.
 #[derive(Debug, thiserror::Error)]
-pub enum SendNowError {
+pub(crate) enum SendNowError {
     #[error(transparent)]
     Gate(#[from] GateError),
     #[error(transparent)]
@@ -1165,7 +1153,7 @@ pub enum SendNowError {
 /// the operator's `grant`. Accepted in full, the list becomes what the sync keeps up to date
 /// from then on (also for a charger whose `post_boot_sync` is `off`). Answers the charger's
 /// reply to the last message sent: the first one not `Accepted`, or the last one.
-pub async fn send_now(
+pub(crate) async fn send_now(
     state: &AppState,
     grant: &gate::CommandGrant,
     charger: &str,

@@ -25,7 +25,7 @@ use crate::config::{LogFormat, DEFAULT_LOG_FILTER};
 
 /// The filter in force: `configured` (flag, `VOLTGATE_LOG` or the file) wins, then `rust_log`
 /// (the `RUST_LOG` variable), then `info`.
-pub fn effective_filter(configured: Option<&str>, rust_log: Option<&str>) -> String {
+pub(crate) fn effective_filter(configured: Option<&str>, rust_log: Option<&str>) -> String {
     configured
         .or(rust_log)
         .map(str::trim)
@@ -58,7 +58,7 @@ pub fn init(format: LogFormat, configured: Option<&str>) -> anyhow::Result<()> {
 
 /// Formats each event as one flat JSON object (see the module documentation). Span fields are
 /// kept by [`JsonFields`] as JSON text in the span's extensions and merged in here.
-pub struct FlatJson;
+pub(crate) struct FlatJson;
 
 impl<S, N> FormatEvent<S, N> for FlatJson
 where
@@ -133,7 +133,7 @@ impl Visit for FieldsInto<'_> {
 
 /// The one line logged per API request, inside its span. Probes and scrapes are logged at
 /// debug (load balancers and Prometheus poll them every few seconds), the rest at info.
-pub fn request_line(
+pub(crate) fn request_line(
     span: &tracing::Span,
     method: &axum::http::Method,
     path: &str,

@@ -53,7 +53,7 @@ fn reset_admin_token(db: &str) -> ExitCode {
         .and_then(|runtime| {
             runtime.block_on(async {
                 let store = voltgate_store::open(db).await?;
-                let reset = voltgate::state::reset_admin_token(store.as_ref()).await;
+                let reset = voltgate::reset_admin_token(store.as_ref()).await;
                 store.close().await;
                 Ok::<_, anyhow::Error>(reset?)
             })

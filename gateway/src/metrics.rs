@@ -19,7 +19,14 @@ const COMMAND_LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The standard process families exported beside the gateway's own (Linux only).
-pub const PROCESS_FAMILIES: &[&str] = &[
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the families the exported text is checked against"
+    )
+)]
+pub(crate) const PROCESS_FAMILIES: &[&str] = &[
     "process_cpu_seconds_total",
     "process_open_fds",
     "process_max_fds",
@@ -30,7 +37,7 @@ pub const PROCESS_FAMILIES: &[&str] = &[
 ];
 
 /// The gateway's metric families, registered in [`Metrics::registry`].
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub registry: Registry,
     chargers_connected: IntGaugeVec,
     ocpp_messages: IntCounterVec,
@@ -57,7 +64,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry
@@ -246,7 +253,7 @@ impl Metrics {
     }
 
     /// The text exposition format for `GET /metrics`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         if let Err(err) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
             tracing::error!(error = %err, "metrics could not be rendered");
@@ -255,53 +262,53 @@ impl Metrics {
     }
 
     /// The connected-chargers gauge for one OCPP version (`1.6` or `2.0.1`).
-    pub fn chargers_connected(&self, version: &str) -> IntGauge {
+    pub(crate) fn chargers_connected(&self, version: &str) -> IntGauge {
         self.chargers_connected.with_label_values(&[version])
     }
 
-    pub fn ocpp_message(&self, action: &str, direction: &str, kind: &str) {
+    pub(crate) fn ocpp_message(&self, action: &str, direction: &str, kind: &str) {
         self.ocpp_messages
             .with_label_values(&[action, direction, kind])
             .inc();
     }
 
-    pub fn frame_rejected(&self, reason: &str) {
+    pub(crate) fn frame_rejected(&self, reason: &str) {
         self.frames_rejected.with_label_values(&[reason]).inc();
     }
 
-    pub fn schema_deviation(&self, action: &str, kind: &str) {
+    pub(crate) fn schema_deviation(&self, action: &str, kind: &str) {
         self.schema_deviations
             .with_label_values(&[action, kind])
             .inc();
     }
 
-    pub fn handshake_refused(&self, reason: &str) {
+    pub(crate) fn handshake_refused(&self, reason: &str) {
         self.handshakes_refused.with_label_values(&[reason]).inc();
     }
 
-    pub fn command_latency(&self, command: &str, outcome: &str, seconds: f64) {
+    pub(crate) fn command_latency(&self, command: &str, outcome: &str, seconds: f64) {
         let histogram: Histogram = self.command_duration.with_label_values(&[command, outcome]);
         histogram.observe(seconds);
     }
 
-    pub fn authz_decision(&self, action: &str, allowed: bool) {
+    pub(crate) fn authz_decision(&self, action: &str, allowed: bool) {
         let result = if allowed { "allowed" } else { "denied" };
         self.authz_decisions
             .with_label_values(&[action, result])
             .inc();
     }
 
-    pub fn store_error(&self, op: &str) {
+    pub(crate) fn store_error(&self, op: &str) {
         self.store_errors.with_label_values(&[op]).inc();
     }
 
     /// An operator request refused for its credentials (`missing`, `invalid`, `expired`, …).
-    pub fn api_auth_failure(&self, reason: &str) {
+    pub(crate) fn api_auth_failure(&self, reason: &str) {
         self.api_auth_failures.with_label_values(&[reason]).inc();
     }
 
     /// Counts a failed `accept()` on `listener` (`ocpp`, `ocpp_tls`, `api_tls`).
-    pub fn accept_error(&self, listener: &str, err: &std::io::Error) {
+    pub(crate) fn accept_error(&self, listener: &str, err: &std::io::Error) {
         // EMFILE and ENFILE: the process's or the system's open-file table is full.
         let reason = match err.raw_os_error() {
             Some(24 | 23) => "too_many_open_files",
@@ -312,13 +319,13 @@ impl Metrics {
             .inc();
     }
 
-    pub fn auth_throttled(&self, listener: crate::throttle::Listener) {
+    pub(crate) fn auth_throttled(&self, listener: crate::throttle::Listener) {
         self.auth_throttled
             .with_label_values(&[listener.label()])
             .inc();
     }
 
-    pub fn tls_reload(&self, listener: &str, ok: bool) {
+    pub(crate) fn tls_reload(&self, listener: &str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.tls_reloads
             .with_label_values(&[listener, result])
@@ -326,24 +333,24 @@ impl Metrics {
     }
 
     /// One local-list message: `kind` is version|limits|full|differential|clear_cache.
-    pub fn local_list_sync(&self, kind: &str, outcome: &str) {
+    pub(crate) fn local_list_sync(&self, kind: &str, outcome: &str) {
         self.local_list_syncs
             .with_label_values(&[kind, outcome])
             .inc();
     }
 
     /// `count` id tokens a list update left out: `reason` is capacity|message_size.
-    pub fn local_list_left_out(&self, reason: &str, count: usize) {
+    pub(crate) fn local_list_left_out(&self, reason: &str, count: usize) {
         self.local_list_left_out
             .with_label_values(&[reason])
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
-    pub fn local_list_round(&self, seconds: f64) {
+    pub(crate) fn local_list_round(&self, seconds: f64) {
         self.local_list_rounds.observe(seconds);
     }
 
-    pub fn api_request(&self, route: &str, status: u16) {
+    pub(crate) fn api_request(&self, route: &str, status: u16) {
         let status = status.to_string();
         self.api_requests
             .with_label_values(&[route, status.as_str()])

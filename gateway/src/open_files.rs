@@ -7,11 +7,11 @@
 
 /// Below this many descriptors the gateway warns at start: room for a few thousand chargers plus
 /// the database, listeners and operator connections.
-pub const LOW_LIMIT: u64 = 4_096;
+pub(crate) const LOW_LIMIT: u64 = 4_096;
 
 /// The limit before and after [`raise`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub soft_before: u64,
     pub soft: u64,
     pub hard: u64,
@@ -19,27 +19,27 @@ pub struct Limits {
 
 /// Files kept aside from chargers: the database and its journal, the listeners, operator and
 /// Prometheus connections, TLS material reloads.
-pub const RESERVED_FILES: u64 = 256;
+pub(crate) const RESERVED_FILES: u64 = 256;
 
 impl Limits {
     /// Whether the soft limit in force is too low to plan on more than a few thousand chargers.
-    pub fn is_low(&self) -> bool {
+    pub(crate) fn is_low(&self) -> bool {
         self.soft < LOW_LIMIT
     }
 
     /// How many chargers the soft limit in force leaves room for.
-    pub fn charger_room(&self) -> u64 {
+    pub(crate) fn charger_room(&self) -> u64 {
         self.soft.saturating_sub(RESERVED_FILES)
     }
 
     /// Whether `expected` chargers fit under the soft limit in force.
-    pub fn holds(&self, expected: u64) -> bool {
+    pub(crate) fn holds(&self, expected: u64) -> bool {
         expected <= self.charger_room()
     }
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit.
-pub fn raise() -> std::io::Result<Limits> {
+pub(crate) fn raise() -> std::io::Result<Limits> {
     let (soft_before, hard) = rlimit::Resource::NOFILE.get()?;
     if soft_before < hard {
         rlimit::Resource::NOFILE.set(hard, hard)?;

@@ -18,7 +18,7 @@ use crate::config::load_preset;
 use voltgate_policy::ROOT_SCOPE_ID;
 
 /// Exit status of `policy explain` when the decision is a denial.
-pub const EXIT_DENIED: u8 = 3;
+pub(crate) const EXIT_DENIED: u8 = 3;
 
 const FIXTURE_HELP: &str = "\
 FIXTURE FORMAT (TOML, or JSON when the file name ends in .json):
@@ -161,7 +161,7 @@ pub fn run(command: PolicyCommand, out: &mut impl Write) -> anyhow::Result<ExitC
 }
 
 /// One paragraph describing a valid preset.
-pub fn summary(preset: &Preset) -> String {
+pub(crate) fn summary(preset: &Preset) -> String {
     let kinds: Vec<&str> = preset.kinds().map(|k| k.id.as_str()).collect();
     let roles: Vec<&str> = preset.roles().map(|r| r.id.as_str()).collect();
     format!(
@@ -180,7 +180,7 @@ pub fn summary(preset: &Preset) -> String {
 }
 
 /// One line per engine action: `action: permissions -> roles`.
-pub fn actions_table(preset: &Preset) -> String {
+pub(crate) fn actions_table(preset: &Preset) -> String {
     let mut text = String::new();
     for &action in Action::ALL {
         let line = match preset.action_permissions(action) {
@@ -212,7 +212,7 @@ pub fn actions_table(preset: &Preset) -> String {
 }
 
 /// `principal:ID` is a principal, `scope:ID` or a bare id is a scope (chargers are scopes).
-pub fn parse_resource(text: &str) -> Resource {
+pub(crate) fn parse_resource(text: &str) -> Resource {
     if let Some(id) = text.strip_prefix("principal:") {
         Resource::Principal(id.to_owned())
     } else if let Some(id) = text.strip_prefix("scope:") {
@@ -222,7 +222,7 @@ pub fn parse_resource(text: &str) -> Resource {
     }
 }
 
-pub fn resource_label(resource: &Resource) -> String {
+pub(crate) fn resource_label(resource: &Resource) -> String {
     match resource {
         Resource::Scope(id) => id.clone(),
         Resource::Principal(id) => format!("principal:{id}"),
@@ -231,7 +231,7 @@ pub fn resource_label(resource: &Resource) -> String {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     #[serde(default)]
     pub scopes: Vec<FixtureScope>,
     #[serde(default)]
@@ -246,7 +246,7 @@ pub struct Fixture {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixtureScope {
+pub(crate) struct FixtureScope {
     pub id: String,
     pub kind: String,
     #[serde(default)]
@@ -255,7 +255,7 @@ pub struct FixtureScope {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixtureModule {
+pub(crate) struct FixtureModule {
     pub scope: String,
     pub module: String,
     pub on: bool,
@@ -263,7 +263,7 @@ pub struct FixtureModule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixturePrincipal {
+pub(crate) struct FixturePrincipal {
     pub id: String,
     pub kind: String,
     pub home_scope: String,
@@ -273,7 +273,7 @@ pub struct FixturePrincipal {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixtureRole {
+pub(crate) struct FixtureRole {
     pub id: String,
     #[serde(default)]
     pub label: Option<String>,
@@ -282,14 +282,14 @@ pub struct FixtureRole {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixtureAssignment {
+pub(crate) struct FixtureAssignment {
     pub principal: String,
     pub role: String,
     pub scope: String,
 }
 
 /// Reads a fixture file (TOML, or JSON for `*.json`).
-pub fn read_fixture(path: &Path) -> anyhow::Result<Fixture> {
+pub(crate) fn read_fixture(path: &Path) -> anyhow::Result<Fixture> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read fixture {}", path.display()))?;
     let is_json = path
@@ -303,12 +303,12 @@ pub fn read_fixture(path: &Path) -> anyhow::Result<Fixture> {
 }
 
 /// An engine holding exactly what the fixture describes.
-pub fn engine_from_fixture(preset: Preset, path: &Path) -> anyhow::Result<Engine> {
+pub(crate) fn engine_from_fixture(preset: Preset, path: &Path) -> anyhow::Result<Engine> {
     let fixture = read_fixture(path)?;
     build_engine(preset, &fixture).with_context(|| format!("in fixture {}", path.display()))
 }
 
-pub fn build_engine(preset: Preset, fixture: &Fixture) -> anyhow::Result<Engine> {
+pub(crate) fn build_engine(preset: Preset, fixture: &Fixture) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(preset);
     for scope in &fixture.scopes {
         let parent = scope.parent.as_deref().unwrap_or(ROOT_SCOPE_ID);

@@ -146,7 +146,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// The source address of a PROXY protocol v1 line (without its CRLF): `PROXY TCP4 src dst
 /// sport dport` or `PROXY TCP6 …`. `Ok(None)` for `PROXY UNKNOWN` (the proxy's own health
 /// check: the peer's address counts); `Err` for anything else.
-pub fn proxy_v1_source(line: &[u8]) -> Result<Option<IpAddr>, &'static str> {
+pub(crate) fn proxy_v1_source(line: &[u8]) -> Result<Option<IpAddr>, &'static str> {
     let line = std::str::from_utf8(line).map_err(|_| "not text")?;
     let mut words = line.split(' ');
     if words.next() != Some("PROXY") {

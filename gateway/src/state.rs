@@ -20,7 +20,7 @@ use crate::clock;
 use voltgate_estate::{ChangeError, Estate};
 
 /// Everything a request handler or a charger session may need.
-pub struct AppState {
+pub(crate) struct AppState {
     /// The role engine and the one write path for what it decides on.
     pub estate: Estate,
     pub store: Arc<dyn Store>,
@@ -47,7 +47,7 @@ pub struct AppState {
 impl AppState {
     /// A state without listeners over `store`, whose contents `engine` holds: default
     /// throttles, local lists off. For embedding the API router (the fuzz targets, unit tests).
-    pub fn bare(
+    pub(crate) fn bare(
         store: Arc<dyn Store>,
         engine: Engine,
         settings: Settings,
@@ -72,9 +72,6 @@ impl AppState {
         }
     }
 }
-
-/// Rebuilds the role engine from the store; see [`voltgate_estate::load_engine`].
-pub use voltgate_estate::load_engine;
 
 /// Run-time knobs that come from the command line.
 #[derive(Debug, Clone)]
@@ -103,22 +100,22 @@ pub struct Settings {
     pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
-pub type SharedState = Arc<AppState>;
+pub(crate) type SharedState = Arc<AppState>;
 
 /// The principal created at first start; it may do everything.
-pub const ADMIN_PRINCIPAL: &str = "admin";
+pub(crate) const ADMIN_PRINCIPAL: &str = "admin";
 /// Prefix of every API token the gateway issues, so leaked tokens are easy to recognise.
-pub const API_TOKEN_PREFIX: &str = "vg_";
+pub(crate) const API_TOKEN_PREFIX: &str = "vg_";
 
 /// A new API token: the prefix followed by 32 random bytes in hex.
-pub fn new_api_token() -> String {
+pub(crate) fn new_api_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!("{API_TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
 /// A short random identifier for stored token rows (not secret).
-pub fn new_token_id() -> String {
+pub(crate) fn new_token_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!("tok_{}", hex::encode(bytes))
@@ -126,7 +123,7 @@ pub fn new_token_id() -> String {
 
 /// The stored form of an API token (lowercase hex SHA-256). Tokens carry 256 random bits,
 /// so an unsalted digest is enough and allows a direct lookup.
-pub fn hash_token(token: &str) -> String {
+pub(crate) fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -148,7 +145,7 @@ fn password_hasher() -> argon2::Argon2<'static> {
 
 /// The stored form of a charger password: an Argon2id hash in PHC string format
 /// (`$argon2id$v=19$m=…,t=…,p=1$salt$hash`) with a random 16-byte salt.
-pub fn hash_password(password: &str) -> String {
+pub(crate) fn hash_password(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
@@ -176,7 +173,7 @@ fn legacy_hash_password(password: &str, salt: &[u8]) -> String {
 /// Whether `presented` matches a stored password hash (Argon2 PHC string, or the older
 /// `sha256$<salt hex>$<digest hex>` form); compares in constant time. Slow by design: call
 /// it off the async executor.
-pub fn verify_password(stored: &str, presented: &str) -> bool {
+pub(crate) fn verify_password(stored: &str, presented: &str) -> bool {
     if stored.starts_with('$') {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
         return PasswordHash::new(stored).is_ok_and(|hash| {
@@ -202,7 +199,7 @@ pub fn verify_password(stored: &str, presented: &str) -> bool {
 
 /// Whether a stored hash should be replaced by a fresh [`hash_password`] once the password
 /// is known again (older format or other cost parameters).
-pub fn password_needs_rehash(stored: &str) -> bool {
+pub(crate) fn password_needs_rehash(stored: &str) -> bool {
     let current = format!("m={PASSWORD_MEMORY_KIB},t={PASSWORD_PASSES},p=1$");
     !(stored.starts_with("$argon2id$v=19$") && stored.contains(&current))
 }
@@ -215,7 +212,7 @@ fn salted_digest(salt: &[u8], password: &str) -> [u8; 32] {
 }
 
 /// Equality whose running time depends only on the lengths, not on where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -226,7 +223,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// explicit OCPP security profile (0–3) that the caller has checked against the password and
 /// the listeners. Used by `POST /api/v1/chargers` and by auto-registration at the handshake;
 /// the caller audits the decision.
-pub async fn register_charger_with_profile(
+pub(crate) async fn register_charger_with_profile(
     state: &AppState,
     id: &str,
     parent_scope: &str,
@@ -247,7 +244,7 @@ pub async fn register_charger_with_profile(
 
 /// Why the gateway could not start from its stored state.
 #[derive(Debug, thiserror::Error)]
-pub enum StartupError {
+pub(crate) enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("stored principal `admin` exists but is of kind `{0}`, not `system`")]
@@ -260,7 +257,7 @@ pub enum StartupError {
 ///
 /// With `configured_token`, its hash is registered (once). Without one, a token is generated
 /// only when `admin` did not exist yet; it is returned so the caller can show it once.
-pub async fn bootstrap_admin(
+pub(crate) async fn bootstrap_admin(
     store: &dyn Store,
     engine: &mut Engine,
     configured_token: Option<&str>,
@@ -350,7 +347,7 @@ pub async fn reset_admin_token(store: &dyn Store) -> Result<(String, usize), Adm
 }
 
 #[cfg(test)]
-pub mod testing {
+pub(crate) mod testing {
     //! One way to build a complete state for unit tests: in-memory store, a builtin preset,
     //! no listeners.
 
@@ -358,9 +355,9 @@ pub mod testing {
     use voltgate_estate::load_engine;
     use voltgate_policy::Preset;
 
-    pub const TEST_COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
+    pub(crate) const TEST_COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
 
-    pub async fn test_state(preset: &str) -> SharedState {
+    pub(crate) async fn test_state(preset: &str) -> SharedState {
         let store = voltgate_store::open("sqlite::memory:")
             .await
             .expect("in-memory store opens");
@@ -371,7 +368,7 @@ pub mod testing {
         state_from_parts(store, engine)
     }
 
-    pub fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
+    pub(crate) fn state_from_parts(store: Arc<dyn Store>, engine: Engine) -> SharedState {
         let (_tx, shutdown) = tokio::sync::watch::channel(false);
         let settings = Settings {
             command_timeout: TEST_COMMAND_TIMEOUT,

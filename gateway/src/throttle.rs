@@ -50,35 +50,35 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// Failed authentications an address may make in a burst (for chargers: per charger id).
-pub const DEFAULT_FAILURE_BURST: u32 = 10;
+pub(crate) const DEFAULT_FAILURE_BURST: u32 = 10;
 /// Failed charger authentications an address may make in a burst over all charger ids.
-pub const DEFAULT_ADDRESS_FAILURE_BURST: u32 = 100;
+pub(crate) const DEFAULT_ADDRESS_FAILURE_BURST: u32 = 100;
 /// Chargers one address may auto-register in a burst.
-pub const DEFAULT_REGISTRATION_ADDRESS_BURST: u32 = 10;
+pub(crate) const DEFAULT_REGISTRATION_ADDRESS_BURST: u32 = 10;
 /// Chargers the whole gateway may auto-register in a burst.
-pub const DEFAULT_REGISTRATION_TOTAL_BURST: u32 = 100;
+pub(crate) const DEFAULT_REGISTRATION_TOTAL_BURST: u32 = 100;
 /// Each registration budget refills one charger per this much time.
-pub const DEFAULT_REGISTRATION_REFILL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_REGISTRATION_REFILL: Duration = Duration::from_secs(60);
 /// Slow password verifications running at once for one client address.
 const VERIFYING_PER_ADDRESS: usize = 2;
 /// Slow password verifications running at once for one charger id.
 const VERIFYING_PER_CHARGER: usize = 1;
 /// One more failure is allowed after this much time without one.
-pub const DEFAULT_FAILURE_REFILL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_FAILURE_REFILL: Duration = Duration::from_secs(10);
 /// Most client addresses tracked per listener.
-pub const DEFAULT_MAX_TRACKED_ADDRESSES: usize = 100_000;
+pub(crate) const DEFAULT_MAX_TRACKED_ADDRESSES: usize = 100_000;
 /// Most chargers whose last verified password is remembered.
 const MAX_REMEMBERED_PASSWORDS: usize = 500_000;
 
 /// Which listener a throttle protects; used as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
+pub(crate) enum Listener {
     Ocpp,
     Api,
 }
 
 impl Listener {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Listener::Ocpp => "ocpp",
             Listener::Api => "api",
@@ -87,7 +87,7 @@ impl Listener {
 }
 
 /// The authentication guards the two listeners share through [`crate::state::AppState`].
-pub struct AuthGuard {
+pub(crate) struct AuthGuard {
     /// Failed charger handshakes per address and charger id.
     pub chargers: CredentialThrottle,
     /// Failed operator API authentications per address and token fingerprint.
@@ -106,7 +106,7 @@ const PASSWORD_CHECKS_AT_ONCE: usize = 4;
 
 impl AuthGuard {
     /// Guards with the default limits.
-    pub fn new() -> AuthGuard {
+    pub(crate) fn new() -> AuthGuard {
         AuthGuard::with_failure_limits(
             DEFAULT_FAILURE_BURST,
             DEFAULT_ADDRESS_FAILURE_BURST,
@@ -117,7 +117,11 @@ impl AuthGuard {
     /// Guards allowing `burst` failed authentications per address (per address and charger id
     /// on the charger listener, where the address may fail `address_burst` times over all ids)
     /// at once, then one per `refill`.
-    pub fn with_failure_limits(burst: u32, address_burst: u32, refill: Duration) -> AuthGuard {
+    pub(crate) fn with_failure_limits(
+        burst: u32,
+        address_burst: u32,
+        refill: Duration,
+    ) -> AuthGuard {
         AuthGuard {
             chargers: CredentialThrottle::new(
                 burst,
@@ -142,7 +146,7 @@ impl AuthGuard {
     }
 
     /// The same guards with other auto-registration limits.
-    pub fn with_registration_limits(
+    pub(crate) fn with_registration_limits(
         self,
         address_burst: u32,
         total_burst: u32,
@@ -168,7 +172,7 @@ struct Bucket {
 }
 
 /// A token bucket of failures per key (by default the client address).
-pub struct FailureThrottle<K = IpAddr> {
+pub(crate) struct FailureThrottle<K = IpAddr> {
     buckets: DashMap<K, Bucket>,
     burst: f64,
     refill: Duration,
@@ -177,7 +181,7 @@ pub struct FailureThrottle<K = IpAddr> {
 
 impl<K: Eq + Hash + Clone> FailureThrottle<K> {
     /// `burst` failures at once, then one per `refill`; at most `max_tracked` keys.
-    pub fn new(burst: u32, refill: Duration, max_tracked: usize) -> FailureThrottle<K> {
+    pub(crate) fn new(burst: u32, refill: Duration, max_tracked: usize) -> FailureThrottle<K> {
         FailureThrottle {
             buckets: DashMap::new(),
             burst: f64::from(burst.max(1)),
@@ -187,7 +191,8 @@ impl<K: Eq + Hash + Clone> FailureThrottle<K> {
     }
 
     /// Keys currently tracked.
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
         self.buckets.len()
     }
 
@@ -268,7 +273,7 @@ impl<K: Eq + Hash + Clone> FailureThrottle<K> {
 
 /// Failed authentications per address and credential identity, and per address over all
 /// identities; see the module documentation.
-pub struct CredentialThrottle {
+pub(crate) struct CredentialThrottle {
     identities: FailureThrottle<(IpAddr, String)>,
     addresses: FailureThrottle<IpAddr>,
     verifying_per_address: InFlight<IpAddr>,
@@ -276,7 +281,7 @@ pub struct CredentialThrottle {
 }
 
 impl CredentialThrottle {
-    pub fn new(
+    pub(crate) fn new(
         burst: u32,
         address_burst: u32,
         refill: Duration,
@@ -295,7 +300,7 @@ impl CredentialThrottle {
     /// `Err(wait)` (nothing taken) when either budget is used up, except that a `registered`
     /// identity whose own budget is untouched is let through to its check while only its
     /// address has no budget (see the module documentation).
-    pub fn reserve(
+    pub(crate) fn reserve(
         &self,
         address: IpAddr,
         identity: &str,
@@ -306,26 +311,26 @@ impl CredentialThrottle {
 
     /// Counts a failure that needed no slow check (an unknown id, a missing certificate, a
     /// wrong API token); `Err(wait)` (nothing counted) when a budget is used up.
-    pub fn record_failure(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
+    pub(crate) fn record_failure(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
         self.reserve_at(address, identity, false, Instant::now())
             .map(Reservation::keep)
     }
 
     /// `Err(wait)` when `identity` at `address` has used up its own budget (the address's
     /// budget is not looked at: see [`CredentialThrottle::record_failure`]).
-    pub fn check_identity(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
+    pub(crate) fn check_identity(&self, address: IpAddr, identity: &str) -> Result<(), Duration> {
         self.identities
             .check_at(&(bucket_key(address), identity.to_owned()), Instant::now())
     }
 
     /// Counts a failure before any charger id was read (a failed TLS handshake).
-    pub fn record_address_failure(&self, address: IpAddr) {
+    pub(crate) fn record_address_failure(&self, address: IpAddr) {
         let _ = self.addresses.take_at(bucket_key(address), Instant::now());
     }
 
     /// Waits until a slow verification for `charger_id` from `address` may run: a few at a time
     /// per address and per charger.
-    pub async fn verifying(&self, address: IpAddr, charger_id: &str) -> Verifying {
+    pub(crate) async fn verifying(&self, address: IpAddr, charger_id: &str) -> Verifying {
         let per_address = self.verifying_per_address.enter(bucket_key(address)).await;
         let per_charger = self
             .verifying_per_charger
@@ -367,7 +372,7 @@ impl CredentialThrottle {
 /// One failure taken from a charger's and its address's budgets; kept unless
 /// [`Reservation::give_back`] is called (so a check that never finishes counts as failed).
 #[must_use = "a reservation is kept or given back"]
-pub struct Reservation<'a> {
+pub(crate) struct Reservation<'a> {
     throttle: &'a CredentialThrottle,
     identity: (IpAddr, String),
     /// Whether the address's budget was taken too (not when the address had none left).
@@ -376,10 +381,10 @@ pub struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// The check failed: the failure stays counted.
-    pub fn keep(self) {}
+    pub(crate) fn keep(self) {}
 
     /// The check succeeded: successes take nothing.
-    pub fn give_back(self) {
+    pub(crate) fn give_back(self) {
         self.give_back_at(Instant::now());
     }
 
@@ -393,13 +398,13 @@ impl Reservation<'_> {
 
 /// How many unknown chargers auto-registration creates: a token bucket per address and one for
 /// the whole gateway, so a flood of handshakes cannot create chargers without end.
-pub struct RegistrationLimit {
+pub(crate) struct RegistrationLimit {
     per_address: FailureThrottle<IpAddr>,
     total: FailureThrottle<()>,
 }
 
 impl RegistrationLimit {
-    pub fn new(address_burst: u32, total_burst: u32, refill: Duration) -> RegistrationLimit {
+    pub(crate) fn new(address_burst: u32, total_burst: u32, refill: Duration) -> RegistrationLimit {
         RegistrationLimit {
             per_address: FailureThrottle::new(address_burst, refill, DEFAULT_MAX_TRACKED_ADDRESSES),
             total: FailureThrottle::new(total_burst, refill, 1),
@@ -408,7 +413,7 @@ impl RegistrationLimit {
 
     /// Takes one registration from `address`'s budget and the total; `Err(wait)` (nothing
     /// taken) when either is used up.
-    pub fn take(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+    pub(crate) fn take(&self, address: Option<IpAddr>) -> Result<(), Duration> {
         self.take_at(address, Instant::now())
     }
 
@@ -427,7 +432,7 @@ impl RegistrationLimit {
 }
 
 /// Slots for slow verifications, per address and per charger, held until dropped.
-pub struct Verifying {
+pub(crate) struct Verifying {
     _per_address: InFlightPermit<IpAddr>,
     _per_charger: InFlightPermit<String>,
 }
@@ -503,7 +508,7 @@ fn bucket_key(address: IpAddr) -> IpAddr {
 }
 
 /// Remembers which password last passed the slow hash for each charger, as a keyed digest.
-pub struct VerifiedPasswords {
+pub(crate) struct VerifiedPasswords {
     key: [u8; 32],
     entries: DashMap<String, RememberedPassword>,
     max_entries: usize,
@@ -516,7 +521,7 @@ struct RememberedPassword {
 }
 
 impl VerifiedPasswords {
-    pub fn new(max_entries: usize) -> VerifiedPasswords {
+    pub(crate) fn new(max_entries: usize) -> VerifiedPasswords {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
         VerifiedPasswords {
@@ -527,7 +532,7 @@ impl VerifiedPasswords {
     }
 
     /// Whether `password` is the one that last passed verification against `stored_hash`.
-    pub fn is_known(&self, charger_id: &str, stored_hash: &str, password: &str) -> bool {
+    pub(crate) fn is_known(&self, charger_id: &str, stored_hash: &str, password: &str) -> bool {
         let digest = self.digest(charger_id, password);
         self.entries.get(charger_id).is_some_and(|entry| {
             entry.stored_hash == stored_hash
@@ -536,7 +541,7 @@ impl VerifiedPasswords {
     }
 
     /// Records that `password` passed verification against `stored_hash`.
-    pub fn remember(&self, charger_id: &str, stored_hash: &str, password: &str) {
+    pub(crate) fn remember(&self, charger_id: &str, stored_hash: &str, password: &str) {
         if self.entries.len() >= self.max_entries && !self.entries.contains_key(charger_id) {
             return;
         }
@@ -548,7 +553,7 @@ impl VerifiedPasswords {
     }
 
     /// Forgets a charger's password (e.g. after it was changed).
-    pub fn forget(&self, charger_id: &str) {
+    pub(crate) fn forget(&self, charger_id: &str) {
         self.entries.remove(charger_id);
     }
 

@@ -46,14 +46,14 @@ use crate::config::ServeConfig;
 use crate::state::SharedState;
 
 /// How often the certificate files are checked for changes.
-pub const RELOAD_POLL: Duration = Duration::from_secs(2);
+pub(crate) const RELOAD_POLL: Duration = Duration::from_secs(2);
 /// A TLS handshake must finish within this time.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// API connections whose TLS handshake is done but which axum has not picked up yet.
 const API_ACCEPT_QUEUE: usize = 64;
 
 /// The cipher suites offered, in the order of preference.
-pub const CIPHER_SUITES: &[CipherSuite] = &[
+pub(crate) const CIPHER_SUITES: &[CipherSuite] = &[
     CipherSuite::TLS13_AES_256_GCM_SHA384,
     CipherSuite::TLS13_AES_128_GCM_SHA256,
     CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
@@ -64,7 +64,7 @@ pub const CIPHER_SUITES: &[CipherSuite] = &[
 
 /// Why a TLS configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read {what} `{path}`: {source}")]
     Read {
         what: &'static str,
@@ -83,7 +83,7 @@ pub enum TlsError {
 
 /// Which files make up one listener's TLS configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// CA certificates client certificates must chain to; `None`: no client certificates.
@@ -135,7 +135,7 @@ fn read_certificates(
 }
 
 /// Builds a server configuration from the files.
-pub fn load_server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+pub(crate) fn load_server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let certificates = read_certificates("certificate", &files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Read {
         what: "private key",
@@ -183,7 +183,7 @@ fn stamps(files: &TlsFiles) -> FileStamps {
 }
 
 /// A listener's TLS configuration that can be swapped while connections are open.
-pub struct ReloadingTls {
+pub(crate) struct ReloadingTls {
     /// `ocpp` or `api`, for logs and metrics.
     pub listener: &'static str,
     files: TlsFiles,
@@ -193,7 +193,7 @@ pub struct ReloadingTls {
 
 impl ReloadingTls {
     /// Loads the files once; fails when they do not make a configuration.
-    pub fn load(listener: &'static str, files: TlsFiles) -> Result<ReloadingTls, TlsError> {
+    pub(crate) fn load(listener: &'static str, files: TlsFiles) -> Result<ReloadingTls, TlsError> {
         let seen = stamps(&files);
         let config = load_server_config(&files)?;
         Ok(ReloadingTls {
@@ -205,12 +205,12 @@ impl ReloadingTls {
     }
 
     /// The configuration for the next connection.
-    pub fn current(&self) -> Arc<ServerConfig> {
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
         self.current.read().clone()
     }
 
     /// Re-reads the files; on failure the previous configuration stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         *self.seen.lock() = stamps(&self.files);
         let config = load_server_config(&self.files)?;
         *self.current.write() = Arc::new(config);
@@ -218,7 +218,7 @@ impl ReloadingTls {
     }
 
     /// Reloads when a file's modification time or size changed; `None` when nothing changed.
-    pub fn reload_if_changed(&self) -> Option<Result<(), TlsError>> {
+    pub(crate) fn reload_if_changed(&self) -> Option<Result<(), TlsError>> {
         let now = stamps(&self.files);
         if *self.seen.lock() == now {
             return None;
@@ -249,7 +249,7 @@ impl ReloadingTls {
     }
 
     /// Reloads on SIGHUP and on file changes until shutdown.
-    pub fn spawn_watcher(self: &Arc<Self>, state: SharedState) {
+    pub(crate) fn spawn_watcher(self: &Arc<Self>, state: SharedState) {
         let tls = self.clone();
         tokio::spawn(async move {
             let mut shutdown = state.shutdown.clone();
@@ -301,7 +301,7 @@ impl ReloadingTls {
 
 /// Why a client certificate names no charge point.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CertificateIdentityError {
+pub(crate) enum CertificateIdentityError {
     #[error("the client certificate cannot be read")]
     Unreadable,
     #[error("the client certificate's subject has no common name")]
@@ -314,7 +314,7 @@ pub enum CertificateIdentityError {
 /// security whitepaper and OCPP 2.0.1 part 2 A00: the CN holds the charge point identity).
 /// Subject alternative names identify nothing here: a certificate listing several names must
 /// not connect as each of them, and neither may one with several common names.
-pub fn certificate_identity(certificate: &[u8]) -> Result<String, CertificateIdentityError> {
+pub(crate) fn certificate_identity(certificate: &[u8]) -> Result<String, CertificateIdentityError> {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate) else {
         return Err(CertificateIdentityError::Unreadable);
     };
@@ -333,7 +333,7 @@ pub fn certificate_identity(certificate: &[u8]) -> Result<String, CertificateIde
 
 /// Binds the charger TLS listener when `--ocpp-tls-listen` is set and serves it until shutdown;
 /// returns its address. Also checks that the default security profile can be served.
-pub async fn start_charger_listener(
+pub(crate) async fn start_charger_listener(
     config: &ServeConfig,
     state: &SharedState,
 ) -> Result<Option<SocketAddr>, TlsError> {
@@ -382,7 +382,7 @@ pub async fn start_charger_listener(
 
 /// The API's TLS configuration when `--api-tls-cert` and `--api-tls-key` are set (watched for
 /// changes until shutdown).
-pub fn api_tls(
+pub(crate) fn api_tls(
     config: &ServeConfig,
     state: &SharedState,
 ) -> Result<Option<Arc<ReloadingTls>>, TlsError> {
@@ -403,7 +403,7 @@ pub fn api_tls(
 
 /// Accepts chargers over TLS until shutdown; after the TLS handshake each connection goes
 /// through the same WebSocket handshake as plain ones.
-pub async fn serve_chargers(
+pub(crate) async fn serve_chargers(
     listener: TcpListener,
     state: SharedState,
     tls: Arc<ReloadingTls>,
@@ -445,7 +445,7 @@ async fn charger_connection(
 
 /// The client address of an API connection, plain or TLS (axum's `ConnectInfo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+pub(crate) struct PeerAddr(pub SocketAddr);
 
 impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
@@ -461,14 +461,14 @@ impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
 
 /// A TCP listener whose connections come out TLS-terminated. Handshakes run in their own
 /// tasks, so a slow client does not hold up the others.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     local: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, tls: Arc<ReloadingTls>) -> io::Result<TlsListener> {
+    pub(crate) fn new(listener: TcpListener, tls: Arc<ReloadingTls>) -> io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (done, ready) = mpsc::channel(API_ACCEPT_QUEUE);
         let acceptor = tokio::spawn(async move {
@@ -530,7 +530,7 @@ impl axum::serve::Listener for TlsListener {
 
 /// Serves the operator API over plain HTTP, or HTTPS with `tls`, until `shutdown` completes.
 /// Handlers see the client address as `ConnectInfo<PeerAddr>`.
-pub async fn serve_api<F>(
+pub(crate) async fn serve_api<F>(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<ReloadingTls>>,

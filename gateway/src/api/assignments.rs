@@ -15,7 +15,7 @@ use crate::state::SharedState;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct AssignmentBody {
+pub(crate) struct AssignmentBody {
     pub principal: String,
     pub role: String,
     pub scope: String,
@@ -37,12 +37,12 @@ impl AssignmentBody {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Removed {
+pub(crate) struct Removed {
     pub removed: bool,
 }
 
 #[derive(Debug, Serialize)]
-pub struct AssignmentList {
+pub(crate) struct AssignmentList {
     pub assignments: Vec<AssignmentRecord>,
 }
 
@@ -149,7 +149,7 @@ async fn check_grant_rule(
 }
 
 /// `POST /api/v1/assignments`.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -172,7 +172,7 @@ async fn assign(
 
 /// `DELETE /api/v1/assignments` with the same body; `{"removed": false}` when the principal
 /// did not hold the role there.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -197,13 +197,13 @@ async fn unassign(state: &SharedState, body: &AssignmentBody) -> Result<Json<Rem
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AssignmentQuery {
+pub(crate) struct AssignmentQuery {
     #[serde(default)]
     pub principal: Option<String>,
 }
 
 /// Assignments of principals the caller may view, on scopes it can see.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<SharedState>,
     caller: Caller,
     StrictQuery(query): StrictQuery<AssignmentQuery>,

@@ -17,14 +17,14 @@ use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
 /// What a request acts on.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     Scope(String),
     Charger(String),
     Principal(String),
 }
 
 impl Target {
-    pub fn resource(&self) -> Resource {
+    pub(crate) fn resource(&self) -> Resource {
         match self {
             Target::Scope(id) | Target::Charger(id) => Resource::Scope(id.clone()),
             Target::Principal(id) => Resource::Principal(id.clone()),
@@ -32,7 +32,7 @@ impl Target {
     }
 
     /// How the target is written in audit records and in `resource` fields of the API.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Target::Scope(id) | Target::Charger(id) => audit::scope_label(id),
             Target::Principal(id) => audit::principal_label(id),
@@ -50,7 +50,7 @@ impl Target {
 
 /// An allowed decision whose audit record is written by [`Grant::finish`].
 #[must_use = "an allowed decision must be finished so it reaches the audit log"]
-pub struct Grant {
+pub(crate) struct Grant {
     principal: String,
     action: String,
     resource: String,
@@ -59,7 +59,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub async fn finish(self, state: &AppState, outcome: &str) {
+    pub(crate) async fn finish(self, state: &AppState, outcome: &str) {
         audit::record(
             state,
             audit::entry(
@@ -77,7 +77,7 @@ impl Grant {
 
     /// Finishes with the outcome of `result` (`ok` or the error's machine code) and passes
     /// the result through.
-    pub async fn finish_with<T>(
+    pub(crate) async fn finish_with<T>(
         self,
         state: &AppState,
         result: Result<T, ApiError>,
@@ -92,7 +92,7 @@ impl Grant {
 }
 
 /// Whether the target exists and the caller can see it (no audit, no metric).
-pub fn visible(state: &AppState, caller: &Caller, target: &Target) -> bool {
+pub(crate) fn visible(state: &AppState, caller: &Caller, target: &Target) -> bool {
     sees(&state.estate.engine(), caller, target)
 }
 
@@ -110,7 +110,7 @@ fn exists(engine: &voltgate_policy::Engine, target: &Target) -> bool {
 }
 
 /// Asks the engine whether `caller` may do `action` on `target`.
-pub async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     caller: &Caller,
     action: Action,
@@ -145,7 +145,7 @@ pub async fn authorize(
 
 /// For estate-wide objects (roles): the engine's decision on the root, where not seeing
 /// the root is simply a denial (403), never a 404.
-pub async fn authorize_global(
+pub(crate) async fn authorize_global(
     state: &AppState,
     caller: &Caller,
     action: Action,
@@ -178,7 +178,7 @@ pub async fn authorize_global(
 }
 
 /// Records a refusal decided outside the engine's `check` (e.g. a grant rule).
-pub async fn refuse(
+pub(crate) async fn refuse(
     state: &AppState,
     caller: &Caller,
     action: &str,
@@ -200,7 +200,7 @@ pub async fn refuse(
 }
 
 /// A grant for a decision made outside `explain` (e.g. `can_assign`, self-service).
-pub fn grant(
+pub(crate) fn grant(
     caller: &Caller,
     action: &str,
     resource: &str,

@@ -18,14 +18,14 @@ use crate::state::SharedState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExplainBody {
+pub(crate) struct ExplainBody {
     pub principal: String,
     pub action: String,
     /// A scope or charger id (optionally `scope:ID`) or `principal:ID`.
     pub resource: String,
 }
 
-pub async fn explain(
+pub(crate) async fn explain(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

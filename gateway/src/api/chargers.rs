@@ -45,7 +45,7 @@ const MAX_LEGACY_REASON_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewCharger {
+pub(crate) struct NewCharger {
     pub id: String,
     pub scope: String,
     #[serde(default)]
@@ -64,7 +64,7 @@ pub struct NewCharger {
 /// `PATCH /api/v1/chargers/{id}`: what to change; absent fields stay as they are.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChargerChange {
+pub(crate) struct ChargerChange {
     /// A new password for HTTP Basic authentication (the charger must be told separately, or
     /// use `POST /chargers/{id}/password`, which changes it on both sides).
     #[serde(default)]
@@ -101,7 +101,7 @@ fn requested_tolerance(text: &str) -> Result<Option<Tolerance>, ApiError> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ChargerSummary {
+pub(crate) struct ChargerSummary {
     pub id: String,
     pub scope: String,
     pub password_set: bool,
@@ -123,7 +123,7 @@ pub struct ChargerSummary {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ChargerList {
+pub(crate) struct ChargerList {
     pub chargers: Vec<ChargerSummary>,
 }
 
@@ -258,7 +258,7 @@ async fn hash_off_thread(password: String) -> Result<String, ApiError> {
         .map_err(|_| ApiError::internal("the password could not be hashed"))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -330,7 +330,7 @@ pub async fn create(
 /// Changes a charger's security profile and/or stored password (`charger.security`,
 /// audited). The new settings apply from the charger's next connection; an open connection
 /// stays.
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -475,7 +475,7 @@ async fn set_behaviour(
 
 /// The answer to an approval.
 #[derive(Debug, Serialize)]
-pub struct Approval {
+pub(crate) struct Approval {
     pub id: String,
     /// Whether the charger was pending before (an approval of a trusted charger changes nothing).
     pub was_pending: bool,
@@ -484,7 +484,7 @@ pub struct Approval {
 /// `POST /api/v1/chargers/{id}/approve`: trusts a charger that auto-registration left pending
 /// (`charger.edit`, audited). From then on its id tokens are decided by the role engine and it
 /// gets its local list.
-pub async fn approve(
+pub(crate) async fn approve(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -518,14 +518,14 @@ pub async fn approve(
 /// without a body) the gateway generates it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordRotation {
+pub(crate) struct PasswordRotation {
     #[serde(default)]
     pub password: Option<String>,
 }
 
 /// The charger's answer to a password rotation.
 #[derive(Debug, Serialize)]
-pub struct RotationResult {
+pub(crate) struct RotationResult {
     /// The charger's status (`Accepted`, `Rejected`, …).
     pub status: String,
     /// Whether the stored password was replaced (only when the charger took it).
@@ -544,7 +544,7 @@ pub struct RotationResult {
 /// next connection) replaces the stored hash of the password itself; from then on the old
 /// password is refused, and the open connection stays until the charger reconnects with the
 /// new one. Any other answer keeps the old password.
-pub async fn rotate_password(
+pub(crate) async fn rotate_password(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -608,7 +608,7 @@ async fn rotate(
 }
 
 /// Every charger the caller may view (`charger.view`), sorted by id.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<ChargerList>, ApiError> {
@@ -640,7 +640,7 @@ pub async fn list(
 
 /// The stored charger merged with its live state (connection, boot data, connectors,
 /// active transactions, last message time).
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

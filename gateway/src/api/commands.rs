@@ -21,7 +21,7 @@ use crate::local_list::{self, SendNowError};
 use crate::state::{AppState, SharedState};
 use voltgate_policy::STATION_KIND;
 
-pub async fn send(
+pub(crate) async fn send(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

@@ -21,7 +21,6 @@ use axum::http::HeaderName;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use voltgate_policy::PrincipalKind;
 
 use super::error::ApiError;
 use super::MAX_BODY_BYTES;
@@ -34,14 +33,13 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The authenticated principal behind a request.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub id: String,
-    pub kind: PrincipalKind,
 }
 
 /// Why a request was not let in as a [`Caller`].
 #[derive(Debug)]
-pub enum AuthRejection {
+pub(crate) enum AuthRejection {
     /// Bad credentials (401) or a failure looking them up.
     Refused(ApiError),
     /// The client address failed authentication too often lately (429).
@@ -199,20 +197,20 @@ async fn authenticate(
             .of(&record.principal)));
         }
     }
-    let (kind, blocked) = {
+    let (known, blocked) = {
         let engine = state.estate.engine();
         (
-            engine.principal_kind(&record.principal),
+            engine.principal_kind(&record.principal).is_some(),
             engine.is_blocked(&record.principal),
         )
     };
-    let Some(kind) = kind else {
+    if !known {
         return Ok(Err(AuthFailure::new(
             "unknown_principal",
             "the token's principal no longer exists",
         )
         .of(&record.principal)));
-    };
+    }
     if blocked == Some(true) {
         return Ok(Err(AuthFailure::new(
             "blocked",
@@ -223,7 +221,6 @@ async fn authenticate(
     tracing::Span::current().record("principal", record.principal.as_str());
     Ok(Ok(Caller {
         id: record.principal,
-        kind,
     }))
 }
 
@@ -251,15 +248,15 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, (&'static str, ApiError)> {
 /// The request's id: the caller's `x-request-id` when it is sensible, else a generated one.
 /// Set by the router's middleware and echoed on every response.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub(crate) struct RequestId(pub String);
 
 impl RequestId {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Accepts 1–128 characters of `[A-Za-z0-9._:-]`; anything else is replaced.
-    pub fn from_header(value: Option<&str>) -> RequestId {
+    pub(crate) fn from_header(value: Option<&str>) -> RequestId {
         match value {
             Some(v)
                 if !v.is_empty()
@@ -273,7 +270,7 @@ impl RequestId {
         }
     }
 
-    pub fn generate() -> RequestId {
+    pub(crate) fn generate() -> RequestId {
         use rand::RngCore;
         let mut bytes = [0u8; 8];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -298,7 +295,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 /// whatever `Content-Type` says (tokens travel in headers, not cookies, so a form post from
 /// a browser carries no credentials). An empty body counts as `{}`, so all-optional bodies
 /// may be left out.
-pub struct StrictJson<T>(pub T);
+pub(crate) struct StrictJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     type Rejection = ApiError;
@@ -313,7 +310,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
 
 /// The body as a JSON value, with the same size and syntax rules as
 /// [`StrictJson`]; for handlers that interpret the value themselves.
-pub struct JsonValue(pub serde_json::Value);
+pub(crate) struct JsonValue(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonValue {
     type Rejection = ApiError;
@@ -342,7 +339,7 @@ async fn read_json_value<S: Send + Sync>(
 }
 
 /// Ids of scopes, chargers and principals travel in URL paths: the charger id rule applies.
-pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     if voltgate_policy::is_valid_id(id) {
         Ok(())
     } else {
@@ -354,7 +351,7 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
 
 /// Path parameters; a segment that does not decode (e.g. invalid UTF-8 after
 /// percent-decoding) is a 400 `invalid_path` with the JSON error shape.
-pub struct StrictPath<T>(pub T);
+pub(crate) struct StrictPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for StrictPath<T> {
     type Rejection = ApiError;
@@ -368,7 +365,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for StrictP
 }
 
 /// Query-string parameters; a bad query is a 400 with the JSON error shape.
-pub struct StrictQuery<T>(pub T);
+pub(crate) struct StrictQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T> {
     type Rejection = ApiError;

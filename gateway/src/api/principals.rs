@@ -25,7 +25,7 @@ const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewPrincipal {
+pub(crate) struct NewPrincipal {
     pub id: String,
     pub kind: String,
     pub home_scope: String,
@@ -34,7 +34,7 @@ pub struct NewPrincipal {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PrincipalView {
+pub(crate) struct PrincipalView {
     pub id: String,
     pub kind: String,
     pub home_scope: String,
@@ -55,7 +55,7 @@ impl From<PrincipalRecord> for PrincipalView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PrincipalList {
+pub(crate) struct PrincipalList {
     pub principals: Vec<PrincipalView>,
 }
 
@@ -82,7 +82,7 @@ fn view_action(kind: PrincipalKind) -> Action {
     }
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -134,7 +134,7 @@ async fn insert_principal(
 
 /// The caller itself, plus every operator it may view (`principal.view`) and every driver
 /// it may view (`driver.view`).
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<SharedState>,
     caller: Caller,
 ) -> Result<Json<PrincipalList>, ApiError> {
@@ -209,14 +209,14 @@ async fn manage_grant_for(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewApiToken {
+pub(crate) struct NewApiToken {
     /// RFC 3339; the token stops working at this time.
     #[serde(default)]
     pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     pub id: String,
     pub principal: String,
     /// Shown once; only its hash is stored.
@@ -228,7 +228,7 @@ pub struct IssuedToken {
 /// `POST /api/v1/principals/{id}/tokens`: a principal may always issue tokens for itself;
 /// for others it needs `principal.edit` (operators) or `driver.edit` (drivers), which the engine
 /// grants only to those who could grant every role the other holds.
-pub async fn issue_token(
+pub(crate) async fn issue_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -287,7 +287,7 @@ pub async fn issue_token(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewIdToken {
+pub(crate) struct NewIdToken {
     pub id_token: String,
     #[serde(default)]
     pub expires_at: Option<String>,
@@ -299,7 +299,7 @@ pub struct NewIdToken {
 }
 
 #[derive(Debug, Serialize)]
-pub struct IdTokenView {
+pub(crate) struct IdTokenView {
     pub id_token: String,
     pub principal: String,
     pub blocked: bool,
@@ -345,7 +345,7 @@ fn check_id_token_text(field: &str, value: &str) -> Result<(), ApiError> {
 
 /// `POST /api/v1/principals/{id}/id-tokens`: bind an RFID card / idTag to a principal, so a
 /// charger presenting it charges as that principal (`id-token.edit`).
-pub async fn add_id_token(
+pub(crate) async fn add_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -396,7 +396,7 @@ async fn insert_id_token(
 }
 
 /// `POST /api/v1/principals/{id}/block`.
-pub async fn block(
+pub(crate) async fn block(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -406,7 +406,7 @@ pub async fn block(
 }
 
 /// `POST /api/v1/principals/{id}/unblock`.
-pub async fn unblock(
+pub(crate) async fn unblock(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -443,7 +443,7 @@ async fn apply_blocked(
 /// and its role assignments. Needs `principal.delete` (`driver.delete` for drivers) on the
 /// principal, without reaching beyond the caller's own grants, as for blocking; nobody
 /// deletes themselves (that leaves nobody to undo a mistake) nor the bootstrap administrator (recreated at every start).
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -471,7 +471,7 @@ async fn remove_principal(
 
 /// One API token as listed: never the secret or its hash.
 #[derive(Debug, Serialize)]
-pub struct ApiTokenView {
+pub(crate) struct ApiTokenView {
     pub id: String,
     pub created_at: String,
     pub expires_at: Option<String>,
@@ -480,7 +480,7 @@ pub struct ApiTokenView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ApiTokenList {
+pub(crate) struct ApiTokenList {
     pub tokens: Vec<ApiTokenView>,
 }
 
@@ -508,7 +508,7 @@ async fn credentials_grant(
 
 /// `GET /api/v1/principals/{id}/tokens`: the principal's API tokens without their secrets.
 /// Revoked tokens are deleted, so they are not listed (the audit log keeps the revocation).
-pub async fn list_tokens(
+pub(crate) async fn list_tokens(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -541,7 +541,7 @@ pub async fn list_tokens(
 
 /// `DELETE /api/v1/principals/{id}/tokens/{token_id}`: revokes the token at once; the next
 /// request that presents it is answered 401.
-pub async fn revoke_token(
+pub(crate) async fn revoke_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -573,13 +573,13 @@ async fn revoke_owned_token(
 }
 
 #[derive(Debug, Serialize)]
-pub struct IdTokenList {
+pub(crate) struct IdTokenList {
     pub id_tokens: Vec<IdTokenView>,
 }
 
 /// `GET /api/v1/principals/{id}/id-tokens`: the principal's RFID cards / idTags
 /// (`driver.view` / `principal.view`, or the principal itself).
-pub async fn list_id_tokens(
+pub(crate) async fn list_id_tokens(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -620,7 +620,7 @@ pub async fn list_id_tokens(
 /// the expiry, `"group": null` the group, `"type": null` the type.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdTokenChange {
+pub(crate) struct IdTokenChange {
     #[serde(default)]
     pub blocked: Option<bool>,
     #[serde(default, deserialize_with = "present")]
@@ -642,7 +642,7 @@ where
 
 /// `PATCH /api/v1/id-tokens/{token}`: block or unblock, set or clear the expiry, the group or
 /// the 2.0.1 token type (`id-token.edit` on the token's principal). Chargers' local lists follow within seconds.
-pub async fn change_id_token(
+pub(crate) async fn change_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -684,7 +684,7 @@ pub async fn change_id_token(
 
 /// `POST /api/v1/id-tokens/{token}/block`: the token answers `Blocked` at every charger and
 /// leaves every local list.
-pub async fn block_id_token(
+pub(crate) async fn block_id_token(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -695,7 +695,7 @@ pub async fn block_id_token(
 }
 
 /// `POST /api/v1/id-tokens/{token}/unblock`.
-pub async fn unblock_id_token(
+pub(crate) async fn unblock_id_token(
     state: State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -719,7 +719,7 @@ async fn set_id_token_blocked(
 }
 
 /// `DELETE /api/v1/id-tokens/{token}`: forgets the token; chargers answer it `Invalid`.
-pub async fn delete_id_token(
+pub(crate) async fn delete_id_token(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -748,7 +748,7 @@ fn id_token_not_found(token: &str) -> ApiError {
 /// may hold the same text.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CardQuery {
+pub(crate) struct CardQuery {
     /// The principal holding the card.
     #[serde(default)]
     pub principal: Option<String>,

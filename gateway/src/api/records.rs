@@ -21,8 +21,8 @@ use super::extract::{Caller, RequestId, StrictQuery};
 use crate::state::SharedState;
 use voltgate_policy::ROOT_SCOPE_ID;
 
-pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 1000;
+pub(crate) const DEFAULT_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE: u32 = 1000;
 const SCAN_FACTOR: u32 = 10;
 
 fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
@@ -38,7 +38,7 @@ fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TransactionQuery {
+pub(crate) struct TransactionQuery {
     #[serde(default)]
     pub charger: Option<String>,
     #[serde(default)]
@@ -48,13 +48,13 @@ pub struct TransactionQuery {
 }
 
 #[derive(Debug, Serialize)]
-pub struct TransactionList {
+pub(crate) struct TransactionList {
     pub transactions: Vec<TransactionRecord>,
 }
 
 /// Sessions on chargers where the caller has `transaction.view`, plus its own sessions
 /// where it has `transaction.view-own`; newest first, driver data redacted (module docs).
-pub async fn transactions(
+pub(crate) async fn transactions(
     State(state): State<SharedState>,
     caller: Caller,
     StrictQuery(query): StrictQuery<TransactionQuery>,
@@ -124,7 +124,7 @@ fn redact_driver_data(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     #[serde(default)]
     pub limit: Option<u32>,
     /// Continue a listing: only records older than this id.
@@ -133,13 +133,13 @@ pub struct AuditQuery {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AuditList {
+pub(crate) struct AuditList {
     pub entries: Vec<StoredAuditRecord>,
 }
 
 /// The audit log, newest first. `audit.view` on the root shows everything; held lower
 /// down, it shows the records about scopes, chargers and principals within its reach.
-pub async fn audit(
+pub(crate) async fn audit(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

@@ -15,7 +15,7 @@ use crate::state::SharedState;
 use voltgate_estate::ChangeError;
 
 #[derive(Debug, Serialize)]
-pub struct RoleView {
+pub(crate) struct RoleView {
     pub id: String,
     pub label: String,
     pub admin: bool,
@@ -26,14 +26,14 @@ pub struct RoleView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct RoleList {
+pub(crate) struct RoleList {
     pub preset: String,
     pub custom_roles_allowed: bool,
     pub roles: Vec<RoleView>,
 }
 
 /// Every role of the preset, then the custom roles in creation order.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<SharedState>,
     _caller: Caller,
 ) -> Result<Json<RoleList>, ApiError> {
@@ -61,7 +61,7 @@ impl From<&RoleDef> for RoleView {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewRole {
+pub(crate) struct NewRole {
     pub id: String,
     pub permissions: Vec<String>,
     #[serde(default)]
@@ -70,7 +70,7 @@ pub struct NewRole {
 
 /// `POST /api/v1/roles` (`role.edit` on the root: roles are estate-wide). The engine's rules
 /// for custom roles are asked before the decision, so a malformed role is a 422 whoever asks.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

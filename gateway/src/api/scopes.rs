@@ -15,7 +15,7 @@ use voltgate_policy::{ROOT_SCOPE_ID, STATION_KIND};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewScope {
+pub(crate) struct NewScope {
     pub id: String,
     pub kind: String,
     pub parent: String,
@@ -24,7 +24,7 @@ pub struct NewScope {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ScopeView {
+pub(crate) struct ScopeView {
     pub id: String,
     pub kind: String,
     pub parent: Option<String>,
@@ -42,7 +42,7 @@ impl From<ScopeRecord> for ScopeView {
     }
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,
@@ -96,18 +96,18 @@ async fn insert_scope(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScopeQuery {
+pub(crate) struct ScopeQuery {
     #[serde(default)]
     pub kind: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ScopeList {
+pub(crate) struct ScopeList {
     pub scopes: Vec<ScopeView>,
 }
 
 /// Every stored scope the caller can see, optionally of one kind.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<SharedState>,
     caller: Caller,
     StrictQuery(query): StrictQuery<ScopeQuery>,
@@ -130,12 +130,12 @@ pub async fn list(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModuleSwitch {
+pub(crate) struct ModuleSwitch {
     pub on: bool,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ModuleView {
+pub(crate) struct ModuleView {
     pub scope: String,
     pub module: String,
     pub on: bool,
@@ -143,7 +143,7 @@ pub struct ModuleView {
 
 /// `PUT /api/v1/scopes/{id}/modules/{module}`: switch a feature module on or off for a scope
 /// and everything below it (unless switched again lower down).
-pub async fn set_module(
+pub(crate) async fn set_module(
     State(state): State<SharedState>,
     caller: Caller,
     request_id: RequestId,

@@ -473,7 +473,7 @@ pub(crate) enum TokenStatus {
 }
 
 impl TokenStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenStatus::Accepted => "Accepted",
             TokenStatus::Blocked => "Blocked",
@@ -778,7 +778,7 @@ fn id_tag_info(decision: &TokenDecision) -> Value {
 pub(crate) const V16_MAX_ID_TAG: usize = 20;
 
 impl TokenDecision {
-    pub fn is_accepted(&self) -> bool {
+    pub(crate) fn is_accepted(&self) -> bool {
         self.status == TokenStatus::Accepted
     }
 }

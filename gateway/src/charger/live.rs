@@ -17,7 +17,7 @@ use crate::clock::rfc3339_millis;
 
 /// A snapshot of one charger for the operator API (`GET /api/v1/chargers/{id}`).
 #[derive(Debug, Clone, Serialize)]
-pub struct LiveState {
+pub(crate) struct LiveState {
     pub id: String,
     pub connected: bool,
     pub ocpp_version: Option<String>,
@@ -39,7 +39,7 @@ pub struct LiveState {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ConnectorState {
+pub(crate) struct ConnectorState {
     pub status: String,
     pub error_code: Option<String>,
     pub updated_at: String,

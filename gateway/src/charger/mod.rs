@@ -8,19 +8,17 @@
 //! Architecture invariant: the only way from the operator side to a charger is
 //! [`ChargerRegistry::call`], and only `gate.rs` uses it, after the role engine allowed it.
 
-pub mod handlers;
-pub mod keepalive;
-pub mod live;
-pub mod quirks;
-pub mod registry;
-pub mod server;
-pub mod session;
+pub(crate) mod handlers;
+pub(crate) mod keepalive;
+pub(crate) mod live;
+pub(crate) mod quirks;
+pub(crate) mod registry;
+pub(crate) mod server;
+pub(crate) mod session;
 
-pub use keepalive::KeepAlive;
-pub use live::{ConnectorState, LiveState};
-pub use quirks::Quirks;
-pub use registry::{CallFailure, ChargerRegistry, CALL_QUEUE_CAPACITY};
-pub use server::serve;
+pub(crate) use keepalive::KeepAlive;
+pub(crate) use quirks::Quirks;
+pub(crate) use registry::{CallFailure, ChargerRegistry};
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -15,10 +15,10 @@ use serde::Serialize;
 use voltgate_ocpp::{Deviation, DeviationKind, Tolerance};
 
 /// Least time between two log lines for the same charger and deviation kind.
-pub const LOG_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Per-charger tolerance and deviation record.
-pub struct Quirks {
+pub(crate) struct Quirks {
     default: Tolerance,
     overrides: RwLock<HashMap<String, Tolerance>>,
     seen: Mutex<HashMap<String, BTreeMap<DeviationKind, KindRecord>>>,
@@ -33,7 +33,7 @@ struct KindRecord {
 
 /// The latest deviation of one kind from one charger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LastExample {
+pub(crate) struct LastExample {
     pub action: String,
     pub path: String,
     pub example: String,
@@ -43,7 +43,7 @@ pub struct LastExample {
 
 /// One kind in a charger's summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KindSummary {
+pub(crate) struct KindSummary {
     pub kind: &'static str,
     pub count: u64,
     pub last: LastExample,
@@ -51,7 +51,7 @@ pub struct KindSummary {
 
 /// What `GET /chargers/{id}` shows under `schema`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChargerQuirks {
+pub(crate) struct ChargerQuirks {
     /// The tolerance in force for this charger.
     pub tolerance: &'static str,
     /// The charger's own setting, `None` when it follows the gateway's.
@@ -61,7 +61,7 @@ pub struct ChargerQuirks {
 
 /// A log line the caller should write now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     pub kind: DeviationKind,
     pub path: String,
     pub example: String,
@@ -70,7 +70,7 @@ pub struct LogLine {
 }
 
 impl Quirks {
-    pub fn new(default: Tolerance) -> Quirks {
+    pub(crate) fn new(default: Tolerance) -> Quirks {
         Quirks {
             default,
             overrides: RwLock::new(HashMap::new()),
@@ -78,12 +78,8 @@ impl Quirks {
         }
     }
 
-    pub fn default_tolerance(&self) -> Tolerance {
-        self.default
-    }
-
     /// The tolerance in force for `charger`.
-    pub fn tolerance(&self, charger: &str) -> Tolerance {
+    pub(crate) fn tolerance(&self, charger: &str) -> Tolerance {
         self.overrides
             .read()
             .get(charger)
@@ -92,7 +88,7 @@ impl Quirks {
     }
 
     /// Sets or clears (`None`) a charger's own tolerance; the caller has stored it.
-    pub fn set_override(&self, charger: &str, tolerance: Option<Tolerance>) {
+    pub(crate) fn set_override(&self, charger: &str, tolerance: Option<Tolerance>) {
         let mut overrides = self.overrides.write();
         match tolerance {
             Some(tolerance) => overrides.insert(charger.to_owned(), tolerance),
@@ -102,7 +98,7 @@ impl Quirks {
 
     /// Takes the chargers' stored settings (at start); a value that is no tolerance is
     /// logged and ignored, so that charger follows the gateway's setting.
-    pub fn load(&self, stored: Vec<(String, String)>) {
+    pub(crate) fn load(&self, stored: Vec<(String, String)>) {
         let mut overrides = self.overrides.write();
         for (charger, text) in stored {
             match text.parse::<Tolerance>() {
@@ -117,7 +113,7 @@ impl Quirks {
     }
 
     /// Replaces every charger's own tolerance with the stored ones (another node changed one).
-    pub fn reload(&self, stored: Vec<(String, String)>) {
+    pub(crate) fn reload(&self, stored: Vec<(String, String)>) {
         let fresh = Quirks::new(self.default);
         fresh.load(stored);
         let fresh = std::mem::take(&mut *fresh.overrides.write());
@@ -125,7 +121,7 @@ impl Quirks {
     }
 
     /// Records what the codec accepted from `charger`; returns the lines to log now.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         charger: &str,
         action: &str,
@@ -174,7 +170,7 @@ impl Quirks {
     }
 
     /// The charger's tolerance and what it has sent that needed it.
-    pub fn summary(&self, charger: &str) -> ChargerQuirks {
+    pub(crate) fn summary(&self, charger: &str) -> ChargerQuirks {
         let tolerance_override = self.overrides.read().get(charger).map(|t| t.as_str());
         let deviations = self
             .seen

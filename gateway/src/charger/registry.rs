@@ -28,14 +28,14 @@ use super::live::{LiveCell, LiveState};
 /// once (503 Busy) rather than queued without bound. OCPP allows one outstanding CALL per
 /// direction, so a charger answering in a millisecond drains a full queue in tens of
 /// milliseconds; 32 costs no memory up front (the channel's first block holds 32 slots anyway).
-pub const CALL_QUEUE_CAPACITY: usize = 32;
+pub(crate) const CALL_QUEUE_CAPACITY: usize = 32;
 
 /// How long [`ChargerRegistry::close_all`] waits for sessions to finish their close handshake.
 const CLOSE_ALL_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a call to a charger produced no answer payload.
 #[derive(Debug, thiserror::Error)]
-pub enum CallFailure {
+pub(crate) enum CallFailure {
     #[error("the charger is not connected")]
     NotConnected,
     #[error("the charger already has {CALL_QUEUE_CAPACITY} commands waiting")]
@@ -95,7 +95,7 @@ pub(crate) struct Registration {
 }
 
 /// All chargers seen since start, connected or not.
-pub struct ChargerRegistry {
+pub(crate) struct ChargerRegistry {
     chargers: DashMap<String, Arc<ChargerSlot>>,
     connected: AtomicUsize,
     next_connection: AtomicU64,
@@ -108,7 +108,7 @@ impl Default for ChargerRegistry {
 }
 
 impl ChargerRegistry {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ChargerRegistry {
             chargers: DashMap::new(),
             connected: AtomicUsize::new(0),
@@ -117,32 +117,32 @@ impl ChargerRegistry {
     }
 
     /// `None` when the charger has not connected since the gateway started.
-    pub fn live(&self, charger_id: &str) -> Option<LiveState> {
+    pub(crate) fn live(&self, charger_id: &str) -> Option<LiveState> {
         let slot = self.chargers.get(charger_id)?.clone();
         Some(slot.live.snapshot(charger_id))
     }
 
-    pub fn is_connected(&self, charger_id: &str) -> bool {
+    pub(crate) fn is_connected(&self, charger_id: &str) -> bool {
         self.chargers
             .get(charger_id)
             .is_some_and(|slot| slot.link.lock().is_some())
     }
 
     /// The OCPP version of the charger's current connection.
-    pub fn version(&self, charger_id: &str) -> Option<OcppVersion> {
+    pub(crate) fn version(&self, charger_id: &str) -> Option<OcppVersion> {
         let slot = self.chargers.get(charger_id)?;
         let link = slot.link.lock();
         link.as_ref().map(|link| link.version)
     }
 
-    pub fn connected_count(&self) -> usize {
+    pub(crate) fn connected_count(&self) -> usize {
         self.connected.load(Ordering::Relaxed)
     }
 
     /// Sends one CALL to a connected charger and waits for its answer, at most `timeout` in
     /// total (queueing included). Only the gate can make the [`AuditedCommand`] it takes, and
     /// only once the command's allow record is written: no record, no command.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         _permit: AuditedCommand,
         charger_id: &str,
@@ -185,7 +185,7 @@ impl ChargerRegistry {
 
     /// Asks every connected charger's session to close with 1001 (going away) and waits, for a
     /// few seconds at most, until they have finished.
-    pub async fn close_all(&self) {
+    pub(crate) async fn close_all(&self) {
         let mut closing = Vec::new();
         for slot in self.chargers.iter() {
             let mut link = slot.link.lock();

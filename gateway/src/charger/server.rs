@@ -89,7 +89,7 @@ pub(crate) enum Transport {
 }
 
 /// Accepts charger connections until shutdown begins.
-pub async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener, state: SharedState) -> io::Result<()> {
     accept_until_shutdown(listener, state, "ocpp", |stream, peer, state| {
         connection(stream, peer, state, Transport::Plain)
     })

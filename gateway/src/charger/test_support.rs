@@ -19,7 +19,7 @@ use voltgate_store::*;
 
 use crate::state::{AppState, Settings, SharedState};
 
-pub fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         command_timeout: Duration::from_secs(5),
         max_frame_bytes: 4096,
@@ -29,14 +29,14 @@ pub fn settings() -> Settings {
 }
 
 /// The preset the charger tests run on: its `user` role grants `charge`.
-pub const PRESET: &str = "zaptec";
+pub(crate) const PRESET: &str = "zaptec";
 /// An installation holding the stations [`STATIONS`].
-pub const INSTALLATION: &str = "inst-1";
-pub const STATIONS: [&str; 2] = ["CP-1", "CP-2"];
+pub(crate) const INSTALLATION: &str = "inst-1";
+pub(crate) const STATIONS: [&str; 2] = ["CP-1", "CP-2"];
 
 /// A state on `store` with an empty engine. The shutdown sender is returned so the caller can
 /// keep it alive (or signal shutdown).
-pub fn state_on(
+pub(crate) fn state_on(
     store: Arc<dyn Store>,
     settings: Settings,
 ) -> (SharedState, tokio::sync::watch::Sender<bool>) {
@@ -47,7 +47,7 @@ pub fn state_on(
 }
 
 /// Stores and registers the installation and its stations.
-pub async fn seed_estate(state: &AppState) {
+pub(crate) async fn seed_estate(state: &AppState) {
     let scopes = std::iter::once((INSTALLATION, "installation", "root"))
         .chain(STATIONS.iter().map(|id| (*id, "station", INSTALLATION)));
     for (id, kind, parent) in scopes {
@@ -70,7 +70,7 @@ pub async fn seed_estate(state: &AppState) {
 }
 
 /// An in-memory store with the seeded estate.
-pub async fn memory_state() -> (SharedState, tokio::sync::watch::Sender<bool>) {
+pub(crate) async fn memory_state() -> (SharedState, tokio::sync::watch::Sender<bool>) {
     let store = voltgate_store::open("sqlite::memory:")
         .await
         .expect("in-memory store");
@@ -80,7 +80,7 @@ pub async fn memory_state() -> (SharedState, tokio::sync::watch::Sender<bool>) {
 }
 
 /// Stores and registers a principal (home `root`) with one id token.
-pub async fn add_token_holder(
+pub(crate) async fn add_token_holder(
     state: &AppState,
     principal: &str,
     kind: PrincipalKind,
@@ -109,7 +109,7 @@ pub async fn add_token_holder(
         .expect("token stored");
 }
 
-pub fn id_token(token: &str, principal: &str) -> IdTokenRecord {
+pub(crate) fn id_token(token: &str, principal: &str) -> IdTokenRecord {
     IdTokenRecord {
         id_token: token.to_owned(),
         principal: principal.to_owned(),
@@ -121,14 +121,14 @@ pub fn id_token(token: &str, principal: &str) -> IdTokenRecord {
 }
 
 /// The charger's end of an in-memory connection.
-pub struct FakeCharger {
+pub(crate) struct FakeCharger {
     pub ws: WebSocketStream<DuplexStream>,
     next_id: u64,
 }
 
 /// Starts a session for `charger_id` over an in-memory pipe, as the server would after a
 /// successful handshake.
-pub async fn connect(
+pub(crate) async fn connect(
     state: &SharedState,
     charger_id: &str,
     version: OcppVersion,
@@ -160,7 +160,7 @@ pub async fn connect(
 }
 
 impl FakeCharger {
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.ws
             .send(Message::text(text.to_owned()))
             .await
@@ -168,7 +168,7 @@ impl FakeCharger {
     }
 
     /// The next message that is not a ping/pong.
-    pub async fn next_message(&mut self) -> Option<Message> {
+    pub(crate) async fn next_message(&mut self) -> Option<Message> {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -178,7 +178,7 @@ impl FakeCharger {
         }
     }
 
-    pub async fn next_frame(&mut self) -> Frame {
+    pub(crate) async fn next_frame(&mut self) -> Frame {
         match self.next_message().await {
             Some(Message::Text(text)) => Frame::parse(text.as_str()).expect("gateway sends OCPP-J"),
             other => panic!("expected a text frame, got {other:?}"),
@@ -186,7 +186,7 @@ impl FakeCharger {
     }
 
     /// Sends a CALL and returns the gateway's answer.
-    pub async fn call(&mut self, action: &str, payload: Value) -> Frame {
+    pub(crate) async fn call(&mut self, action: &str, payload: Value) -> Frame {
         self.next_id += 1;
         let id = format!("c{}", self.next_id);
         let frame = Frame::Call {
@@ -201,7 +201,7 @@ impl FakeCharger {
     }
 
     /// The payload of a CALLRESULT, panicking on anything else.
-    pub async fn call_ok(&mut self, action: &str, payload: Value) -> Value {
+    pub(crate) async fn call_ok(&mut self, action: &str, payload: Value) -> Value {
         match self.call(action, payload).await {
             Frame::CallResult { payload, .. } => payload,
             other => panic!("{action}: expected a CALLRESULT, got {other:?}"),
@@ -209,7 +209,7 @@ impl FakeCharger {
     }
 
     /// The close code the gateway sent.
-    pub async fn close_code(&mut self) -> Option<u16> {
+    pub(crate) async fn close_code(&mut self) -> Option<u16> {
         loop {
             match self.next_message().await {
                 Some(Message::Close(frame)) => return frame.map(|f| f.code.into()),
@@ -222,12 +222,12 @@ impl FakeCharger {
 
 /// A store that fails every call and counts them, to prove which paths use the store.
 #[derive(Default)]
-pub struct RefusingStore {
+pub(crate) struct RefusingStore {
     calls: AtomicUsize,
 }
 
 impl RefusingStore {
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 

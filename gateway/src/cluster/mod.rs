@@ -21,7 +21,7 @@
 //!   store and confirm, and the API request that made the change answers once the live nodes
 //!   confirmed (or [`PROPAGATION_WAIT`] passed). A node that lost NATS reloads on reconnect.
 
-pub mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,13 +43,13 @@ use crate::state::SharedState;
 use wire::{CommandAnswer, CommandRequest, HolderValue, Notice};
 
 /// How long a node's id stays taken after its last renewal.
-pub const NODE_LEASE: Duration = Duration::from_secs(3);
+pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
 /// How often a node renews its id.
 const NODE_RENEW: Duration = Duration::from_secs(1);
 /// The longest the first connection to NATS may take before start fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the request that made a change waits for the other nodes to confirm it.
-pub const PROPAGATION_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const PROPAGATION_WAIT: Duration = Duration::from_secs(1);
 /// Extra time a forwarded command may take over the charger's own timeout (two NATS hops).
 const FORWARD_SLACK: Duration = Duration::from_millis(500);
 /// How long a node waits for another node's view of a charger.
@@ -75,7 +75,7 @@ fn acks_subject(node: &str) -> String {
 
 /// Why a node could not join its cluster. Never shows a credential from the NATS URLs.
 #[derive(Debug, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     #[error("cannot reach NATS at {servers} ({reason}); is --cluster right and NATS running?")]
     Unreachable { servers: String, reason: String },
     #[error("NATS at {servers} has no JetStream (start nats-server with -js): {reason}")]
@@ -86,7 +86,7 @@ pub enum JoinError {
 
 /// Why a forwarded command produced no answer.
 #[derive(Debug)]
-pub enum ForwardFailure {
+pub(crate) enum ForwardFailure {
     /// The holder answered: the charger failed the call (or is no longer there).
     Call(CallFailure),
     /// NATS cannot be reached, so neither can the holder.
@@ -95,7 +95,7 @@ pub enum ForwardFailure {
 
 /// The node holding a charger's socket, as the presence bucket says.
 #[derive(Debug, Clone)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub node: String,
     pub version: OcppVersion,
     revision: u64,
@@ -113,7 +113,7 @@ struct Claim {
 /// there. Made only by this module's receiving path, so it is the one way for a holder to send
 /// a command it did not decide itself.
 #[derive(Debug)]
-pub struct ForwardedCommand {
+pub(crate) struct ForwardedCommand {
     audit_id: i64,
     charger_id: String,
     action: String,
@@ -122,25 +122,25 @@ pub struct ForwardedCommand {
 }
 
 impl ForwardedCommand {
-    pub fn audit_id(&self) -> i64 {
+    pub(crate) fn audit_id(&self) -> i64 {
         self.audit_id
     }
-    pub fn charger_id(&self) -> &str {
+    pub(crate) fn charger_id(&self) -> &str {
         &self.charger_id
     }
-    pub fn action(&self) -> &str {
+    pub(crate) fn action(&self) -> &str {
         &self.action
     }
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
-    pub fn into_payload(self) -> Value {
+    pub(crate) fn into_payload(self) -> Value {
         self.payload
     }
 }
 
 /// This node's membership of the cluster.
-pub struct Cluster {
+pub(crate) struct Cluster {
     node_id: String,
     client: async_nats::Client,
     nodes: kv::Store,
@@ -166,7 +166,7 @@ pub struct Cluster {
 impl Cluster {
     /// Connects to NATS (bounded), opens the buckets and takes `node_id`; refused when NATS
     /// cannot be reached or another live node holds the id.
-    pub async fn join(urls: &[String], node_id: &str) -> Result<Arc<Cluster>, JoinError> {
+    pub(crate) async fn join(urls: &[String], node_id: &str) -> Result<Arc<Cluster>, JoinError> {
         let servers = urls
             .iter()
             .map(|url| redact(url))
@@ -241,18 +241,18 @@ impl Cluster {
         }))
     }
 
-    pub fn node_id(&self) -> &str {
+    pub(crate) fn node_id(&self) -> &str {
         &self.node_id
     }
 
     /// Whether NATS is reachable now.
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 
     /// Starts the node's background work: renewing its id, watching nodes and presence,
     /// serving forwarded commands and live views, and following and announcing changes.
-    pub async fn run(self: &Arc<Self>, state: SharedState) -> Result<(), JoinError> {
+    pub(crate) async fn run(self: &Arc<Self>, state: SharedState) -> Result<(), JoinError> {
         let commits = self.commits.clone();
         if state
             .estate
@@ -296,7 +296,7 @@ impl Cluster {
     }
 
     /// The node holding `charger_id`'s socket, if that node is alive.
-    pub fn holder(&self, charger_id: &str) -> Option<Holder> {
+    pub(crate) fn holder(&self, charger_id: &str) -> Option<Holder> {
         let holder = self.holders.get(charger_id)?.clone();
         self.is_alive(&holder.node).then_some(holder)
     }
@@ -320,7 +320,7 @@ impl Cluster {
 
     /// Records that `charger_id` connected here (session `connection`): every other node
     /// closes an older session of it.
-    pub async fn claim(&self, charger_id: &str, connection: u64, version: OcppVersion) {
+    pub(crate) async fn claim(&self, charger_id: &str, connection: u64, version: OcppVersion) {
         self.claims.insert(
             charger_id.to_owned(),
             Claim {
@@ -356,7 +356,7 @@ impl Cluster {
 
     /// Records that session `connection` of `charger_id` ended here; the presence entry goes
     /// unless another node has taken the charger since.
-    pub async fn release(&self, charger_id: &str, connection: u64) {
+    pub(crate) async fn release(&self, charger_id: &str, connection: u64) {
         let Some((_, claim)) = self
             .claims
             .remove_if(charger_id, |_, claim| claim.connection == connection)
@@ -373,7 +373,7 @@ impl Cluster {
     }
 
     /// Sends a CALL to the node holding the charger and waits for the charger's answer.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         holder: &Holder,
         audit_id: i64,
@@ -424,7 +424,7 @@ impl Cluster {
     }
 
     /// The holder's view of a charger connected elsewhere (`None` when it cannot be had).
-    pub async fn live_view(&self, holder: &Holder, charger_id: &str) -> Option<Value> {
+    pub(crate) async fn live_view(&self, holder: &Holder, charger_id: &str) -> Option<Value> {
         if !self.is_up() {
             return None;
         }
@@ -441,7 +441,7 @@ impl Cluster {
 
     /// Waits until every live node confirmed the changes counted up to `commits`, at most
     /// [`PROPAGATION_WAIT`].
-    pub async fn settled(&self, commits: u64) {
+    pub(crate) async fn settled(&self, commits: u64) {
         let mut confirmed = self.confirmed.subscribe();
         let _ = tokio::time::timeout(
             PROPAGATION_WAIT,
@@ -451,7 +451,7 @@ impl Cluster {
     }
 
     /// Gives up this node's id and its presence entries (a clean shutdown).
-    pub async fn leave(&self) {
+    pub(crate) async fn leave(&self) {
         let claims: Vec<(String, Claim)> = self
             .claims
             .iter()
@@ -755,7 +755,7 @@ impl Cluster {
 /// API middleware of a cluster node, inside the request's own task: a request that changed
 /// the estate answers once every live node confirmed the change (at most
 /// [`PROPAGATION_WAIT`]), so the next request holds on any node.
-pub async fn settle_changes(
+pub(crate) async fn settle_changes(
     axum::extract::State(state): axum::extract::State<SharedState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

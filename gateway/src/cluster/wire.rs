@@ -8,7 +8,7 @@ use crate::charger::CallFailure;
 
 /// The value of a charger's presence entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HolderValue {
+pub(crate) struct HolderValue {
     pub node: String,
     /// The OCPP version of the held connection, as its WebSocket subprotocol.
     pub version: String,
@@ -16,7 +16,7 @@ pub struct HolderValue {
 
 /// A command decided and audited on another node, for the charger this node holds.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct CommandRequest {
+pub(crate) struct CommandRequest {
     pub audit_id: i64,
     pub charger_id: String,
     pub action: String,
@@ -27,7 +27,7 @@ pub struct CommandRequest {
 /// The holder's answer to a [`CommandRequest`].
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CommandAnswer {
+pub(crate) enum CommandAnswer {
     Answered {
         payload: Value,
     },
@@ -43,7 +43,7 @@ pub enum CommandAnswer {
 }
 
 impl CommandAnswer {
-    pub fn from_result(result: Result<Value, CallFailure>) -> CommandAnswer {
+    pub(crate) fn from_result(result: Result<Value, CallFailure>) -> CommandAnswer {
         match result {
             Ok(payload) => CommandAnswer::Answered { payload },
             Err(CallFailure::NotConnected) => CommandAnswer::NotConnected,
@@ -62,7 +62,7 @@ impl CommandAnswer {
         }
     }
 
-    pub fn into_result(self) -> Result<Value, CallFailure> {
+    pub(crate) fn into_result(self) -> Result<Value, CallFailure> {
         match self {
             CommandAnswer::Answered { payload } => Ok(payload),
             CommandAnswer::NotConnected => Err(CallFailure::NotConnected),
@@ -84,19 +84,19 @@ impl CommandAnswer {
 
 /// "Node `node` committed its change number `seq`": reload what the store holds.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Notice {
+pub(crate) struct Notice {
     pub node: String,
     pub seq: u64,
 }
 
 /// The presence key of a charger: its id in hex, since a key-value key holds only a few
 /// characters a charger id may contain.
-pub fn charger_key(charger_id: &str) -> String {
+pub(crate) fn charger_key(charger_id: &str) -> String {
     format!("c{}", hex::encode(charger_id))
 }
 
 /// The charger id of a presence key; `None` for a key this module did not write.
-pub fn charger_from_key(key: &str) -> Option<String> {
+pub(crate) fn charger_from_key(key: &str) -> Option<String> {
     let bytes = hex::decode(key.strip_prefix('c')?).ok()?;
     String::from_utf8(bytes).ok()
 }
