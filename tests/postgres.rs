@@ -7,7 +7,8 @@
 //! ([`PostgresServer::create_database`]), so tests stay independent and can run in parallel.
 //! `initdb` refuses to run as root, so as root the server runs as the `postgres` user. A
 //! watchdog stops the server and removes its directory when the test process is gone, however
-//! it ended.
+//! it ended. A test that stops the database under a gateway takes a server of its own
+//! ([`PostgresServer::own`]), so no other test sees it go away.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,6 +29,10 @@ pub struct PostgresServer {
     pub port: u16,
     bin: PathBuf,
     databases: AtomicUsize,
+    as_root: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    owned: bool,
 }
 
 impl PostgresServer {
@@ -37,8 +42,39 @@ impl PostgresServer {
     pub fn shared() -> &'static PostgresServer {
         static SERVER: OnceLock<PostgresServer> = OnceLock::new();
         SERVER.get_or_init(|| {
-            PostgresServer::start().unwrap_or_else(|err| panic!("test PostgreSQL: {err:#}"))
+            PostgresServer::start(false).unwrap_or_else(|err| panic!("test PostgreSQL: {err:#}"))
         })
+    }
+
+    /// A server for this test alone, which it may stop and restart; stopped and removed when
+    /// dropped. Its commits are durable (`synchronous_commit=on`), as on a real server: an
+    /// immediate stop must not lose what the gateway was told was stored.
+    pub fn own() -> Result<PostgresServer> {
+        PostgresServer::start(true)
+    }
+
+    /// Stops the server at once (`pg_ctl -m immediate`: open connections are cut, as when the
+    /// database host goes away); [`PostgresServer::restart`] brings it back on the same port
+    /// with the same data.
+    pub fn stop(&self) -> Result<()> {
+        let mut stop = as_server_user(self.as_root, &self.bin.join("pg_ctl"));
+        stop.args([
+            "-D",
+            &self.data.to_string_lossy(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]);
+        run_logged(stop, &self.dir.join("pg_ctl-stop.log"), "pg_ctl stop")
+    }
+
+    pub fn restart(&self) -> Result<()> {
+        run_logged(
+            self.start_command(self.port),
+            &self.dir.join("pg_ctl.log"),
+            "pg_ctl start",
+        )
     }
 
     /// Creates an empty database and returns its URL
@@ -74,7 +110,7 @@ impl PostgresServer {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    fn start() -> Result<PostgresServer> {
+    fn start(owned: bool) -> Result<PostgresServer> {
         let bin = server_binaries(Path::new(DEBIAN_BINARIES))?;
         let as_root = is_root()?;
         let dir = server_dir(as_root)?;
@@ -88,35 +124,58 @@ impl PostgresServer {
 
         // A port taken between the probe and the start makes the start fail: try again.
         let mut last_error = None;
+        let mut server = PostgresServer {
+            port: 0,
+            bin,
+            databases: AtomicUsize::new(0),
+            as_root,
+            dir,
+            data,
+            owned,
+        };
         for _ in 0..5 {
-            let port = free_port()?;
-            let mut start = as_server_user(as_root, &bin.join("pg_ctl"));
-            start
-                .args(["-D", &data.to_string_lossy(), "-l"])
-                .arg(dir.join("server.log"))
-                .args(["-w", "-t", "30", "start", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                     -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-                    dir.display()
-                ));
-            match run_logged(start, &dir.join("pg_ctl.log"), "pg_ctl start") {
+            server.port = free_port()?;
+            let start = server.start_command(server.port);
+            match run_logged(start, &server.dir.join("pg_ctl.log"), "pg_ctl start") {
                 Ok(()) => {
-                    watch_parent(as_root, &bin, &dir, &data)?;
-                    return Ok(PostgresServer {
-                        port,
-                        bin,
-                        databases: AtomicUsize::new(0),
-                    });
+                    watch_parent(as_root, &server.bin, &server.dir, &server.data)?;
+                    return Ok(server);
                 }
                 Err(err) => last_error = Some(err),
             }
         }
+        let dir = server.dir.clone();
         let server_log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
         Err(last_error
             .unwrap_or_else(|| anyhow::anyhow!("no start attempted"))
             .context(server_log))
+    }
+
+    fn start_command(&self, port: u16) -> Command {
+        let mut start = as_server_user(self.as_root, &self.bin.join("pg_ctl"));
+        start
+            .args(["-D", &self.data.to_string_lossy(), "-l"])
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "30", "start", "-o"])
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c synchronous_commit={} -c full_page_writes=off -c max_connections=200",
+                self.dir.display(),
+                // The shared server trades durability across a crash for speed; it is never
+                // stopped under a test.
+                if self.owned { "on" } else { "off" },
+            ));
+        start
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = self.stop();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! charger connections close, so an operator never sees a dropped connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -181,8 +182,12 @@ pub(crate) async fn run_to_completion(request: Request, next: Next) -> Response 
     }
 }
 
-/// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins
-/// and, on a cluster node, while NATS cannot be reached.
+/// How long `/readyz` waits for the store to answer before calling it unreachable.
+const STORE_PING_LIMIT: Duration = Duration::from_secs(1);
+
+/// `GET /readyz`: 200 while the gateway takes traffic, 503 from the moment shutdown begins,
+/// while the store does not answer a trivial query within [`STORE_PING_LIMIT`] and, on a
+/// cluster node, while NATS cannot be reached.
 pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
     if *state.shutdown.borrow() {
         (
@@ -194,6 +199,15 @@ pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "cluster unreachable" })),
+        )
+            .into_response()
+    } else if !matches!(
+        tokio::time::timeout(STORE_PING_LIMIT, state.store.ping()).await,
+        Ok(Ok(()))
+    ) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "store unreachable" })),
         )
             .into_response()
     } else {

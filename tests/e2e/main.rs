@@ -11,6 +11,7 @@ mod commands;
 mod compliance;
 mod conformance;
 mod crash;
+mod dependency_loss;
 mod deploy_assets;
 mod durability;
 mod estate_integrity;

@@ -178,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- lifetime ---
 
+    /// Answers once the database answers a trivial query: what readiness asks while the
+    /// database may be unreachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Commits every acknowledged write and closes the store; later calls fail with
     /// [`StoreError::Closed`]. Backends without anything to close keep the default.
     async fn close(&self) {}

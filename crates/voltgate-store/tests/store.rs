@@ -122,6 +122,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    ping_answers_while_open_and_fails_once_closed,
     scopes_come_back_parents_first,
     modules_are_replaced_not_duplicated,
     principals_round_trip_and_block,
@@ -1437,6 +1438,15 @@ async fn closing_through_the_trait_keeps_what_was_acknowledged() {
         .map(|p| p.id)
         .collect();
     assert_eq!(ids, ["kept"]);
+}
+
+async fn ping_answers_while_open_and_fails_once_closed(store: &Arc<impl Inspect>) {
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(
+        store.ping().await.is_err(),
+        "a closed store answered a ping"
+    );
 }
 
 // --- PostgreSQL: what only a server database has to show ---

@@ -75,7 +75,7 @@ pub(crate) async fn handle(
         ctx.state.behaviours.get(ctx.charger_id).post_boot_sync
     });
     match (ctx.version, action) {
-        (_, "BootNotification") => Ok(boot_notification(ctx, payload).await),
+        (_, "BootNotification") => boot_notification(ctx, payload).await,
         (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),
         (_, "StatusNotification") => status_notification(ctx, payload),
         (_, "Authorize") => authorize(ctx, payload).await,
@@ -103,32 +103,32 @@ pub(crate) async fn handle(
     }
 }
 
-async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Value {
+async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
     let boot = boot_info(ctx.version, payload);
-    ctx.live.boot(boot.clone());
-    // A charger that booted may have lost its list: compare versions again.
-    let post_boot = ctx.state.behaviours.get(ctx.charger_id).post_boot_sync;
-    ctx.state.local_lists.booted(ctx.charger_id, post_boot);
     let record = BootRecord {
-        vendor: boot.vendor,
-        model: boot.model,
-        serial: boot.serial,
-        firmware: boot.firmware,
+        vendor: boot.vendor.clone(),
+        model: boot.model.clone(),
+        serial: boot.serial.clone(),
+        firmware: boot.firmware.clone(),
         ocpp_version: ctx.version.to_string(),
         at: now_rfc3339(),
     };
-    // Boot data is informational: a store failure is logged and counted, the charger is
-    // still accepted so it can go on charging.
-    if let Err(err) = ctx.state.store.record_boot(ctx.charger_id, &record).await {
-        ctx.state.metrics.store_error("record_boot");
-        tracing::error!(error = %err, "boot notification could not be stored");
-    }
+    // No Accepted for a boot that was not stored: the charger retries it.
+    ctx.state
+        .store
+        .record_boot(ctx.charger_id, &record)
+        .await
+        .map_err(|err| store_failed(ctx, "record_boot", &err))?;
+    ctx.live.boot(boot);
+    // A charger that booted may have lost its list: compare versions again.
+    let post_boot = ctx.state.behaviours.get(ctx.charger_id).post_boot_sync;
+    ctx.state.local_lists.booted(ctx.charger_id, post_boot);
     tracing::info!(vendor = %record.vendor, model = %record.model, "charger booted");
-    json!({
+    Ok(json!({
         "status": "Accepted",
         "currentTime": now_rfc3339(),
         "interval": ctx.state.settings.heartbeat_interval_secs,
-    })
+    }))
 }
 
 pub(crate) fn boot_info(version: OcppVersion, payload: &Value) -> BootInfo {

@@ -241,6 +241,9 @@ impl RefusingStore {
 
 #[async_trait::async_trait]
 impl Store for RefusingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.refuse()
+    }
     async fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
         self.refuse()
     }

@@ -686,4 +686,9 @@ impl Store for PostgresStore {
     async fn close(&self) {
         PostgresStore::close(self).await;
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.pool()?).await?;
+        Ok(())
+    }
 }

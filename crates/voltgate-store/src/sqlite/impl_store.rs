@@ -598,6 +598,16 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(async move {
+                sqlx::query("SELECT 1").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn id_tokens_of(&self, principal: &str) -> Result<Vec<IdTokenRecord>, StoreError> {
         self.read(principal, |conn, principal| {
             Box::pin(async move {
