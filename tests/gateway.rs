@@ -18,9 +18,20 @@ pub fn binary_path(name: &str) -> Result<PathBuf> {
     let target = BUILT
         .get_or_init(|| {
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let status = Command::new(env!("CARGO"))
+            let mut build = Command::new(env!("CARGO"));
+            build
                 .args(["build", "-p", "voltgate", "-p", "voltgate-sim", "--bins"])
-                .current_dir(manifest)
+                .current_dir(manifest);
+            // `cargo test` gives this process the variables of the package under test
+            // (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …). Build scripts that watch them (ring's
+            // does) would see them changed and rebuild, and the outer `cargo test` would
+            // rebuild them back: minutes per run.
+            for (name, _) in std::env::vars_os() {
+                if is_package_variable(&name.to_string_lossy()) {
+                    build.env_remove(&name);
+                }
+            }
+            let status = build
                 .status()
                 .map_err(|e| format!("cannot run cargo build: {e}"))?;
             if !status.success() {
@@ -38,6 +49,24 @@ pub fn binary_path(name: &str) -> Result<PathBuf> {
         bail!("{} was not built", path.display());
     }
     Ok(path)
+}
+
+/// Whether cargo sets `name` for the package whose test runs (not for the whole invocation).
+fn is_package_variable(name: &str) -> bool {
+    name == "OUT_DIR"
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
+        || name.starts_with("CARGO_CFG_")
+        || [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .contains(&name)
 }
 
 /// How to start a gateway for one test.

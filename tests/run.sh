@@ -46,4 +46,4 @@ cargo check --quiet --locked --manifest-path fuzz/Cargo.toml --target-dir "${CAR
 # Arguments are cargo's (e.g. --release), not the test harness's.
 cargo test --workspace "$@"
 # The load tests (tests/load/) each fill the machine: after everything else, one at a time.
-cargo test -p voltgate-tests --test load "$@" -- --test-threads=1
+cargo test --workspace --test load "$@" -- --test-threads=1
