@@ -13,7 +13,6 @@
 //! (502) or does not answer in time (504). When the allow record cannot be written the
 //! command is not sent (503): nothing reaches a charger without its audit record.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use voltgate_ocpp::{Command, CommandError, OcppVersion};
@@ -68,39 +67,22 @@ pub(crate) enum GateError {
 
 /// Proof that a command's allow record is on disk: the only key to `ChargerRegistry::call`.
 /// Its field is private to this module, so nothing else can make one.
+///
+/// The record's id is also the number the command uses where OCPP 2.0.1 needs one
+/// (remoteStartId, requestId, charging profile id): audit ids come from the store's sequence,
+/// shared by every node of a cluster and never reused, so two nodes never give one charger the
+/// same request id, a restart does not reuse one, and a charger's later notification naming
+/// the id leads to the record of the command that caused it.
 #[derive(Debug)]
 pub(crate) struct AuditedCommand {
-    _audit_id: i64,
+    audit_id: i64,
 }
 
 impl AuditedCommand {
     /// For the registry's and the session's own unit tests, which drive a charger directly.
     #[cfg(test)]
     pub(crate) fn for_tests() -> AuditedCommand {
-        AuditedCommand { _audit_id: 0 }
-    }
-}
-
-/// Unique numbers for OCPP 2.0.1 remoteStartId / requestId / charging profile ids, one
-/// sequence per gateway. Seeded from the clock so ids from before a restart are not reused
-/// soon after; kept well inside i32.
-#[derive(Debug)]
-pub(crate) struct CommandSequence(AtomicI64);
-
-impl CommandSequence {
-    pub(crate) fn new() -> CommandSequence {
-        let secs = crate::clock::now().unix_timestamp();
-        CommandSequence(AtomicI64::new(secs.rem_euclid(1_000_000_000) + 1))
-    }
-
-    fn next(&self) -> i64 {
-        self.0.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-impl Default for CommandSequence {
-    fn default() -> Self {
-        Self::new()
+        AuditedCommand { audit_id: 0 }
     }
 }
 
@@ -246,9 +228,7 @@ async fn record_and_deliver(
         );
         return Err(GateError::AuditUnavailable);
     };
-    let permit = AuditedCommand {
-        _audit_id: audit_id,
-    };
+    let permit = AuditedCommand { audit_id };
     let started = Instant::now();
     let result = deliver(state, permit, charger_id, command).await;
     let (metric_outcome, audit_outcome) = outcome_labels(&result);
@@ -285,11 +265,7 @@ async fn deliver(
         return Err(GateError::NotConnected(charger_id.to_owned()));
     };
     let call = command
-        .to_call_at(
-            version,
-            state.command_sequence.next(),
-            &crate::clock::now_rfc3339(),
-        )
+        .to_call_at(version, permit.audit_id, &crate::clock::now_rfc3339())
         .map_err(|err| translation_error(command, version, err))?;
     let timeout = state.settings.command_timeout;
     let payload = state
@@ -321,17 +297,13 @@ async fn deliver_elsewhere(
     };
     let version = holder.version;
     let call = command
-        .to_call_at(
-            version,
-            state.command_sequence.next(),
-            &crate::clock::now_rfc3339(),
-        )
+        .to_call_at(version, permit.audit_id, &crate::clock::now_rfc3339())
         .map_err(|err| translation_error(command, version, err))?;
     let timeout = state.settings.command_timeout;
     let payload = cluster
         .forward(
             &holder,
-            permit._audit_id,
+            permit.audit_id,
             charger_id,
             call.action,
             call.payload,
@@ -356,7 +328,7 @@ pub(crate) async fn deliver_forwarded(
     forwarded: ForwardedCommand,
 ) -> Result<serde_json::Value, CallFailure> {
     let permit = AuditedCommand {
-        _audit_id: forwarded.audit_id(),
+        audit_id: forwarded.audit_id(),
     };
     let charger_id = forwarded.charger_id().to_owned();
     let action = forwarded.action().to_owned();

@@ -127,7 +127,6 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         ),
         local_lists: local_list::LocalLists::new(config.local_auth_lists)
             .with_reach(config.local_list_max_reach),
-        command_sequence: gate::CommandSequence::new(),
         quirks,
         behaviours,
         cluster: cluster.clone(),

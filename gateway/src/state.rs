@@ -34,8 +34,6 @@ pub(crate) struct AppState {
     pub auth_guard: crate::throttle::AuthGuard,
     /// Keeps chargers' local authorisation lists in sync with the role engine.
     pub local_lists: crate::local_list::LocalLists,
-    /// Ids for the OCPP requests the gateway sends (2.0.1 requestId, remoteStartId, …).
-    pub command_sequence: crate::gate::CommandSequence,
     /// Each charger's schema tolerance and the deviations accepted from it.
     pub quirks: crate::charger::Quirks,
     /// Each charger's post-boot sync and free-vend settings.
@@ -65,7 +63,6 @@ impl AppState {
             shutdown,
             auth_guard: crate::throttle::AuthGuard::new(),
             local_lists: crate::local_list::LocalLists::new(false),
-            command_sequence: crate::gate::CommandSequence::new(),
             quirks: crate::charger::Quirks::new(voltgate_ocpp::Tolerance::Lenient),
             behaviours: crate::behaviour::Behaviours::new(),
             cluster: None,

@@ -2,8 +2,9 @@
 //! is taken by one live node only; a charger held by one node is commanded through another,
 //! with the allow record written by the node that decided; a charger connected nowhere is a
 //! 409 at once; a charger that connects to another node is taken over; a change made on one
-//! node holds on the others for the next request; a killed node's chargers come back through
-//! the survivors; without NATS a node keeps its own chargers and answers 503 for the rest.
+//! node holds on the others for the next request; 2.0.1 request ids never repeat across nodes;
+//! a killed node's chargers come back through the survivors; without NATS a node keeps its own
+//! chargers and answers 503 for the rest.
 //!
 //! Each test runs its own NATS server (a few milliseconds to start): the nodes of a test see
 //! only each other, so one test's killed node never holds up another test's change
@@ -188,6 +189,78 @@ async fn a_charger_on_one_node_is_commanded_through_another_in_both_versions() {
             .unwrap();
         request.await.unwrap().unwrap().expect(502);
     }
+}
+
+/// `remote-start` through `api` for a 2.0.1 charger, answered Accepted; returns the
+/// `remoteStartId` the charger was sent.
+async fn remote_start_id(api: &Api, id: &str, charger: &mut Charger) -> i64 {
+    let request = {
+        let api = api.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            api.command(
+                &id,
+                "remote-start",
+                json!({"connector": 1, "id_token": "TAG-1"}),
+            )
+            .await
+        })
+    };
+    let (call, payload) = charger
+        .expect_call("RequestStartTransaction", Duration::from_secs(5))
+        .await
+        .unwrap();
+    charger.reply(&call, json!({"status": "Accepted"})).unwrap();
+    request.await.unwrap().unwrap().expect(200);
+    payload["remoteStartId"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no remoteStartId: {payload}"))
+}
+
+#[tokio::test]
+async fn request_ids_sent_through_different_nodes_never_collide_and_name_the_allow_record() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    // Started together, as in a rolling deploy: a per-node counter seeded from the clock
+    // gave both the same numbers.
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-IDS"]).await;
+    let admin = one.api();
+    admin
+        .charging_driver("site-driver", "tia", "site-a")
+        .await
+        .unwrap();
+    admin.id_token("tia", "TAG-1").await.unwrap().expect(201);
+    let mut charger = connect(&one, "CP-IDS", "ocpp2.0.1").await;
+    wait_held_by(&two.api(), "CP-IDS", "one", Duration::from_secs(2)).await;
+
+    let mut sent = Vec::new();
+    for round in 0..4 {
+        let through = if round % 2 == 0 { &one } else { &two };
+        sent.push(remote_start_id(&through.api(), "CP-IDS", &mut charger).await);
+    }
+    let mut distinct = sent.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), sent.len(), "request ids repeated: {sent:?}");
+
+    // Each id is the id of the command's allow record in the shared audit log.
+    let audit = one
+        .api()
+        .get("/api/v1/audit?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    let mut allow_records: Vec<i64> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["allowed"] == true && e["action"] == "command.remote-start")
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    allow_records.sort_unstable();
+    assert_eq!(allow_records, distinct, "{}", audit.text);
 }
 
 #[tokio::test]
