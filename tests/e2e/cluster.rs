@@ -3,8 +3,9 @@
 //! with the allow record written by the node that decided; a charger connected nowhere is a
 //! 409 at once; a charger that connects to another node is taken over; a change made on one
 //! node holds on the others for the next request; 2.0.1 request ids never repeat across nodes;
-//! a killed node's chargers come back through the survivors; without NATS a node keeps its own
-//! chargers and answers 503 for the rest.
+//! a killed node's chargers come back through the survivors, and transactions in flight when it
+//! died are neither lost nor duplicated; without NATS a node keeps its own chargers and answers
+//! 503 for the rest.
 //!
 //! Each test runs its own NATS server (a few milliseconds to start): the nodes of a test see
 //! only each other, so one test's killed node never holds up another test's change
@@ -14,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, NatsServer, PostgresServer};
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, NatsServer, PostgresServer, Received};
 
 /// A node of the test's cluster.
 fn node(db: &str, nats: &NatsServer, id: &str) -> Gateway {
@@ -512,4 +513,194 @@ async fn without_nats_a_node_keeps_its_chargers_answers_503_for_the_rest_and_rec
     clear_cache(&one.api(), "CP-THERE", &mut there)
         .await
         .expect(200);
+}
+
+/// Sends a CALL with the message id `id` (a charger retries a message under its own id) and
+/// returns the CALLRESULT payload.
+async fn call_as(charger: &mut Charger, id: &str, action: &str, payload: Value) -> Value {
+    charger
+        .send_text(&json!([2, id, action, payload]).to_string())
+        .unwrap();
+    match charger
+        .answer_to(id, Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        Received::Result { payload, .. } => payload,
+        other => panic!("{action} {id} was not accepted: {other:?}"),
+    }
+}
+
+/// The transactions `api` lists for `charger`.
+async fn transactions_of(api: &Api, charger: &str) -> Vec<Value> {
+    let list = api.get("/api/v1/transactions").await.unwrap().expect(200);
+    list.body["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t["charger"] == charger)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_node_killed_during_transactions_loses_none_and_the_resent_ones_are_not_duplicated() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    let admin = two.api();
+    estate(&admin, &["CP-TX16", "CP-TX201"]).await;
+    admin
+        .charging_driver("site-driver", "dina", "site-a")
+        .await
+        .unwrap();
+    admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
+
+    let start16 = |connector: u32| {
+        json!({"connectorId": connector, "idTag": "DINA-1", "meterStart": 100,
+               "timestamp": format!("2026-12-06T10:00:0{connector}Z")})
+    };
+    let event201 = |kind: &str, tx: &str, seq: u32| {
+        json!({"eventType": kind, "timestamp": format!("2026-12-06T10:00:0{seq}Z"),
+               "triggerReason": if kind == "Started" { "Authorized" } else { "StopAuthorized" },
+               "seqNo": seq, "transactionInfo": {"transactionId": tx},
+               "evse": {"id": 1, "connectorId": 1},
+               "idToken": {"idToken": "DINA-1", "type": "ISO14443"}})
+    };
+
+    let mut v16 = connect(&one, "CP-TX16", "ocpp1.6").await;
+    let mut v201 = connect(&one, "CP-TX201", "ocpp2.0.1").await;
+    // Answered before the kill: these must survive it.
+    let answered = call_as(&mut v16, "start-1", "StartTransaction", start16(1)).await;
+    let answered_id = answered["transactionId"].as_i64().unwrap();
+    call_as(
+        &mut v201,
+        "start-a",
+        "TransactionEvent",
+        event201("Started", "TX-A", 1),
+    )
+    .await;
+    // In flight when the node dies: the node may or may not have stored them.
+    v16.send_text(&json!([2, "inflight-16", "StartTransaction", start16(2)]).to_string())
+        .unwrap();
+    v201.send_text(
+        &json!([
+            2,
+            "inflight-201",
+            "TransactionEvent",
+            event201("Started", "TX-B", 2)
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let _ = one.kill();
+    drop((v16, v201));
+
+    // Each charger reconnects to the survivor and resends what it got no answer for, as a
+    // charger's offline queue does.
+    let mut v16 = connect(&two, "CP-TX16", "ocpp1.6").await;
+    let mut v201 = connect(&two, "CP-TX201", "ocpp2.0.1").await;
+    let resent = call_as(&mut v16, "inflight-16", "StartTransaction", start16(2)).await;
+    let resent_id = resent["transactionId"].as_i64().unwrap();
+    assert_ne!(resent_id, answered_id);
+    call_as(
+        &mut v201,
+        "inflight-201",
+        "TransactionEvent",
+        event201("Started", "TX-B", 2),
+    )
+    .await;
+    // A charger that resends even what was answered (its queue outlived the answer) makes
+    // no second transaction either.
+    let again = call_as(&mut v16, "start-1", "StartTransaction", start16(1)).await;
+    assert_eq!(
+        again["transactionId"].as_i64(),
+        Some(answered_id),
+        "{again}"
+    );
+    call_as(
+        &mut v201,
+        "start-a",
+        "TransactionEvent",
+        event201("Started", "TX-A", 1),
+    )
+    .await;
+    // The transaction answered on the dead node is stopped through the survivor.
+    v16.call_ok(
+        "StopTransaction",
+        json!({"transactionId": answered_id, "meterStop": 900,
+               "timestamp": "2026-12-06T11:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    v201.call_ok("TransactionEvent", event201("Ended", "TX-A", 3))
+        .await
+        .unwrap();
+
+    let listed16 = transactions_of(&admin, "CP-TX16").await;
+    assert_eq!(listed16.len(), 2, "{listed16:?}");
+    let stopped = listed16
+        .iter()
+        .find(|t| t["id"].as_i64() == Some(answered_id))
+        .unwrap_or_else(|| panic!("the answered transaction is gone: {listed16:?}"));
+    assert_eq!(stopped["meter_stop"].as_f64(), Some(900.0), "{stopped}");
+    let listed201 = transactions_of(&admin, "CP-TX201").await;
+    let mut keys: Vec<&str> = listed201.iter().filter_map(|t| t["key"].as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["TX-A", "TX-B"], "{listed201:?}");
+    let ended = listed201.iter().find(|t| t["key"] == "TX-A").unwrap();
+    assert!(ended["stopped_at"].is_string(), "{ended}");
+}
+
+#[tokio::test]
+async fn a_draining_node_hands_its_chargers_to_the_others_and_ends_its_commands_cleanly() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&two.api(), &["CP-DRAIN"]).await;
+    let mut charger = connect(&one, "CP-DRAIN", "ocpp2.0.1").await;
+    wait_held_by(&two.api(), "CP-DRAIN", "one", Duration::from_secs(2)).await;
+
+    // A command through node two is at the charger when node one begins to drain.
+    let request = {
+        let api = two.api();
+        tokio::spawn(async move { api.command("CP-DRAIN", "clear-cache", json!({})).await })
+    };
+    charger
+        .expect_call("ClearCache", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let draining = tokio::task::spawn_blocking(move || one.terminate(Duration::from_secs(20)));
+    let close = charger.closed(Duration::from_secs(10)).await;
+    assert_eq!(
+        close,
+        Some(Some(1001)),
+        "the charger was not closed as going away"
+    );
+    let closed_at = Instant::now();
+
+    // The command ends with an answer that says what happened, within the command timeout.
+    let reply = request.await.unwrap().unwrap();
+    assert!(
+        [409, 502, 503, 504].contains(&reply.status),
+        "{} {}",
+        reply.status,
+        reply.text
+    );
+
+    // The charger reconnects to the other node at once and is commanded there.
+    let mut again = connect(&two, "CP-DRAIN", "ocpp2.0.1").await;
+    wait_held_by(&two.api(), "CP-DRAIN", "two", Duration::from_secs(2)).await;
+    assert!(
+        closed_at.elapsed() < Duration::from_secs(3),
+        "offline for {:?}",
+        closed_at.elapsed()
+    );
+    clear_cache(&two.api(), "CP-DRAIN", &mut again)
+        .await
+        .expect(200);
+    let (code, _) = draining.await.unwrap().unwrap();
+    assert_eq!(code, Some(0), "the draining node did not exit cleanly");
 }
