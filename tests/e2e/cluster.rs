@@ -5,7 +5,7 @@
 //! node holds on the others for the next request; 2.0.1 request ids never repeat across nodes;
 //! a killed node's chargers come back through the survivors, and transactions in flight when it
 //! died are neither lost nor duplicated; without NATS a node keeps its own chargers and answers
-//! 503 for the rest.
+//! 503 for the rest, and decides on what the store holds rather than on what it last heard.
 //!
 //! Each test runs its own NATS server (a few milliseconds to start): the nodes of a test see
 //! only each other, so one test's killed node never holds up another test's change
@@ -703,4 +703,83 @@ async fn a_draining_node_hands_its_chargers_to_the_others_and_ends_its_commands_
         .expect(200);
     let (code, _) = draining.await.unwrap().unwrap();
     assert_eq!(code, Some(0), "the draining node did not exit cleanly");
+}
+
+/// Polls `/readyz` on `gateway` until it answers `status`.
+async fn wait_ready(gateway: &Gateway, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = gateway.api().get("/readyz").await.unwrap();
+        if reply.status == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz {} after {within:?}",
+            reply.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_last_heard() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-STALE"]).await;
+    one.api()
+        .charging_driver("site-driver", "dina", "site-a")
+        .await
+        .unwrap();
+    one.api()
+        .id_token("dina", "DINA-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let mut charger = connect(&two, "CP-STALE", "ocpp1.6").await;
+    let status = |answer: &Value| answer["idTagInfo"]["status"].clone();
+    let authorize = json!({"idTag": "DINA-1"});
+    let answer = charger
+        .call_ok("Authorize", authorize.clone())
+        .await
+        .unwrap();
+    assert_eq!(status(&answer), "Accepted", "{answer}");
+
+    nats.stop();
+    wait_ready(&one, 503, Duration::from_secs(5)).await;
+    wait_ready(&two, 503, Duration::from_secs(5)).await;
+    // Changes node two cannot hear about.
+    one.api()
+        .post("/api/v1/principals/dina/block", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    one.api()
+        .scope("site-late", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+
+    // Node two decides on what the store holds, not on what it last heard.
+    let answer = charger
+        .call_ok("Authorize", authorize.clone())
+        .await
+        .unwrap();
+    assert_ne!(status(&answer), "Accepted", "{answer}");
+    let scopes = two.api().get("/api/v1/scopes").await.unwrap().expect(200);
+    assert!(scopes.text.contains("\"site-late\""), "{}", scopes.text);
+
+    // NATS back: fresh again, and changes arrive by notice as before.
+    nats.restart().unwrap();
+    wait_ready(&two, 200, Duration::from_secs(10)).await;
+    wait_ready(&one, 200, Duration::from_secs(10)).await;
+    one.api()
+        .post("/api/v1/principals/dina/unblock", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    let answer = charger.call_ok("Authorize", authorize).await.unwrap();
+    assert_eq!(status(&answer), "Accepted", "{answer}");
 }

@@ -63,6 +63,19 @@ impl Reject {
     }
 }
 
+/// Whether answering `action` asks the engine about cards, principals or the charger's
+/// registration: what a cluster node that may have missed changes must catch up for first.
+fn decides_on_the_estate(action: &str) -> bool {
+    matches!(
+        action,
+        "BootNotification"
+            | "Authorize"
+            | "StartTransaction"
+            | "StopTransaction"
+            | "TransactionEvent"
+    )
+}
+
 /// Answers one validated charger-initiated CALL.
 pub(crate) async fn handle(
     ctx: &CallContext<'_>,
@@ -74,6 +87,18 @@ pub(crate) async fn handle(
     ctx.state.local_lists.seen(ctx.charger_id, || {
         ctx.state.behaviours.get(ctx.charger_id).post_boot_sync
     });
+    if decides_on_the_estate(action) {
+        if let Some(cluster) = &ctx.state.cluster {
+            cluster.catch_up(ctx.state).await.map_err(|err| {
+                tracing::error!(error = %err, "stale after losing NATS and the store cannot be read");
+                Reject {
+                    code: ErrorCode::InternalError,
+                    description: "the gateway cannot decide on this message now; please retry"
+                        .to_owned(),
+                }
+            })?;
+        }
+    }
     match (ctx.version, action) {
         (_, "BootNotification") => boot_notification(ctx, payload).await,
         (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),

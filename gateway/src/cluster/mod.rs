@@ -19,12 +19,19 @@
 //! - **Change propagation.** Every change committed through the estate is announced on
 //!   `voltgate.changes`; the other nodes reload the engine and the charger settings from the
 //!   store and confirm, and the API request that made the change answers once the live nodes
-//!   confirmed (or [`PROPAGATION_WAIT`] passed). A node that lost NATS reloads on reconnect.
+//!   confirmed (or [`PROPAGATION_WAIT`] passed).
+//! - **Missed changes.** From the moment a node loses NATS it may miss notices, so it is
+//!   *stale*: every operator request and every charger message that decides on the estate
+//!   first waits for a reload from the store that began after it arrived ([`Cluster::catch_up`],
+//!   one reload shared by everything waiting), and is refused (503, CALLERROR InternalError)
+//!   when the store cannot be read. The first reload that begins while NATS is back and ends
+//!   with no disconnect in between makes the node fresh again. So a node never decides on
+//!   state older than what it may have missed.
 
 pub(crate) mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +46,7 @@ use tokio::time::Instant;
 use voltgate_ocpp::OcppVersion;
 
 use crate::charger::CallFailure;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use wire::{CommandAnswer, CommandRequest, HolderValue, Notice};
 
 /// How long a node's id stays taken after its last renewal.
@@ -161,6 +168,15 @@ pub(crate) struct Cluster {
     confirmed: watch::Sender<u64>,
     /// The last notice number seen from each node, to notice a gap.
     last_notice: Mutex<HashMap<String, u64>>,
+    /// Whether this node may have missed change notices (NATS was lost since its last
+    /// reload that began while connected).
+    stale: AtomicBool,
+    /// How often the connection to NATS was lost.
+    disconnects: AtomicU64,
+    /// Serialises catch-up reloads.
+    catch_up_turn: tokio::sync::Mutex<()>,
+    /// How many catch-up reloads have finished.
+    catch_ups: AtomicU64,
 }
 
 impl Cluster {
@@ -238,6 +254,10 @@ impl Cluster {
             commit_rx: Mutex::new(Some(commit_rx)),
             confirmed: watch::channel(0).0,
             last_notice: Mutex::new(HashMap::new()),
+            stale: AtomicBool::new(false),
+            disconnects: AtomicU64::new(0),
+            catch_up_turn: tokio::sync::Mutex::new(()),
+            catch_ups: AtomicU64::new(0),
         }))
     }
 
@@ -248,6 +268,42 @@ impl Cluster {
     /// Whether NATS is reachable now.
     pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Whether this node may have missed changes made on other nodes.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Returns at once on a fresh node; on a stale one, once a reload from the store that
+    /// began after this call has finished. Concurrent callers share reloads: everyone
+    /// waiting when one begins is served by it or by the next.
+    pub(crate) async fn catch_up(&self, state: &AppState) -> Result<(), String> {
+        if !self.is_stale() {
+            return Ok(());
+        }
+        let arrived = self.catch_ups.load(Ordering::Acquire);
+        let _turn = self.catch_up_turn.lock().await;
+        // Two reloads finished since this call arrived: the second began after it. A node
+        // made fresh meanwhile gets every later change by notice again.
+        if self.catch_ups.load(Ordering::Acquire) >= arrived + 2 || !self.is_stale() {
+            return Ok(());
+        }
+        self.reload_estate(state).await?;
+        self.catch_ups.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Reloads everything another node may have changed; a reload that began while NATS was
+    /// up and saw no disconnect until it ended makes the node fresh.
+    async fn reload_estate(&self, state: &AppState) -> Result<(), String> {
+        let disconnects = self.disconnects.load(Ordering::Acquire);
+        let connected = self.is_up();
+        reload(state).await?;
+        if connected && self.disconnects.load(Ordering::Acquire) == disconnects {
+            self.stale.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Starts the node's background work: renewing its id, watching nodes and presence,
@@ -642,7 +698,7 @@ impl Cluster {
             self.reload.notified().await;
             let replies = std::mem::take(&mut *self.pending_acks.lock());
             let started = Instant::now();
-            if let Err(err) = reload(&state).await {
+            if let Err(err) = self.reload_estate(&state).await {
                 tracing::warn!(error = %err, "cannot reload the estate after a change elsewhere; retrying");
                 self.pending_acks.lock().extend(replies);
                 tokio::time::sleep(REWATCH_DELAY).await;
@@ -718,6 +774,8 @@ impl Cluster {
         while let Some(event) = events.recv().await {
             match event {
                 async_nats::Event::Disconnected => {
+                    self.disconnects.fetch_add(1, Ordering::AcqRel);
+                    self.stale.store(true, Ordering::Release);
                     self.up.store(false, Ordering::Relaxed);
                     tracing::warn!("lost the connection to NATS; cross-node commands answer 503");
                 }
@@ -752,14 +810,30 @@ impl Cluster {
     }
 }
 
-/// API middleware of a cluster node, inside the request's own task: a request that changed
-/// the estate answers once every live node confirmed the change (at most
-/// [`PROPAGATION_WAIT`]), so the next request holds on any node.
+/// API middleware of a cluster node, inside the request's own task: on a stale node an
+/// operator request first waits for [`Cluster::catch_up`]; a request that changed the estate
+/// answers once every live node confirmed the change (at most [`PROPAGATION_WAIT`]), so the
+/// next request holds on any node.
 pub(crate) async fn settle_changes(
     axum::extract::State(state): axum::extract::State<SharedState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Operator requests decide on the estate; probes and the documents do not.
+    if request.uri().path().starts_with("/api/v1/") {
+        if let Some(cluster) = &state.cluster {
+            if let Err(err) = cluster.catch_up(&state).await {
+                tracing::error!(error = %err, "stale after losing NATS and the store cannot be read");
+                return crate::api::error::ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "this node may have missed changes and cannot read the store to catch up",
+                )
+                .into_response();
+            }
+        }
+    }
     let before = state.estate.commits();
     let response = next.run(request).await;
     let after = state.estate.commits();
@@ -772,7 +846,7 @@ pub(crate) async fn settle_changes(
 }
 
 /// Reads everything another node may have changed back from the store.
-async fn reload(state: &SharedState) -> Result<(), String> {
+async fn reload(state: &AppState) -> Result<(), String> {
     state.estate.reload().await.map_err(|err| err.to_string())?;
     let tolerances = state
         .store
