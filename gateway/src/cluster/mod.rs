@@ -61,6 +61,8 @@ pub(crate) const PROPAGATION_WAIT: Duration = Duration::from_secs(1);
 const FORWARD_SLACK: Duration = Duration::from_millis(500);
 /// How long a node waits for another node's view of a charger.
 const LIVE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the client pings NATS to notice a server that went silent.
+const NATS_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before a watch that ended is opened again.
 const REWATCH_DELAY: Duration = Duration::from_millis(250);
 
@@ -200,6 +202,9 @@ impl Cluster {
         let options = async_nats::ConnectOptions::new()
             .name(format!("voltgate {node_id}"))
             .connection_timeout(CONNECT_TIMEOUT)
+            // A server gone silent (a partition, not a closed socket) is noticed after two
+            // unanswered pings: the node turns stale within seconds, not after the default minute.
+            .ping_interval(NATS_PING_INTERVAL)
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(1_000))
             })
@@ -365,6 +370,24 @@ impl Cluster {
             crate::clock::now() - *renewed
                 < time::Duration::try_from(NODE_LEASE).unwrap_or_default()
         })
+    }
+
+    /// The other nodes whose ids are taken now, read from the bucket itself: the watch behind
+    /// [`Cluster::live_peers`] can lag after NATS restarts, and a change must then still wait
+    /// for every live node. Falls back to the watch when the bucket cannot be read in time.
+    async fn live_peers_now(&self) -> usize {
+        let read = async {
+            let keys = self.nodes.keys().await.ok()?;
+            let ids: Vec<String> = keys
+                .filter_map(|key| async move { key.ok() })
+                .collect()
+                .await;
+            Some(ids.iter().filter(|id| **id != self.node_id).count())
+        };
+        match tokio::time::timeout(LIVE_TIMEOUT, read).await {
+            Ok(Some(count)) => count,
+            _ => self.live_peers(),
+        }
     }
 
     fn live_peers(&self) -> usize {
@@ -733,7 +756,7 @@ impl Cluster {
                 node: self.node_id.clone(),
                 seq,
             };
-            let expected = self.live_peers();
+            let expected = self.live_peers_now().await;
             let Ok(bytes) = serde_json::to_vec(&notice) else {
                 continue;
             };
@@ -910,8 +933,8 @@ async fn open_bucket(
         .map_err(|err| err.to_string())
 }
 
-/// A NATS URL without the user and password it may carry.
-fn redact(url: &str) -> String {
+/// A NATS URL without its credentials (user and password, or a token).
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),
