@@ -93,7 +93,7 @@ pub(crate) enum AdminCommand {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AdminArgs {
     /// The gateway's store URL, as given to `voltgate serve`.
-    #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
+    #[arg(long, env = "VOLTGATE_DB", hide_env_values = true, default_value = DEFAULT_DB)]
     pub db: String,
 }
 
@@ -154,13 +154,13 @@ pub struct ServeArgs {
     /// Store URL: `sqlite://PATH` (created if missing), `sqlite::memory:` (keeps nothing) or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (an existing PostgreSQL database, migrated at
     /// start). `config check` shows it without the password.
-    #[arg(long, env = "VOLTGATE_DB", default_value = DEFAULT_DB)]
+    #[arg(long, env = "VOLTGATE_DB", hide_env_values = true, default_value = DEFAULT_DB)]
     pub db: String,
 
     /// Join the gateway nodes that share this NATS and this database:
     /// `nats://HOST:PORT[,nats://HOST:PORT…]`. Needs a PostgreSQL `--db`. Without it the node
     /// runs alone.
-    #[arg(long, env = "VOLTGATE_CLUSTER", value_name = "NATS_URLS",
+    #[arg(long, env = "VOLTGATE_CLUSTER", hide_env_values = true, value_name = "NATS_URLS",
           value_parser = parse_cluster_urls)]
     pub cluster: Option<ClusterUrls>,
 
@@ -1033,12 +1033,21 @@ fn effective_settings(
             lines.push(format!("# {key} is not set"));
             continue;
         }
-        let value = if is_secret(arg) {
-            toml_string("<redacted>")
-        } else if id == "db" {
+        // The URLs may carry a password: shown without it, rather than not at all.
+        let value = if id == "db" {
             toml_string(&voltgate_store::redact_url(
                 raw.first().map_or("", String::as_str),
             ))
+        } else if id == "cluster" {
+            let urls: Vec<String> = raw
+                .first()
+                .map_or("", String::as_str)
+                .split(',')
+                .map(|url| crate::cluster::redact(url.trim()))
+                .collect();
+            toml_string(&urls.join(","))
+        } else if is_secret(arg) {
+            toml_string("<redacted>")
         } else if takes_many_values(arg) {
             let items: Vec<String> = raw.iter().map(|item| toml_scalar(arg, item)).collect();
             format!("[{}]", items.join(", "))
@@ -1351,8 +1360,15 @@ mod tests {
             .filter(|arg| is_secret(arg))
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect();
-        assert!(secrets.contains(&"admin-token".to_owned()), "{secrets:?}");
-        assert!(!secrets.contains(&"db".to_owned()), "{secrets:?}");
+        // The store and NATS URLs may carry a password: hidden in `--help`, never quoted in
+        // file errors, and shown by `config check` without their credentials.
+        for secret in ["admin-token", "db", "cluster"] {
+            assert!(
+                secrets.contains(&secret.to_owned()),
+                "{secret}: {secrets:?}"
+            );
+        }
+        assert!(!secrets.contains(&"preset".to_owned()), "{secrets:?}");
     }
 
     #[test]

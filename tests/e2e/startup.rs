@@ -1,6 +1,8 @@
 //! What the gateway says and refuses at start: a wrong setup stops it with the reason before
 //! anything is created, a doubtful one is a warning, and the start-up lines name what runs in
-//! either log format; `voltgate admin reset-token` is the way back in without the admin token.
+//! either log format; `voltgate admin reset-token` is the way back in without the admin token;
+//! database and NATS passwords given in the environment are shown by neither `--help` nor
+//! `config check`.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -314,5 +316,46 @@ async fn accepts_refused_at_the_open_file_limit_are_counted() {
     assert!(
         stderr.contains("cannot hold the expected chargers"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn database_and_nats_passwords_from_the_environment_are_never_shown() {
+    let with_secrets = |args: &[&str]| {
+        Command::new(binary_path("voltgate").unwrap())
+            .args(args)
+            .env(
+                "VOLTGATE_DB",
+                "postgres://voltgate:pg-s3cret@db.internal:5432/voltgate",
+            )
+            .env(
+                "VOLTGATE_CLUSTER",
+                "nats://gw:nats-s3cret@nats-a:4222,nats://nats-token-s3cret@nats-b:4222",
+            )
+            .output()
+            .unwrap()
+    };
+    let help = with_secrets(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("VOLTGATE_DB"), "{text}");
+    assert!(!text.contains("s3cret"), "a password in --help: {text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("voltgate.toml");
+    std::fs::write(&file, "").unwrap();
+    let checked = with_secrets(&["config", "check", &file.to_string_lossy()]);
+    assert!(checked.status.success(), "{checked:?}");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        !text.contains("s3cret"),
+        "a password in config check: {text}"
+    );
+    assert!(
+        text.contains("db = \"postgres://voltgate:***@db.internal:5432/voltgate\"  # environment"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster = \"nats://***@nats-a:4222,nats://***@nats-b:4222\"  # environment"),
+        "{text}"
     );
 }
