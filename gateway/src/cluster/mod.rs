@@ -47,7 +47,7 @@ use voltgate_ocpp::OcppVersion;
 
 use crate::charger::CallFailure;
 use crate::state::{AppState, SharedState};
-use wire::{CommandAnswer, CommandRequest, HolderValue, Notice};
+use wire::{Ack, CommandAnswer, CommandRequest, HolderValue, Notice};
 
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
@@ -162,7 +162,7 @@ pub(crate) struct Cluster {
     up: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedReceiver<async_nats::Event>>>,
     /// Reply subjects of change notices waiting for the next reload.
-    pending_acks: Mutex<Vec<async_nats::Subject>>,
+    pending_acks: Mutex<Vec<(async_nats::Subject, u64)>>,
     reload: Notify,
     commits: mpsc::UnboundedSender<u64>,
     commit_rx: Mutex<Option<mpsc::UnboundedReceiver<u64>>>,
@@ -372,9 +372,10 @@ impl Cluster {
         })
     }
 
-    /// The other nodes whose ids are taken now, read from the bucket itself: the watch behind
-    /// [`Cluster::live_peers`] can lag after NATS restarts, and a change must then still wait
-    /// for every live node. Falls back to the watch when the bucket cannot be read in time.
+    /// The other nodes whose ids are taken now, read from the bucket itself: the watch of the
+    /// bucket can lag after NATS restarts, and a change must then still wait
+    /// for every live node. When the bucket cannot be read in time, every node the watch ever
+    /// saw counts: waiting for one that is gone costs at most [`PROPAGATION_WAIT`].
     async fn live_peers_now(&self) -> usize {
         let read = async {
             let keys = self.nodes.keys().await.ok()?;
@@ -386,15 +387,12 @@ impl Cluster {
         };
         match tokio::time::timeout(LIVE_TIMEOUT, read).await {
             Ok(Some(count)) => count,
-            _ => self.live_peers(),
+            _ => self
+                .peers
+                .iter()
+                .filter(|peer| peer.key() != &self.node_id)
+                .count(),
         }
-    }
-
-    fn live_peers(&self) -> usize {
-        self.peers
-            .iter()
-            .filter(|peer| peer.key() != &self.node_id && self.is_alive(peer.key()))
-            .count()
     }
 
     /// Records that `charger_id` connected here (session `connection`): every other node
@@ -708,7 +706,7 @@ impl Cluster {
                 }
             }
             if let Some(reply) = message.reply {
-                self.pending_acks.lock().push(reply);
+                self.pending_acks.lock().push((reply, notice.seq));
             }
             self.reload.notify_one();
         }
@@ -732,11 +730,14 @@ impl Cluster {
                 took_ms = started.elapsed().as_millis() as u64,
                 "estate reloaded after a change on another node"
             );
-            for reply in replies {
-                let _ = self
-                    .client
-                    .publish(reply, self.node_id.clone().into_bytes().into())
-                    .await;
+            for (reply, seq) in replies {
+                let ack = Ack {
+                    node: self.node_id.clone(),
+                    seq,
+                };
+                if let Ok(bytes) = serde_json::to_vec(&ack) {
+                    let _ = self.client.publish(reply, bytes.into()).await;
+                }
             }
         }
     }
@@ -768,14 +769,22 @@ impl Cluster {
                 tracing::warn!(error = %err, "change notice not published");
             }
             let deadline = Instant::now() + PROPAGATION_WAIT;
-            let mut confirmed = 0;
-            while confirmed < expected {
+            // Only a node that reloaded after this notice confirms it: a late answer to an
+            // earlier notice, whose wait timed out, must not count.
+            let mut confirmed_by = std::collections::HashSet::new();
+            while confirmed_by.len() < expected {
                 match tokio::time::timeout_at(deadline, acks.next()).await {
-                    Ok(Some(_)) => confirmed += 1,
+                    Ok(Some(message)) => {
+                        if let Ok(ack) = serde_json::from_slice::<Ack>(&message.payload) {
+                            if ack.seq >= seq {
+                                confirmed_by.insert(ack.node);
+                            }
+                        }
+                    }
                     Ok(None) => return,
                     Err(_) => {
                         tracing::warn!(
-                            confirmed,
+                            confirmed = confirmed_by.len(),
                             expected,
                             "not every node confirmed a change in time"
                         );

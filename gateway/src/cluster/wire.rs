@@ -1,5 +1,5 @@
 //! What travels between nodes: the JSON of presence entries, forwarded commands, their
-//! answers and change notices, and the key under which a charger's presence is kept.
+//! answers, change notices and their confirmations, and the key under which a charger's presence is kept.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,6 +85,14 @@ impl CommandAnswer {
 /// "Node `node` committed its change number `seq`": reload what the store holds.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Notice {
+    pub node: String,
+    pub seq: u64,
+}
+
+/// "Node `node` reloaded after your change number `seq` arrived": the answer to a [`Notice`],
+/// naming the change so a late answer to an earlier one is not taken for it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ack {
     pub node: String,
     pub seq: u64,
 }
