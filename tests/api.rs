@@ -80,6 +80,25 @@ impl Api {
         self.send(self.http.get(self.url(path))).await
     }
 
+    /// Polls `/readyz` until it answers `status`; fails after `within`.
+    pub async fn wait_ready(&self, status: u16, within: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let reply = self.get("/readyz").await?;
+            if reply.status == status {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "/readyz still {} ({}) after {within:?}",
+                    reply.status,
+                    reply.text
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
         self.send(self.http.post(self.url(path)).json(&body)).await
     }

@@ -483,11 +483,10 @@ async fn without_nats_a_node_keeps_its_chargers_answers_503_for_the_rest_and_rec
     wait_held_by(&one.api(), "CP-THERE", "two", Duration::from_secs(2)).await;
 
     nats.stop();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while one.api().get("/readyz").await.unwrap().status != 503 {
-        assert!(Instant::now() < deadline, "readyz still 200 without NATS");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    one.api()
+        .wait_ready(503, Duration::from_secs(5))
+        .await
+        .unwrap();
     clear_cache(&one.api(), "CP-HERE", &mut here)
         .await
         .expect(200);
@@ -502,14 +501,10 @@ async fn without_nats_a_node_keeps_its_chargers_answers_503_for_the_rest_and_rec
     assert!(authorized["currentTime"].is_string(), "{authorized}");
 
     nats.restart().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while one.api().get("/readyz").await.unwrap().status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "readyz not back after NATS returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    one.api()
+        .wait_ready(200, Duration::from_secs(10))
+        .await
+        .unwrap();
     clear_cache(&one.api(), "CP-THERE", &mut there)
         .await
         .expect(200);
@@ -705,23 +700,6 @@ async fn a_draining_node_hands_its_chargers_to_the_others_and_ends_its_commands_
     assert_eq!(code, Some(0), "the draining node did not exit cleanly");
 }
 
-/// Polls `/readyz` on `gateway` until it answers `status`.
-async fn wait_ready(gateway: &Gateway, status: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let reply = gateway.api().get("/readyz").await.unwrap();
-        if reply.status == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readyz {} after {within:?}",
-            reply.status
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_last_heard() {
     let nats = NatsServer::start().unwrap();
@@ -748,8 +726,14 @@ async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_la
     assert_eq!(status(&answer), "Accepted", "{answer}");
 
     nats.stop();
-    wait_ready(&one, 503, Duration::from_secs(5)).await;
-    wait_ready(&two, 503, Duration::from_secs(5)).await;
+    one.api()
+        .wait_ready(503, Duration::from_secs(5))
+        .await
+        .unwrap();
+    two.api()
+        .wait_ready(503, Duration::from_secs(5))
+        .await
+        .unwrap();
     // Changes node two cannot hear about.
     one.api()
         .post("/api/v1/principals/dina/block", json!({}))
@@ -773,8 +757,14 @@ async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_la
 
     // NATS back: fresh again, and changes arrive by notice as before.
     nats.restart().unwrap();
-    wait_ready(&two, 200, Duration::from_secs(10)).await;
-    wait_ready(&one, 200, Duration::from_secs(10)).await;
+    two.api()
+        .wait_ready(200, Duration::from_secs(10))
+        .await
+        .unwrap();
+    one.api()
+        .wait_ready(200, Duration::from_secs(10))
+        .await
+        .unwrap();
     one.api()
         .post("/api/v1/principals/dina/unblock", json!({}))
         .await

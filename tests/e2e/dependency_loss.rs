@@ -4,10 +4,10 @@
 //! by itself when the database returns. The test stops a PostgreSQL server of its own, so no
 //! other test sees its database go away.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, PostgresServer, Received};
+use voltgate_tests::{Charger, Gateway, GatewayOptions, PostgresServer, Received};
 
 const CHARGER: &str = "CP-DBLOSS";
 
@@ -15,23 +15,6 @@ fn error_code(received: &Received) -> Option<&str> {
     match received {
         Received::Error { code, .. } => Some(code),
         _ => None,
-    }
-}
-
-async fn wait_ready(api: &Api, status: u16, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let reply = api.get("/readyz").await.unwrap();
-        if reply.status == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz still {} ({}) after {limit:?}",
-            reply.status,
-            reply.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -72,11 +55,11 @@ async fn a_lost_database_answers_retry_and_503_and_recovers_by_itself() {
         .await
         .unwrap();
     let open = started["transactionId"].as_i64().unwrap();
-    wait_ready(&admin, 200, Duration::from_secs(5)).await;
+    admin.wait_ready(200, Duration::from_secs(5)).await.unwrap();
 
     server.stop().unwrap();
 
-    wait_ready(&admin, 503, Duration::from_secs(5)).await;
+    admin.wait_ready(503, Duration::from_secs(5)).await.unwrap();
     let boot = charger
         .call(
             "BootNotification",
@@ -121,7 +104,10 @@ async fn a_lost_database_answers_retry_and_503_and_recovers_by_itself() {
 
     server.restart().unwrap();
 
-    wait_ready(&admin, 200, Duration::from_secs(15)).await;
+    admin
+        .wait_ready(200, Duration::from_secs(15))
+        .await
+        .unwrap();
     // The charger retries what was refused, with the same data.
     assert_eq!(
         charger

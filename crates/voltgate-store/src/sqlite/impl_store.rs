@@ -1031,11 +1031,10 @@ mod tests {
         );
     }
 
-    /// Migration 0010 keys id tokens by text and principal, keeping every stored row, so two
-    /// principals (of different tenants) can then hold one text.
-    #[tokio::test]
-    async fn id_tokens_stored_under_the_global_key_survive_the_per_tenant_key() {
-        use sqlx::{ConnectOptions, Connection};
+    /// A store file holding the drivers `driver-1` and `driver-2`, closed, with its URL and a
+    /// raw connection to it, for putting rows back the way an earlier migration left them.
+    async fn two_drivers_on_disk() -> (tempfile::TempDir, String, sqlx::SqliteConnection) {
+        use sqlx::ConnectOptions;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("voltgate.db");
         let url = format!("sqlite://{}", path.display());
@@ -1054,12 +1053,20 @@ mod tests {
         }
         store.close().await;
         drop(store);
-
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        let conn = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&path)
             .connect()
             .await
             .unwrap();
+        (dir, url, conn)
+    }
+
+    /// Migration 0010 keys id tokens by text and principal, keeping every stored row, so two
+    /// principals (of different tenants) can then hold one text.
+    #[tokio::test]
+    async fn id_tokens_stored_under_the_global_key_survive_the_per_tenant_key() {
+        use sqlx::Connection;
+        let (_dir, url, mut conn) = two_drivers_on_disk().await;
         for statement in [
             "DROP TABLE id_tokens",
             "CREATE TABLE id_tokens (id_token TEXT PRIMARY KEY NOT NULL, \
@@ -1101,31 +1108,8 @@ mod tests {
     /// that would merge two rows, or the rule refuses the text: those stay as they were.
     #[tokio::test]
     async fn stored_id_tokens_take_their_normal_form_unless_two_would_collide() {
-        use sqlx::{ConnectOptions, Connection};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("voltgate.db");
-        let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        for id in ["driver-1", "driver-2"] {
-            store
-                .put_principal(&PrincipalRecord {
-                    id: id.to_owned(),
-                    kind: "driver".to_owned(),
-                    home_scope: "org".to_owned(),
-                    name: "Driver".to_owned(),
-                    blocked: false,
-                })
-                .await
-                .unwrap();
-        }
-        store.close().await;
-        drop(store);
-
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
+        use sqlx::Connection;
+        let (_dir, url, mut conn) = two_drivers_on_disk().await;
         sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 7")
             .execute(&mut conn)
             .await
