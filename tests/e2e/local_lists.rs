@@ -3,7 +3,7 @@
 //! charger that loses its connection still lets exactly the right people charge.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
@@ -432,6 +432,13 @@ async fn a_restarted_gateway_continues_with_differential_updates() {
     assert_eq!(list.tokens(), ["RFID-DANA"]);
     assert_eq!(list.version, 1);
     drop(charger);
+    // The gateway stores what the charger holds once it has its answer: wait for that before
+    // the kill (a kill before it means a full list next time, which is safe but not this test).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.output().contains("local list installed") {
+        assert!(Instant::now() < deadline, "{}", gateway.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The charger is away while erik gets his role; then the gateway restarts.
     admin
