@@ -263,12 +263,18 @@ async fn a_trusted_proxy_names_the_charger_address_by_proxy_protocol_or_header()
         );
     }
     assert_eq!(forwarded, [401, 401, 429]);
-    let metrics = crate::metrics(&gateway.api_url).await;
-    assert!(
-        crate::metric(
+    // A refusal is counted just after its answer is written: wait for the count.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = crate::metrics(&gateway.api_url).await;
+        let throttled = crate::metric(
             &metrics,
-            r#"voltgate_auth_throttled_total{listener="ocpp"}"#
-        ) >= 2.0,
-        "{metrics}"
-    );
+            r#"voltgate_auth_throttled_total{listener="ocpp"}"#,
+        );
+        if throttled >= 2.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
