@@ -300,6 +300,31 @@ async fn handshakes_that_never_finish_are_dropped() {
     assert_healthy(&estate, "CP-PROBE-3").await;
 }
 
+/// A 1.6 charger connected through a socket with a 4 KiB receive buffer, so the gateway's
+/// answers back up quickly once it stops reading.
+async fn small_window_charger(
+    estate: &Estate,
+    id: &str,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let addr: std::net::SocketAddr = ocpp_socket_addr(&estate.gateway.ocpp_url).parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = estate
+        .gateway
+        .charger_url(id)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    let (socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("handshake");
+    socket
+}
+
 #[tokio::test]
 async fn a_charger_that_never_reads_is_dropped_and_the_gateway_is_not() {
     let estate = Estate::new(&["--command-timeout", "2s"]).await;
@@ -309,23 +334,7 @@ async fn a_charger_that_never_reads_is_dropped_and_the_gateway_is_not() {
         .await
         .unwrap()
         .expect(201);
-    // A small receive buffer so the gateway's answers back up quickly.
-    let addr: std::net::SocketAddr = ocpp_socket_addr(&estate.gateway.ocpp_url).parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut request = estate
-        .gateway
-        .charger_url("CP-DEAF")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
-    );
-    let (deaf, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .expect("handshake");
+    let deaf = small_window_charger(&estate, "CP-DEAF").await;
     let (mut sink, source) = deaf.split();
     let rss_before = rss_kib(estate.gateway.pid());
     // Sends CALLs and never reads a byte, until the gateway drops it. A send that stays
@@ -409,22 +418,7 @@ async fn a_charger_that_stops_reading_and_sending_is_dropped_within_the_command_
         .await
         .unwrap()
         .expect(201);
-    let addr: std::net::SocketAddr = ocpp_socket_addr(&estate.gateway.ocpp_url).parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut request = estate
-        .gateway
-        .charger_url("CP-STALLED")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
-    );
-    let (stalled, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .expect("handshake");
+    let stalled = small_window_charger(&estate, "CP-STALLED").await;
     let (mut sink, source) = stalled.split();
     // Answers worth several times the charger's receive window, then silence both ways.
     for n in 0..600 {
