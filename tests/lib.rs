@@ -9,6 +9,7 @@ pub mod charger;
 pub mod gateway;
 pub mod nats;
 pub mod openapi;
+pub mod ports;
 pub mod postgres;
 pub mod tls;
 

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use voltgate_tests::ports::RefusingPort;
 use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, NatsServer, PostgresServer, Received};
 
 /// A node of the test's cluster.
@@ -113,13 +114,11 @@ async fn a_node_id_is_taken_by_one_live_node_and_an_unreachable_nats_is_refused(
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");
 
     // A NATS that is not there: refused at start, quickly, without the password.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let nothing = RefusingPort::new().unwrap();
     let started = Instant::now();
     let err = match try_node(
         &db,
-        &format!("nats://user:s3cret@127.0.0.1:{port}"),
+        &format!("nats://user:s3cret@{}", nothing.authority()),
         "alone",
     ) {
         Ok(_) => panic!("a node started without NATS"),
@@ -130,7 +129,11 @@ async fn a_node_id_is_taken_by_one_live_node_and_an_unreachable_nats_is_refused(
         !err.contains("s3cret"),
         "the NATS password was shown: {err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "refused after {took:?}: {err}"
+    );
 }
 
 #[tokio::test]

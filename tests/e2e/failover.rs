@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use voltgate_tests::ports::RefusingPort;
 use voltgate_tests::{binary_path, Gateway, GatewayOptions};
 
 const CHARGERS: u32 = 6;
@@ -213,7 +214,8 @@ async fn haproxy_from_deploy_fails_chargers_over_to_the_surviving_node() {
         auto_registering_gateway().await,
     );
     let (lb_ocpp, lb_api) = (free_port(), free_port());
-    let dead = format!("127.0.0.1:{}", free_port());
+    let nothing = RefusingPort::new().unwrap();
+    let dead = nothing.authority();
     let config =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/haproxy.cfg");
     let haproxy = tokio::process::Command::new("haproxy")
