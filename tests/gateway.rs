@@ -168,9 +168,10 @@ impl Gateway {
         if let Some(stdout) = child.stdout.take() {
             spawn_reader(stdout, output.clone(), Some(lines_tx));
         }
+        let mut stderr_reader = None;
         if let Some(stderr) = child.stderr.take() {
             let (errors_tx, errors_rx) = mpsc::channel::<String>();
-            spawn_reader(stderr, output.clone(), Some(errors_tx));
+            stderr_reader = Some(spawn_reader(stderr, output.clone(), Some(errors_tx)));
             let errors = errors.clone();
             std::thread::spawn(move || {
                 for line in errors_rx {
@@ -186,7 +187,13 @@ impl Gateway {
             let line = match lines_rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => line,
                 Err(_) => {
+                    // Stdout closes as the process exits, possibly before its last words on
+                    // stderr (the reason it stopped) are read: take those in first.
                     let _ = child.kill();
+                    let _ = child.wait();
+                    if let Some(reader) = stderr_reader.take() {
+                        let _ = reader.join();
+                    }
                     let seen = output.lock().map(|o| o.join("\n")).unwrap_or_default();
                     bail!("voltgate did not report its listeners; output:\n{seen}");
                 }
@@ -317,7 +324,7 @@ fn spawn_reader(
     stream: impl std::io::Read + Send + 'static,
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     lines: Option<mpsc::Sender<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -328,7 +335,7 @@ fn spawn_reader(
                 out.push(line);
             }
         }
-    });
+    })
 }
 
 /// The value of one line of the start-up banner on stdout: `MESSAGE VALUE` (or `MESSAGE: VALUE`)
