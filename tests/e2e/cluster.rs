@@ -5,12 +5,14 @@
 //! node holds on the others for the next request; 2.0.1 request ids never repeat across nodes;
 //! a killed node's chargers come back through the survivors, and transactions in flight when it
 //! died are neither lost nor duplicated; without NATS a node keeps its own chargers and answers
-//! 503 for the rest, and decides on what the store holds rather than on what it last heard.
+//! 503 for the rest, and decides on what the store holds rather than on what it last heard;
+//! without PostgreSQL, under a simulator's load, no node answers for what it did not store, and
+//! every node recovers by itself.
 //!
 //! Each test runs its own NATS server (a few milliseconds to start): the nodes of a test see
 //! only each other, so one test's killed node never holds up another test's change
 //! confirmations, and the propagation figures are this test's alone. All share the test
-//! binary's PostgreSQL server, one database per test.
+//! binary's PostgreSQL server, one database per test, except the one that stops its own.
 
 use std::time::{Duration, Instant};
 
@@ -775,4 +777,220 @@ async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_la
         .expect(200);
     let answer = charger.call_ok("Authorize", authorize).await.unwrap();
     assert_eq!(status(&answer), "Accepted", "{answer}");
+}
+
+fn error_code(received: &Received) -> Option<&str> {
+    match received {
+        Received::Error { code, .. } => Some(code),
+        _ => None,
+    }
+}
+
+/// How many of `ids` `api` reports connected, on whichever node holds them.
+async fn connected_anywhere(api: &Api, ids: &[String]) -> usize {
+    let mut live = 0;
+    for id in ids {
+        if let Ok(reply) = api.get(&format!("/api/v1/chargers/{id}")).await {
+            if reply.status == 200 && reply.body["connected"] == true {
+                live += 1;
+            }
+        }
+    }
+    live
+}
+
+/// PostgreSQL stopped under a cluster carrying a simulator's charging sessions on both nodes,
+/// then NATS too: no charger is told Accepted for what was not stored, a stale node that cannot
+/// read the store refuses at both doors instead of deciding on what it last heard, and every
+/// node recovers by itself, in the order the dependencies come back.
+#[tokio::test]
+async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on_every_node() {
+    const SIM_CHARGERS: u32 = 10;
+    let nats = NatsServer::start().unwrap();
+    let server = PostgresServer::own().unwrap();
+    // Store calls give up after 2 s instead of the default 10 s while the server is away.
+    let db = format!("{}?connect_timeout=2", server.create_database().unwrap());
+    let one = node(&db, &nats, "one");
+    let two = node(&db, &nats, "two");
+    estate(&one.api(), &["CP-PG16", "CP-PG201"]).await;
+    one.api()
+        .charging_driver("site-driver", "dina", "site-a")
+        .await
+        .unwrap();
+    one.api()
+        .id_token("dina", "DINA-1")
+        .await
+        .unwrap()
+        .expect(201);
+
+    // The load: 1.6 chargers on both nodes, each connector starting a session every few
+    // seconds, registered through node one.
+    let sim = tokio::process::Command::new(voltgate_tests::binary_path("voltgate-sim").unwrap())
+        .args(["--url", &format!("{},{}", one.ocpp_url, two.ocpp_url)])
+        .args([
+            "--chargers",
+            &SIM_CHARGERS.to_string(),
+            "--id-prefix",
+            "PG-",
+        ])
+        .args(["--ocpp", "1.6", "--ramp", "0", "--duration", "45"])
+        .args([
+            "--sessions",
+            "3",
+            "--session-length",
+            "2",
+            "--meter-interval",
+            "0",
+        ])
+        .args(["--id-tag", "DINA-1", "--register", "site-a"])
+        .args(["--api", &one.api_url, "--api-token", &one.admin_token])
+        .args(["--report", "json", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the simulator starts");
+    let sim_ids: Vec<String> = (1..=SIM_CHARGERS).map(|n| format!("PG-{n:06}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connected_anywhere(&one.api(), &sim_ids).await < sim_ids.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the simulated chargers did not connect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut v16 = connect(&one, "CP-PG16", "ocpp1.6").await;
+    let mut v201 = connect(&two, "CP-PG201", "ocpp2.0.1").await;
+    let start16 = json!({"connectorId": 1, "idTag": "DINA-1", "meterStart": 100,
+                         "timestamp": "2026-12-06T10:00:00Z"});
+    let started201 = json!({"eventType": "Started", "timestamp": "2026-12-06T10:00:00Z",
+                            "triggerReason": "Authorized", "seqNo": 0,
+                            "transactionInfo": {"transactionId": "TX-PG"},
+                            "evse": {"id": 1, "connectorId": 1},
+                            "idToken": {"idToken": "DINA-1", "type": "ISO14443"}});
+    let authorize201 = json!({"idToken": {"idToken": "DINA-1", "type": "ISO14443"}});
+
+    server.stop().unwrap();
+    for gateway in [&one, &two] {
+        gateway
+            .api()
+            .wait_ready(503, Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let refused = v16.call("StartTransaction", start16.clone()).await.unwrap();
+    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    let refused = v201
+        .call("TransactionEvent", started201.clone())
+        .await
+        .unwrap();
+    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    // Through node two for the charger on node one: no allow record, no command.
+    let reply = two
+        .api()
+        .command("CP-PG16", "clear-cache", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(reply.body["error"], "store_unavailable", "{}", reply.text);
+    assert!(
+        v16.next_call(Duration::from_millis(300)).await.is_none(),
+        "a command reached the charger without its allow record"
+    );
+
+    // NATS too: node two may now miss changes and cannot read the store to catch up.
+    nats.stop();
+    let refused = v201.call("Authorize", authorize201.clone()).await.unwrap();
+    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    let reply = two.api().get("/api/v1/scopes").await.unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(reply.body["error"], "store_unavailable", "{}", reply.text);
+
+    // The database back first: node two catches up from it and decides again, while
+    // commands that must cross nodes wait for NATS.
+    server.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = v201.call("Authorize", authorize201.clone()).await.unwrap();
+        match answer {
+            Received::Result { payload, .. } => {
+                assert_eq!(payload["idTokenInfo"]["status"], "Accepted", "{payload}");
+                break;
+            }
+            other => assert!(
+                Instant::now() < deadline,
+                "node two did not catch up from the store: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    two.api().get("/api/v1/scopes").await.unwrap().expect(200);
+    let reply = two
+        .api()
+        .command("CP-PG16", "clear-cache", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(reply.body["error"], "cluster_unavailable", "{}", reply.text);
+
+    nats.restart().unwrap();
+    for gateway in [&one, &two] {
+        gateway
+            .api()
+            .wait_ready(200, Duration::from_secs(15))
+            .await
+            .unwrap();
+    }
+    // The chargers retry what was refused, and commands cross nodes again.
+    let retried = v16.call_ok("StartTransaction", start16).await.unwrap();
+    assert!(retried["transactionId"].as_i64().is_some(), "{retried}");
+    v201.call_ok("TransactionEvent", started201).await.unwrap();
+    let reply = clear_cache(&two.api(), "CP-PG16", &mut v16)
+        .await
+        .expect(200);
+    assert_eq!(reply.body["status"], "Accepted", "{}", reply.text);
+    assert_eq!(transactions_of(&one.api(), "CP-PG16").await.len(), 1);
+    assert_eq!(transactions_of(&two.api(), "CP-PG201").await.len(), 1);
+
+    // The load went through all of it: no charger was dropped, and every StartTransaction a
+    // simulated charger got a CALLRESULT for is stored, once.
+    let output = sim.wait_with_output().await.expect("the simulator ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(summary["reconnects"], 0, "{report:#}");
+    for kind in summary["errors"].as_object().unwrap().keys() {
+        assert!(
+            kind.starts_with("callerror:") && kind.ends_with(":InternalError"),
+            "unexpected error {kind}: {report:#}"
+        );
+    }
+    let answered = summary["per_action"]["StartTransaction"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(answered > 0, "{report:#}");
+    let list = two
+        .api()
+        .get("/api/v1/transactions?limit=1000")
+        .await
+        .unwrap()
+        .expect(200);
+    let stored = list.body["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["charger"].as_str().is_some_and(|c| c.starts_with("PG-")))
+        .count() as u64;
+    // At most one CALL per charger can have been stored without its answer being read
+    // before the simulator stopped.
+    assert!(
+        answered <= stored && stored <= answered + u64::from(SIM_CHARGERS),
+        "{answered} StartTransaction answered, {stored} stored: {report:#}"
+    );
 }
