@@ -343,6 +343,54 @@ async fn a_charger_that_connects_to_another_node_closes_its_old_session_within_a
         .expect(200);
 }
 
+/// A node that registers unknown chargers under `site-a` on their first connection.
+fn auto_registering_node(db: &str, nats: &NatsServer, id: &str) -> Gateway {
+    Gateway::start(
+        GatewayOptions::preset("connect")
+            .db(db)
+            .arg("--cluster")
+            .arg(&nats.url())
+            .arg("--node-id")
+            .arg(id)
+            .arg("--auto-register")
+            .arg("site-a")
+            .arg("--auto-register-trusted")
+            .arg("--auto-register-address-burst")
+            .arg("100"),
+    )
+    .unwrap_or_else(|err| panic!("node {id} starts: {err:#}"))
+}
+
+/// A charger registered by its own first connection is a change like any other: by the time
+/// its BootNotification is answered every node knows it, so an operator request through
+/// another node right away finds it instead of answering 404.
+#[tokio::test]
+async fn an_auto_registered_charger_is_known_to_every_node_once_it_is_served() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = auto_registering_node(&db, &nats, "one");
+    let two = auto_registering_node(&db, &nats, "two");
+    one.api()
+        .scope("site-a", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    for n in 1..=15 {
+        let id = format!("CP-AUTO-{n}");
+        let _charger = connect(&one, &id, "ocpp1.6").await;
+        let seen = two
+            .api()
+            .get(&format!("/api/v1/chargers/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.status, 200,
+            "{id}, booted on node one, through node two: {}",
+            seen.text
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_change_on_one_node_holds_on_the_next_request_to_another() {
     let nats = NatsServer::start().unwrap();

@@ -943,15 +943,14 @@ async fn auto_register(
     // others wait for an operator's approval before the engine decides their cards. The mark
     // is part of the record, so the charger is never stored trusted, not even for a moment.
     let pending = security_profile == 0 && !state.settings.auto_register_trusted;
-    let result = state
-        .estate
-        .register_charger(&ChargerRecord {
+    let (result, committed) =
+        crate::cluster::committed_by(state.estate.register_charger(&ChargerRecord {
             id: charger_id.to_owned(),
             scope: scope.to_owned(),
             password_hash: None,
             security_profile,
             pending,
-        })
+        }))
         .await;
     let (allowed, reason, outcome) = match &result {
         Ok(()) => (
@@ -988,6 +987,11 @@ async fn auto_register(
     .await;
     if allowed {
         tracing::info!(%scope, "charger auto-registered");
+        if let (Some(cluster), Some(count)) = (&state.cluster, committed) {
+            // Its session starts once every node knows it: from its first message on, an
+            // operator request through any node finds it.
+            cluster.settled(count).await;
+        }
     } else {
         state.metrics.handshake_refused("registration_failed");
         tracing::error!(%scope, %reason, "charger auto-registration failed");

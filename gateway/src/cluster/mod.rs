@@ -19,7 +19,9 @@
 //! - **Change propagation.** Every change committed through the estate is announced on
 //!   `voltgate.changes`; the other nodes reload the engine and the charger settings from the
 //!   store and confirm, and the API request that made the change answers once the live nodes
-//!   confirmed (or [`PROPAGATION_WAIT`] passed).
+//!   confirmed (or [`PROPAGATION_WAIT`] passed); so does the handshake of a charger that was
+//!   auto-registered. A request waits for its own changes only ([`committed_by`]), not for
+//!   the ones other requests made meanwhile.
 //! - **Missed changes.** From the moment a node loses NATS it may miss notices, so it is
 //!   *stale*: every operator request and every charger message that decides on the estate
 //!   first waits for a reload from the store that began after it arrived ([`Cluster::catch_up`],
@@ -48,6 +50,29 @@ use voltgate_ocpp::OcppVersion;
 use crate::charger::CallFailure;
 use crate::state::{AppState, SharedState};
 use wire::{Ack, CommandAnswer, CommandRequest, HolderValue, Notice};
+
+tokio::task_local! {
+    /// The estate's commit count after the last change the work run by [`committed_by`] made.
+    static COMMITTED_HERE: std::cell::Cell<Option<u64>>;
+}
+
+/// Runs `work` and returns its output with the commit count after the last change it made
+/// through the estate (`None` if it made none), so the caller waits for its own changes only.
+/// Changes are seen when the estate's commit hook runs while `work` is being polled, as it
+/// does for every change made by awaiting the estate.
+pub(crate) async fn committed_by<F: std::future::Future>(work: F) -> (F::Output, Option<u64>) {
+    COMMITTED_HERE
+        .scope(std::cell::Cell::new(None), async {
+            let output = work.await;
+            (output, COMMITTED_HERE.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Called by the estate's commit hook: notes the commit for the [`committed_by`] around it.
+fn note_commit(count: u64) {
+    let _ = COMMITTED_HERE.try_with(|here| here.set(Some(count)));
+}
 
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
@@ -318,6 +343,7 @@ impl Cluster {
         if state
             .estate
             .set_commit_hook(Box::new(move |count| {
+                note_commit(count);
                 let _ = commits.send(count);
             }))
             .is_err()
@@ -866,13 +892,12 @@ pub(crate) async fn settle_changes(
             }
         }
     }
-    let before = state.estate.commits();
-    let response = next.run(request).await;
-    let after = state.estate.commits();
-    if after > before {
-        if let Some(cluster) = &state.cluster {
-            cluster.settled(after).await;
-        }
+    let Some(cluster) = &state.cluster else {
+        return next.run(request).await;
+    };
+    let (response, committed) = committed_by(next.run(request)).await;
+    if let Some(count) = committed {
+        cluster.settled(count).await;
     }
     response
 }
@@ -964,5 +989,33 @@ mod tests {
             "nats://***@nats.local:4222"
         );
         assert_eq!(redact("nats://nats.local:4222"), "nats://nats.local:4222");
+    }
+
+    #[tokio::test]
+    async fn work_is_told_of_its_own_commits_only() {
+        note_commit(1);
+        let ((), nothing) = committed_by(async {}).await;
+        assert_eq!(nothing, None, "a commit before the work is not the work's");
+
+        let ((), last) = committed_by(async {
+            note_commit(3);
+            tokio::task::yield_now().await;
+            note_commit(4);
+        })
+        .await;
+        assert_eq!(last, Some(4));
+
+        // Another request's commit, on its own task while this work runs, is not this one's.
+        let (started, start) = tokio::sync::oneshot::channel::<()>();
+        let other = tokio::spawn(async move {
+            let _ = start.await;
+            note_commit(9);
+        });
+        let ((), seen) = committed_by(async {
+            let _ = started.send(());
+            other.await.unwrap();
+        })
+        .await;
+        assert_eq!(seen, None);
     }
 }
