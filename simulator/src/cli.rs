@@ -162,9 +162,17 @@ pub struct Cli {
     #[arg(long, value_name = "LIST")]
     pub source_addrs: Option<String>,
 
-    /// Base URL of the gateway's HTTP API (for --register and --commands).
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
-    pub api: String,
+    /// Base URL of the gateway's HTTP API (for --register and --commands). Several (comma-
+    /// separated or by repeating the option), as the nodes of a cluster: each command goes to
+    /// one of them at random, and to the next when its node refuses the connection.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL[,URL..]",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub api: Vec<String>,
 
     /// Bearer token for the API.
     #[arg(
@@ -600,6 +608,21 @@ mod tests {
         );
         let default = Cli::try_parse_from(["voltgate-sim"]).unwrap();
         assert_eq!(default.url, ["ws://127.0.0.1:9000/ocpp"]);
+    }
+
+    #[test]
+    fn several_api_urls_by_repeating_the_option_or_with_commas() {
+        let cli = Cli::try_parse_from([
+            "voltgate-sim",
+            "--api",
+            "http://a:8080,http://b:8080",
+            "--api",
+            "https://c",
+        ])
+        .unwrap();
+        assert_eq!(cli.api, ["http://a:8080", "http://b:8080", "https://c"]);
+        let default = Cli::try_parse_from(["voltgate-sim"]).unwrap();
+        assert_eq!(default.api, ["http://127.0.0.1:8080"]);
     }
 
     #[test]

@@ -128,7 +128,11 @@ async fn setup(cli: &Cli) -> anyhow::Result<Setup> {
         reconnect_delay: Duration::from_secs(1),
     };
     let api = ApiConfig {
-        base: cli.api.trim_end_matches('/').to_owned(),
+        bases: cli
+            .api
+            .iter()
+            .map(|base| base.trim().trim_end_matches('/').to_owned())
+            .collect(),
         token: cli.api_token.clone(),
     };
     Ok(Setup {

@@ -18,9 +18,43 @@ use crate::stats::Stats;
 /// Where the API is and who we are to it.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// e.g. `http://127.0.0.1:8080`, without a trailing slash.
-    pub base: String,
+    /// e.g. `http://127.0.0.1:8080`, without a trailing slash; one per node of a cluster.
+    pub bases: Vec<String>,
     pub token: Option<String>,
+}
+
+impl ApiConfig {
+    /// The base URLs to try for a request, starting at the `first`th and going round once.
+    fn bases_from(&self, first: usize) -> impl Iterator<Item = &str> {
+        let n = self.bases.len();
+        (0..n).map(move |k| self.bases[(first + k) % n].as_str())
+    }
+}
+
+/// Sends the request `build` makes for a base URL to the first base from `first` on whose
+/// node takes the connection: a refused connection sent nothing, so the next node may take
+/// the request. Returns the last error when none does, and how many nodes refused.
+async fn send_to_a_live_node(
+    api: &ApiConfig,
+    first: usize,
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> (Result<reqwest::Response, reqwest::Error>, usize) {
+    let mut refused = 0;
+    let mut last = None;
+    for base in api.bases_from(first) {
+        match with_auth(build(base), api).send().await {
+            Err(err) if err.is_connect() => {
+                refused += 1;
+                last = Some(err);
+            }
+            answered => return (answered, refused),
+        }
+    }
+    match last {
+        Some(err) => (Err(err), refused),
+        // no base at all: the request is made once, so reqwest names what is wrong
+        None => (build("").send().await, refused),
+    }
 }
 
 /// Why registration could not go on.
@@ -90,9 +124,11 @@ pub async fn register_all(
             if let Some(password) = password {
                 body["password"] = json!(password);
             }
-            let request =
-                with_auth(client.post(format!("{}/api/v1/chargers", api.base)), &api).json(&body);
-            match request.send().await {
+            let (sent, _) = send_to_a_live_node(&api, 0, |base| {
+                client.post(format!("{base}/api/v1/chargers")).json(&body)
+            })
+            .await;
+            match sent {
                 Ok(r) if r.status().is_success() => Ok(true),
                 Ok(r) if r.status().as_u16() == 409 => Ok(false),
                 Ok(r) => {
@@ -267,19 +303,22 @@ pub async fn command_load(
             stats.error("command:skipped_max_in_flight");
             continue;
         };
-        let url = format!(
-            "{}/api/v1/chargers/{}/commands/{}",
-            api.base,
-            percent_encode(&id),
-            name
-        );
-        let request = with_auth(client.post(url), &api).json(&body);
+        let path = format!("/api/v1/chargers/{}/commands/{}", percent_encode(&id), name);
+        let first = rng.below(api.bases.len().max(1) as u64) as usize;
+        let (api, client) = (api.clone(), client.clone());
         let stats = Arc::clone(&stats);
         Stats::add(&stats.commands_sent);
         tasks.spawn(async move {
             let _permit = permit;
             let began = Instant::now();
-            match request.send().await {
+            let (sent, refused) = send_to_a_live_node(&api, first, |base| {
+                client.post(format!("{base}{path}")).json(&body)
+            })
+            .await;
+            if refused > 0 && sent.is_ok() {
+                stats.note("command:api_node_refused_tried_next");
+            }
+            match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let body = response.bytes().await.unwrap_or_default();

@@ -124,7 +124,7 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
     })
     .await;
     let api = ApiConfig {
-        base: mock.api_url.clone(),
+        bases: vec![mock.api_url.clone()],
         token: Some("T0K".into()),
     };
     let load = CommandLoad {
@@ -178,6 +178,56 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
     );
 }
 
+/// Commands spread over several API nodes: one that refuses connections (a node that is down)
+/// costs nothing but a retry on the next, so every command is still sent and answered.
+#[tokio::test]
+async fn commands_to_a_node_that_refuses_go_to_the_next() {
+    let mock = MockGateway::start(MockOptions::default()).await;
+    // bound, never listening: every connection to it is refused
+    let down = tokio::net::TcpSocket::new_v4().unwrap();
+    down.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let api = ApiConfig {
+        bases: vec![
+            format!("http://{}", down.local_addr().unwrap()),
+            mock.api_url.clone(),
+        ],
+        token: None,
+    };
+    let load = CommandLoad {
+        per_second: 60.0,
+        mix: vec!["clear-cache".to_owned()],
+        id_tag: "SIM-TAG".into(),
+        meter_interval_s: 1,
+        max_in_flight: 64,
+    };
+    let report = run(
+        plan(4, 2.0),
+        driver(&mock.ocpp_url).await,
+        Some((api, load)),
+        Stats::new(),
+    )
+    .await;
+    assert_clean(&report);
+    let s = &report.summary;
+    assert!(
+        s.counters.commands_sent >= 40,
+        "{}",
+        s.counters.commands_sent
+    );
+    assert_eq!(s.counters.commands_ok, s.counters.commands_sent);
+    // about half the commands picked the node that is down first
+    let retried = s
+        .notes
+        .get("command:api_node_refused_tried_next")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        retried > 0 && retried < s.counters.commands_sent,
+        "{retried} of {} retried",
+        s.counters.commands_sent
+    );
+}
+
 #[tokio::test]
 async fn registration_and_basic_auth() {
     let options = MockOptions {
@@ -187,7 +237,7 @@ async fn registration_and_basic_auth() {
     };
     let mock = MockGateway::start(options).await;
     let api = ApiConfig {
-        base: mock.api_url.clone(),
+        bases: vec![mock.api_url.clone()],
         token: None,
     };
     let mut p = plan(5, 1.5);
