@@ -17,8 +17,9 @@
 # GW_ARGS (more gateway flags, word-split, e.g. "--local-auth-lists false").
 # The cluster scenario (see scenario_cluster): CLUSTER_NODES (3), CLUSTER_CHARGERS (300 in all;
 # the issue's figure is 57000), CLUSTER_COMMAND_RATE (30 per second in all), CLUSTER_DURATION
-# (60), CLUSTER_KILL_AT (25: seconds into the run when one node is SIGKILLed), PG_PORT (19432),
-# NATS_PORT (19422).
+# (60), CLUSTER_KILL_AT (25: seconds into the run when one node is SIGKILLed), CLUSTER_RAMP
+# (200 new connections per second per simulator), CLUSTER_CHANGES (100 changes timed from one
+# node to another), PG_PORT (19432), NATS_PORT (19422).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -203,6 +204,8 @@ CLUSTER_CHARGERS=${CLUSTER_CHARGERS:-300}
 CLUSTER_COMMAND_RATE=${CLUSTER_COMMAND_RATE:-30}
 CLUSTER_DURATION=${CLUSTER_DURATION:-60}
 CLUSTER_KILL_AT=${CLUSTER_KILL_AT:-25}
+CLUSTER_RAMP=${CLUSTER_RAMP:-200}
+CLUSTER_CHANGES=${CLUSTER_CHANGES:-100}
 PG_PORT=${PG_PORT:-19432}
 NATS_PORT=${NATS_PORT:-19422}
 PG_BIN=
@@ -342,54 +345,90 @@ connected_on() {
     echo "$total"
 }
 
+propagation_probe() {
+    # propagation_probe FROM_PORT TO_PORT: CLUSTER_CHANGES scopes created through one node's
+    # API, each then listed through another's; per change, the microseconds from sending the
+    # change until the other node lists it (two curl processes included, so an upper bound)
+    local from=$1 to=$2 i t0 t1 id
+    local auth="Authorization: Bearer $TOKEN"
+    for i in $(seq 1 "$CLUSTER_CHANGES"); do
+        id="probe-$i"
+        t0=$(date +%s%N)
+        curl -fsS -o /dev/null -H "$auth" -H 'Content-Type: application/json' \
+            -d "{\"id\":\"$id\",\"kind\":\"site\",\"parent\":\"root\"}" \
+            "http://127.0.0.1:$from/api/v1/scopes" || { echo "change $id refused" >&2; continue; }
+        until curl -fsS -H "$auth" "http://127.0.0.1:$to/api/v1/scopes" | grep -q "\"$id\""; do :; done
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000))
+    done | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "{\"changes\": 0}"; exit }
+        p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1]
+        printf "{\"changes\": %d, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f}\n", NR, p50 / 1000, p99 / 1000, v[NR] / 1000
+    }'
+}
+
 cluster_load() {
-    # cluster_load NAME NODES: one simulator per node, each with a contiguous share of the
-    # charger ids spread over every node's URL (--url A,B,C) and its operator commands sent
-    # through its own node's API, so most commands cross to another node
-    local name=$1 nodes=$2 k urls=""
+    # cluster_load NAME NODES CHARGERS RATE DURATION: one simulator per node, each with a
+    # contiguous share of the charger ids spread over every node's URL (--url A,B,C), its
+    # share of the operator commands sent to every node's API at random (--api A,B,C), and
+    # the CPU time of its own node watched over its steady window
+    local name=$1 nodes=$2 chargers=$3 total_rate=$4 duration=$5 k urls="" apis=""
     SIM_PIDS=()
     for k in $(seq 1 "$nodes"); do
         urls+="${urls:+,}ws://127.0.0.1:$((OCPP_PORT + k))/ocpp"
+        apis+="${apis:+,}http://127.0.0.1:$((API_PORT + k))"
     done
-    local share=$((CLUSTER_CHARGERS / nodes))
+    local share=$((chargers / nodes))
     local rate
-    rate=$(awk -v r="$CLUSTER_COMMAND_RATE" -v n="$nodes" 'BEGIN { printf "%.3f", r / n }')
+    rate=$(awk -v r="$total_rate" -v n="$nodes" 'BEGIN { printf "%.3f", r / n }')
     for k in $(seq 1 "$nodes"); do
-        local args=(--url "$urls" --api "http://127.0.0.1:$((API_PORT + k))" --api-token "$TOKEN"
-            --chargers "$share" --first-index $(((k - 1) * share + 1)) --ramp 200
-            --duration "$CLUSTER_DURATION" --ocpp mixed --heartbeat 30 --commands "$rate"
-            --call-timeout 60 --report json --quiet)
+        local args=(--url "$urls" --api "$apis" --api-token "$TOKEN"
+            --chargers "$share" --first-index $(((k - 1) * share + 1)) --ramp "$CLUSTER_RAMP"
+            --source-addrs 127.0.0.2-127.0.0.9
+            --duration "$duration" --ocpp mixed --heartbeat 30 --commands "$rate"
+            --call-timeout 60 --watch-pid "${NODE_PIDS[k]}" --report json --quiet)
         echo "+ voltgate-sim ${args[*]}" >>"$OUT/commands.txt"
         taskset -c "$SIM_CPU" "$SIM" "${args[@]}" >"$OUT/$name-sim-$k.json" 2>"$OUT/$name-sim-$k.stderr" &
         SIM_PIDS+=($!)
     done
 }
 
+wait_sims() {
+    # wait_sims NAME: waits for the simulators of cluster_load and records their exit code
+    local rc=0 pid
+    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
+    SIM_PIDS=()
+    echo "$1 exit $rc" >>"$OUT/exit-codes.txt"
+}
+
 scenario_cluster() {
-    # The cluster path against the single-node path in one run, both on the same PostgreSQL:
-    # first one node without --cluster, then CLUSTER_NODES nodes with --cluster sharing a NATS
-    # server, the simulator spread over every node, operator commands through every node's
-    # API, and one node SIGKILLed mid-run: how long until the chargers it held are online on
-    # the others (from the survivors' voltgate_chargers_connected).
+    # The cluster path against the single-node path, all on one PostgreSQL, in three phases:
+    # 1. cluster-single: one node without --cluster carrying one node's share of the load
+    #    (CLUSTER_CHARGERS / CLUSTER_NODES chargers, CLUSTER_COMMAND_RATE / CLUSTER_NODES
+    #    commands/s), the per-node yardstick;
+    # 2. cluster: CLUSTER_NODES nodes with --cluster sharing a NATS server, the whole load
+    #    spread over every node's charger URL and API, and the change propagation probe;
+    # 3. cluster-failover: the same load again, and CLUSTER_KILL_AT s in the last node is
+    #    SIGKILLed: how long until the chargers it held are online on the others (from the
+    #    survivors' voltgate_chargers_connected).
     cluster_preflight
     # shellcheck disable=SC2064
     trap "stop_nodes; stop_nats; stop_postgres; $DEFAULT_TRAP" EXIT
     start_postgres
     start_nats
+    local per_node_chargers=$((CLUSTER_CHARGERS / CLUSTER_NODES)) per_node_rate
+    per_node_rate=$(awk -v r="$CLUSTER_COMMAND_RATE" -v n="$CLUSTER_NODES" 'BEGIN { printf "%.3f", r / n }')
 
-    # single node, same store
-    local db rc pid
+    # 1. single node, same store
+    local db
     db=$(pg_database bench_single)
     start_node 1 "$db"
     seed_estate "$((API_PORT + 1))"
-    cluster_load cluster-single 1
-    rc=0
-    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
-    echo "cluster-single exit $rc" >>"$OUT/exit-codes.txt"
-    echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[1]}")}" >"$OUT/cluster-single.node-1-final.json"
+    cluster_load cluster-single 1 "$per_node_chargers" "$per_node_rate" "$CLUSTER_DURATION"
+    wait_sims cluster-single
     stop_nodes
 
-    # the cluster
+    # 2. the cluster
     db=$(pg_database bench_cluster)
     local k
     start_node 1 "$db" --cluster "nats://127.0.0.1:$NATS_PORT" --node-id node-1
@@ -397,27 +436,34 @@ scenario_cluster() {
     for k in $(seq 2 "$CLUSTER_NODES"); do
         start_node "$k" "$db" --cluster "nats://127.0.0.1:$NATS_PORT" --node-id "node-$k"
     done
-    cluster_load cluster "$CLUSTER_NODES"
+    cluster_load cluster "$CLUSTER_NODES" "$CLUSTER_CHARGERS" "$CLUSTER_COMMAND_RATE" "$CLUSTER_DURATION"
 
     # the cluster core must be there: a connected charger names the node holding it
-    local probe=SIM-$(printf '%06d' 1) seen=""
+    local probe=SIM-$(printf '%06d' 1) seen="" pid
     for _ in $(seq 1 100); do
         seen=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((API_PORT + 2))/api/v1/chargers/$probe" 2>/dev/null || true)
-        [ -n "$seen" ] && break
+        grep -q '"node": *"' <<<"$seen" && break
         sleep 0.2
     done
     if ! grep -q '"node": *"' <<<"$seen"; then
         for pid in "${SIM_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
         cluster_fail "no \"node\" in GET /api/v1/chargers/$probe from node 2: this build has no cluster core (presence across nodes); got: ${seen:-nothing}"
     fi
+    # change propagation under the load, node 1 to node 2
+    echo "+ propagation_probe: $CLUSTER_CHANGES scopes created through node 1, each then listed through node 2" >>"$OUT/commands.txt"
+    propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" >"$OUT/cluster.propagation.json"
+    echo "cluster: change propagation $(cat "$OUT/cluster.propagation.json")" >&2
+    wait_sims cluster
 
+    # 3. a node SIGKILLed under the same load
+    cluster_load cluster-failover "$CLUSTER_NODES" "$CLUSTER_CHARGERS" "$CLUSTER_COMMAND_RATE" \
+        "$((CLUSTER_KILL_AT + 30))"
     sleep "$CLUSTER_KILL_AT"
     local victim=$CLUSTER_NODES survivors=()
     for k in $(seq 1 $((CLUSTER_NODES - 1))); do survivors+=("$((API_PORT + k))"); done
     local held before after killed_at back=""
     held=$(connected_on "$((API_PORT + victim))")
     before=$(connected_on "${survivors[@]}" "$((API_PORT + victim))")
-    echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[victim]}")}" >"$OUT/cluster.node-$victim-final.json"
     killed_at=$(date +%s.%N)
     kill -KILL "${NODE_PIDS[victim]}"
     wait "${NODE_PIDS[victim]}" 2>/dev/null || true
@@ -431,19 +477,17 @@ scenario_cluster() {
         sleep 0.1
     done
     echo "{\"killed\": \"node-$victim\", \"held\": $held, \"online_before\": $before," \
-        "\"online_again_after_s\": ${back:-null}}" >"$OUT/cluster.failover.json"
-    rc=0
-    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
-    for k in "${!NODE_PIDS[@]}"; do
-        echo "{\"cpu_ticks\": $(cpu_ticks "${NODE_PIDS[k]}")}" >"$OUT/cluster.node-$k-final.json"
-    done
-    # the killed node's chargers lost their connections, so the simulators count errors;
+        "\"online_after\": ${after:-0}, \"online_again_after_s\": ${back:-null}}" >"$OUT/cluster.failover.json"
+    # the killed node's chargers lost their connections, so these simulators count errors;
     # the failover itself is judged here
-    echo "cluster exit $rc" >>"$OUT/cluster.sim-exit-codes.txt"
+    local rc=0
+    for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
+    SIM_PIDS=()
+    echo "cluster-failover exit $rc" >>"$OUT/cluster.sim-exit-codes.txt"
     if [ -z "$back" ]; then
-        echo "cluster exit 1 (the chargers of node-$victim were not online again within 60 s)" >>"$OUT/exit-codes.txt"
+        echo "cluster-failover exit 1 (the chargers of node-$victim were not online again within 60 s)" >>"$OUT/exit-codes.txt"
     else
-        echo "cluster exit 0" >>"$OUT/exit-codes.txt"
+        echo "cluster-failover exit 0" >>"$OUT/exit-codes.txt"
         echo "cluster: node-$victim held $held chargers; all online again after ${back} s" >&2
     fi
     stop_nodes

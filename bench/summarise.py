@@ -55,6 +55,64 @@ def peers_table(out):
     return lines
 
 
+def cluster_table(out):
+    """The `cluster` scenario: the single-node yardstick, the cluster and its failover."""
+    lines = []
+    for phase in ("cluster-single", "cluster", "cluster-failover"):
+        reports = [r for r in (load(f) for f in sorted(out.glob(f"{phase}-sim-*.json"))) if r]
+        if not reports:
+            continue
+        chargers = sum(r["chargers"] for r in reports)
+        online = [r["throughput"]["all_online_after_s"] for r in reports]
+        messages = commands = cpu = 0.0
+        cpu_known = True
+        sent = ok = 0
+        errors, latencies = {}, []
+        for r in reports:
+            t, s, g = r["throughput"], r["summary"], r.get("gateway") or {}
+            messages += t["messages_per_s"] * t["window_s"]
+            commands += t["commands_per_s"] * t["window_s"]
+            if g.get("cpu_seconds") is None:
+                cpu_known = False
+            else:
+                cpu += g["cpu_seconds"]
+            sent += s["commands_sent"]
+            ok += s["commands_ok"]
+            for kind, n in s["errors"].items():
+                errors[kind] = errors.get(kind, 0) + n
+            if s.get("command_latency"):
+                latencies.append(s["command_latency"])
+        window = max(r["throughput"]["window_s"] for r in reports)
+        lines += [f"## {phase}", ""]
+        lines.append(f"- {chargers:,} chargers from {len(reports)} simulator(s); "
+                     + (f"all online after {max(online):.1f} s" if None not in online else f"not all online: {online}"))
+        lines.append(f"- steady window {window:.1f} s: {messages / window:,.0f} charger messages/s, "
+                     f"{commands / window:,.0f} operator commands/s")
+        lines.append(f"- operator commands: sent {sent:,}, answered 200 {ok:,}")
+        if latencies:
+            lines.append("- command latency per simulator (p50 / p99 / max ms): "
+                         + "; ".join(f"{c['p50_ms']:.2f} / {c['p99_ms']:.2f} / {c['max_ms']:.2f}" for c in latencies))
+        if cpu_known and messages + commands > 0:
+            lines.append(f"- gateway CPU, all nodes together, per message (charger CALL or operator command) in the "
+                         f"steady window: {cpu * 1e6 / (messages + commands):.1f} µs ({cpu / window:.2f} cores)")
+        lines.append(f"- errors: {errors or 'none'}")
+        lines.append("")
+    propagation = load(out / "cluster.propagation.json")
+    if propagation:
+        lines += ["## cluster: change propagation", "",
+                  f"- {propagation.get('changes', 0)} changes through node 1, each listed through node 2: "
+                  f"p50 {fmt(propagation.get('p50_ms'), 2)} ms, p99 {fmt(propagation.get('p99_ms'), 2)} ms, "
+                  f"max {fmt(propagation.get('max_ms'), 2)} ms (two curl processes included)", ""]
+    failover = load(out / "cluster.failover.json")
+    if failover:
+        back = failover.get("online_again_after_s")
+        lines += ["## cluster: a node SIGKILLed", "",
+                  f"- {failover['killed']} held {failover['held']:,} of {failover['online_before']:,} online chargers; "
+                  + (f"all online again on the others after {back:.2f} s" if back is not None
+                     else f"not all back within 60 s ({failover.get('online_after')} online)"), ""]
+    return lines
+
+
 def main(out):
     out = pathlib.Path(out)
     lines = [f"# Benchmark run {out.name}", ""]
@@ -119,6 +177,7 @@ def main(out):
         for command, p in s["per_command"].items():
             lines.append(action_row(f"command {command}", p))
         lines.append("")
+    lines += cluster_table(out)
     lines += peers_table(out)
     print("\n".join(lines))
 
