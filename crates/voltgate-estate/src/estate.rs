@@ -57,13 +57,24 @@ pub struct Estate {
     on_commit: std::sync::OnceLock<CommitHook>,
 }
 
-/// Called with the commit count after each change made through this estate, once the
-/// store has it (a gateway cluster tells the other nodes).
-pub type CommitHook = Box<dyn Fn(u64) + Send + Sync>;
+/// Called with the commit count and what was committed after each change made through this
+/// estate, once the store has it (a gateway cluster tells the other nodes).
+pub type CommitHook = Box<dyn Fn(u64, &Committed) + Send + Sync>;
+
+/// What a finished change was, as far as another process following this estate must know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// A charger was added: a follower adds it from the store's record alone
+    /// ([`Estate::adopt_charger`]).
+    ChargerRegistered(String),
+    /// Anything else, or a change that was refused: a follower reloads ([`Estate::reload`]).
+    Other,
+}
 
 /// Held while one change is made; dropping it counts the change and wakes the followers.
 struct ChangeGuard<'a> {
     estate: &'a Estate,
+    committed: Committed,
     _lock: tokio::sync::MutexGuard<'a, ()>,
 }
 
@@ -71,7 +82,7 @@ impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
         let commits = self.estate.commits.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(hook) = self.estate.on_commit.get() {
-            hook(commits);
+            hook(commits, &self.committed);
         }
         self.estate.generation.fetch_add(1, Ordering::SeqCst);
         self.estate.changed.notify_waiters();
@@ -161,6 +172,7 @@ impl Estate {
     async fn begin(&self) -> ChangeGuard<'_> {
         ChangeGuard {
             _lock: self.writes.lock().await,
+            committed: Committed::Other,
             estate: self,
         }
     }
@@ -188,7 +200,7 @@ impl Estate {
 
     /// A charger is a store record and a station scope under its parent.
     pub async fn register_charger(&self, charger: &ChargerRecord) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let mut change = self.begin().await;
         self.engine()
             .check_add_scope(&charger.id, STATION_KIND, &charger.scope)?;
         if self.store.charger(&charger.id).await?.is_some() {
@@ -207,7 +219,35 @@ impl Estate {
         if charger.pending {
             self.pending_chargers.write().insert(charger.id.clone());
         }
+        change.committed = Committed::ChargerRegistered(charger.id.clone());
         Ok(())
+    }
+
+    /// Follows a charger registration another process committed: adds the stored charger to
+    /// the engine as a reload would, without rereading the rest of the estate. `false` when
+    /// the store's record cannot be taken over that way (gone again, its scope unknown here,
+    /// the id held by a scope of another kind): the caller then reloads.
+    pub async fn adopt_charger(&self, id: &str) -> Result<bool, StoreError> {
+        let _lock = self.writes.lock().await;
+        let Some(record) = self.store.charger(id).await? else {
+            return Ok(false);
+        };
+        let adopted = {
+            let mut engine = self.engine.write();
+            match engine.scope_kind(id) {
+                Some(kind) => kind == STATION_KIND,
+                None => engine.add_scope(id, STATION_KIND, &record.scope).is_ok(),
+            }
+        };
+        if !adopted {
+            return Ok(false);
+        }
+        if record.pending {
+            self.pending_chargers.write().insert(id.to_owned());
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        Ok(true)
     }
 
     /// Trusts a charger that auto-registration left pending; answers whether it was pending.
@@ -483,11 +523,11 @@ mod tests {
         let hook_heard = heard.clone();
         assert!(one
             .set_commit_hook(Box::new(
-                move |count| hook_heard.store(count, Ordering::SeqCst)
+                move |count, _| hook_heard.store(count, Ordering::SeqCst)
             ))
             .is_ok());
         assert!(
-            one.set_commit_hook(Box::new(|_| {})).is_err(),
+            one.set_commit_hook(Box::new(|_, _| {})).is_err(),
             "one hook only"
         );
 
@@ -508,5 +548,76 @@ mod tests {
         assert_eq!(two.engine().scope_kind("site-a"), Some("site"));
         assert_eq!(two.commits(), 0, "a reload is no commit of its own");
         assert!(two.generation() > generation, "followers are woken");
+    }
+
+    /// A registration is announced as one, and a follower takes it over from the store's
+    /// record alone; what it cannot take over that way it says so, to be reloaded instead.
+    #[tokio::test]
+    async fn a_follower_adopts_a_registered_charger_without_a_reload() {
+        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
+        let preset = voltgate_policy::Preset::builtin("connect").unwrap();
+        let load = || crate::load_engine(store.as_ref(), preset.clone());
+        let one = Estate::new(store.clone(), load().await.unwrap());
+        let two = Estate::new(store.clone(), load().await.unwrap());
+        let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let hook_heard = heard.clone();
+        assert!(one
+            .set_commit_hook(Box::new(move |_, committed| {
+                hook_heard.lock().push(committed.clone())
+            }))
+            .is_ok());
+        let site = ScopeRecord {
+            id: "site-a".into(),
+            kind: "site".into(),
+            parent: None,
+            name: None,
+        };
+        one.add_scope(&site).await.unwrap();
+        two.reload().await.unwrap();
+        let charger = |id: &str, pending| ChargerRecord {
+            id: id.into(),
+            scope: "site-a".into(),
+            password_hash: None,
+            security_profile: 0,
+            pending,
+        };
+        one.register_charger(&charger("CP-1", true)).await.unwrap();
+        assert!(one.register_charger(&charger("CP-1", true)).await.is_err());
+        assert_eq!(
+            *heard.lock(),
+            [
+                Committed::Other,
+                Committed::ChargerRegistered("CP-1".into()),
+                Committed::Other
+            ],
+            "a refused registration is no registration"
+        );
+
+        let generation = two.generation();
+        assert!(two.adopt_charger("CP-1").await.unwrap());
+        assert_eq!(two.engine().scope_kind("CP-1"), Some(STATION_KIND));
+        assert!(two.charger_pending("CP-1"));
+        assert!(two.generation() > generation, "followers are woken");
+        assert!(
+            two.adopt_charger("CP-1").await.unwrap(),
+            "twice is harmless"
+        );
+        assert!(!two.adopt_charger("CP-GONE").await.unwrap());
+
+        // A charger under a scope this follower has not heard of yet: reload instead.
+        one.add_scope(&ScopeRecord {
+            id: "site-b".into(),
+            ..site
+        })
+        .await
+        .unwrap();
+        one.register_charger(&ChargerRecord {
+            scope: "site-b".into(),
+            ..charger("CP-2", false)
+        })
+        .await
+        .unwrap();
+        assert!(!two.adopt_charger("CP-2").await.unwrap());
+        assert_eq!(two.engine().scope_kind("CP-2"), None);
     }
 }

@@ -7,5 +7,5 @@
 mod estate;
 mod load;
 
-pub use estate::{ChangeError, CommitHook, Estate};
+pub use estate::{ChangeError, CommitHook, Committed, Estate};
 pub use load::{load_engine, pending_chargers};

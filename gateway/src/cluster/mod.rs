@@ -74,6 +74,16 @@ fn note_commit(count: u64) {
     let _ = COMMITTED_HERE.try_with(|here| here.set(Some(count)));
 }
 
+/// Change notices heard since the node last followed them: whom to confirm, and whether
+/// the registrations they name are all that changed.
+#[derive(Default)]
+struct PendingNotices {
+    /// Reply subjects and notice numbers to confirm once followed.
+    acks: Vec<(async_nats::Subject, u64)>,
+    reload: bool,
+    registered: Vec<String>,
+}
+
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
 /// How often a node renews its id.
@@ -186,11 +196,11 @@ pub(crate) struct Cluster {
     claims: DashMap<String, Claim>,
     up: AtomicBool,
     events: Mutex<Option<mpsc::UnboundedReceiver<async_nats::Event>>>,
-    /// Reply subjects of change notices waiting for the next reload.
-    pending_acks: Mutex<Vec<(async_nats::Subject, u64)>>,
+    /// Change notices heard and not yet followed.
+    pending: Mutex<PendingNotices>,
     reload: Notify,
-    commits: mpsc::UnboundedSender<u64>,
-    commit_rx: Mutex<Option<mpsc::UnboundedReceiver<u64>>>,
+    commits: mpsc::UnboundedSender<(u64, voltgate_estate::Committed)>,
+    commit_rx: Mutex<Option<mpsc::UnboundedReceiver<(u64, voltgate_estate::Committed)>>>,
     /// The highest commit count every live node confirmed.
     confirmed: watch::Sender<u64>,
     /// The last notice number seen from each node, to notice a gap.
@@ -278,7 +288,7 @@ impl Cluster {
             claims: DashMap::new(),
             up: AtomicBool::new(true),
             events: Mutex::new(Some(event_rx)),
-            pending_acks: Mutex::new(Vec::new()),
+            pending: Mutex::new(PendingNotices::default()),
             reload: Notify::new(),
             commits,
             commit_rx: Mutex::new(Some(commit_rx)),
@@ -342,9 +352,9 @@ impl Cluster {
         let commits = self.commits.clone();
         if state
             .estate
-            .set_commit_hook(Box::new(move |count| {
+            .set_commit_hook(Box::new(move |count, committed| {
                 note_commit(count);
-                let _ = commits.send(count);
+                let _ = commits.send((count, committed.clone()));
             }))
             .is_err()
         {
@@ -724,30 +734,51 @@ impl Cluster {
             if notice.node == self.node_id {
                 continue;
             }
-            {
+            let missed = {
                 let mut last = self.last_notice.lock();
                 let previous = last.insert(notice.node.clone(), notice.seq);
-                if previous.is_some_and(|seen| notice.seq > seen + 1) {
-                    tracing::info!(node = %notice.node, "missed change notices; reloading");
-                }
+                previous.is_some_and(|seen| notice.seq > seen + 1)
+            };
+            if missed {
+                tracing::info!(node = %notice.node, "missed change notices; reloading");
             }
-            if let Some(reply) = message.reply {
-                self.pending_acks.lock().push((reply, notice.seq));
+            {
+                let mut pending = self.pending.lock();
+                pending.reload |= notice.reload || missed;
+                pending.registered.extend(notice.registered);
+                if let Some(reply) = message.reply {
+                    pending.acks.push((reply, notice.seq));
+                }
             }
             self.reload.notify_one();
         }
     }
 
-    /// Reloads the engine and the charger settings from the store whenever notices arrived
-    /// (several at once cost one reload), then confirms them.
+    /// Follows the changes whenever notices arrived (several at once cost one pass), then
+    /// confirms them: registrations alone are adopted charger by charger, anything else
+    /// reloads the engine and the charger settings from the store.
     async fn reload_on_notice(self: Arc<Self>, state: SharedState) {
         loop {
             self.reload.notified().await;
-            let replies = std::mem::take(&mut *self.pending_acks.lock());
+            let PendingNotices {
+                acks: replies,
+                reload,
+                registered,
+            } = std::mem::take(&mut *self.pending.lock());
             let started = Instant::now();
-            if let Err(err) = self.reload_estate(&state).await {
+            let followed = if reload {
+                self.reload_estate(&state).await
+            } else {
+                self.adopt_chargers(&state, &registered).await
+            };
+            if let Err(err) = followed {
                 tracing::warn!(error = %err, "cannot reload the estate after a change elsewhere; retrying");
-                self.pending_acks.lock().extend(replies);
+                {
+                    let mut pending = self.pending.lock();
+                    pending.acks.extend(replies);
+                    pending.reload |= reload;
+                    pending.registered.extend(registered);
+                }
                 tokio::time::sleep(REWATCH_DELAY).await;
                 self.reload.notify_one();
                 continue;
@@ -768,20 +799,46 @@ impl Cluster {
         }
     }
 
+    /// Adds chargers registered elsewhere from their stored records; reloads when one cannot
+    /// be taken over that way.
+    async fn adopt_chargers(&self, state: &AppState, registered: &[String]) -> Result<(), String> {
+        for id in registered {
+            if !state
+                .estate
+                .adopt_charger(id)
+                .await
+                .map_err(|err| err.to_string())?
+            {
+                return self.reload_estate(state).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Announces this node's commits in order and records when the live nodes confirmed.
     async fn announce_changes(self: Arc<Self>, mut acks: async_nats::Subscriber) {
         let Some(mut commits) = self.commit_rx.lock().take() else {
             return;
         };
         let mut seq = 0u64;
-        while let Some(mut count) = commits.recv().await {
-            while let Ok(later) = commits.try_recv() {
+        while let Some((mut count, committed)) = commits.recv().await {
+            let mut reload = false;
+            let mut registered = Vec::new();
+            let mut note = |committed| match committed {
+                voltgate_estate::Committed::ChargerRegistered(id) => registered.push(id),
+                voltgate_estate::Committed::Other => reload = true,
+            };
+            note(committed);
+            while let Ok((later, committed)) = commits.try_recv() {
                 count = count.max(later);
+                note(committed);
             }
             seq += 1;
             let notice = Notice {
                 node: self.node_id.clone(),
                 seq,
+                reload,
+                registered: if reload { Vec::new() } else { registered },
             };
             let expected = self.live_peers_now().await;
             let Ok(bytes) = serde_json::to_vec(&notice) else {

@@ -82,11 +82,22 @@ impl CommandAnswer {
     }
 }
 
-/// "Node `node` committed its change number `seq`": reload what the store holds.
+/// "Node `node` committed its change number `seq`": reload what the store holds, or, when
+/// the changes since the last notice were charger registrations only (`reload` false), add
+/// the chargers named in `registered` from their stored records.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Notice {
     pub node: String,
     pub seq: u64,
+    #[serde(default = "reload_by_default")]
+    pub reload: bool,
+    #[serde(default)]
+    pub registered: Vec<String>,
+}
+
+/// A notice that does not say otherwise asks for a reload.
+fn reload_by_default() -> bool {
+    true
 }
 
 /// "Node `node` reloaded after your change number `seq` arrived": the answer to a [`Notice`],
