@@ -18,7 +18,7 @@
 //!   message — is the holder's key to the gate's door.
 //! - **Change propagation.** Every change committed through the estate is announced on
 //!   `voltgate.changes`; the other nodes reload the engine and the charger settings from the
-//!   store and confirm, and the API request that made the change answers once the live nodes
+//!   store (or, for charger registrations alone, add those chargers) and confirm, and the API request that made the change answers once the live nodes
 //!   confirmed (or [`PROPAGATION_WAIT`] passed); so does the handshake of a charger that was
 //!   auto-registered. A request waits for its own changes only ([`committed_by`]), not for
 //!   the ones other requests made meanwhile.
