@@ -65,7 +65,7 @@ pub type CommitHook = Box<dyn Fn(u64, &Committed) + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     /// A charger was added: a follower adds it from the store's record alone
-    /// ([`Estate::adopt_charger`]).
+    /// ([`Estate::adopt_chargers`]).
     ChargerRegistered(String),
     /// Anything else, or a change that was refused: a follower reloads ([`Estate::reload`]).
     Other,
@@ -223,31 +223,37 @@ impl Estate {
         Ok(())
     }
 
-    /// Follows a charger registration another process committed: adds the stored charger to
-    /// the engine as a reload would, without rereading the rest of the estate. `false` when
-    /// the store's record cannot be taken over that way (gone again, its scope unknown here,
-    /// the id held by a scope of another kind): the caller then reloads.
-    pub async fn adopt_charger(&self, id: &str) -> Result<bool, StoreError> {
+    /// Follows charger registrations another process committed: adds each stored charger to
+    /// the engine as a reload would, without rereading the rest of the estate, under one turn
+    /// of the write lock however many there are. `false` as soon as one cannot be taken over
+    /// that way (gone again, its scope unknown here, the id held by a scope of another kind):
+    /// the caller then reloads.
+    pub async fn adopt_chargers(&self, ids: &[String]) -> Result<bool, StoreError> {
         let _lock = self.writes.lock().await;
-        let Some(record) = self.store.charger(id).await? else {
-            return Ok(false);
-        };
-        let adopted = {
-            let mut engine = self.engine.write();
-            match engine.scope_kind(id) {
-                Some(kind) => kind == STATION_KIND,
-                None => engine.add_scope(id, STATION_KIND, &record.scope).is_ok(),
+        let mut adopted_all = true;
+        for id in ids {
+            let Some(record) = self.store.charger(id).await? else {
+                adopted_all = false;
+                break;
+            };
+            let adopted = {
+                let mut engine = self.engine.write();
+                match engine.scope_kind(id) {
+                    Some(kind) => kind == STATION_KIND,
+                    None => engine.add_scope(id, STATION_KIND, &record.scope).is_ok(),
+                }
+            };
+            if !adopted {
+                adopted_all = false;
+                break;
             }
-        };
-        if !adopted {
-            return Ok(false);
-        }
-        if record.pending {
-            self.pending_chargers.write().insert(id.to_owned());
+            if record.pending {
+                self.pending_chargers.write().insert(id.clone());
+            }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
-        Ok(true)
+        Ok(adopted_all)
     }
 
     /// Trusts a charger that auto-registration left pending; answers whether it was pending.
@@ -594,15 +600,15 @@ mod tests {
         );
 
         let generation = two.generation();
-        assert!(two.adopt_charger("CP-1").await.unwrap());
+        assert!(two.adopt_chargers(&["CP-1".into()]).await.unwrap());
         assert_eq!(two.engine().scope_kind("CP-1"), Some(STATION_KIND));
         assert!(two.charger_pending("CP-1"));
         assert!(two.generation() > generation, "followers are woken");
         assert!(
-            two.adopt_charger("CP-1").await.unwrap(),
+            two.adopt_chargers(&["CP-1".into()]).await.unwrap(),
             "twice is harmless"
         );
-        assert!(!two.adopt_charger("CP-GONE").await.unwrap());
+        assert!(!two.adopt_chargers(&["CP-GONE".into()]).await.unwrap());
 
         // A charger under a scope this follower has not heard of yet: reload instead.
         one.add_scope(&ScopeRecord {
@@ -617,7 +623,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(!two.adopt_charger("CP-2").await.unwrap());
+        assert!(!two.adopt_chargers(&["CP-2".into()]).await.unwrap());
         assert_eq!(two.engine().scope_kind("CP-2"), None);
     }
 }

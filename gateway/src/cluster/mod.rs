@@ -785,7 +785,10 @@ impl Cluster {
             }
             tracing::debug!(
                 took_ms = started.elapsed().as_millis() as u64,
-                "estate reloaded after a change on another node"
+                reloaded = reload,
+                adopted = if reload { 0 } else { registered.len() },
+                notices = replies.len(),
+                "followed changes made on other nodes"
             );
             for (reply, seq) in replies {
                 let ack = Ack {
@@ -802,17 +805,16 @@ impl Cluster {
     /// Adds chargers registered elsewhere from their stored records; reloads when one cannot
     /// be taken over that way.
     async fn adopt_chargers(&self, state: &AppState, registered: &[String]) -> Result<(), String> {
-        for id in registered {
-            if !state
-                .estate
-                .adopt_charger(id)
-                .await
-                .map_err(|err| err.to_string())?
-            {
-                return self.reload_estate(state).await;
-            }
+        let adopted = state
+            .estate
+            .adopt_chargers(registered)
+            .await
+            .map_err(|err| err.to_string())?;
+        if adopted {
+            Ok(())
+        } else {
+            self.reload_estate(state).await
         }
-        Ok(())
     }
 
     /// Announces this node's commits in order and records when the live nodes confirmed.
