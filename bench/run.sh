@@ -17,7 +17,8 @@
 # GW_ARGS (more gateway flags, word-split, e.g. "--local-auth-lists false").
 # The cluster scenario (see scenario_cluster): CLUSTER_NODES (3), CLUSTER_CHARGERS (300 in all;
 # the issue's figure is 57000), CLUSTER_COMMAND_RATE (30 per second in all), CLUSTER_DURATION
-# (60), CLUSTER_KILL_AT (25: seconds into the run when one node is SIGKILLed), CLUSTER_RAMP
+# (60; the failover phase needs the ramp, CLUSTER_KILL_AT and 30 s more), CLUSTER_KILL_AT (10:
+# seconds after every charger is online when one node is SIGKILLed), CLUSTER_RAMP
 # (200 new connections per second per simulator), CLUSTER_CHANGES (100 changes timed from one
 # node to another), PG_PORT (19432), NATS_PORT (19422).
 set -euo pipefail
@@ -203,7 +204,7 @@ CLUSTER_NODES=${CLUSTER_NODES:-3}
 CLUSTER_CHARGERS=${CLUSTER_CHARGERS:-300}
 CLUSTER_COMMAND_RATE=${CLUSTER_COMMAND_RATE:-30}
 CLUSTER_DURATION=${CLUSTER_DURATION:-60}
-CLUSTER_KILL_AT=${CLUSTER_KILL_AT:-25}
+CLUSTER_KILL_AT=${CLUSTER_KILL_AT:-10}
 CLUSTER_RAMP=${CLUSTER_RAMP:-200}
 CLUSTER_CHANGES=${CLUSTER_CHANGES:-100}
 PG_PORT=${PG_PORT:-19432}
@@ -334,6 +335,25 @@ seed_estate() {
     post principals/sim-driver/id-tokens '{"id_token":"SIM-TAG"}'
 }
 
+wait_all_online() {
+    # wait_all_online LIMIT_S PORT...: until the nodes behind these API ports report
+    # CLUSTER_CHARGERS connected chargers; prints how long it took, or nothing after LIMIT_S
+    local limit=$1 started now
+    shift
+    started=$(date +%s.%N)
+    while :; do
+        if [ "$(connected_on "$@")" -ge "$CLUSTER_CHARGERS" ]; then
+            awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+            return
+        fi
+        now=$(date +%s.%N)
+        if awk -v a="$started" -v b="$now" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+            return
+        fi
+        sleep 0.5
+    done
+}
+
 connected_on() {
     # connected_on PORT...: chargers connected to these nodes, by their metrics
     local total=0 port n
@@ -408,9 +428,9 @@ scenario_cluster() {
     #    commands/s), the per-node yardstick;
     # 2. cluster: CLUSTER_NODES nodes with --cluster sharing a NATS server, the whole load
     #    spread over every node's charger URL and API, and the change propagation probe;
-    # 3. cluster-failover: the same load again, and CLUSTER_KILL_AT s in the last node is
-    #    SIGKILLed: how long until the chargers it held are online on the others (from the
-    #    survivors' voltgate_chargers_connected).
+    # 3. cluster-failover: the same load again, and CLUSTER_KILL_AT s after every charger is
+    #    online the last node is SIGKILLed: how long until the chargers it held are online on
+    #    the others (from the survivors' voltgate_chargers_connected).
     cluster_preflight
     # shellcheck disable=SC2064
     trap "stop_nodes; stop_nats; stop_postgres; $DEFAULT_TRAP" EXIT
@@ -449,15 +469,22 @@ scenario_cluster() {
         for pid in "${SIM_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
         cluster_fail "no \"node\" in GET /api/v1/chargers/$probe from node 2: this build has no cluster core (presence across nodes); got: ${seen:-nothing}"
     fi
-    # change propagation under the load, node 1 to node 2
+    # change propagation under the load once every charger is online (not during the
+    # registration storm of the ramp), node 1 to node 2
+    local all_ports=() online_after
+    for k in $(seq 1 "$CLUSTER_NODES"); do all_ports+=("$((API_PORT + k))"); done
+    online_after=$(wait_all_online "$CLUSTER_DURATION" "${all_ports[@]}")
+    echo "cluster: all $CLUSTER_CHARGERS chargers online after ${online_after:-more than $CLUSTER_DURATION} s" >&2
     echo "+ propagation_probe: $CLUSTER_CHANGES scopes created through node 1, each then listed through node 2" >>"$OUT/commands.txt"
     propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" >"$OUT/cluster.propagation.json"
     echo "cluster: change propagation $(cat "$OUT/cluster.propagation.json")" >&2
     wait_sims cluster
 
-    # 3. a node SIGKILLed under the same load
+    # 3. a node SIGKILLed under the same load, CLUSTER_KILL_AT s after every charger is online
     cluster_load cluster-failover "$CLUSTER_NODES" "$CLUSTER_CHARGERS" "$CLUSTER_COMMAND_RATE" \
-        "$((CLUSTER_KILL_AT + 30))"
+        "$CLUSTER_DURATION"
+    online_after=$(wait_all_online "$CLUSTER_DURATION" "${all_ports[@]}")
+    echo "cluster-failover: all online after ${online_after:-more than $CLUSTER_DURATION} s" >&2
     sleep "$CLUSTER_KILL_AT"
     local victim=$CLUSTER_NODES survivors=()
     for k in $(seq 1 $((CLUSTER_NODES - 1))); do survivors+=("$((API_PORT + k))"); done
