@@ -38,6 +38,16 @@ pub enum Received {
     },
 }
 
+impl Received {
+    /// The code of a CALLERROR, or `None` for anything else.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Received::Error { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
 pub struct Charger {
     pub id: String,
     pub subprotocol: String,

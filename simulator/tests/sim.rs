@@ -116,6 +116,17 @@ async fn closed_loop_drives_messages_back_to_back() {
     assert!(report.throughput.sim_cpu_us_per_message.is_some());
 }
 
+/// An operator load of 60 commands a second, rotating through `mix`.
+fn sixty_commands_a_second(mix: &[&str]) -> CommandLoad {
+    CommandLoad {
+        per_second: 60.0,
+        mix: mix.iter().map(|s| (*s).to_owned()).collect(),
+        id_tag: "SIM-TAG".into(),
+        meter_interval_s: 1,
+        max_in_flight: 64,
+    }
+}
+
 #[tokio::test]
 async fn operator_commands_reach_the_chargers_and_are_timed() {
     let mock = MockGateway::start(MockOptions {
@@ -127,13 +138,7 @@ async fn operator_commands_reach_the_chargers_and_are_timed() {
         bases: vec![mock.api_url.clone()],
         token: Some("T0K".into()),
     };
-    let load = CommandLoad {
-        per_second: 60.0,
-        mix: DEFAULT_MIX.iter().map(|s| (*s).to_owned()).collect(),
-        id_tag: "SIM-TAG".into(),
-        meter_interval_s: 1,
-        max_in_flight: 64,
-    };
+    let load = sixty_commands_a_second(DEFAULT_MIX);
     let report = run(
         plan(6, 3.0),
         driver(&mock.ocpp_url).await,
@@ -193,13 +198,7 @@ async fn commands_to_a_node_that_refuses_go_to_the_next() {
         ],
         token: None,
     };
-    let load = CommandLoad {
-        per_second: 60.0,
-        mix: vec!["clear-cache".to_owned()],
-        id_tag: "SIM-TAG".into(),
-        meter_interval_s: 1,
-        max_in_flight: 64,
-    };
+    let load = sixty_commands_a_second(&["clear-cache"]);
     let report = run(
         plan(4, 2.0),
         driver(&mock.ocpp_url).await,

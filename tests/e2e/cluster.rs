@@ -38,6 +38,15 @@ fn try_node(db: &str, nats_url: &str, id: &str) -> anyhow::Result<Gateway> {
     )
 }
 
+/// The driver `dina`, who may charge at `site-a`, with the card `DINA-1` (through `admin`).
+async fn dina_with_card(admin: &Api) {
+    admin
+        .charging_driver("site-driver", "dina", "site-a")
+        .await
+        .unwrap();
+    admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
+}
+
 /// A site with the given chargers registered (through `admin`).
 async fn estate(admin: &Api, chargers: &[&str]) {
     admin
@@ -422,15 +431,7 @@ async fn a_change_on_one_node_holds_on_the_next_request_to_another() {
         .expect(200);
 
     // A card blocked on node one is refused by node two's charger at once.
-    one.api()
-        .charging_driver("site-driver", "dina", "site-a")
-        .await
-        .unwrap();
-    one.api()
-        .id_token("dina", "DINA-1")
-        .await
-        .unwrap()
-        .expect(201);
+    dina_with_card(&one.api()).await;
     let authorized = charger
         .call_ok("Authorize", json!({"idTag": "DINA-1"}))
         .await
@@ -599,11 +600,7 @@ async fn a_node_killed_during_transactions_loses_none_and_the_resent_ones_are_no
     let two = node(&db, &nats, "two");
     let admin = two.api();
     estate(&admin, &["CP-TX16", "CP-TX201"]).await;
-    admin
-        .charging_driver("site-driver", "dina", "site-a")
-        .await
-        .unwrap();
-    admin.id_token("dina", "DINA-1").await.unwrap().expect(201);
+    dina_with_card(&admin).await;
 
     let start16 = |connector: u32| {
         json!({"connectorId": connector, "idTag": "DINA-1", "meterStart": 100,
@@ -760,15 +757,7 @@ async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_la
     let one = node(&db, &nats, "one");
     let two = node(&db, &nats, "two");
     estate(&one.api(), &["CP-STALE"]).await;
-    one.api()
-        .charging_driver("site-driver", "dina", "site-a")
-        .await
-        .unwrap();
-    one.api()
-        .id_token("dina", "DINA-1")
-        .await
-        .unwrap()
-        .expect(201);
+    dina_with_card(&one.api()).await;
     let mut charger = connect(&two, "CP-STALE", "ocpp1.6").await;
     let status = |answer: &Value| answer["idTagInfo"]["status"].clone();
     let authorize = json!({"idTag": "DINA-1"});
@@ -825,13 +814,6 @@ async fn a_node_that_lost_nats_decides_on_what_the_store_holds_not_on_what_it_la
         .expect(200);
     let answer = charger.call_ok("Authorize", authorize).await.unwrap();
     assert_eq!(status(&answer), "Accepted", "{answer}");
-}
-
-fn error_code(received: &Received) -> Option<&str> {
-    match received {
-        Received::Error { code, .. } => Some(code),
-        _ => None,
-    }
 }
 
 /// How many of `ids` `api` reports connected, on whichever node holds them.
@@ -894,15 +876,7 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
     let one = node(&db, &nats, "one");
     let two = node(&db, &nats, "two");
     estate(&one.api(), &["CP-PG16", "CP-PG201"]).await;
-    one.api()
-        .charging_driver("site-driver", "dina", "site-a")
-        .await
-        .unwrap();
-    one.api()
-        .id_token("dina", "DINA-1")
-        .await
-        .unwrap()
-        .expect(201);
+    dina_with_card(&one.api()).await;
 
     // The load: 1.6 chargers on both nodes, each connector starting a session every few
     // seconds, registered through node one.
@@ -961,12 +935,12 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
             .unwrap();
     }
     let refused = v16.call("StartTransaction", start16.clone()).await.unwrap();
-    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
     let refused = v201
         .call("TransactionEvent", started201.clone())
         .await
         .unwrap();
-    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
     // Through node two for the charger on node one: no allow record, no command.
     let reply = two
         .api()
@@ -983,7 +957,7 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
     // NATS too: node two may now miss changes and cannot read the store to catch up.
     nats.stop();
     let refused = v201.call("Authorize", authorize201.clone()).await.unwrap();
-    assert_eq!(error_code(&refused), Some("InternalError"), "{refused:?}");
+    assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
     let reply = two.api().get("/api/v1/scopes").await.unwrap();
     assert_eq!(reply.status, 503, "{}", reply.text);
     assert_eq!(reply.body["error"], "store_unavailable", "{}", reply.text);
@@ -1036,14 +1010,7 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
 
     // The load went through all of it: no charger was dropped, and every StartTransaction a
     // simulated charger got a CALLRESULT for is stored, once.
-    let output = sim.wait_with_output().await.expect("the simulator ends");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = crate::failover::report_of(sim).await;
     let summary = &report["summary"];
     assert_eq!(summary["reconnects"], 0, "{report:#}");
     for kind in summary["errors"].as_object().unwrap().keys() {

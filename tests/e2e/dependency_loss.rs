@@ -7,16 +7,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use voltgate_tests::{Charger, Gateway, GatewayOptions, PostgresServer, Received};
+use voltgate_tests::{Charger, Gateway, GatewayOptions, PostgresServer};
 
 const CHARGER: &str = "CP-DBLOSS";
-
-fn error_code(received: &Received) -> Option<&str> {
-    match received {
-        Received::Error { code, .. } => Some(code),
-        _ => None,
-    }
-}
 
 fn start(connector: u32, meter: i64) -> Value {
     json!({"connectorId": connector, "idTag": "DINA-1", "meterStart": meter,
@@ -67,19 +60,19 @@ async fn a_lost_database_answers_retry_and_503_and_recovers_by_itself() {
         )
         .await
         .unwrap();
-    assert_eq!(error_code(&boot), Some("InternalError"), "{boot:?}");
+    assert_eq!(boot.error_code(), Some("InternalError"), "{boot:?}");
     let refused_start = charger
         .call("StartTransaction", start(2, 50))
         .await
         .unwrap();
     assert_eq!(
-        error_code(&refused_start),
+        refused_start.error_code(),
         Some("InternalError"),
         "{refused_start:?}"
     );
     let refused_stop = charger.call("StopTransaction", stop(open)).await.unwrap();
     assert_eq!(
-        error_code(&refused_stop),
+        refused_stop.error_code(),
         Some("InternalError"),
         "{refused_stop:?}"
     );

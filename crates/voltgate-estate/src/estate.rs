@@ -515,16 +515,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
 
-    /// Two estates over one store stand for two gateway nodes: a change through one reaches
-    /// the other only by `reload`, which is not counted as that estate's own commit, while the
-    /// commit hook hears every change made through its estate.
-    #[tokio::test]
-    async fn a_reload_brings_in_what_another_estate_committed_and_is_not_a_commit() {
+    /// Two estates over one in-memory store: two gateway nodes on one database.
+    async fn two_estates_over_one_store() -> (Estate, Estate) {
         let store = voltgate_store::open("sqlite::memory:").await.unwrap();
         let preset = voltgate_policy::Preset::builtin("connect").unwrap();
         let load = || crate::load_engine(store.as_ref(), preset.clone());
         let one = Estate::new(store.clone(), load().await.unwrap());
         let two = Estate::new(store.clone(), load().await.unwrap());
+        (one, two)
+    }
+
+    /// Two estates over one store stand for two gateway nodes: a change through one reaches
+    /// the other only by `reload`, which is not counted as that estate's own commit, while the
+    /// commit hook hears every change made through its estate.
+    #[tokio::test]
+    async fn a_reload_brings_in_what_another_estate_committed_and_is_not_a_commit() {
+        let (one, two) = two_estates_over_one_store().await;
         let heard = Arc::new(AtomicU64::new(0));
         let hook_heard = heard.clone();
         assert!(one
@@ -560,11 +566,7 @@ mod tests {
     /// record alone; what it cannot take over that way it says so, to be reloaded instead.
     #[tokio::test]
     async fn a_follower_adopts_a_registered_charger_without_a_reload() {
-        let store = voltgate_store::open("sqlite::memory:").await.unwrap();
-        let preset = voltgate_policy::Preset::builtin("connect").unwrap();
-        let load = || crate::load_engine(store.as_ref(), preset.clone());
-        let one = Estate::new(store.clone(), load().await.unwrap());
-        let two = Estate::new(store.clone(), load().await.unwrap());
+        let (one, two) = two_estates_over_one_store().await;
         let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let hook_heard = heard.clone();
         assert!(one
