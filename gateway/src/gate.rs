@@ -128,12 +128,7 @@ pub(crate) async fn decide_command(
         )));
     };
     let resource = Resource::Scope(charger_id.to_owned());
-    if state.cluster.is_some() && state.estate.engine().scope_kind(charger_id).is_none() {
-        // Registered on another node a moment ago, and not followed here yet: take it from
-        // the store rather than answer 404 for a charger that exists. A store failure leaves
-        // it unknown.
-        let _ = state.estate.adopt_chargers(&[charger_id.to_owned()]).await;
-    }
+    crate::cluster::follow_charger(state, charger_id).await;
     let visible = {
         let engine = state.estate.engine();
         engine.scope_kind(charger_id) == Some(STATION_KIND) && engine.can_see(principal, &resource)

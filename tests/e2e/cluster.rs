@@ -830,8 +830,8 @@ async fn connected_anywhere(api: &Api, ids: &[String]) -> usize {
 }
 
 /// A charger another node registered and this node has not followed yet (a notice still on
-/// its way under load; here written to the store behind the nodes' backs): a command naming it
-/// is decided on the stored charger, not answered 404.
+/// its way under load; here written to the store behind the nodes' backs): when it connects,
+/// its cards are decided on the stored charger, and a command naming it is not answered 404.
 #[tokio::test]
 async fn a_stored_charger_this_node_has_not_followed_yet_is_not_a_404() {
     let nats = NatsServer::start().unwrap();
@@ -839,14 +839,26 @@ async fn a_stored_charger_this_node_has_not_followed_yet_is_not_a_404() {
     let db = server.create_database().unwrap();
     let one = node(&db, &nats, "one");
     estate(&one.api(), &[]).await;
+    dina_with_card(&one.api()).await;
     let database = db.rsplit('/').next().unwrap();
-    server
-        .sql(
-            database,
-            "INSERT INTO chargers (id, scope, security_profile) VALUES ('CP-BEHIND', 'site-a', 0); \
-             INSERT INTO scopes (id, kind, parent) VALUES ('CP-BEHIND', 'station', 'site-a')",
-        )
+    for id in ["CP-BEHIND", "CP-BEHIND-DOOR"] {
+        server
+            .sql(
+                database,
+                &format!(
+                    "INSERT INTO chargers (id, scope, security_profile) VALUES ('{id}', 'site-a', 0); \
+                     INSERT INTO scopes (id, kind, parent) VALUES ('{id}', 'station', 'site-a')"
+                ),
+            )
+            .unwrap();
+    }
+    // At the charger door: its cards are decided on the stored charger's site.
+    let mut charger = connect(&one, "CP-BEHIND-DOOR", "ocpp1.6").await;
+    let answer = charger
+        .call_ok("Authorize", json!({"idTag": "DINA-1"}))
+        .await
         .unwrap();
+    assert_eq!(answer["idTagInfo"]["status"], "Accepted", "{answer}");
     let reply = one
         .api()
         .command("CP-BEHIND", "clear-cache", json!({}))

@@ -204,6 +204,9 @@ pub(crate) async fn connection<S>(
                 return;
             }
         }
+        // Known to the store but perhaps not yet to this node's engine, which decides its
+        // cards and transactions.
+        crate::cluster::follow_charger(&state, &admission.charger_id).await;
         if *state.shutdown.borrow() {
             session::close(&mut ws, CloseCode::Away, "gateway shutting down").await;
             return;

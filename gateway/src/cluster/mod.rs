@@ -84,6 +84,19 @@ struct PendingNotices {
     registered: Vec<String>,
 }
 
+/// A charger this node is about to serve or command that another node registered and whose
+/// notice has not been followed here yet (a confirmation that outlasted its wait): adopted
+/// from the store now, one store read, and only for a charger the engine does not know. A
+/// single node's engine holds every charger, so there it does nothing.
+pub(crate) async fn follow_charger(state: &AppState, charger_id: &str) {
+    if state.cluster.is_none() || state.estate.engine().scope_kind(charger_id).is_some() {
+        return;
+    }
+    if let Err(err) = state.estate.adopt_chargers(&[charger_id.to_owned()]).await {
+        tracing::warn!(error = %err, %charger_id, "cannot read a charger registered elsewhere");
+    }
+}
+
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
 /// How often a node renews its id.
