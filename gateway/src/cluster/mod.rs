@@ -97,6 +97,11 @@ pub(crate) async fn follow_charger(state: &AppState, charger_id: &str) {
     }
 }
 
+/// The most charger registrations one change notice names: charger ids are at most 64
+/// characters (256 bytes), so a notice stays within half of NATS's default 1 MiB message; a
+/// batch beyond it is announced as a reload.
+const MAX_REGISTRATIONS_PER_NOTICE: usize = 2_000;
+
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
 /// How often a node renews its id.
@@ -848,6 +853,8 @@ impl Cluster {
                 count = count.max(later);
                 note(committed);
             }
+            // A notice must fit a NATS message; past that many names a reload is cheaper anyway.
+            let reload = reload || registered.len() > MAX_REGISTRATIONS_PER_NOTICE;
             seq += 1;
             let notice = Notice {
                 node: self.node_id.clone(),
