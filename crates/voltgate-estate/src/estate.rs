@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::engine_lock::{EngineLock, EngineRead};
 use voltgate_policy::{CardClaim, Engine, PolicyError, PrincipalKind, RoleDef, STATION_KIND};
 use voltgate_store::{
     AssignmentRecord, ChargerBehaviour, ChargerRecord, IdTokenRecord, PrincipalRecord, RoleRecord,
@@ -46,7 +47,7 @@ pub enum ChangeError {
 
 /// The role engine together with the store it mirrors.
 pub struct Estate {
-    engine: parking_lot::RwLock<Engine>,
+    engine: EngineLock,
     store: Arc<dyn Store>,
     writes: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -93,7 +94,7 @@ impl Estate {
     /// An estate over `store`, whose contents `engine` already holds.
     pub fn new(store: Arc<dyn Store>, engine: Engine) -> Estate {
         Estate {
-            engine: parking_lot::RwLock::new(engine),
+            engine: EngineLock::new(engine),
             store,
             writes: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -149,8 +150,9 @@ impl Estate {
         Ok(())
     }
 
-    /// The engine, for decisions. Hold the guard briefly and never across an await.
-    pub fn engine(&self) -> parking_lot::RwLockReadGuard<'_, Engine> {
+    /// The engine, for decisions. Hold the guard briefly and never across an await; reading
+    /// it again on the same thread meanwhile is safe, changing it is not (see [`EngineRead`]).
+    pub fn engine(&self) -> EngineRead<'_> {
         self.engine.read()
     }
 
@@ -487,7 +489,7 @@ impl Estate {
 
     /// Direct engine access, bypassing the store, for unit tests that set up an estate.
     #[cfg(feature = "testing")]
-    pub fn engine_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Engine> {
+    pub fn engine_mut(&self) -> crate::EngineWrite<'_> {
         self.engine.write()
     }
 }

@@ -4,8 +4,10 @@
 //! No sockets and no HTTP: the gateway's charger server and operator API are thin users of
 //! it, and a change made here is the unit that the gateway audits, and that will cross nodes.
 
+mod engine_lock;
 mod estate;
 mod load;
 
+pub use engine_lock::{EngineRead, EngineWrite};
 pub use estate::{ChangeError, CommitHook, Committed, Estate};
 pub use load::{load_engine, pending_chargers};

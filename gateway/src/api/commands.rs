@@ -178,15 +178,16 @@ async fn check_remote_start_token(
         }
     }
     let cards = cards_named(state.store.as_ref(), id_token).await?;
-    let owner = card_at_station(
+    let holder = card_at_station(
         &state.estate.engine(),
         charger,
         id_token,
         token_type,
         &cards,
     )
-    .map(|record| record.principal.clone())
-    .filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));
+    .map(|record| record.principal.clone());
+    let owner =
+        holder.filter(|principal| visible(state, caller, &Target::Principal(principal.clone())));
     let refusal = match owner {
         None => Some((
             ApiError::new(
