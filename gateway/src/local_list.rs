@@ -103,12 +103,14 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use voltgate_ocpp::{Command, LocalListEntry, LocalTokenInfo, OcppVersion};
+use voltgate_ocpp::{
+    Command, ListLimits, ListMessageSize, LocalListEntry, LocalTokenInfo, OcppVersion,
+    V16_MAX_ID_TAG,
+};
 use voltgate_policy::{Action, Engine, Resource};
 use voltgate_store::{IdTokenRecord, LocalListRecord};
 
 use crate::behaviour::PostBootSync;
-use crate::charger::handlers::V16_MAX_ID_TAG;
 use crate::clock;
 use crate::gate::{self, GateError};
 use crate::state::{AppState, SharedState};
@@ -673,105 +675,6 @@ fn next_version(version: i64) -> i64 {
     }
 }
 
-/// 1.6: entries per SendLocalList.
-const V16_ITEMS_PER_MESSAGE: &str = "SendLocalListMaxLength";
-/// 1.6: entries the local list can hold.
-const V16_CAPACITY: &str = "LocalAuthListMaxLength";
-/// 2.0.1: entries per SendLocalList.
-const V201_ITEMS_PER_MESSAGE: &str = "LocalAuthListCtrlr.ItemsPerMessage";
-/// 2.0.1: bytes per SendLocalList.
-const V201_BYTES_PER_MESSAGE: &str = "LocalAuthListCtrlr.BytesPerMessage";
-
-/// What a charger accepts, as it reported it; `None` where it reported nothing usable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct ListLimits {
-    items_per_message: Option<usize>,
-    bytes_per_message: Option<usize>,
-    capacity: Option<usize>,
-}
-
-/// The limits in a GetConfiguration (1.6) or GetVariables (2.0.1) answer. Values that are
-/// missing, unknown, refused or not a positive integer leave their limit unknown.
-fn limits_from_reply(version: OcppVersion, response: &serde_json::Value) -> ListLimits {
-    let positive = |value: &serde_json::Value| {
-        value
-            .as_str()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|n| *n > 0)
-    };
-    let mut limits = ListLimits::default();
-    match version {
-        OcppVersion::V16 => {
-            let keys = response["configurationKey"].as_array();
-            for item in keys.into_iter().flatten() {
-                match item["key"].as_str() {
-                    Some(V16_ITEMS_PER_MESSAGE) => {
-                        limits.items_per_message = positive(&item["value"]);
-                    }
-                    Some(V16_CAPACITY) => limits.capacity = positive(&item["value"]),
-                    _ => {}
-                }
-            }
-        }
-        OcppVersion::V201 => {
-            let results = response["getVariableResult"].as_array();
-            for item in results.into_iter().flatten() {
-                if item["attributeStatus"] != "Accepted"
-                    || item["component"]["name"] != "LocalAuthListCtrlr"
-                {
-                    continue;
-                }
-                let value = positive(&item["attributeValue"]);
-                match item["variable"]["name"].as_str() {
-                    Some("ItemsPerMessage") => limits.items_per_message = value,
-                    Some("BytesPerMessage") => limits.bytes_per_message = value,
-                    _ => {}
-                }
-            }
-        }
-    }
-    limits
-}
-
-/// Serialized sizes of SendLocalList messages as a charger with a bytes-per-message limit may
-/// count them: the whole OCPP-J frame, with the longest message id, list version and update
-/// type, so a charger counting only the payload is satisfied too.
-struct MessageSize {
-    version: OcppVersion,
-    /// Bytes of a message whose list is empty:
-    /// `[2,"<id>","SendLocalList",{…,"localAuthorizationList":[]}]`.
-    envelope: usize,
-}
-
-impl MessageSize {
-    fn new(version: OcppVersion) -> MessageSize {
-        let field = match version {
-            OcppVersion::V16 => "listVersion",
-            OcppVersion::V201 => "versionNumber",
-        };
-        let frame = serde_json::json!([
-            2,
-            u64::MAX.to_string(),
-            "SendLocalList",
-            {
-                field: i32::MAX,
-                "updateType": "Differential",
-                "localAuthorizationList": [],
-            }
-        ]);
-        MessageSize {
-            version,
-            envelope: frame.to_string().len(),
-        }
-    }
-
-    /// What one entry adds to a message: its item and the comma before the next one.
-    fn entry(&self, entry: &LocalListEntry) -> usize {
-        voltgate_ocpp::local_list_item(self.version, entry).map_or(0, |item| item.to_string().len())
-            + 1
-    }
-}
-
 /// The part of a list a charger is given, and what was left out for which reason.
 #[derive(Debug, Default, PartialEq)]
 struct Fitted {
@@ -795,13 +698,13 @@ fn send_order(list: &ListContent) -> Vec<(&String, &ListedToken)> {
 /// is left out, and past the capacity the last entries of [`send_order`] are left out. Leaving
 /// an entry out never lets anyone charge: an unlisted token is decided online (or refused
 /// offline), as before it was listed.
-fn fit_to_limits(desired: &ListContent, limits: &ListLimits, size: &MessageSize) -> Fitted {
+fn fit_to_limits(desired: &ListContent, limits: &ListLimits, size: &ListMessageSize) -> Fitted {
     let mut fitted = Fitted::default();
     let capacity = limits.capacity.unwrap_or(usize::MAX);
     for (token, listed) in send_order(desired) {
         let too_large = limits
             .bytes_per_message
-            .is_some_and(|bytes| size.envelope + size.entry(&entry(token, listed)) > bytes);
+            .is_some_and(|bytes| size.envelope() + size.entry(&entry(token, listed)) > bytes);
         if too_large {
             fitted.too_large += 1;
         } else if fitted.list.len() >= capacity {
@@ -843,12 +746,12 @@ struct Piece {
 fn split_messages(
     entries: Vec<LocalListEntry>,
     limits: &ListLimits,
-    size: &MessageSize,
+    size: &ListMessageSize,
 ) -> Vec<Vec<LocalListEntry>> {
     let items = limits.items_per_message.unwrap_or(usize::MAX);
     let mut messages = Vec::new();
     let mut current: Vec<LocalListEntry> = Vec::new();
-    let mut bytes = size.envelope;
+    let mut bytes = size.envelope();
     for entry in entries {
         let added = size.entry(&entry);
         let full = current.len() >= items
@@ -857,7 +760,7 @@ fn split_messages(
                 .is_some_and(|limit| bytes + added > limit);
         if full && !current.is_empty() {
             messages.push(std::mem::take(&mut current));
-            bytes = size.envelope;
+            bytes = size.envelope();
         }
         bytes += added;
         current.push(entry);
@@ -874,7 +777,7 @@ fn plan_pieces(
     full: bool,
     entries: Vec<LocalListEntry>,
     limits: &ListLimits,
-    size: &MessageSize,
+    size: &ListMessageSize,
     installed_version: i64,
 ) -> Vec<Piece> {
     let mut version = installed_version;
@@ -992,18 +895,10 @@ async fn check_version(state: &AppState, charger: &str, session: &Session) -> Op
 /// A key the charger does not report, or a read that fails, leaves that limit unknown.
 /// `None` when the charger is no longer connected.
 async fn read_limits(state: &AppState, charger: &str, version: OcppVersion) -> Option<ListLimits> {
-    let keys = match version {
-        OcppVersion::V16 => vec![V16_ITEMS_PER_MESSAGE.to_owned(), V16_CAPACITY.to_owned()],
-        OcppVersion::V201 => vec![
-            V201_ITEMS_PER_MESSAGE.to_owned(),
-            V201_BYTES_PER_MESSAGE.to_owned(),
-        ],
-    };
-    let command = Command::GetConfiguration { keys: Some(keys) };
-    match gate::send_system_command(state, charger, command).await {
+    match gate::send_system_command(state, charger, ListLimits::query(version)).await {
         Ok(reply) => {
             state.metrics.local_list_sync("limits", "ok");
-            let limits = limits_from_reply(version, &reply.response);
+            let limits = ListLimits::from_reply(version, &reply.response);
             tracing::debug!(charger, ?limits, "local list limits read");
             Some(limits)
         }
@@ -1026,7 +921,7 @@ async fn push_list(
     desired: ListContent,
 ) -> bool {
     let limits = session.limits.unwrap_or_default();
-    let size = MessageSize::new(version);
+    let size = ListMessageSize::new(version);
     let fitted = fit_to_limits(&desired, &limits, &size);
     let (full, entries, tightened) = match &session.held {
         None => (true, full_entries(&fitted.list), session.foreign_list),
@@ -1183,7 +1078,7 @@ pub(crate) async fn send_now(
         .await?
         .map_or(0, |stored| stored.version);
     let limits = session.limits.unwrap_or_default();
-    let size = MessageSize::new(version);
+    let size = ListMessageSize::new(version);
     let fitted = fit_to_limits(&desired, &limits, &size);
     let pieces = plan_pieces(
         true,
@@ -1748,76 +1643,12 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_read_from_either_version_and_unknown_ones_stay_unknown() {
-        let v16 = serde_json::json!({
-            "configurationKey": [
-                {"key": "SendLocalListMaxLength", "readonly": true, "value": "2"},
-                {"key": "LocalAuthListMaxLength", "readonly": true, "value": " 40 "},
-            ],
-        });
-        assert_eq!(
-            limits_from_reply(OcppVersion::V16, &v16),
-            ListLimits {
-                items_per_message: Some(2),
-                bytes_per_message: None,
-                capacity: Some(40),
-            }
-        );
-        let v16_odd = serde_json::json!({
-            "configurationKey": [
-                {"key": "SendLocalListMaxLength", "readonly": true, "value": "0"},
-                {"key": "LocalAuthListMaxLength", "readonly": true, "value": "lots"},
-            ],
-            "unknownKey": [],
-        });
-        assert_eq!(
-            limits_from_reply(OcppVersion::V16, &v16_odd),
-            ListLimits::default()
-        );
-        assert_eq!(
-            limits_from_reply(
-                OcppVersion::V16,
-                &serde_json::json!({"unknownKey": ["SendLocalListMaxLength", "LocalAuthListMaxLength"]})
-            ),
-            ListLimits::default()
-        );
-        let v201 = serde_json::json!({
-            "getVariableResult": [
-                {"attributeStatus": "Accepted", "attributeValue": "3",
-                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
-                {"attributeStatus": "Accepted", "attributeValue": "4096",
-                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "BytesPerMessage"}},
-                {"attributeStatus": "Accepted", "attributeValue": "9",
-                 "component": {"name": "DeviceDataCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
-            ],
-        });
-        assert_eq!(
-            limits_from_reply(OcppVersion::V201, &v201),
-            ListLimits {
-                items_per_message: Some(3),
-                bytes_per_message: Some(4096),
-                capacity: None,
-            }
-        );
-        let refused = serde_json::json!({
-            "getVariableResult": [
-                {"attributeStatus": "UnknownVariable",
-                 "component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "BytesPerMessage"}},
-            ],
-        });
-        assert_eq!(
-            limits_from_reply(OcppVersion::V201, &refused),
-            ListLimits::default()
-        );
-    }
-
-    #[test]
     fn a_full_list_over_the_item_limit_is_full_then_differentials_with_rising_versions() {
         let limits = ListLimits {
             items_per_message: Some(2),
             ..ListLimits::default()
         };
-        let size = MessageSize::new(OcppVersion::V16);
+        let size = ListMessageSize::new(OcppVersion::V16);
         let pieces = plan_pieces(true, full_entries(&five_tokens()), &limits, &size, 7);
         let shape = shape_of(&pieces);
         assert_eq!(
@@ -1869,7 +1700,7 @@ mod tests {
             false,
             changes,
             &limits,
-            &MessageSize::new(OcppVersion::V201),
+            &ListMessageSize::new(OcppVersion::V201),
             41,
         );
         let shape = shape_of(&pieces);
@@ -1898,12 +1729,12 @@ mod tests {
                     (format!("TAG-{i:03}"), entry)
                 })
                 .collect();
-            let size = MessageSize::new(version);
+            let size = ListMessageSize::new(version);
             let plain = size.entry(&entry("TAG-999", &accepted(None, None)));
             // The smallest limit carries two plain entries but no entry with both an
             // expiry and a group.
             for (limit, some_too_large) in [
-                (size.envelope + 2 * plain + 5, true),
+                (size.envelope() + 2 * plain + 5, true),
                 (600, false),
                 (1500, false),
             ] {
@@ -1945,7 +1776,7 @@ mod tests {
         let mut desired = five_tokens();
         desired.insert("X-BLOCKED".into(), listed("Blocked"));
         desired.insert("Y-EXPIRED".into(), listed("Expired"));
-        let size = MessageSize::new(OcppVersion::V16);
+        let size = ListMessageSize::new(OcppVersion::V16);
         let limits = ListLimits {
             capacity: Some(4),
             ..ListLimits::default()
@@ -1982,14 +1813,14 @@ mod tests {
 
     #[test]
     fn an_entry_too_large_for_any_message_is_left_out() {
-        let size = MessageSize::new(OcppVersion::V201);
+        let size = ListMessageSize::new(OcppVersion::V201);
         let mut desired = five_tokens();
         desired.insert(
             "LONG".into(),
             accepted(Some("2099-01-01T00:00:00Z"), Some(&"G".repeat(200))),
         );
         let limits = ListLimits {
-            bytes_per_message: Some(size.envelope + 120),
+            bytes_per_message: Some(size.envelope() + 120),
             ..ListLimits::default()
         };
         let fitted = fit_to_limits(&desired, &limits, &size);

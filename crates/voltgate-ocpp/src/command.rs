@@ -285,7 +285,8 @@ const MAX_CONFIG_VALUE: usize = 1000;
 const MAX_VENDOR_ID: usize = 255;
 const MAX_DATA_TRANSFER_MESSAGE_ID: usize = 50;
 const MAX_COMPONENT_OR_VARIABLE: usize = 50;
-const V16_MAX_ID_TAG: usize = 20;
+/// The longest 1.6 idTag or parentIdTag (`CiString20Type`).
+pub const V16_MAX_ID_TAG: usize = 20;
 const V16_MAX_CONFIG_KEY: usize = 50;
 const V16_MAX_CONFIG_VALUE: usize = 500;
 /// A sanity bound on a current limit; no charger comes near it.

@@ -28,6 +28,7 @@ mod command;
 mod error_code;
 mod formats;
 mod frame;
+mod list_limits;
 pub mod password;
 pub mod responses;
 mod tolerance;
@@ -42,13 +43,14 @@ pub use actions::{
 pub use command::{
     is_security_key, local_list_item, normalize_id_token, response_status, Command, CommandError,
     IdTokenError, LocalListEntry, LocalTokenInfo, OutgoingCall, COMMAND_NAMES,
-    DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES, LOCAL_LIST_COMMAND_NAMES,
+    DEFAULT_ID_TOKEN_TYPE, ID_TOKEN_TYPES, LOCAL_LIST_COMMAND_NAMES, V16_MAX_ID_TAG,
 };
 pub use error_code::ErrorCode;
 pub use frame::{
     Frame, FrameError, FrameErrorKind, CALL, CALL_ERROR, CALL_RESULT, MAX_ERROR_DESCRIPTION_LEN,
     MAX_MESSAGE_ID_LEN,
 };
+pub use list_limits::{ListLimits, ListMessageSize};
 pub use tolerance::{
     Accepted, Deviation, DeviationKind, Tolerance, UnknownDeviationKind, UnknownTolerance,
     MAX_LENGTH_FACTOR,
