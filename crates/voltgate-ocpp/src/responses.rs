@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::OcppVersion;
+use crate::{OcppVersion, V16_MAX_ID_TAG};
 
 /// The registration status of a BootNotification answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,41 +96,87 @@ pub fn heartbeat(now: &str) -> Value {
     json!({ "currentTime": now })
 }
 
-fn id_info(version: OcppVersion, status: AuthorizationStatus) -> (&'static str, Value) {
-    let key = match version {
-        OcppVersion::V16 => "idTagInfo",
-        OcppVersion::V201 => "idTokenInfo",
-    };
-    (key, json!({ "status": status.as_str() }))
+/// What a charger is told about an id token it presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdTokenInfo<'a> {
+    pub status: AuthorizationStatus,
+    /// Until when (RFC 3339) the charger may keep an accepted token in its cache: 1.6
+    /// `expiryDate`, 2.0.1 `cacheExpiryDateTime`. Left out of an answer that is not Accepted.
+    pub expires_at: Option<&'a str>,
+    /// The token's group: 1.6 `parentIdTag` (left out beyond [`V16_MAX_ID_TAG`] characters),
+    /// 2.0.1 `groupIdToken` (of type `Central`).
+    pub group: Option<&'a str>,
+}
+
+impl IdTokenInfo<'_> {
+    /// Just a status: no expiry, no group.
+    pub fn status(status: AuthorizationStatus) -> IdTokenInfo<'static> {
+        IdTokenInfo {
+            status,
+            expires_at: None,
+            group: None,
+        }
+    }
+
+    fn cache_expiry(&self) -> Option<&str> {
+        self.expires_at
+            .filter(|_| self.status == AuthorizationStatus::Accepted)
+    }
+
+    /// The 1.6 `IdTagInfo`.
+    pub fn v16(&self) -> Value {
+        let mut info = Map::new();
+        info.insert("status".into(), json!(self.status.as_str()));
+        if let Some(at) = self.cache_expiry() {
+            info.insert("expiryDate".into(), json!(at));
+        }
+        if let Some(group) = self
+            .group
+            .filter(|group| group.chars().count() <= V16_MAX_ID_TAG)
+        {
+            info.insert("parentIdTag".into(), json!(group));
+        }
+        Value::Object(info)
+    }
+
+    /// The 2.0.1 `IdTokenInfoType`.
+    pub fn v201(&self) -> Value {
+        let mut info = Map::new();
+        info.insert("status".into(), json!(self.status.as_str()));
+        if let Some(at) = self.cache_expiry() {
+            info.insert("cacheExpiryDateTime".into(), json!(at));
+        }
+        if let Some(group) = self.group {
+            info.insert(
+                "groupIdToken".into(),
+                json!({ "idToken": group, "type": "Central" }),
+            );
+        }
+        Value::Object(info)
+    }
 }
 
 /// Authorize answer: 1.6 `idTagInfo`, 2.0.1 `idTokenInfo`.
-pub fn authorize(version: OcppVersion, status: AuthorizationStatus) -> Value {
-    let (key, info) = id_info(version, status);
-    let mut payload = Map::new();
-    payload.insert(key.to_owned(), info);
-    Value::Object(payload)
+pub fn authorize(version: OcppVersion, info: &IdTokenInfo<'_>) -> Value {
+    match version {
+        OcppVersion::V16 => json!({ "idTagInfo": info.v16() }),
+        OcppVersion::V201 => json!({ "idTokenInfo": info.v201() }),
+    }
 }
 
-/// 1.6 StartTransaction answer. OCPP transaction ids are 32-bit integers.
-pub fn start_transaction(transaction_id: i32, status: AuthorizationStatus) -> Value {
-    json!({ "transactionId": transaction_id, "idTagInfo": { "status": status.as_str() } })
+/// 1.6 StartTransaction answer.
+pub fn start_transaction(transaction_id: i64, info: &IdTokenInfo<'_>) -> Value {
+    json!({ "transactionId": transaction_id, "idTagInfo": info.v16() })
 }
 
 /// 1.6 StopTransaction answer; `idTagInfo` only when the request carried an `idTag`.
-pub fn stop_transaction(status: Option<AuthorizationStatus>) -> Value {
-    match status {
-        Some(status) => authorize(OcppVersion::V16, status),
-        None => empty(),
-    }
+pub fn stop_transaction(info: Option<&IdTokenInfo<'_>>) -> Value {
+    info.map_or_else(empty, |info| authorize(OcppVersion::V16, info))
 }
 
 /// 2.0.1 TransactionEvent answer; `idTokenInfo` only when the request carried an `idToken`.
-pub fn transaction_event(status: Option<AuthorizationStatus>) -> Value {
-    match status {
-        Some(status) => authorize(OcppVersion::V201, status),
-        None => empty(),
-    }
+pub fn transaction_event(info: Option<&IdTokenInfo<'_>>) -> Value {
+    info.map_or_else(empty, |info| authorize(OcppVersion::V201, info))
 }
 
 /// DataTransfer answer (the same in both versions).

@@ -27,6 +27,17 @@ pub enum ChargerRequest {
     MeterValues(MeterValuesReport),
     /// 2.0.1 only.
     TransactionEvent(TransactionEventInfo),
+    /// The status of a firmware update.
+    FirmwareStatusNotification {
+        status: String,
+    },
+    /// The status of a log upload: 1.6 DiagnosticsStatusNotification, 2.0.1
+    /// LogStatusNotification.
+    LogStatusNotification {
+        status: String,
+    },
+    /// 2.0.1 only.
+    SecurityEventNotification(SecurityEventInfo),
     /// Any other action; the gateway answers it without looking inside.
     Other {
         action: String,
@@ -89,7 +100,7 @@ pub struct StopTransactionInfo {
     pub reason: Option<String>,
     pub id_tag: Option<String>,
     /// `transactionData`.
-    pub meter_values: Vec<MeterValue>,
+    pub meter_values: Option<Readings>,
 }
 
 /// A MeterValues request.
@@ -97,9 +108,25 @@ pub struct StopTransactionInfo {
 pub struct MeterValuesReport {
     /// 1.6 `connectorId`, 2.0.1 `evseId` (0 = the main meter).
     pub connector: u32,
-    /// 1.6 `transactionId`, rendered as text; 2.0.1 carries it in TransactionEvent instead.
-    pub transaction_id: Option<String>,
-    pub meter_values: Vec<MeterValue>,
+    /// 1.6 `transactionId`; 2.0.1 carries it in TransactionEvent instead.
+    pub transaction_id: Option<i64>,
+    pub meter_values: Readings,
+}
+
+/// A `meterValue` array (1.6 `transactionData`): the readings, and the array as the charger
+/// sent it, which is what the store keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readings {
+    pub values: Vec<MeterValue>,
+    pub as_sent: Value,
+}
+
+/// A 2.0.1 SecurityEventNotification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEventInfo {
+    /// The event type (`FirmwareUpdated`, `InvalidCentralSystemCertificate`, …), as sent.
+    pub kind: String,
+    pub timestamp: String,
 }
 
 /// Readings taken at one moment.
@@ -142,7 +169,7 @@ pub struct TransactionEventInfo {
     pub evse: Option<u32>,
     pub connector: Option<u32>,
     pub id_token: Option<IdToken>,
-    pub meter_values: Vec<MeterValue>,
+    pub meter_values: Option<Readings>,
 }
 
 impl ChargerRequest {
@@ -179,7 +206,7 @@ impl ChargerRequest {
                 let p: wire16::StatusNotification = read(action, payload)?;
                 ChargerRequest::StatusNotification(StatusReport {
                     evse: None,
-                    connector: p.connector_id,
+                    connector: p.connector_id.0,
                     status: p.status,
                     error_code: Some(p.error_code),
                     timestamp: p.timestamp,
@@ -209,30 +236,30 @@ impl ChargerRequest {
             (OcppVersion::V16, "StartTransaction") => {
                 let p: wire16::StartTransaction = read(action, payload)?;
                 ChargerRequest::StartTransaction(StartTransactionInfo {
-                    connector: p.connector_id,
+                    connector: p.connector_id.0,
                     id_tag: p.id_tag,
-                    meter_start: p.meter_start,
+                    meter_start: p.meter_start.0,
                     timestamp: p.timestamp,
-                    reservation_id: p.reservation_id,
+                    reservation_id: p.reservation_id.map(|id| id.0),
                 })
             }
             (OcppVersion::V16, "StopTransaction") => {
                 let p: wire16::StopTransaction = read(action, payload)?;
                 ChargerRequest::StopTransaction(StopTransactionInfo {
-                    transaction_id: p.transaction_id,
-                    meter_stop: p.meter_stop,
+                    transaction_id: p.transaction_id.0,
+                    meter_stop: p.meter_stop.0,
                     timestamp: p.timestamp,
                     reason: p.reason,
                     id_tag: p.id_tag,
-                    meter_values: p.transaction_data.into_iter().map(Into::into).collect(),
+                    meter_values: readings(&payload["transactionData"], p.transaction_data),
                 })
             }
             (OcppVersion::V16, "MeterValues") => {
                 let p: wire16::MeterValues = read(action, payload)?;
                 ChargerRequest::MeterValues(MeterValuesReport {
-                    connector: p.connector_id,
-                    transaction_id: p.transaction_id.map(|id| id.to_string()),
-                    meter_values: p.meter_value.into_iter().map(Into::into).collect(),
+                    connector: p.connector_id.0,
+                    transaction_id: p.transaction_id.map(|id| id.0),
+                    meter_values: Readings::read(&payload["meterValue"], p.meter_value),
                 })
             }
             (OcppVersion::V201, "MeterValues") => {
@@ -240,7 +267,7 @@ impl ChargerRequest {
                 ChargerRequest::MeterValues(MeterValuesReport {
                     connector: p.evse_id.0,
                     transaction_id: None,
-                    meter_values: p.meter_value.into_iter().map(Into::into).collect(),
+                    meter_values: Readings::read(&payload["meterValue"], p.meter_value),
                 })
             }
             (OcppVersion::V201, "TransactionEvent") => {
@@ -258,7 +285,23 @@ impl ChargerRequest {
                     evse: p.evse.as_ref().map(|e| e.id.0),
                     connector: p.evse.and_then(|e| e.connector_id).map(|c| c.0),
                     id_token: p.id_token.map(Into::into),
-                    meter_values: p.meter_value.into_iter().map(Into::into).collect(),
+                    meter_values: readings(&payload["meterValue"], p.meter_value),
+                })
+            }
+            (_, "FirmwareStatusNotification") => {
+                let p: wire::Status = read(action, payload)?;
+                ChargerRequest::FirmwareStatusNotification { status: p.status }
+            }
+            (OcppVersion::V16, "DiagnosticsStatusNotification")
+            | (OcppVersion::V201, "LogStatusNotification") => {
+                let p: wire::Status = read(action, payload)?;
+                ChargerRequest::LogStatusNotification { status: p.status }
+            }
+            (OcppVersion::V201, "SecurityEventNotification") => {
+                let p: wire201::SecurityEventNotification = read(action, payload)?;
+                ChargerRequest::SecurityEventNotification(SecurityEventInfo {
+                    kind: p.kind,
+                    timestamp: p.timestamp,
                 })
             }
             (_, other) => ChargerRequest::Other {
@@ -286,6 +329,38 @@ impl ChargerRequest {
     }
 }
 
+impl Readings {
+    fn read<W: Into<MeterValue>>(as_sent: &Value, values: Vec<W>) -> Readings {
+        Readings {
+            values: values.into_iter().map(Into::into).collect(),
+            as_sent: as_sent.clone(),
+        }
+    }
+
+    /// The energy register reading in Wh: the first sampled value without a phase whose
+    /// measurand is `Energy.Active.Import.Register` (OCPP's default when none is named), in
+    /// `Wh` unless it says `kWh`, scaled by its 2.0.1 multiplier. `None` when there is no such
+    /// value or it is not a number (1.6 `SignedData`).
+    pub fn energy_register_wh(&self) -> Option<f64> {
+        let sample = self.values.iter().flat_map(|v| &v.samples).find(|s| {
+            s.phase.is_none() && s.measurand.as_deref().is_none_or(|m| m == ENERGY_REGISTER)
+        })?;
+        let scale = match sample.unit.as_deref() {
+            Some(unit) if unit.eq_ignore_ascii_case("kWh") => 1000.0,
+            _ => 1.0,
+        };
+        Some(sample.value? * scale * 10f64.powi(sample.multiplier))
+    }
+}
+
+/// The measurand a sampled value without one reports.
+const ENERGY_REGISTER: &str = "Energy.Active.Import.Register";
+
+/// An optional `meterValue` array: `None` when the charger left it out.
+fn readings<W: Into<MeterValue>>(as_sent: &Value, values: Option<Vec<W>>) -> Option<Readings> {
+    values.map(|values| Readings::read(as_sent, values))
+}
+
 fn read<T: for<'de> Deserialize<'de>>(action: &str, payload: &Value) -> Result<T, PayloadError> {
     T::deserialize(payload).map_err(|e| {
         PayloadError::new(
@@ -295,11 +370,46 @@ fn read<T: for<'de> Deserialize<'de>>(action: &str, payload: &Value) -> Result<T
     })
 }
 
+/// What both versions' payload shapes share. Integer fields are read through [`Whole`]: the
+/// 2.0.1 schemas are draft-06, where `1.0` is an integer, and a 1.6 charger may write one so too.
+mod wire {
+    use serde::de::{Deserializer, Error as _};
+    use serde::Deserialize;
+    use serde_json::Number;
+
+    /// An integer that may be written with a zero fraction (`2.0`).
+    pub(super) struct Whole<T>(pub T);
+
+    impl<'de, T: TryFrom<i64>> Deserialize<'de> for Whole<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let number = Number::deserialize(deserializer)?;
+            let whole = match number.as_i64() {
+                Some(i) => Some(i),
+                None => number
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                    .map(|f| f as i64),
+            };
+            whole
+                .and_then(|i| T::try_from(i).ok())
+                .map(Whole)
+                .ok_or_else(|| D::Error::custom(format!("{number} is out of range")))
+        }
+    }
+
+    /// A notification that carries only a status.
+    #[derive(Deserialize)]
+    pub(super) struct Status {
+        pub status: String,
+    }
+}
+
 /// The 1.6 payload shapes, limited to the fields the views use (unknown fields are ignored:
 /// the schema has already judged them).
 mod wire16 {
     use serde::Deserialize;
 
+    use super::wire::Whole;
     use super::{MeterValue, SampledValue};
 
     #[derive(Deserialize)]
@@ -315,7 +425,7 @@ mod wire16 {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(super) struct StatusNotification {
-        pub connector_id: u32,
+        pub connector_id: Whole<u32>,
         pub error_code: String,
         pub status: String,
         pub timestamp: Option<String>,
@@ -330,30 +440,29 @@ mod wire16 {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(super) struct StartTransaction {
-        pub connector_id: u32,
+        pub connector_id: Whole<u32>,
         pub id_tag: String,
-        pub meter_start: i64,
+        pub meter_start: Whole<i64>,
         pub timestamp: String,
-        pub reservation_id: Option<i64>,
+        pub reservation_id: Option<Whole<i64>>,
     }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(super) struct StopTransaction {
-        pub transaction_id: i64,
-        pub meter_stop: i64,
+        pub transaction_id: Whole<i64>,
+        pub meter_stop: Whole<i64>,
         pub timestamp: String,
         pub reason: Option<String>,
         pub id_tag: Option<String>,
-        #[serde(default)]
-        pub transaction_data: Vec<MeterValueWire>,
+        pub transaction_data: Option<Vec<MeterValueWire>>,
     }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub(super) struct MeterValues {
-        pub connector_id: u32,
-        pub transaction_id: Option<i64>,
+        pub connector_id: Whole<u32>,
+        pub transaction_id: Option<Whole<i64>>,
         pub meter_value: Vec<MeterValueWire>,
     }
 
@@ -406,34 +515,13 @@ mod wire16 {
     }
 }
 
-/// The 2.0.1 payload shapes, limited to the fields the views use. Integer fields are read
-/// through [`Whole`]: the 2.0.1 schemas are draft-06, where `1.0` is an integer.
+/// The 2.0.1 payload shapes, limited to the fields the views use.
 mod wire201 {
-    use serde::de::{Deserializer, Error as _};
     use serde::Deserialize;
     use serde_json::Number;
 
+    use super::wire::Whole;
     use super::{IdToken, MeterValue, SampledValue};
-
-    /// An integer that may be written with a zero fraction (`2.0`).
-    pub(super) struct Whole<T>(pub T);
-
-    impl<'de, T: TryFrom<i64>> Deserialize<'de> for Whole<T> {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            let number = Number::deserialize(deserializer)?;
-            let whole = match number.as_i64() {
-                Some(i) => Some(i),
-                None => number
-                    .as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
-                    .map(|f| f as i64),
-            };
-            whole
-                .and_then(|i| T::try_from(i).ok())
-                .map(Whole)
-                .ok_or_else(|| D::Error::custom(format!("{number} is out of range")))
-        }
-    }
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -501,8 +589,15 @@ mod wire201 {
         pub transaction_info: TransactionInfo,
         pub id_token: Option<IdTokenWire>,
         pub evse: Option<Evse>,
-        #[serde(default)]
-        pub meter_value: Vec<MeterValueWire>,
+        pub meter_value: Option<Vec<MeterValueWire>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct SecurityEventNotification {
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub timestamp: String,
     }
 
     #[derive(Deserialize)]

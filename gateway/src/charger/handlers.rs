@@ -26,9 +26,10 @@
 //! is decided by its own principal's `charge` permission at the station under every preset;
 //! the group is carried to the charger for the OCPP rules that use it and nothing else.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
-use voltgate_ocpp::{unhandled_action_code, ErrorCode, OcppVersion};
+use voltgate_ocpp::responses::{self, AuthorizationStatus, DataTransferStatus, IdTokenInfo};
+use voltgate_ocpp::{unhandled_action_code, views, ChargerRequest, ErrorCode, OcppVersion};
 use voltgate_policy::{Action, CardClaim, Engine, Resource};
 use voltgate_store::{
     BootRecord, IdTokenRecord, NewTransaction, Store, StoreError, TransactionRecord,
@@ -54,15 +55,6 @@ pub(crate) struct Reject {
     pub description: String,
 }
 
-impl Reject {
-    fn malformed(field: &str) -> Reject {
-        Reject {
-            code: ErrorCode::FormationViolation,
-            description: format!("field `{field}` is missing or has the wrong type"),
-        }
-    }
-}
-
 /// Whether answering `action` asks the engine about cards, principals or the charger's
 /// registration: what a cluster node that may have missed changes must catch up for first.
 fn decides_on_the_estate(action: &str) -> bool {
@@ -83,7 +75,6 @@ pub(crate) async fn handle(
     action: &str,
     payload: &Value,
 ) -> Result<Value, Reject> {
-    use OcppVersion::{V16, V201};
     ctx.state.local_lists.seen(ctx.charger_id, || {
         ctx.state.behaviours.get(ctx.charger_id).post_boot_sync
     });
@@ -99,37 +90,69 @@ pub(crate) async fn handle(
             })?;
         }
     }
-    match (ctx.version, action) {
-        (_, "BootNotification") => boot_notification(ctx, payload).await,
-        (_, "Heartbeat") => Ok(json!({ "currentTime": now_rfc3339() })),
-        (_, "StatusNotification") => status_notification(ctx, payload),
-        (_, "Authorize") => authorize(ctx, payload).await,
-        (V16, "StartTransaction") => start_transaction(ctx, message_id, payload).await,
-        (V16, "StopTransaction") => stop_transaction(ctx, payload).await,
-        (V16, "MeterValues") => meter_values_v16(ctx, payload).await,
-        // 2.0.1 MeterValues carry no transaction: nothing to store.
-        (V201, "MeterValues") => Ok(json!({})),
-        (V201, "TransactionEvent") => transaction_event(ctx, payload).await,
-        (_, "DataTransfer") => Ok(json!({ "status": "UnknownVendorId" })),
-        (_, "FirmwareStatusNotification") => {
-            ctx.live.firmware_status(required_str(payload, "status")?);
-            Ok(json!({}))
+    let request =
+        ChargerRequest::from_call(ctx.version, action, payload).map_err(|err| Reject {
+            code: err.code,
+            description: err.description,
+        })?;
+    match request {
+        ChargerRequest::BootNotification(boot) => boot_notification(ctx, boot).await,
+        ChargerRequest::Heartbeat => Ok(responses::heartbeat(&now_rfc3339())),
+        ChargerRequest::StatusNotification(report) => {
+            // 1.6 reports per connector, 2.0.1 per EVSE: the live view keeps the outer one.
+            let connector = report.evse.unwrap_or(report.connector);
+            ctx.live.connector_status(
+                connector,
+                &report.status,
+                report.error_code.as_deref(),
+                crate::clock::now_millis(),
+            );
+            Ok(responses::empty())
         }
-        (V16, "DiagnosticsStatusNotification") | (V201, "LogStatusNotification") => {
-            ctx.live.log_status(required_str(payload, "status")?);
-            Ok(json!({}))
+        ChargerRequest::Authorize(token) => {
+            let decision = decide_id_token(ctx, &token.id, token.kind.as_deref()).await?;
+            Ok(responses::authorize(ctx.version, &decision.info()))
         }
-        (V201, "NotifyReport" | "NotifyEvent") => Ok(json!({})),
-        (V201, "SecurityEventNotification") => security_event(ctx, payload).await,
-        _ => Err(Reject {
-            code: unhandled_action_code(ctx.version, action),
-            description: format!("{action} is not handled by this gateway"),
-        }),
+        ChargerRequest::StartTransaction(start) => start_transaction(ctx, message_id, start).await,
+        ChargerRequest::StopTransaction(stop) => stop_transaction(ctx, stop).await,
+        ChargerRequest::MeterValues(report) => {
+            // 2.0.1 MeterValues carry no transaction: nothing to store.
+            if let Some(transaction_id) = report.transaction_id {
+                let readings = &report.meter_values;
+                let at = readings
+                    .values
+                    .first()
+                    .map_or_else(now_rfc3339, |value| value.timestamp.clone());
+                store_meter_values(ctx, transaction_id, None, &readings.as_sent, &at).await?;
+            }
+            Ok(responses::empty())
+        }
+        ChargerRequest::TransactionEvent(event) => transaction_event(ctx, event).await,
+        ChargerRequest::FirmwareStatusNotification { status } => {
+            ctx.live.firmware_status(&status);
+            Ok(responses::empty())
+        }
+        ChargerRequest::LogStatusNotification { status } => {
+            ctx.live.log_status(&status);
+            Ok(responses::empty())
+        }
+        ChargerRequest::SecurityEventNotification(event) => {
+            security_event(ctx, &event, payload).await
+        }
+        ChargerRequest::Other { action } => match (ctx.version, action.as_str()) {
+            (_, "DataTransfer") => Ok(responses::data_transfer(
+                DataTransferStatus::UnknownVendorId,
+            )),
+            (OcppVersion::V201, "NotifyReport" | "NotifyEvent") => Ok(responses::empty()),
+            _ => Err(Reject {
+                code: unhandled_action_code(ctx.version, &action),
+                description: format!("{action} is not handled by this gateway"),
+            }),
+        },
     }
 }
 
-async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let boot = boot_info(ctx.version, payload);
+async fn boot_notification(ctx: &CallContext<'_>, boot: views::BootInfo) -> Result<Value, Reject> {
     let record = BootRecord {
         vendor: boot.vendor.clone(),
         model: boot.model.clone(),
@@ -144,92 +167,43 @@ async fn boot_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
         .record_boot(ctx.charger_id, &record)
         .await
         .map_err(|err| store_failed(ctx, "record_boot", &err))?;
-    ctx.live.boot(boot);
+    ctx.live.boot(BootInfo {
+        vendor: boot.vendor,
+        model: boot.model,
+        serial: boot.serial,
+        firmware: boot.firmware,
+    });
     // A charger that booted may have lost its list: compare versions again.
     let post_boot = ctx.state.behaviours.get(ctx.charger_id).post_boot_sync;
     ctx.state.local_lists.booted(ctx.charger_id, post_boot);
     tracing::info!(vendor = %record.vendor, model = %record.model, "charger booted");
-    Ok(json!({
-        "status": "Accepted",
-        "currentTime": now_rfc3339(),
-        "interval": ctx.state.settings.heartbeat_interval_secs,
-    }))
-}
-
-pub(crate) fn boot_info(version: OcppVersion, payload: &Value) -> BootInfo {
-    let text = |value: &Value| value.as_str().map(str::to_owned);
-    match version {
-        OcppVersion::V16 => BootInfo {
-            vendor: text(&payload["chargePointVendor"]).unwrap_or_default(),
-            model: text(&payload["chargePointModel"]).unwrap_or_default(),
-            serial: text(&payload["chargePointSerialNumber"])
-                .or_else(|| text(&payload["chargeBoxSerialNumber"])),
-            firmware: text(&payload["firmwareVersion"]),
-        },
-        OcppVersion::V201 => {
-            let station = &payload["chargingStation"];
-            BootInfo {
-                vendor: text(&station["vendorName"]).unwrap_or_default(),
-                model: text(&station["model"]).unwrap_or_default(),
-                serial: text(&station["serialNumber"]),
-                firmware: text(&station["firmwareVersion"]),
-            }
-        }
-    }
-}
-
-fn status_notification(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let now = crate::clock::now_millis();
-    match ctx.version {
-        OcppVersion::V16 => ctx.live.connector_status(
-            required_u32(payload, "connectorId")?,
-            required_str(payload, "status")?,
-            payload["errorCode"].as_str(),
-            now,
-        ),
-        OcppVersion::V201 => ctx.live.connector_status(
-            required_u32(payload, "evseId")?,
-            required_str(payload, "connectorStatus")?,
-            None,
-            now,
-        ),
-    }
-    Ok(json!({}))
-}
-
-async fn authorize(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let token = id_token_of(ctx.version, payload).ok_or_else(|| Reject::malformed("idTag"))?;
-    let decision = decide_id_token(ctx, token, presented_type(ctx.version, payload)).await?;
-    Ok(id_token_info(ctx.version, &decision))
+    Ok(responses::boot_notification_accepted(
+        &now_rfc3339(),
+        ctx.state.settings.heartbeat_interval_secs,
+    ))
 }
 
 async fn start_transaction(
     ctx: &CallContext<'_>,
     message_id: &str,
-    payload: &Value,
+    start: views::StartTransactionInfo,
 ) -> Result<Value, Reject> {
-    let connector = required_u32(payload, "connectorId")?;
-    let id_tag = required_str(payload, "idTag")?;
-    let timestamp = required_str(payload, "timestamp")?;
-    let decision = decide_id_token(ctx, id_tag, None).await?;
+    let decision = decide_id_token(ctx, &start.id_tag, None).await?;
     let transaction = NewTransaction {
         charger: ctx.charger_id.to_owned(),
-        key: start_transaction_key(message_id, connector, timestamp),
-        connector,
-        id_token: Some(id_tag.to_owned()),
+        key: start_transaction_key(message_id, start.connector, &start.timestamp),
+        connector: start.connector,
+        id_token: Some(start.id_tag),
         principal: decision.principal.clone(),
-        meter_start: payload["meterStart"].as_f64(),
-        started_at: timestamp.to_owned(),
+        meter_start: Some(start.meter_start as f64),
+        started_at: start.timestamp,
     };
     let stored = store_start(ctx, &transaction).await?;
     let stored = close_if_refused(ctx, stored, &decision).await?;
     if stored.stopped_at.is_none() {
         ctx.live.transaction_started(&stored.id.to_string());
     }
-    Ok(json!({
-        "transactionId": stored.id,
-        "idTagInfo": id_tag_info(&decision),
-    }))
+    Ok(responses::start_transaction(stored.id, &decision.info()))
 }
 
 /// The idempotency key of a 1.6 StartTransaction: its message id, qualified by connector and
@@ -239,13 +213,20 @@ pub(crate) fn start_transaction_key(message_id: &str, connector: u32, timestamp:
     format!("{message_id}/{connector}/{timestamp}")
 }
 
-async fn stop_transaction(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let transaction_id = payload["transactionId"]
-        .as_i64()
-        .ok_or_else(|| Reject::malformed("transactionId"))?;
-    let timestamp = required_str(payload, "timestamp")?;
-    if let Some(data) = payload.get("transactionData") {
-        store_meter_values(ctx, transaction_id, None, data, timestamp).await?;
+async fn stop_transaction(
+    ctx: &CallContext<'_>,
+    stop: views::StopTransactionInfo,
+) -> Result<Value, Reject> {
+    let transaction_id = stop.transaction_id;
+    if let Some(readings) = &stop.meter_values {
+        store_meter_values(
+            ctx,
+            transaction_id,
+            None,
+            &readings.as_sent,
+            &stop.timestamp,
+        )
+        .await?;
     }
     let stopped = ctx
         .state
@@ -253,9 +234,9 @@ async fn stop_transaction(ctx: &CallContext<'_>, payload: &Value) -> Result<Valu
         .stop_transaction(
             ctx.charger_id,
             transaction_id,
-            payload["meterStop"].as_f64(),
-            timestamp,
-            payload["reason"].as_str(),
+            Some(stop.meter_stop as f64),
+            &stop.timestamp,
+            stop.reason.as_deref(),
         )
         .await
         .map_err(|err| store_failed(ctx, "stop_transaction", &err))?;
@@ -269,28 +250,17 @@ async fn stop_transaction(ctx: &CallContext<'_>, payload: &Value) -> Result<Valu
     ctx.live.transaction_ended(&transaction_id.to_string());
     // A stop that names its idTag gets that tag's current status, so a card blocked during
     // the transaction reaches the charger's authorisation cache (StopTransaction.conf idTagInfo).
-    match payload.get("idTag").and_then(Value::as_str) {
-        Some(id_tag) => {
-            let decision = decide_id_token(ctx, id_tag, None).await?;
-            Ok(json!({ "idTagInfo": id_tag_info(&decision) }))
-        }
-        None => Ok(json!({})),
-    }
+    let decision = match &stop.id_tag {
+        Some(id_tag) => Some(decide_id_token(ctx, id_tag, None).await?),
+        None => None,
+    };
+    Ok(responses::stop_transaction(
+        decision.as_ref().map(TokenDecision::info).as_ref(),
+    ))
 }
 
-async fn meter_values_v16(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    if let Some(transaction_id) = payload.get("transactionId").and_then(Value::as_i64) {
-        let values = &payload["meterValue"];
-        let at = values[0]["timestamp"]
-            .as_str()
-            .map_or_else(now_rfc3339, str::to_owned);
-        store_meter_values(ctx, transaction_id, None, values, &at).await?;
-    }
-    Ok(json!({}))
-}
-
-/// Stores meter values; a transaction the store does not know is logged, not refused (the
-/// charger would retry it forever).
+/// Stores meter values as the charger sent them; a transaction the store does not know is
+/// logged, not refused (the charger would retry it forever).
 async fn store_meter_values(
     ctx: &CallContext<'_>,
     transaction_id: i64,
@@ -313,38 +283,33 @@ async fn store_meter_values(
     }
 }
 
-async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let event = required_str(payload, "eventType")?;
-    let timestamp = required_str(payload, "timestamp")?;
-    let key = payload["transactionInfo"]["transactionId"]
-        .as_str()
-        .ok_or_else(|| Reject::malformed("transactionInfo.transactionId"))?;
-    let seq = payload["seqNo"].as_i64();
-    let meter_values = payload.get("meterValue");
-    let token = id_token_of(OcppVersion::V201, payload);
-    let decision = match token {
-        Some(token) => {
-            Some(decide_id_token(ctx, token, presented_type(OcppVersion::V201, payload)).await?)
-        }
+async fn transaction_event(
+    ctx: &CallContext<'_>,
+    event: views::TransactionEventInfo,
+) -> Result<Value, Reject> {
+    let key = event.transaction_id.as_str();
+    let energy = event
+        .meter_values
+        .as_ref()
+        .and_then(views::Readings::energy_register_wh);
+    let decision = match &event.id_token {
+        Some(token) => Some(decide_id_token(ctx, &token.id, token.kind.as_deref()).await?),
         None => None,
     };
     let new = NewTransaction {
         charger: ctx.charger_id.to_owned(),
         key: key.to_owned(),
-        connector: payload["evse"]["id"]
-            .as_u64()
-            .and_then(|id| u32::try_from(id).ok())
-            .unwrap_or(0),
-        id_token: token.map(str::to_owned),
+        connector: event.evse.unwrap_or(0),
+        id_token: event.id_token.as_ref().map(|token| token.id.clone()),
         principal: decision.as_ref().and_then(|d| d.principal.clone()),
-        meter_start: if event == "Started" {
-            energy_register(meter_values)
+        meter_start: if event.event_type == "Started" {
+            energy
         } else {
             None
         },
-        started_at: timestamp.to_owned(),
+        started_at: event.timestamp.clone(),
     };
-    let stored = match event {
+    let stored = match event.event_type.as_str() {
         "Started" => {
             let stored = store_start(ctx, &new).await?;
             match &decision {
@@ -364,18 +329,25 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
             None => store_start(ctx, &new).await?,
         },
     };
-    if let Some(values) = meter_values {
-        store_meter_values(ctx, stored.id, seq, values, timestamp).await?;
+    if let Some(readings) = &event.meter_values {
+        store_meter_values(
+            ctx,
+            stored.id,
+            Some(event.seq_no),
+            &readings.as_sent,
+            &event.timestamp,
+        )
+        .await?;
     }
-    if event == "Ended" {
+    if event.event_type == "Ended" {
         ctx.state
             .store
             .stop_transaction(
                 ctx.charger_id,
                 stored.id,
-                energy_register(meter_values),
-                timestamp,
-                payload["transactionInfo"]["stoppedReason"].as_str(),
+                energy,
+                &event.timestamp,
+                event.stopped_reason.as_deref(),
             )
             .await
             .map_err(|err| store_failed(ctx, "stop_transaction", &err))?;
@@ -383,10 +355,9 @@ async fn transaction_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Val
     } else if stored.stopped_at.is_none() {
         ctx.live.transaction_started(key);
     }
-    Ok(match decision {
-        Some(decision) => id_token_info(OcppVersion::V201, &decision),
-        None => json!({}),
-    })
+    Ok(responses::transaction_event(
+        decision.as_ref().map(TokenDecision::info).as_ref(),
+    ))
 }
 
 /// Closes a session just started with a token that was not accepted: the charger has been
@@ -426,16 +397,19 @@ async fn store_start(
         .map_err(|err| store_failed(ctx, "start_transaction", &err))
 }
 
-async fn security_event(ctx: &CallContext<'_>, payload: &Value) -> Result<Value, Reject> {
-    let kind = required_str(payload, "type")?;
-    let at = required_str(payload, "timestamp")?;
+/// Stores a security event with the whole payload as sent (its `techInfo` included).
+async fn security_event(
+    ctx: &CallContext<'_>,
+    event: &views::SecurityEventInfo,
+    payload: &Value,
+) -> Result<Value, Reject> {
     ctx.state
         .store
-        .security_event(ctx.charger_id, kind, at, payload)
+        .security_event(ctx.charger_id, &event.kind, &event.timestamp, payload)
         .await
         .map_err(|err| store_failed(ctx, "security_event", &err))?;
-    tracing::warn!(event = kind, "charger reported a security event");
-    Ok(json!({}))
+    tracing::warn!(event = %event.kind, "charger reported a security event");
+    Ok(responses::empty())
 }
 
 fn store_failed(ctx: &CallContext<'_>, op: &str, err: &StoreError) -> Reject {
@@ -447,71 +421,13 @@ fn store_failed(ctx: &CallContext<'_>, op: &str, err: &StoreError) -> Reject {
     }
 }
 
-/// The energy register reading (Wh) of a meterValue array: the first sampled value without a
-/// phase whose measurand is `Energy.Active.Import.Register` (the default when absent). 1.6
-/// sends values as strings, 2.0.1 as numbers; kWh readings are converted.
-pub(crate) fn energy_register(meter_values: Option<&Value>) -> Option<f64> {
-    meter_values?
-        .as_array()?
-        .iter()
-        .filter_map(|meter_value| meter_value["sampledValue"].as_array())
-        .flatten()
-        .find(|sampled| {
-            sampled.get("phase").is_none()
-                && sampled
-                    .get("measurand")
-                    .and_then(Value::as_str)
-                    .is_none_or(|m| m == "Energy.Active.Import.Register")
-        })
-        .and_then(|sampled| {
-            let value = &sampled["value"];
-            let reading = value
-                .as_f64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
-            let unit = sampled["unit"]
-                .as_str()
-                .or_else(|| sampled["unitOfMeasure"]["unit"].as_str())
-                .unwrap_or("Wh");
-            let multiplier = sampled["unitOfMeasure"]["multiplier"]
-                .as_i64()
-                .and_then(|m| i32::try_from(m).ok())
-                .unwrap_or(0);
-            let scale = if unit.eq_ignore_ascii_case("kWh") {
-                1000.0
-            } else {
-                1.0
-            };
-            Some(reading * scale * 10f64.powi(multiplier))
-        })
-}
-
 // ---------------------------------------------------------------------------------------
 // Id tokens
-
-/// The status OCPP reports for an id token (1.6 idTagInfo / 2.0.1 idTokenInfo).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TokenStatus {
-    Accepted,
-    Blocked,
-    Expired,
-    Invalid,
-}
-
-impl TokenStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            TokenStatus::Accepted => "Accepted",
-            TokenStatus::Blocked => "Blocked",
-            TokenStatus::Expired => "Expired",
-            TokenStatus::Invalid => "Invalid",
-        }
-    }
-}
 
 /// The outcome for one id token, with what the audit log needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenDecision {
-    pub status: TokenStatus,
+    pub status: AuthorizationStatus,
     /// The principal the token charges as, when the token is known.
     pub principal: Option<String>,
     pub reason: String,
@@ -588,7 +504,7 @@ pub(crate) fn judge_id_token(
     engine: impl FnOnce(&str) -> EngineView,
 ) -> TokenDecision {
     let unknown = || TokenDecision {
-        status: TokenStatus::Invalid,
+        status: AuthorizationStatus::Invalid,
         principal: None,
         reason: "the id token is unknown".to_owned(),
         expires_at: None,
@@ -609,28 +525,31 @@ pub(crate) fn judge_id_token(
         group: record.group.clone(),
     };
     if record.blocked {
-        return decided(TokenStatus::Blocked, "the id token is blocked".to_owned());
+        return decided(
+            AuthorizationStatus::Blocked,
+            "the id token is blocked".to_owned(),
+        );
     }
     if let Some(expires_at) = &record.expires_at {
         // An expiry we cannot read is treated as passed: fail closed.
         let expired = crate::clock::parse_rfc3339(expires_at).is_none_or(|at| at <= now);
         if expired {
             return decided(
-                TokenStatus::Expired,
+                AuthorizationStatus::Expired,
                 format!("the id token expired at {expires_at}"),
             );
         }
     }
     if view.principal_blocked {
         return decided(
-            TokenStatus::Blocked,
+            AuthorizationStatus::Blocked,
             format!("principal {} is blocked", record.principal),
         );
     }
     let status = if view.allowed {
-        TokenStatus::Accepted
+        AuthorizationStatus::Accepted
     } else {
-        TokenStatus::Invalid
+        AuthorizationStatus::Invalid
     };
     decided(status, view.reason)
 }
@@ -697,7 +616,7 @@ async fn decide_id_token(
         && ctx.state.behaviours.get(ctx.charger_id).free_vend;
     let decision = if free_vend {
         TokenDecision {
-            status: TokenStatus::Accepted,
+            status: AuthorizationStatus::Accepted,
             principal: None,
             reason: FREE_VEND_REASON.to_owned(),
             expires_at: None,
@@ -714,7 +633,7 @@ async fn decide_id_token(
             crate::clock::now(),
         )
     };
-    let allowed = decision.status == TokenStatus::Accepted;
+    let allowed = decision.status == AuthorizationStatus::Accepted;
     ctx.state.metrics.authz_decision("charge", allowed);
     let audit_principal = decision
         .principal
@@ -741,92 +660,27 @@ async fn decide_id_token(
     Ok(decision)
 }
 
-/// The id token of an Authorize / StartTransaction / TransactionEvent payload.
-pub(crate) fn id_token_of(version: OcppVersion, payload: &Value) -> Option<&str> {
-    match version {
-        OcppVersion::V16 => payload.get("idTag")?.as_str(),
-        OcppVersion::V201 => payload.get("idToken")?.get("idToken")?.as_str(),
-    }
-}
-
-/// The 2.0.1 `IdTokenEnumType` a charger presented with its id token; 1.6 idTags have none.
-pub(crate) fn presented_type(version: OcppVersion, payload: &Value) -> Option<&str> {
-    match version {
-        OcppVersion::V16 => None,
-        OcppVersion::V201 => payload.get("idToken")?.get("type")?.as_str(),
-    }
-}
-
-/// The Authorize / TransactionEvent answer body for a decision.
-fn id_token_info(version: OcppVersion, decision: &TokenDecision) -> Value {
-    match version {
-        OcppVersion::V16 => json!({ "idTagInfo": id_tag_info(decision) }),
-        OcppVersion::V201 => {
-            let mut info = json!({ "status": decision.status.as_str() });
-            if let Some(at) = decision
-                .expires_at
-                .as_ref()
-                .filter(|_| decision.is_accepted())
-            {
-                info["cacheExpiryDateTime"] = json!(at);
-            }
-            if let Some(group) = &decision.group {
-                info["groupIdToken"] = json!({ "idToken": group, "type": "Central" });
-            }
-            json!({ "idTokenInfo": info })
-        }
-    }
-}
-
-/// A 1.6 IdTagInfo. `parentIdTag` is limited to 20 characters there; a longer group id
-/// (possible for 2.0.1 tokens) is left out rather than failing the answer.
-fn id_tag_info(decision: &TokenDecision) -> Value {
-    let mut info = json!({ "status": decision.status.as_str() });
-    if let Some(at) = decision
-        .expires_at
-        .as_ref()
-        .filter(|_| decision.is_accepted())
-    {
-        info["expiryDate"] = json!(at);
-    }
-    if let Some(group) = decision
-        .group
-        .as_ref()
-        .filter(|group| group.chars().count() <= V16_MAX_ID_TAG)
-    {
-        info["parentIdTag"] = json!(group);
-    }
-    info
-}
-
-/// The longest 1.6 idTag / parentIdTag.
-pub(crate) const V16_MAX_ID_TAG: usize = 20;
-
 impl TokenDecision {
     pub(crate) fn is_accepted(&self) -> bool {
-        self.status == TokenStatus::Accepted
+        self.status == AuthorizationStatus::Accepted
     }
-}
 
-fn required_str<'a>(payload: &'a Value, field: &str) -> Result<&'a str, Reject> {
-    payload
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Reject::malformed(field))
-}
-
-fn required_u32(payload: &Value, field: &str) -> Result<u32, Reject> {
-    payload
-        .get(field)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| Reject::malformed(field))
+    /// What the charger is told.
+    pub(crate) fn info(&self) -> IdTokenInfo<'_> {
+        IdTokenInfo {
+            status: self.status,
+            expires_at: self.expires_at.as_deref(),
+            group: self.group.as_deref(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use time::macros::datetime;
+    use voltgate_ocpp::V16_MAX_ID_TAG;
 
     const NOW: OffsetDateTime = datetime!(2024-05-01 12:00:00 UTC);
 
@@ -863,11 +717,11 @@ mod tests {
     #[test]
     fn id_token_decision_table() {
         let unknown = judge_id_token(None, NOW, not_asked);
-        assert_eq!(unknown.status, TokenStatus::Invalid);
+        assert_eq!(unknown.status, AuthorizationStatus::Invalid);
         assert_eq!(unknown.principal, None);
 
         let blocked = judge_id_token(Some(&token(true, None)), NOW, engine(false, true));
-        assert_eq!(blocked.status, TokenStatus::Blocked);
+        assert_eq!(blocked.status, AuthorizationStatus::Blocked);
         assert_eq!(blocked.principal.as_deref(), Some("dave"));
 
         let expired = judge_id_token(
@@ -875,13 +729,13 @@ mod tests {
             NOW,
             engine(false, true),
         );
-        assert_eq!(expired.status, TokenStatus::Expired);
+        assert_eq!(expired.status, AuthorizationStatus::Expired);
 
         let unreadable_expiry =
             judge_id_token(Some(&token(false, Some("soon"))), NOW, engine(false, true));
         assert_eq!(
             unreadable_expiry.status,
-            TokenStatus::Expired,
+            AuthorizationStatus::Expired,
             "fails closed"
         );
 
@@ -890,14 +744,14 @@ mod tests {
             NOW,
             engine(true, true),
         );
-        assert_eq!(principal_blocked.status, TokenStatus::Blocked);
+        assert_eq!(principal_blocked.status, AuthorizationStatus::Blocked);
 
         let allowed = judge_id_token(Some(&token(false, None)), NOW, engine(false, true));
-        assert_eq!(allowed.status, TokenStatus::Accepted);
+        assert_eq!(allowed.status, AuthorizationStatus::Accepted);
         assert_eq!(allowed.reason, "engine says true");
 
         let denied = judge_id_token(Some(&token(false, None)), NOW, engine(false, false));
-        assert_eq!(denied.status, TokenStatus::Invalid);
+        assert_eq!(denied.status, AuthorizationStatus::Invalid);
         assert_eq!(denied.principal.as_deref(), Some("dave"));
     }
 
@@ -922,8 +776,8 @@ mod tests {
             assert_eq!(decision, unknown, "{record:?}");
             for version in [OcppVersion::V16, OcppVersion::V201] {
                 assert_eq!(
-                    id_token_info(version, &decision),
-                    id_token_info(version, &unknown)
+                    responses::authorize(version, &decision.info()),
+                    responses::authorize(version, &unknown.info())
                 );
             }
         }
@@ -952,36 +806,36 @@ mod tests {
             ..token(false, None)
         };
         let untyped = token(false, None);
-        let payload = |token_type: &str| json!({"idToken": {"idToken": "TAG", "type": token_type}});
-        let decide = |card: &IdTokenRecord, payload: &Value| {
-            let presented = presented_type(OcppVersion::V201, payload);
+        let decide = |card: &IdTokenRecord, presented: &str| {
             decide_at_charger(
                 &engine,
                 "cp",
                 "TAG",
-                presented,
+                Some(presented),
                 std::slice::from_ref(card),
                 NOW,
             )
         };
 
-        let decision = decide(&typed, &payload("ISO14443"));
-        assert_eq!(decision.status, TokenStatus::Invalid);
+        let decision = decide(&typed, "ISO14443");
+        assert_eq!(decision.status, AuthorizationStatus::Invalid);
         assert_eq!(decision.principal, None, "a wrong type is an unknown token");
 
-        let decision = decide(&typed, &payload("KeyCode"));
-        assert_eq!(decision.status, TokenStatus::Accepted);
+        let decision = decide(&typed, "KeyCode");
+        assert_eq!(decision.status, AuthorizationStatus::Accepted);
         assert_eq!(decision.principal.as_deref(), Some("dave"));
 
         for token_type in voltgate_ocpp::ID_TOKEN_TYPES {
-            let decision = decide(&untyped, &payload(token_type));
-            assert_eq!(decision.status, TokenStatus::Accepted, "{token_type}");
+            let decision = decide(&untyped, token_type);
+            assert_eq!(
+                decision.status,
+                AuthorizationStatus::Accepted,
+                "{token_type}"
+            );
         }
         // A 1.6 idTag has no type, so a typed token still matches by its text there.
-        let v16 = json!({"idTag": "TAG"});
-        assert_eq!(presented_type(OcppVersion::V16, &v16), None);
         let decision = decide_at_charger(&engine, "cp", "TAG", None, &[typed], NOW);
-        assert_eq!(decision.status, TokenStatus::Accepted);
+        assert_eq!(decision.status, AuthorizationStatus::Accepted);
         let unknown = decide_at_charger(&engine, "cp", "TAG", Some("KeyCode"), &[], NOW);
         assert_eq!(unknown.principal, None);
     }
@@ -994,19 +848,19 @@ mod tests {
         };
         let accepted = judge_id_token(Some(&record), NOW, engine(false, true));
         assert_eq!(
-            id_token_info(OcppVersion::V16, &accepted),
+            responses::authorize(OcppVersion::V16, &accepted.info()),
             json!({"idTagInfo": {"status": "Accepted", "expiryDate": "2024-06-01T00:00:00Z",
                                  "parentIdTag": "FLEET-1"}})
         );
         assert_eq!(
-            id_token_info(OcppVersion::V201, &accepted),
+            responses::authorize(OcppVersion::V201, &accepted.info()),
             json!({"idTokenInfo": {"status": "Accepted",
                                    "cacheExpiryDateTime": "2024-06-01T00:00:00Z",
                                    "groupIdToken": {"idToken": "FLEET-1", "type": "Central"}}})
         );
         let denied = judge_id_token(Some(&record), NOW, engine(false, false));
         assert_eq!(
-            id_token_info(OcppVersion::V16, &denied),
+            responses::authorize(OcppVersion::V16, &denied.info()),
             json!({"idTagInfo": {"status": "Invalid", "parentIdTag": "FLEET-1"}}),
             "only an Accepted answer may be cached until the expiry"
         );
@@ -1016,69 +870,14 @@ mod tests {
         };
         let decision = judge_id_token(Some(&long_group), NOW, engine(false, true));
         assert_eq!(
-            id_token_info(OcppVersion::V16, &decision),
+            responses::authorize(OcppVersion::V16, &decision.info()),
             json!({"idTagInfo": {"status": "Accepted"}}),
             "a group 1.6 cannot carry is left out"
         );
         let plain = judge_id_token(None, NOW, not_asked);
         assert_eq!(
-            id_token_info(OcppVersion::V201, &plain),
+            responses::authorize(OcppVersion::V201, &plain.info()),
             json!({"idTokenInfo": {"status": "Invalid"}})
-        );
-    }
-
-    #[test]
-    fn energy_register_reads_both_versions_and_units() {
-        let v16 = json!([{"timestamp": "t", "sampledValue": [
-            {"value": "230", "measurand": "Voltage", "unit": "V"},
-            {"value": "1.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"}
-        ]}]);
-        assert_eq!(energy_register(Some(&v16)), Some(1500.0));
-        let v16_default = json!([{"timestamp": "t", "sampledValue": [{"value": "42"}]}]);
-        assert_eq!(energy_register(Some(&v16_default)), Some(42.0));
-        let v201 = json!([{"timestamp": "t", "sampledValue": [
-            {"value": 7, "measurand": "Energy.Active.Import.Register", "phase": "L1"},
-            {"value": 12, "unitOfMeasure": {"unit": "Wh", "multiplier": 3}}
-        ]}]);
-        assert_eq!(energy_register(Some(&v201)), Some(12000.0));
-        let no_energy = json!([{"timestamp": "t", "sampledValue": [{"value": 1, "measurand": "Power.Active.Import"}]}]);
-        assert_eq!(energy_register(Some(&no_energy)), None);
-        assert_eq!(energy_register(None), None);
-    }
-
-    #[test]
-    fn boot_info_per_version() {
-        let v16 = boot_info(
-            OcppVersion::V16,
-            &json!({"chargePointVendor": "Acme", "chargePointModel": "W1", "chargeBoxSerialNumber": "B-1"}),
-        );
-        assert_eq!(v16.vendor, "Acme");
-        assert_eq!(v16.serial.as_deref(), Some("B-1"));
-        let v201 = boot_info(
-            OcppVersion::V201,
-            &json!({"chargingStation": {"vendorName": "Acme", "model": "W2", "firmwareVersion": "9"}, "reason": "PowerUp"}),
-        );
-        assert_eq!(v201.model, "W2");
-        assert_eq!(v201.firmware.as_deref(), Some("9"));
-        assert_eq!(v201.serial, None);
-    }
-
-    #[test]
-    fn id_tokens_are_found_per_version() {
-        assert_eq!(
-            id_token_of(OcppVersion::V16, &json!({"idTag": "A"})),
-            Some("A")
-        );
-        assert_eq!(
-            id_token_of(
-                OcppVersion::V201,
-                &json!({"idToken": {"idToken": "B", "type": "ISO14443"}})
-            ),
-            Some("B")
-        );
-        assert_eq!(
-            id_token_of(OcppVersion::V201, &json!({"eventType": "Updated"})),
-            None
         );
     }
 
@@ -1246,7 +1045,7 @@ mod tests {
                     let meant = in_namespace(Some(tenant)).or_else(|| in_namespace(None));
                     let decision = decide_at_charger(&engine, charger, &text, None, &cards, NOW);
                     let Some((n, record)) = meant else {
-                        prop_assert_eq!(decision.status, TokenStatus::Invalid);
+                        prop_assert_eq!(decision.status, AuthorizationStatus::Invalid);
                         prop_assert_eq!(decision.principal, None);
                         continue;
                     };
@@ -1257,15 +1056,15 @@ mod tests {
                         .any(|&scope| up.contains(&SCOPES[scope]));
                     let expired = matches!(record.expires_at.as_deref(), Some(at) if at != "2024-06-01T00:00:00Z");
                     let expected = if !may_charge {
-                        TokenStatus::Invalid
+                        AuthorizationStatus::Invalid
                     } else if record.blocked {
-                        TokenStatus::Blocked
+                        AuthorizationStatus::Blocked
                     } else if expired {
-                        TokenStatus::Expired
+                        AuthorizationStatus::Expired
                     } else if driver.blocked {
-                        TokenStatus::Blocked
+                        AuthorizationStatus::Blocked
                     } else {
-                        TokenStatus::Accepted
+                        AuthorizationStatus::Accepted
                     };
                     prop_assert_eq!(
                         decision.status,
@@ -1283,7 +1082,7 @@ mod tests {
                     if !may_charge {
                         prop_assert!(decision.expires_at.is_none() && decision.group.is_none());
                         seen.foreign += 1;
-                    } else if expected == TokenStatus::Accepted {
+                    } else if expected == AuthorizationStatus::Accepted {
                         seen.accepted += 1;
                     } else {
                         seen.refused_own += 1;

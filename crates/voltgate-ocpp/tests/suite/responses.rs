@@ -1,7 +1,9 @@
 //! Every CALLRESULT builder produces a payload its response schema accepts.
 
 use serde_json::json;
-use voltgate_ocpp::responses::{self, AuthorizationStatus, DataTransferStatus, RegistrationStatus};
+use voltgate_ocpp::responses::{
+    self, AuthorizationStatus, DataTransferStatus, IdTokenInfo, RegistrationStatus,
+};
 use voltgate_ocpp::{charger_actions, OcppVersion};
 
 use crate::validator;
@@ -13,6 +15,23 @@ const STATUSES: [AuthorizationStatus; 4] = [
     AuthorizationStatus::Expired,
     AuthorizationStatus::Invalid,
 ];
+
+/// The status alone, and with an expiry and a group (one too long for a 1.6 parentIdTag).
+fn infos(status: AuthorizationStatus) -> [IdTokenInfo<'static>; 3] {
+    [
+        IdTokenInfo::status(status),
+        IdTokenInfo {
+            status,
+            expires_at: Some(NOW),
+            group: Some("FLEET-1"),
+        },
+        IdTokenInfo {
+            status,
+            expires_at: Some(NOW),
+            group: Some("A-GROUP-NAME-LONGER-THAN-20"),
+        },
+    ]
+}
 
 fn assert_valid(version: OcppVersion, action: &str, payload: &serde_json::Value) {
     if let Err(e) = validator().validate_response(version, action, payload) {
@@ -41,7 +60,9 @@ fn every_builder_validates_against_its_response_schema() {
         );
         assert_valid(version, "Heartbeat", &responses::heartbeat(NOW));
         for status in STATUSES {
-            assert_valid(version, "Authorize", &responses::authorize(version, status));
+            for info in infos(status) {
+                assert_valid(version, "Authorize", &responses::authorize(version, &info));
+            }
         }
         for status in [
             DataTransferStatus::Accepted,
@@ -52,21 +73,21 @@ fn every_builder_validates_against_its_response_schema() {
             assert_valid(version, "DataTransfer", &responses::data_transfer(status));
         }
     }
-    for status in STATUSES {
+    for info in STATUSES.into_iter().flat_map(infos) {
         assert_valid(
             OcppVersion::V16,
             "StartTransaction",
-            &responses::start_transaction(i32::MAX, status),
+            &responses::start_transaction(i64::from(i32::MAX), &info),
         );
         assert_valid(
             OcppVersion::V16,
             "StopTransaction",
-            &responses::stop_transaction(Some(status)),
+            &responses::stop_transaction(Some(&info)),
         );
         assert_valid(
             OcppVersion::V201,
             "TransactionEvent",
-            &responses::transaction_event(Some(status)),
+            &responses::transaction_event(Some(&info)),
         );
     }
     assert_valid(
@@ -88,15 +109,21 @@ fn builders_carry_what_they_were_given() {
         json!({"status": "Accepted", "currentTime": NOW, "interval": 300})
     );
     assert_eq!(
-        responses::authorize(OcppVersion::V16, AuthorizationStatus::Blocked),
+        responses::authorize(
+            OcppVersion::V16,
+            &IdTokenInfo::status(AuthorizationStatus::Blocked)
+        ),
         json!({"idTagInfo": {"status": "Blocked"}})
     );
     assert_eq!(
-        responses::authorize(OcppVersion::V201, AuthorizationStatus::Expired),
+        responses::authorize(
+            OcppVersion::V201,
+            &IdTokenInfo::status(AuthorizationStatus::Expired)
+        ),
         json!({"idTokenInfo": {"status": "Expired"}})
     );
     assert_eq!(
-        responses::start_transaction(17, AuthorizationStatus::Accepted),
+        responses::start_transaction(17, &IdTokenInfo::status(AuthorizationStatus::Accepted)),
         json!({"transactionId": 17, "idTagInfo": {"status": "Accepted"}})
     );
 }
@@ -125,5 +152,31 @@ fn empty_answers_validate_and_only_where_the_schema_allows_them() {
     assert_eq!(
         responses::empty_answer(OcppVersion::V201, "BootNotification"),
         None
+    );
+}
+
+#[test]
+fn an_expiry_goes_only_with_an_accepted_token_and_a_1_6_group_only_within_20_characters() {
+    let info = |status, group| IdTokenInfo {
+        status,
+        expires_at: Some(NOW),
+        group: Some(group),
+    };
+    let accepted = info(AuthorizationStatus::Accepted, "FLEET-1");
+    assert_eq!(
+        accepted.v16(),
+        json!({"status": "Accepted", "expiryDate": NOW, "parentIdTag": "FLEET-1"})
+    );
+    assert_eq!(
+        accepted.v201(),
+        json!({"status": "Accepted", "cacheExpiryDateTime": NOW,
+               "groupIdToken": {"idToken": "FLEET-1", "type": "Central"}})
+    );
+    let blocked = info(AuthorizationStatus::Blocked, "A-GROUP-NAME-LONGER-THAN-20");
+    assert_eq!(blocked.v16(), json!({"status": "Blocked"}));
+    assert_eq!(
+        blocked.v201(),
+        json!({"status": "Blocked",
+               "groupIdToken": {"idToken": "A-GROUP-NAME-LONGER-THAN-20", "type": "Central"}})
     );
 }

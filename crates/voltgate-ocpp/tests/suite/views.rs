@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 use voltgate_ocpp::views::{
-    BootInfo, IdToken, MeterValue, MeterValuesReport, SampledValue, StartTransactionInfo,
-    StatusReport, StopTransactionInfo, TransactionEventInfo,
+    BootInfo, IdToken, MeterValue, MeterValuesReport, Readings, SampledValue, SecurityEventInfo,
+    StartTransactionInfo, StatusReport, StopTransactionInfo, TransactionEventInfo,
 };
 use voltgate_ocpp::{ChargerRequest, ErrorCode, OcppVersion};
 
@@ -149,19 +149,22 @@ fn start_and_stop_transaction() {
             timestamp: "2024-05-01T13:00:00Z".into(),
             reason: Some("EVDisconnected".into()),
             id_tag: None,
-            meter_values: vec![MeterValue {
-                timestamp: "2024-05-01T13:00:00Z".into(),
-                samples: vec![SampledValue {
-                    raw: "3000000000".into(),
-                    value: Some(3.0e9),
-                    measurand: None,
-                    unit: None,
-                    multiplier: 0,
-                    phase: None,
-                    context: None,
-                    location: None,
+            meter_values: Some(Readings {
+                values: vec![MeterValue {
+                    timestamp: "2024-05-01T13:00:00Z".into(),
+                    samples: vec![SampledValue {
+                        raw: "3000000000".into(),
+                        value: Some(3.0e9),
+                        measurand: None,
+                        unit: None,
+                        multiplier: 0,
+                        phase: None,
+                        context: None,
+                        location: None,
+                    }],
                 }],
-            }],
+                as_sent: json!([{"timestamp": "2024-05-01T13:00:00Z", "sampledValue": [{"value": "3000000000"}]}]),
+            }),
         })
     );
     assert_eq!(stop.id_token(), None);
@@ -184,8 +187,13 @@ fn meter_values_both_versions() {
     else {
         panic!("not MeterValues: {v16:?}");
     };
-    assert_eq!((connector, transaction_id.as_deref()), (1, Some("5")));
-    let samples = &meter_values[0].samples;
+    assert_eq!((connector, transaction_id), (1, Some(5)));
+    assert_eq!(
+        meter_values.as_sent[0]["sampledValue"][1]["format"],
+        "SignedData"
+    );
+    assert_eq!(meter_values.energy_register_wh(), Some(1_234_500.0));
+    let samples = &meter_values.values[0].samples;
     assert_eq!(samples[0].value, Some(1234.5));
     assert_eq!(samples[0].unit.as_deref(), Some("kWh"));
     assert_eq!(
@@ -204,7 +212,8 @@ fn meter_values_both_versions() {
         panic!("not MeterValues: {v201:?}")
     };
     assert_eq!((report.connector, report.transaction_id), (2, None));
-    let samples = &report.meter_values[0].samples;
+    assert_eq!(report.meter_values.energy_register_wh(), Some(12.5e6));
+    let samples = &report.meter_values.values[0].samples;
     assert_eq!((samples[0].value, samples[0].multiplier), (Some(12.5), 3));
     assert_eq!(samples[1].value, Some(1e30));
     assert_eq!(samples[1].phase.as_deref(), Some("L1"));
@@ -242,7 +251,9 @@ fn transaction_event() {
         ),
         (Some("EVDisconnected"), Some(3), true)
     );
-    assert_eq!(info.meter_values[0].samples[0].value, Some(42.0));
+    let readings = info.meter_values.as_ref().expect("meterValue was sent");
+    assert_eq!(readings.values[0].samples[0].value, Some(42.0));
+    assert_eq!(readings.energy_register_wh(), Some(42.0));
     assert_eq!(
         event.id_token(),
         Some(IdToken {
@@ -272,7 +283,7 @@ fn transaction_event() {
             evse: None,
             connector: None,
             id_token: None,
-            meter_values: vec![],
+            meter_values: None,
         })
     );
 }
@@ -304,4 +315,98 @@ fn other_actions_pass_through_and_out_of_range_values_are_refused() {
         "{}",
         error.description
     );
+}
+
+#[test]
+fn the_energy_register_is_the_first_whole_meter_reading_of_that_measurand() {
+    let readings = |samples: Value| {
+        let report = view(
+            OcppVersion::V16,
+            "MeterValues",
+            json!({"connectorId": 1, "meterValue": [{"timestamp": "2024-05-01T12:00:00Z", "sampledValue": samples}]}),
+        );
+        let ChargerRequest::MeterValues(report) = report else {
+            panic!("not MeterValues: {report:?}")
+        };
+        report.meter_values.energy_register_wh()
+    };
+    assert_eq!(
+        readings(
+            json!([{"value": "7", "phase": "L1"}, {"value": "9", "measurand": "Power.Active.Import"}, {"value": " 11 "}])
+        ),
+        Some(11.0),
+        "phases and other measurands are skipped; the default measurand is the register"
+    );
+    assert_eq!(
+        readings(
+            json!([{"value": "2.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"}])
+        ),
+        Some(2500.0)
+    );
+    assert_eq!(
+        readings(json!([{"value": "c2lnbmVk", "format": "SignedData"}, {"value": "5"}])),
+        None,
+        "the first register reading decides, even when it cannot be read"
+    );
+    assert_eq!(
+        readings(json!([{"value": "3", "measurand": "Voltage"}])),
+        None
+    );
+}
+
+#[test]
+fn status_notifications_and_security_events() {
+    for (version, action) in [
+        (OcppVersion::V16, "FirmwareStatusNotification"),
+        (OcppVersion::V201, "FirmwareStatusNotification"),
+    ] {
+        assert_eq!(
+            view(version, action, json!({"status": "Installed"})),
+            ChargerRequest::FirmwareStatusNotification {
+                status: "Installed".into()
+            }
+        );
+    }
+    for (version, action) in [
+        (OcppVersion::V16, "DiagnosticsStatusNotification"),
+        (OcppVersion::V201, "LogStatusNotification"),
+    ] {
+        assert_eq!(
+            view(version, action, json!({"status": "Uploaded"})),
+            ChargerRequest::LogStatusNotification {
+                status: "Uploaded".into()
+            }
+        );
+    }
+    assert_eq!(
+        view(
+            OcppVersion::V201,
+            "SecurityEventNotification",
+            json!({"type": "FirmwareUpdated", "timestamp": "2024-05-01T12:00:00Z", "techInfo": "v2"})
+        ),
+        ChargerRequest::SecurityEventNotification(SecurityEventInfo {
+            kind: "FirmwareUpdated".into(),
+            timestamp: "2024-05-01T12:00:00Z".into(),
+        })
+    );
+}
+
+#[test]
+fn whole_numbers_written_with_a_fraction_are_read_in_both_versions() {
+    let status = ChargerRequest::from_call(
+        OcppVersion::V16,
+        "StatusNotification",
+        &json!({"connectorId": 2.0, "errorCode": "NoError", "status": "Available"}),
+    )
+    .expect("2.0 is the whole number 2");
+    let ChargerRequest::StatusNotification(report) = status else {
+        panic!("not a StatusNotification: {status:?}")
+    };
+    assert_eq!(report.connector, 2);
+    let half = ChargerRequest::from_call(
+        OcppVersion::V16,
+        "StatusNotification",
+        &json!({"connectorId": 2.5, "errorCode": "NoError", "status": "Available"}),
+    );
+    assert!(half.is_err(), "{half:?}");
 }
