@@ -2,6 +2,11 @@
 //! through (the API's handlers, the gate to a charger): ask the engine, count the decision,
 //! and write a refusal to the audit log at once. An allowed decision is audited by its door,
 //! together with what came of it (a handler's outcome, a command's allow record).
+//!
+//! A card a charger presents is decided by the engine too (the charger side's decision table
+//! picks the card and asks `explain` for its principal's `charge` right); [`card_decided`]
+//! counts and audits that decision the same way, allowed or not, since no later record
+//! follows it.
 
 use voltgate_policy::{Action, Resource};
 
@@ -95,4 +100,36 @@ pub(crate) async fn refuse(
         ),
     )
     .await;
+}
+
+/// Counts and audits the decision on a card presented at `charger`: under the card's
+/// principal, or `id-token:<text>` when it names none (an unknown card, a free-vend token),
+/// with the status the charger is told as the outcome.
+pub(crate) async fn card_decided(
+    state: &AppState,
+    charger: &str,
+    text: &str,
+    principal: Option<&str>,
+    allowed: bool,
+    reason: &str,
+    status: &str,
+) -> String {
+    state
+        .metrics
+        .authz_decision(Action::Charge.as_str(), allowed);
+    let principal = principal.map_or_else(|| format!("id-token:{text}"), str::to_owned);
+    audit::record(
+        state,
+        audit::entry(
+            &principal,
+            Action::Charge.as_str(),
+            &audit::scope_label(charger),
+            allowed,
+            reason,
+            Some(status.to_owned()),
+            None,
+        ),
+    )
+    .await;
+    principal
 }

@@ -36,7 +36,6 @@ use voltgate_store::{
 };
 
 use super::live::{BootInfo, LiveCell};
-use crate::audit;
 use crate::clock::now_rfc3339;
 use crate::state::AppState;
 
@@ -633,23 +632,14 @@ async fn decide_id_token(
             crate::clock::now(),
         )
     };
-    let allowed = decision.status == AuthorizationStatus::Accepted;
-    ctx.state.metrics.authz_decision("charge", allowed);
-    let audit_principal = decision
-        .principal
-        .clone()
-        .unwrap_or_else(|| format!("id-token:{token}"));
-    audit::record(
+    let audit_principal = crate::decision::card_decided(
         ctx.state,
-        audit::entry(
-            &audit_principal,
-            "charge",
-            &audit::scope_label(ctx.charger_id),
-            allowed,
-            &decision.reason,
-            Some(decision.status.as_str().to_owned()),
-            None,
-        ),
+        ctx.charger_id,
+        token,
+        decision.principal.as_deref(),
+        decision.is_accepted(),
+        &decision.reason,
+        decision.status.as_str(),
     )
     .await;
     tracing::info!(
