@@ -2,7 +2,7 @@
 //! twin, its key in the TOML file given with `--config`, and its default.
 //!
 //! This is the only module that knows how configuration is read; the rest of the gateway
-//! receives a [`ServeConfig`] or [`crate::state::Settings`].
+//! receives a [`ServeConfig`] (the flags resolved and checked) or [`crate::state::Settings`].
 //!
 //! Precedence, highest first: command-line flags, `VOLTGATE_*` variables, the configuration
 //! file, built-in defaults. The file is read before the command line is parsed for good: each
@@ -390,10 +390,120 @@ pub struct ServeArgs {
     pub schema_tolerance: voltgate_ocpp::Tolerance,
 }
 
-/// What `voltgate serve` needs, after parsing.
-pub type ServeConfig = ServeArgs;
+/// What `voltgate serve` runs with: every flag interpreted and every combination checked
+/// ([`ServeArgs::resolve`]), so starting the gateway reads settings, never options.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub node_id: String,
+    /// The NATS servers of the cluster this node joins; `None`: a node of its own.
+    pub cluster: Option<Vec<String>>,
+    pub db: String,
+    pub preset: Preset,
+    pub admin_token: Option<String>,
+    pub ocpp_listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    pub scope_limits: voltgate_policy::ScopeLimits,
+    pub settings: crate::state::Settings,
+    pub auth_failures: crate::throttle::Limits,
+    pub registrations: crate::throttle::Limits,
+    pub local_auth_lists: bool,
+    pub local_list_max_reach: crate::local_list::ListReach,
+    pub schema_tolerance: voltgate_ocpp::Tolerance,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    /// The charger TLS listener (security profiles 2 and 3).
+    pub ocpp_tls: Option<OcppTls>,
+    pub api_tls: Option<crate::tls::TlsFiles>,
+}
+
+/// Where chargers connect over TLS, with the files of its configuration.
+#[derive(Debug, Clone)]
+pub struct OcppTls {
+    pub listen: SocketAddr,
+    pub files: crate::tls::TlsFiles,
+}
+
+impl ServeConfig {
+    /// In-process defaults (tests, benchmarks): loopback ports chosen by the OS, an in-memory
+    /// store.
+    pub fn ephemeral() -> ServeConfig {
+        ServeArgs::ephemeral()
+            .resolve()
+            .expect("the ephemeral settings are consistent")
+    }
+}
 
 impl ServeArgs {
+    /// Interprets the flags: loads the preset, names the node, and refuses every combination
+    /// that cannot work, before anything is opened or bound.
+    pub fn resolve(&self) -> anyhow::Result<ServeConfig> {
+        self.check_combination().map_err(anyhow::Error::msg)?;
+        let preset = load_preset(&self.preset)?;
+        Ok(ServeConfig {
+            node_id: self.node_id(),
+            cluster: self.cluster.as_ref().map(|urls| urls.0.clone()),
+            db: self.db.clone(),
+            preset,
+            admin_token: self.admin_token.clone(),
+            ocpp_listen: self.ocpp_listen,
+            api_listen: self.api_listen,
+            scope_limits: self.scope_limits(),
+            settings: self.settings(),
+            auth_failures: crate::throttle::Limits {
+                burst: self.auth_failure_burst,
+                address_burst: self.auth_failure_address_burst,
+                refill: self.auth_failure_refill,
+            },
+            registrations: crate::throttle::Limits {
+                burst: self.auto_register_total_burst,
+                address_burst: self.auto_register_address_burst,
+                refill: self.auto_register_refill,
+            },
+            local_auth_lists: self.local_auth_lists,
+            local_list_max_reach: self.local_list_max_reach,
+            schema_tolerance: self.schema_tolerance,
+            shutdown_timeout: self.shutdown_timeout,
+            log_format: self.log_format,
+            ocpp_tls: self.ocpp_tls()?,
+            api_tls: match (&self.api_tls_cert, &self.api_tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: None,
+                }),
+                _ => None,
+            },
+        })
+    }
+
+    /// The charger TLS listener, and whether the default security profile can be served.
+    fn ocpp_tls(&self) -> anyhow::Result<Option<OcppTls>> {
+        let profile = self.default_security_profile;
+        if profile >= 2 && self.ocpp_tls_listen.is_none() {
+            anyhow::bail!("--default-security-profile {profile} needs --ocpp-tls-listen");
+        }
+        if profile == 3 && self.tls_client_ca.is_none() {
+            anyhow::bail!("--default-security-profile 3 needs --tls-client-ca");
+        }
+        let Some(listen) = self.ocpp_tls_listen else {
+            if self.tls_client_ca.is_some() {
+                tracing::warn!("--tls-client-ca is ignored without --ocpp-tls-listen");
+            }
+            return Ok(None);
+        };
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            anyhow::bail!("--ocpp-tls-listen needs --tls-cert and --tls-key");
+        };
+        Ok(Some(OcppTls {
+            listen,
+            files: crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            },
+        }))
+    }
+
     /// This node's name: `--node-id`, else the host name with every character a node name
     /// may not hold replaced by `-`.
     pub fn node_id(&self) -> String {
@@ -424,7 +534,7 @@ impl ServeArgs {
     }
 
     /// Settings that cannot work together, refused before anything starts.
-    pub fn check_combination(&self) -> Result<(), String> {
+    fn check_combination(&self) -> Result<(), String> {
         if self.cluster.is_some() && !voltgate_store::is_postgres_url(&self.db) {
             return Err(format!(
                 "--cluster needs a database every node shares: set --db postgres://USER@HOST:PORT/DB \
@@ -653,7 +763,7 @@ pub(crate) fn version_text() -> String {
 /// What the command line asks for, once flags, variables and the configuration file are read.
 #[derive(Debug)]
 pub enum Invocation {
-    Serve(Box<ServeConfig>),
+    Serve(Box<ServeArgs>),
     Policy(PolicyCommand),
     /// `config check`: the file is valid; these are the effective settings, one TOML line each.
     ConfigChecked(String),

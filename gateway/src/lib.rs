@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use voltgate_store::Store;
 
-use crate::config::{load_preset, ServeConfig};
+use crate::config::ServeConfig;
 use crate::lifecycle::Drain;
 use crate::state::{AppState, SharedState};
 
@@ -79,23 +79,22 @@ pub(crate) struct Running {
 /// Opens the store, loads the preset, replays the stored estate into the engine, makes sure
 /// the bootstrap admin exists and binds both listeners.
 pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
-    config.check_combination().map_err(anyhow::Error::msg)?;
     let cluster = match &config.cluster {
         Some(urls) => Some(
-            cluster::Cluster::join(&urls.0, &config.node_id())
+            cluster::Cluster::join(urls, &config.node_id)
                 .await
                 .context("cannot join the cluster (--cluster)")?,
         ),
         None => None,
     };
-    let preset = load_preset(&config.preset)?;
+    let preset = config.preset.clone();
     let store = voltgate_store::open(&config.db)
         .await
         .with_context(|| "cannot open the store (--db)")?;
     let mut engine = voltgate_estate::load_engine(store.as_ref(), preset).await?;
     charger::handlers::warn_unnormalised_id_tokens(store.as_ref()).await?;
-    engine.set_scope_limits(config.scope_limits());
-    if let Some(scope) = &config.auto_register {
+    engine.set_scope_limits(config.scope_limits);
+    if let Some(scope) = &config.settings.auto_register {
         check_auto_register_scope(&engine, scope)?;
     }
     let admin_token =
@@ -113,17 +112,17 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         validator: Arc::new(validator),
         chargers: charger::ChargerRegistry::new(),
         metrics: metrics::Metrics::new(),
-        settings: config.settings(),
+        settings: config.settings.clone(),
         shutdown: shutdown_rx,
         auth_guard: throttle::AuthGuard::with_failure_limits(
-            config.auth_failure_burst,
-            config.auth_failure_address_burst,
-            config.auth_failure_refill,
+            config.auth_failures.burst,
+            config.auth_failures.address_burst,
+            config.auth_failures.refill,
         )
         .with_registration_limits(
-            config.auto_register_address_burst,
-            config.auto_register_total_burst,
-            config.auto_register_refill,
+            config.registrations.address_burst,
+            config.registrations.burst,
+            config.registrations.refill,
         ),
         local_lists: local_list::LocalLists::new(config.local_auth_lists)
             .with_reach(config.local_list_max_reach),
@@ -149,8 +148,8 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
 
     let ocpp_task = tokio::spawn(charger::server::serve(ocpp_listener, state.clone()));
     tokio::spawn(local_list::run(state.clone()));
-    let ocpp_tls_addr = tls::start_charger_listener(config, &state).await?;
-    let api_tls = tls::api_tls(config, &state)?;
+    let ocpp_tls_addr = tls::start_charger_listener(config.ocpp_tls.as_ref(), &state).await?;
+    let api_tls = tls::api_tls(config.api_tls.as_ref(), &state)?;
     let api_https = api_tls.is_some();
     let drain = Drain::new();
     let (api_stop, mut api_stop_rx) = tokio::sync::watch::channel(false);
@@ -163,14 +162,14 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         .await
     });
     let ocpp_tls_url = ocpp_tls_addr
-        .map(|address| format!("wss://{address}{}", config.ocpp_path_prefix))
+        .map(|address| format!("wss://{address}{}", config.settings.ocpp_path_prefix))
         .unwrap_or_default();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        node = %config.node_id(),
+        node = %config.node_id,
         database = %database_label(&config.db),
-        preset = %config.preset,
-        ocpp = %format!("ws://{ocpp_addr}{}", config.ocpp_path_prefix),
+        preset = %config.preset.id(),
+        ocpp = %format!("ws://{ocpp_addr}{}", config.settings.ocpp_path_prefix),
         ocpp_tls = %ocpp_tls_url,
         api = %format!("{}://{api_addr}", if api_https { "https" } else { "http" }),
         "gateway started"
@@ -354,13 +353,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         banner.push((
             "ocpp listening on",
             "url",
-            format!("ws://{}{}", running.ocpp_addr, config.ocpp_path_prefix),
+            format!(
+                "ws://{}{}",
+                running.ocpp_addr, config.settings.ocpp_path_prefix
+            ),
         ));
         if let Some(address) = running.ocpp_tls_addr {
             banner.push((
                 "ocpp-tls listening on",
                 "url",
-                format!("wss://{address}{}", config.ocpp_path_prefix),
+                format!("wss://{address}{}", config.settings.ocpp_path_prefix),
             ));
         }
         banner.push((
@@ -481,7 +483,7 @@ pub async fn in_memory_api(preset: &str, admin_token: &str) -> anyhow::Result<ax
     let settings = state::Settings {
         command_timeout: Duration::from_millis(10),
         keep_alive: None,
-        ..ServeConfig::ephemeral().settings()
+        ..config::ServeArgs::ephemeral().settings()
     };
     let state: SharedState = Arc::new(AppState::bare(store, engine, settings, shutdown));
     Ok(api::router(state))
@@ -538,11 +540,32 @@ mod tests {
         again.shutdown().await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_bad_preset_stops_start_up() {
-        let mut config = ServeConfig::ephemeral();
-        config.preset = "no-such-preset".into();
-        let err = start(&config).await.err().expect("start fails");
+    #[test]
+    fn a_bad_preset_is_refused_before_anything_starts() {
+        let mut args = config::ServeArgs::ephemeral();
+        args.preset = "no-such-preset".into();
+        let err = args.resolve().expect_err("the preset is refused");
         assert!(err.to_string().contains("no-such-preset"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_serve_a_profile_are_refused_before_anything_starts() {
+        let refused = |change: fn(&mut config::ServeArgs)| {
+            let mut args = config::ServeArgs::ephemeral();
+            change(&mut args);
+            args.resolve().expect_err("refused").to_string()
+        };
+        assert!(
+            refused(|args| args.default_security_profile = 2).contains("needs --ocpp-tls-listen")
+        );
+        assert!(refused(|args| {
+            args.default_security_profile = 3;
+            args.ocpp_tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        })
+        .contains("needs --tls-client-ca"));
+        assert!(
+            refused(|args| args.ocpp_tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+                .contains("needs --tls-cert and --tls-key")
+        );
     }
 }

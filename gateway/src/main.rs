@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use voltgate::config::{parse_cli, CliError, Invocation, ServeConfig};
+use voltgate::config::{parse_cli, CliError, Invocation, ServeArgs};
 
 fn main() -> ExitCode {
     let invocation = match parse_cli() {
@@ -76,12 +76,19 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn serve(config: ServeConfig) -> ExitCode {
-    if let Err(err) = voltgate::logging::init(config.log_format, config.log.as_deref()) {
+fn serve(args: ServeArgs) -> ExitCode {
+    if let Err(err) = voltgate::logging::init(args.log_format, args.log.as_deref()) {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
     }
-    voltgate::open_files::raise_and_log(config.expected_chargers);
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "gateway failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    voltgate::open_files::raise_and_log(args.expected_chargers);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

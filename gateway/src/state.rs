@@ -370,7 +370,7 @@ pub(crate) mod testing {
         let settings = Settings {
             command_timeout: TEST_COMMAND_TIMEOUT,
             keep_alive: None,
-            ..crate::config::ServeConfig::ephemeral().settings()
+            ..crate::config::ServeArgs::ephemeral().settings()
         };
         Arc::new(AppState::bare(store, engine, settings, shutdown))
     }

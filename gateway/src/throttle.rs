@@ -104,6 +104,15 @@ pub(crate) struct AuthGuard {
 /// How many charger password verifications (Argon2id) run at once per gateway.
 const PASSWORD_CHECKS_AT_ONCE: usize = 4;
 
+/// How many failures (or registrations) a bucket lets through at once, overall and per
+/// address, and how fast it refills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub burst: u32,
+    pub address_burst: u32,
+    pub refill: Duration,
+}
+
 impl AuthGuard {
     /// Guards with the default limits.
     pub(crate) fn new() -> AuthGuard {

@@ -42,7 +42,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::charger::server::{self, Transport};
-use crate::config::ServeConfig;
+use crate::config::OcppTls;
 use crate::state::SharedState;
 
 /// How often the certificate files are checked for changes.
@@ -83,7 +83,7 @@ pub(crate) enum TlsError {
 
 /// Which files make up one listener's TLS configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TlsFiles {
+pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     /// CA certificates client certificates must chain to; `None`: no client certificates.
@@ -331,42 +331,17 @@ pub(crate) fn certificate_identity(certificate: &[u8]) -> Result<String, Certifi
         .map_err(|_| CertificateIdentityError::Unreadable)
 }
 
-/// Binds the charger TLS listener when `--ocpp-tls-listen` is set and serves it until shutdown;
-/// returns its address. Also checks that the default security profile can be served.
+/// Binds the charger TLS listener when one is configured and serves it until shutdown;
+/// returns its address.
 pub(crate) async fn start_charger_listener(
-    config: &ServeConfig,
+    config: Option<&OcppTls>,
     state: &SharedState,
 ) -> Result<Option<SocketAddr>, TlsError> {
-    if config.default_security_profile >= 2 && config.ocpp_tls_listen.is_none() {
-        return Err(TlsError::Settings(format!(
-            "--default-security-profile {} needs --ocpp-tls-listen",
-            config.default_security_profile
-        )));
-    }
-    if config.default_security_profile == 3 && config.tls_client_ca.is_none() {
-        return Err(TlsError::Settings(
-            "--default-security-profile 3 needs --tls-client-ca".to_owned(),
-        ));
-    }
-    let Some(address) = config.ocpp_tls_listen else {
-        if config.tls_client_ca.is_some() {
-            tracing::warn!("--tls-client-ca is ignored without --ocpp-tls-listen");
-        }
+    let Some(config) = config else {
         return Ok(None);
     };
-    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-        return Err(TlsError::Settings(
-            "--ocpp-tls-listen needs --tls-cert and --tls-key".to_owned(),
-        ));
-    };
-    let tls = Arc::new(ReloadingTls::load(
-        "ocpp",
-        TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: config.tls_client_ca.clone(),
-        },
-    )?);
+    let tls = Arc::new(ReloadingTls::load("ocpp", config.files.clone())?);
+    let address = config.listen;
     let listener = TcpListener::bind(address).await.map_err(|err| {
         TlsError::Settings(format!(
             "cannot listen for chargers over TLS on {address}: {err}"
@@ -380,23 +355,15 @@ pub(crate) async fn start_charger_listener(
     Ok(Some(bound))
 }
 
-/// The API's TLS configuration when `--api-tls-cert` and `--api-tls-key` are set (watched for
-/// changes until shutdown).
+/// The API's TLS configuration when one is configured (watched for changes until shutdown).
 pub(crate) fn api_tls(
-    config: &ServeConfig,
+    files: Option<&TlsFiles>,
     state: &SharedState,
 ) -> Result<Option<Arc<ReloadingTls>>, TlsError> {
-    let (Some(cert), Some(key)) = (&config.api_tls_cert, &config.api_tls_key) else {
+    let Some(files) = files else {
         return Ok(None);
     };
-    let tls = Arc::new(ReloadingTls::load(
-        "api",
-        TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: None,
-        },
-    )?);
+    let tls = Arc::new(ReloadingTls::load("api", files.clone())?);
     tls.spawn_watcher(state.clone());
     Ok(Some(tls))
 }

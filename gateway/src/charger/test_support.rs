@@ -24,7 +24,7 @@ pub(crate) fn settings() -> Settings {
         command_timeout: Duration::from_secs(5),
         max_frame_bytes: 4096,
         keep_alive: None,
-        ..crate::config::ServeConfig::ephemeral().settings()
+        ..crate::config::ServeArgs::ephemeral().settings()
     }
 }
 
