@@ -62,13 +62,37 @@ pub struct Estate {
 /// estate, once the store has it (a gateway cluster tells the other nodes).
 pub type CommitHook = Box<dyn Fn(u64, &Committed) + Send + Sync>;
 
-/// What a finished change was, as far as another process following this estate must know.
+/// What a finished change was, as far as another process following this estate must know:
+/// enough to follow it without rereading the whole estate (thousands of stations) unless it
+/// must. Each kind says how a follower catches up; a change that was refused may still name
+/// its kind, since following it again from the store is harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     /// A charger was added: a follower adds it from the store's record alone
     /// ([`Estate::adopt_chargers`]).
     ChargerRegistered(String),
-    /// Anything else, or a change that was refused: a follower reloads ([`Estate::reload`]).
+    /// A scope was added. Scopes are never changed or removed, so a follower adds it as
+    /// described ([`Estate::adopt_scopes`]).
+    ScopeAdded {
+        id: String,
+        kind: String,
+        parent: String,
+    },
+    /// Principals, custom roles, assignments or module settings changed: a follower replays
+    /// the stored rules onto the scopes it holds ([`Estate::reload_rules`]).
+    Rules,
+    /// A pending charger was approved (or an approval refused): a follower rereads whether it
+    /// is pending ([`Estate::follow_approval`]).
+    ChargerApproved(String),
+    /// Id tokens changed: nothing the engine holds, but what is computed from cards (local
+    /// lists) must be computed again ([`Estate::follow_cards`]).
+    Cards,
+    /// A charger's stored settings outside the engine changed (password, security profile,
+    /// schema tolerance, behaviour): a follower rereads its copies of them.
+    ChargerSettings,
+    /// Refused before anything was written: nothing to follow.
+    Nothing,
+    /// Anything else: a follower reloads ([`Estate::reload`]).
     Other,
 }
 
@@ -171,10 +195,12 @@ impl Estate {
         self.changed.notified().await;
     }
 
-    async fn begin(&self) -> ChangeGuard<'_> {
+    /// Takes the write lock for a change that followers follow as `committed` unless the
+    /// method says otherwise before it ends.
+    async fn begin(&self, committed: Committed) -> ChangeGuard<'_> {
         ChangeGuard {
             _lock: self.writes.lock().await,
-            committed: Committed::Other,
+            committed,
             estate: self,
         }
     }
@@ -188,26 +214,35 @@ impl Estate {
     }
 
     pub async fn add_scope(&self, record: &ScopeRecord) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let mut change = self.begin(Committed::Nothing).await;
         let parent = record
             .parent
             .as_deref()
             .unwrap_or(voltgate_policy::ROOT_SCOPE_ID);
         self.engine()
             .check_add_scope(&record.id, &record.kind, parent)?;
+        // A failed write may have written nothing or (unknown to us) everything: reload.
+        change.committed = Committed::Other;
         self.store.put_scope(record).await?;
         self.apply(|engine| engine.add_scope(&record.id, &record.kind, parent));
+        change.committed = Committed::ScopeAdded {
+            id: record.id.clone(),
+            kind: record.kind.clone(),
+            parent: parent.to_owned(),
+        };
         Ok(())
     }
 
     /// A charger is a store record and a station scope under its parent.
     pub async fn register_charger(&self, charger: &ChargerRecord) -> Result<(), ChangeError> {
-        let mut change = self.begin().await;
+        let mut change = self.begin(Committed::Nothing).await;
         self.engine()
             .check_add_scope(&charger.id, STATION_KIND, &charger.scope)?;
         if self.store.charger(&charger.id).await?.is_some() {
             return Err(PolicyError::DuplicateScope(charger.id.clone()).into());
         }
+        // A failed write may have written nothing, the charger, or both rows: reload.
+        change.committed = Committed::Other;
         self.store.put_charger(charger).await?;
         self.store
             .put_scope(&ScopeRecord {
@@ -253,14 +288,69 @@ impl Estate {
                 self.pending_chargers.write().insert(id.clone());
             }
         }
+        self.followed();
+        Ok(adopted_all)
+    }
+
+    /// Follows scopes another process added, under one turn of the write lock; `false` as
+    /// soon as one cannot be placed (its parent unknown here, its id held by a scope of
+    /// another kind): the caller then reloads.
+    pub async fn adopt_scopes(&self, scopes: &[(String, String, String)]) -> bool {
+        let _lock = self.writes.lock().await;
+        let adopted = {
+            let mut engine = self.engine.write();
+            scopes
+                .iter()
+                .all(|(id, kind, parent)| match engine.scope_kind(id) {
+                    Some(known) => known == kind,
+                    None => engine.add_scope(id, kind, parent).is_ok(),
+                })
+        };
+        self.followed();
+        adopted
+    }
+
+    /// Follows rule changes another process committed (principals, custom roles,
+    /// assignments, module settings): the stored rules are replayed onto the scopes this
+    /// engine holds, under the write lock. Costs what the rules cost, not what the stations
+    /// do. On a store failure the engine stays as it was.
+    pub async fn reload_rules(&self) -> Result<(), StoreError> {
+        let _lock = self.writes.lock().await;
+        let mut engine = self.engine().scopes_only();
+        crate::load::replay_rules(self.store.as_ref(), &mut engine).await?;
+        *self.engine.write() = engine;
+        self.followed();
+        Ok(())
+    }
+
+    /// Follows an approval another process made: rereads whether charger `id` is pending.
+    pub async fn follow_approval(&self, id: &str) -> Result<(), StoreError> {
+        let _lock = self.writes.lock().await;
+        if self.store.charger_pending(id).await? {
+            self.pending_chargers.write().insert(id.to_owned());
+        } else {
+            self.pending_chargers.write().remove(id);
+        }
+        self.followed();
+        Ok(())
+    }
+
+    /// Follows card changes another process made: nothing here holds cards, but whatever
+    /// follows this estate recomputes what it derives from them.
+    pub fn follow_cards(&self) {
+        self.followed();
+    }
+
+    /// Wakes the followers of this estate for a change another process made; not one of its
+    /// own commits.
+    fn followed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
-        Ok(adopted_all)
     }
 
     /// Trusts a charger that auto-registration left pending; answers whether it was pending.
     pub async fn approve_charger(&self, id: &str) -> Result<bool, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::ChargerApproved(id.to_owned())).await;
         let was_pending = self.store.charger_pending(id).await?;
         if !self.store.set_charger_pending(id, false).await? {
             return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
@@ -276,7 +366,7 @@ impl Estate {
         id: &str,
         change: impl FnOnce(&mut ChargerRecord) -> Result<(), E>,
     ) -> Result<Result<ChargerRecord, E>, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::ChargerSettings).await;
         let Some(mut record) = self.store.charger(id).await? else {
             return Err(ChangeError::NotFound(format!("charger `{id}` not found")));
         };
@@ -296,7 +386,7 @@ impl Estate {
         tolerance: Option<&str>,
         applied: impl FnOnce(),
     ) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::ChargerSettings).await;
         if !self
             .store
             .set_charger_schema_tolerance(id, tolerance)
@@ -318,7 +408,7 @@ impl Estate {
         next: impl FnOnce() -> ChargerBehaviour,
         applied: impl FnOnce(),
     ) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::ChargerSettings).await;
         let behaviour = next();
         if !self.store.set_charger_behaviour(&behaviour).await? {
             return Err(ChangeError::NotFound(format!(
@@ -331,7 +421,7 @@ impl Estate {
     }
 
     pub async fn set_module(&self, scope: &str, module: &str, on: bool) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         self.engine().check_set_module(scope, module)?;
         self.store.set_module(scope, module, on).await?;
         self.apply(|engine| engine.set_module(scope, module, on));
@@ -343,7 +433,7 @@ impl Estate {
         record: &PrincipalRecord,
         kind: PrincipalKind,
     ) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         self.engine()
             .check_add_principal(&record.id, kind, &record.home_scope)?;
         // A deleted principal's audit history keeps its id; the clash is answered as one with
@@ -358,7 +448,7 @@ impl Estate {
 
     /// Deletes a principal with its tokens, id tokens and assignments.
     pub async fn remove_principal(&self, id: &str) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         self.engine().check_principal(id)?;
         if !self.store.delete_principal(id).await? {
             return Err(ChangeError::NotFound(format!("principal `{id}` not found")));
@@ -372,7 +462,7 @@ impl Estate {
         id: &str,
         blocked: bool,
     ) -> Result<PrincipalRecord, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         self.engine().check_principal(id)?;
         if !self.store.set_principal_blocked(id, blocked).await? {
             return Err(ChangeError::NotFound(format!("principal `{id}` not found")));
@@ -387,7 +477,7 @@ impl Estate {
     }
 
     pub async fn define_role(&self, record: &RoleRecord) -> Result<RoleDef, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         self.engine()
             .check_define_role(&record.id, &record.label, &record.permissions)?;
         self.store.put_role(record).await?;
@@ -399,7 +489,7 @@ impl Estate {
     }
 
     pub async fn assign(&self, record: &AssignmentRecord) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         {
             let engine = self.engine();
             engine.check_assign(&record.principal, &record.role, &record.scope)?;
@@ -416,7 +506,7 @@ impl Estate {
 
     /// Removes an assignment; `false` when it was not held.
     pub async fn unassign(&self, record: &AssignmentRecord) -> Result<bool, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Rules).await;
         let removed = self.store.remove_assignment(record).await?;
         if removed {
             self.apply(|engine| {
@@ -431,7 +521,7 @@ impl Estate {
     /// Registers a card for its principal: the engine decides whether the principal's tenant
     /// may claim the text (and type), given every stored card of that text.
     pub async fn add_id_token(&self, record: &IdTokenRecord) -> Result<(), ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Cards).await;
         self.engine().check_principal(&record.principal)?;
         let existing = self.cards_named(&record.id_token).await?;
         self.engine().check_claim_card(
@@ -452,7 +542,7 @@ impl Estate {
         token: &str,
         change: impl FnOnce(&mut IdTokenRecord),
     ) -> Result<IdTokenRecord, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Cards).await;
         let mut named = self.cards_named(token).await?;
         let Some(at) = named
             .iter()
@@ -479,7 +569,7 @@ impl Estate {
 
     /// Forgets `principal`'s card `token`; `false` when there was none.
     pub async fn delete_id_token(&self, principal: &str, token: &str) -> Result<bool, ChangeError> {
-        let _change = self.begin().await;
+        let _change = self.begin(Committed::Cards).await;
         Ok(self.store.delete_id_token(principal, token).await?)
     }
 
@@ -519,8 +609,12 @@ mod tests {
 
     /// Two estates over one in-memory store: two gateway nodes on one database.
     async fn two_estates_over_one_store() -> (Estate, Estate) {
+        two_estates_with("connect").await
+    }
+
+    async fn two_estates_with(preset: &str) -> (Estate, Estate) {
         let store = voltgate_store::open("sqlite::memory:").await.unwrap();
-        let preset = voltgate_policy::Preset::builtin("connect").unwrap();
+        let preset = voltgate_policy::Preset::builtin(preset).unwrap();
         let load = || crate::load_engine(store.as_ref(), preset.clone());
         let one = Estate::new(store.clone(), load().await.unwrap());
         let two = Estate::new(store.clone(), load().await.unwrap());
@@ -596,9 +690,13 @@ mod tests {
         assert_eq!(
             *heard.lock(),
             [
-                Committed::Other,
+                Committed::ScopeAdded {
+                    id: "site-a".into(),
+                    kind: "site".into(),
+                    parent: "root".into()
+                },
                 Committed::ChargerRegistered("CP-1".into()),
-                Committed::Other
+                Committed::Nothing
             ],
             "a refused registration is no registration"
         );
@@ -629,5 +727,253 @@ mod tests {
         .unwrap();
         assert!(!two.adopt_chargers(&["CP-2".into()]).await.unwrap());
         assert_eq!(two.engine().scope_kind("CP-2"), None);
+    }
+
+    /// What an engine answers about `principals` at `scopes`, line by line: every action's
+    /// check and visibility, each principal's kind, block and roles held, each scope's kind
+    /// and modules. Two engines that answer alike here hold the same estate.
+    fn answers(engine: &Engine, principals: &[&str], scopes: &[&str]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let roles: Vec<String> = engine.roles().map(|r| format!("{r:?}")).collect();
+        lines.push(format!("roles {roles:?}"));
+        let modules: Vec<String> = engine.preset().modules().map(|m| m.id.clone()).collect();
+        for scope in scopes {
+            let on: Vec<_> = modules
+                .iter()
+                .map(|m| engine.module_on(scope, m).ok())
+                .collect();
+            lines.push(format!("{scope}: {:?} {on:?}", engine.scope_kind(scope)));
+        }
+        for principal in principals {
+            lines.push(format!(
+                "{principal}: {:?} blocked {:?}",
+                engine.principal_kind(principal),
+                engine.is_blocked(principal)
+            ));
+            for scope in scopes {
+                let resource = voltgate_policy::Resource::Scope((*scope).to_owned());
+                let held: Vec<&str> = engine
+                    .roles()
+                    .filter(|r| engine.holds(principal, &r.id, scope))
+                    .map(|r| r.id.as_str())
+                    .collect();
+                let checks: Vec<bool> = voltgate_policy::Action::ALL
+                    .iter()
+                    .map(|action| engine.check(principal, *action, &resource))
+                    .collect();
+                lines.push(format!(
+                    "{principal} at {scope}: holds {held:?} sees {} checks {checks:?}",
+                    engine.can_see(principal, &resource)
+                ));
+            }
+        }
+        lines
+    }
+
+    /// Follows one committed change the way a gateway node does, without a full reload.
+    async fn follow(follower: &Estate, committed: &Committed) {
+        match committed {
+            Committed::ScopeAdded { id, kind, parent } => {
+                assert!(
+                    follower
+                        .adopt_scopes(&[(id.clone(), kind.clone(), parent.clone())])
+                        .await
+                );
+            }
+            Committed::ChargerRegistered(id) => {
+                assert!(follower
+                    .adopt_chargers(std::slice::from_ref(id))
+                    .await
+                    .unwrap());
+            }
+            Committed::Rules => follower.reload_rules().await.unwrap(),
+            Committed::ChargerApproved(id) => follower.follow_approval(id).await.unwrap(),
+            Committed::Cards => follower.follow_cards(),
+            Committed::ChargerSettings | Committed::Nothing => {}
+            Committed::Other => panic!("a change that needs a full reload"),
+        }
+    }
+
+    /// Every kind of change a follower follows alone leaves it with the engine a full load
+    /// of the store builds, and never needs a reload.
+    #[tokio::test]
+    async fn a_follower_holds_every_kind_of_change_without_a_full_reload() {
+        let (one, two) = two_estates_over_one_store().await;
+        let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let hook_heard = heard.clone();
+        assert!(one
+            .set_commit_hook(Box::new(move |_, committed| {
+                hook_heard.lock().push(committed.clone())
+            }))
+            .is_ok());
+        let scope = |id: &str, kind: &str, parent: Option<&str>| ScopeRecord {
+            id: id.into(),
+            kind: kind.into(),
+            parent: parent.map(str::to_owned),
+            name: None,
+        };
+        one.add_scope(&scope("site-a", "site", None)).await.unwrap();
+        one.add_scope(&scope("site-b", "site", None)).await.unwrap();
+        assert!(one.add_scope(&scope("site-a", "site", None)).await.is_err());
+        let charger = |id: &str, site: &str, pending| ChargerRecord {
+            id: id.into(),
+            scope: site.into(),
+            password_hash: None,
+            security_profile: 0,
+            pending,
+        };
+        one.register_charger(&charger("CP-1", "site-a", true))
+            .await
+            .unwrap();
+        one.register_charger(&charger("CP-2", "site-b", false))
+            .await
+            .unwrap();
+        let principal = |id: &str, kind: &str, home: &str| PrincipalRecord {
+            id: id.into(),
+            kind: kind.into(),
+            home_scope: home.into(),
+            name: id.into(),
+            blocked: false,
+        };
+        one.add_principal(
+            &principal("dina", "driver", "site-a"),
+            PrincipalKind::Driver,
+        )
+        .await
+        .unwrap();
+        one.add_principal(
+            &principal("olga", "operator", "site-b"),
+            PrincipalKind::Operator,
+        )
+        .await
+        .unwrap();
+        one.add_principal(
+            &principal("gone", "driver", "site-b"),
+            PrincipalKind::Driver,
+        )
+        .await
+        .unwrap();
+        one.define_role(&RoleRecord {
+            id: "plugger".into(),
+            label: "Plugger".into(),
+            permissions: vec!["charge-at-sites".into()],
+        })
+        .await
+        .unwrap();
+        let assignment = |principal: &str, role: &str, scope: &str| AssignmentRecord {
+            principal: principal.into(),
+            role: role.into(),
+            scope: scope.into(),
+        };
+        one.assign(&assignment("dina", "plugger", "site-a"))
+            .await
+            .unwrap();
+        one.assign(&assignment("dina", "plugger", "site-b"))
+            .await
+            .unwrap();
+        one.assign(&assignment("gone", "plugger", "CP-2"))
+            .await
+            .unwrap();
+        assert!(one
+            .unassign(&assignment("dina", "plugger", "site-b"))
+            .await
+            .unwrap());
+        one.set_blocked("olga", true).await.unwrap();
+        one.remove_principal("gone").await.unwrap();
+        one.add_id_token(&IdTokenRecord {
+            id_token: "CARD-1".into(),
+            principal: "dina".into(),
+            blocked: false,
+            expires_at: None,
+            group: None,
+            token_type: None,
+        })
+        .await
+        .unwrap();
+        assert!(one.approve_charger("CP-1").await.unwrap());
+
+        let committed = heard.lock().clone();
+        assert!(
+            !committed.contains(&Committed::Other),
+            "no change here needs a full reload: {committed:?}"
+        );
+        for change in &committed {
+            let generation = two.generation();
+            follow(&two, change).await;
+            if *change != Committed::Nothing {
+                assert!(
+                    two.generation() > generation,
+                    "{change:?} wakes the followers"
+                );
+            }
+        }
+        let loaded = crate::load_engine(
+            one.store().as_ref(),
+            voltgate_policy::Preset::builtin("connect").unwrap(),
+        )
+        .await
+        .unwrap();
+        let principals = ["dina", "olga", "gone", "admin"];
+        let scopes = ["root", "site-a", "site-b", "CP-1", "CP-2"];
+        assert_eq!(
+            answers(&two.engine(), &principals, &scopes),
+            answers(&loaded, &principals, &scopes)
+        );
+        assert!(!two.charger_pending("CP-1"), "the approval was followed");
+        let dina_here = voltgate_policy::Resource::Scope("CP-1".into());
+        assert!(two
+            .engine()
+            .check("dina", voltgate_policy::Action::Charge, &dina_here));
+        assert_eq!(two.engine().is_blocked("olga"), Some(true));
+        assert_eq!(two.engine().principal_kind("gone"), None);
+    }
+
+    /// Module settings are rules too: a follower that replays them holds what a full load
+    /// holds, including a setting switched back off.
+    #[tokio::test]
+    async fn a_follower_replays_module_settings() {
+        let (one, two) = two_estates_with("virta").await;
+        one.add_scope(&ScopeRecord {
+            id: "org".into(),
+            kind: "organisation".into(),
+            parent: None,
+            name: None,
+        })
+        .await
+        .unwrap();
+        two.reload().await.unwrap();
+        let modules: Vec<String> = one
+            .engine()
+            .preset()
+            .modules()
+            .map(|m| m.id.clone())
+            .collect();
+        let mut switched = Vec::new();
+        for module in &modules {
+            if one.set_module("org", module, true).await.is_ok() {
+                switched.push(module.clone());
+            }
+        }
+        assert!(switched.len() >= 2, "modules switch at an organisation");
+        one.set_module("org", &switched[0], false).await.unwrap();
+        two.reload_rules().await.unwrap();
+        let loaded = crate::load_engine(
+            one.store().as_ref(),
+            voltgate_policy::Preset::builtin("virta").unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answers(&two.engine(), &[], &["root", "org"]),
+            answers(&loaded, &[], &["root", "org"])
+        );
+        assert!(!two.engine().module_on("org", &switched[0]).unwrap());
+        assert!(two.engine().module_on("org", &switched[1]).unwrap());
+        one.set_module("org", &switched[1], false).await.unwrap();
+        two.reload_rules().await.unwrap();
+        assert!(
+            !two.engine().module_on("org", &switched[1]).unwrap(),
+            "switched back off"
+        );
     }
 }

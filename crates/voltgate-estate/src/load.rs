@@ -11,6 +11,13 @@ use voltgate_store::{Store, StoreError};
 pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, StoreError> {
     let mut engine = Engine::new(preset);
     replay_scopes(store, &mut engine).await?;
+    replay_rules(store, &mut engine).await?;
+    Ok(engine)
+}
+
+/// Replays every stored module setting, principal, custom role and assignment, in that order,
+/// into an engine that holds the scopes already (a new one, or [`Engine::scopes_only`]).
+pub(crate) async fn replay_rules(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
     for (scope, module, on) in store.modules().await? {
         if let Err(err) = engine.set_module(&scope, &module, on) {
             tracing::warn!(%scope, %module, error = %err, "stored module setting skipped");
@@ -48,7 +55,7 @@ pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, St
             );
         }
     }
-    Ok(engine)
+    Ok(())
 }
 
 /// The chargers the store marks pending approval, for [`crate::Estate::with_pending_chargers`].

@@ -129,6 +129,18 @@ impl Engine {
         }
     }
 
+    /// This engine's preset, scope limits and scope tree, without the rules the estate adds
+    /// to it: no principals, no custom roles, no assignments, every module at its default.
+    /// Replaying the stored rules onto it gives the engine a full load would, without
+    /// rebuilding thousands of stations.
+    pub fn scopes_only(&self) -> Engine {
+        let mut engine = Engine::new(self.preset.clone());
+        engine.scopes = self.scopes.clone();
+        engine.scopes.clear_modules();
+        engine.limits = self.limits;
+        engine
+    }
+
     /// Limits for scopes added from now on; scopes already there stay.
     pub fn set_scope_limits(&mut self, limits: ScopeLimits) {
         self.limits = limits;

@@ -237,6 +237,17 @@ impl ScopeTree {
         self.refresh_switched_on_below(scope);
     }
 
+    /// Removes every scope's explicit module settings: each module is back to its default
+    /// everywhere.
+    pub(crate) fn clear_modules(&mut self) {
+        for node in &mut self.nodes {
+            node.module_set = 0;
+            node.module_on = 0;
+        }
+        self.switched_on_below.iter_mut().for_each(|mask| *mask = 0);
+        self.refresh_effective_modules(ROOT_SCOPE);
+    }
+
     /// Recomputes the cached module state of `scope` and every scope created after it (which
     /// includes its whole subtree); parents come first, so one pass suffices.
     fn refresh_effective_modules(&mut self, scope: ScopeIndex) {

@@ -17,8 +17,10 @@
 //!   the holder by request/reply, where [`ForwardedCommand`] — made only here, from such a
 //!   message — is the holder's key to the gate's door.
 //! - **Change propagation.** Every change committed through the estate is announced on
-//!   `voltgate.changes`; the other nodes reload the engine and the charger settings from the
-//!   store (or, for charger registrations alone, add those chargers) and confirm, and the API request that made the change answers once the live nodes
+//!   `voltgate.changes` with what it was ([`Changes`]); the other nodes follow each kind on its
+//!   own (scopes and chargers added, rules replayed onto the stations they hold, approvals and
+//!   charger settings reread), reload everything only for what cannot be followed so, and
+//!   confirm; the API request that made the change answers once the live nodes
 //!   confirmed (or [`PROPAGATION_WAIT`] passed); so does the handshake of a charger that was
 //!   auto-registered. A request waits for its own changes only ([`committed_by`]), not for
 //!   the ones other requests made meanwhile.
@@ -49,7 +51,7 @@ use voltgate_ocpp::OcppVersion;
 
 use crate::charger::CallFailure;
 use crate::state::{AppState, SharedState};
-use wire::{Ack, CommandAnswer, CommandRequest, HolderValue, Notice};
+use wire::{Ack, Changes, CommandAnswer, CommandRequest, HolderValue, Notice};
 
 tokio::task_local! {
     /// The estate's commit count after the last change the work run by [`committed_by`] made.
@@ -74,14 +76,12 @@ fn note_commit(count: u64) {
     let _ = COMMITTED_HERE.try_with(|here| here.set(Some(count)));
 }
 
-/// Change notices heard since the node last followed them: whom to confirm, and whether
-/// the registrations they name are all that changed.
+/// Change notices heard since the node last followed them: whom to confirm, and what changed.
 #[derive(Default)]
 struct PendingNotices {
     /// Reply subjects and notice numbers to confirm once followed.
     acks: Vec<(async_nats::Subject, u64)>,
-    reload: bool,
-    registered: Vec<String>,
+    changes: Changes,
 }
 
 /// A charger this node is about to serve or command that another node registered and whose
@@ -97,10 +97,10 @@ pub(crate) async fn follow_charger(state: &AppState, charger_id: &str) {
     }
 }
 
-/// The most charger registrations one change notice names: charger ids are at most 64
-/// characters (256 bytes), so a notice stays within half of NATS's default 1 MiB message; a
-/// batch beyond it is announced as a reload.
-const MAX_REGISTRATIONS_PER_NOTICE: usize = 2_000;
+/// The most chargers and scopes one change notice names: ids are at most 64 characters (256
+/// bytes; a scope's kind and parent at most as much again), so a notice stays within NATS's
+/// default 1 MiB message; a batch beyond it is announced as a reload.
+const MAX_NAMED_PER_NOTICE: usize = 1_000;
 
 /// How long a node's id stays taken after its last renewal.
 pub(crate) const NODE_LEASE: Duration = Duration::from_secs(3);
@@ -762,8 +762,8 @@ impl Cluster {
             }
             {
                 let mut pending = self.pending.lock();
-                pending.reload |= notice.reload || missed;
-                pending.registered.extend(notice.registered);
+                pending.changes.merge(notice.changes);
+                pending.changes.reload |= missed;
                 if let Some(reply) = message.reply {
                     pending.acks.push((reply, notice.seq));
                 }
@@ -773,29 +773,34 @@ impl Cluster {
     }
 
     /// Follows the changes whenever notices arrived (several at once cost one pass), then
-    /// confirms them: registrations alone are adopted charger by charger, anything else
-    /// reloads the engine and the charger settings from the store.
+    /// confirms them: each kind of change is followed on its own ([`follow`]), and anything
+    /// that cannot be followed that way reloads the estate and the charger settings.
     async fn reload_on_notice(self: Arc<Self>, state: SharedState) {
         loop {
             self.reload.notified().await;
             let PendingNotices {
                 acks: replies,
-                reload,
-                registered,
+                changes,
             } = std::mem::take(&mut *self.pending.lock());
             let started = Instant::now();
-            let followed = if reload {
-                self.reload_estate(&state).await
-            } else {
-                self.adopt_chargers(&state, &registered).await
-            };
-            if let Err(err) = followed {
-                tracing::warn!(error = %err, "cannot reload the estate after a change elsewhere; retrying");
+            let summary = format!(
+                "reload={} registered={} scopes={} rules={} approved={} cards={} charger_settings={}",
+                changes.reload,
+                changes.registered.len(),
+                changes.scopes.len(),
+                changes.rules,
+                changes.approved.len(),
+                changes.cards,
+                changes.charger_settings
+            );
+            if let Err(err) = self.follow(&state, &changes).await {
+                tracing::warn!(error = %err, "cannot follow a change made elsewhere; retrying");
                 {
                     let mut pending = self.pending.lock();
                     pending.acks.extend(replies);
-                    pending.reload |= reload;
-                    pending.registered.extend(registered);
+                    let later = std::mem::take(&mut pending.changes);
+                    pending.changes = changes;
+                    pending.changes.merge(later);
                 }
                 tokio::time::sleep(REWATCH_DELAY).await;
                 self.reload.notify_one();
@@ -803,8 +808,7 @@ impl Cluster {
             }
             tracing::debug!(
                 took_ms = started.elapsed().as_millis() as u64,
-                reloaded = reload,
-                adopted = if reload { 0 } else { registered.len() },
+                changes = %summary,
                 notices = replies.len(),
                 "followed changes made on other nodes"
             );
@@ -820,19 +824,51 @@ impl Cluster {
         }
     }
 
-    /// Adds chargers registered elsewhere from their stored records; reloads when one cannot
-    /// be taken over that way.
-    async fn adopt_chargers(&self, state: &AppState, registered: &[String]) -> Result<(), String> {
-        let adopted = state
-            .estate
-            .adopt_chargers(registered)
-            .await
-            .map_err(|err| err.to_string())?;
-        if adopted {
-            Ok(())
-        } else {
-            self.reload_estate(state).await
+    /// Brings this node's copies up to what `changes` committed elsewhere: scopes and chargers
+    /// are added, rules replayed, approvals and charger settings reread, each alone; what
+    /// cannot be added that way (a parent not known here yet) reloads everything.
+    async fn follow(&self, state: &AppState, changes: &Changes) -> Result<(), String> {
+        if changes.reload {
+            return self.reload_estate(state).await;
         }
+        let scopes: Vec<(String, String, String)> = changes
+            .scopes
+            .iter()
+            .map(|s| (s.id.clone(), s.kind.clone(), s.parent.clone()))
+            .collect();
+        if !scopes.is_empty() && !state.estate.adopt_scopes(&scopes).await {
+            return self.reload_estate(state).await;
+        }
+        if !changes.registered.is_empty()
+            && !state
+                .estate
+                .adopt_chargers(&changes.registered)
+                .await
+                .map_err(|err| err.to_string())?
+        {
+            return self.reload_estate(state).await;
+        }
+        for id in &changes.approved {
+            state
+                .estate
+                .follow_approval(id)
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        if changes.rules {
+            state
+                .estate
+                .reload_rules()
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        if changes.cards {
+            state.estate.follow_cards();
+        }
+        if changes.charger_settings {
+            reload_charger_settings(state).await?;
+        }
+        Ok(())
     }
 
     /// Announces this node's commits in order and records when the live nodes confirmed.
@@ -842,25 +878,21 @@ impl Cluster {
         };
         let mut seq = 0u64;
         while let Some((mut count, committed)) = commits.recv().await {
-            let mut reload = false;
-            let mut registered = Vec::new();
-            let mut note = |committed| match committed {
-                voltgate_estate::Committed::ChargerRegistered(id) => registered.push(id),
-                voltgate_estate::Committed::Other => reload = true,
+            let mut changes = Changes {
+                reload: false,
+                ..Changes::default()
             };
-            note(committed);
+            changes.note(committed);
             while let Ok((later, committed)) = commits.try_recv() {
                 count = count.max(later);
-                note(committed);
+                changes.note(committed);
             }
-            // A notice must fit a NATS message; past that many names a reload is cheaper anyway.
-            let reload = reload || registered.len() > MAX_REGISTRATIONS_PER_NOTICE;
             seq += 1;
             let notice = Notice {
                 node: self.node_id.clone(),
                 seq,
-                reload,
-                registered: if reload { Vec::new() } else { registered },
+                // A notice must fit a NATS message; past that many names a reload is cheaper.
+                changes: changes.reload_beyond(MAX_NAMED_PER_NOTICE),
             };
             let expected = self.live_peers_now().await;
             let Ok(bytes) = serde_json::to_vec(&notice) else {
@@ -984,6 +1016,11 @@ pub(crate) async fn settle_changes(
 /// Reads everything another node may have changed back from the store.
 async fn reload(state: &AppState) -> Result<(), String> {
     state.estate.reload().await.map_err(|err| err.to_string())?;
+    reload_charger_settings(state).await
+}
+
+/// Rereads the charger settings this node keeps in memory: schema tolerances and behaviours.
+async fn reload_charger_settings(state: &AppState) -> Result<(), String> {
     let tolerances = state
         .store
         .charger_schema_tolerances()

@@ -82,22 +82,101 @@ impl CommandAnswer {
     }
 }
 
-/// "Node `node` committed its change number `seq`": reload what the store holds, or, when
-/// the changes since the last notice were charger registrations only (`reload` false), add
-/// the chargers named in `registered` from their stored records.
+/// "Node `node` committed its change number `seq`", with what changed since its last notice
+/// ([`Changes`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Notice {
     pub node: String,
     pub seq: u64,
+    #[serde(flatten)]
+    pub changes: Changes,
+}
+
+/// What a follower must do to hold what one or more changes committed elsewhere
+/// ([`voltgate_estate::Committed`], batched): reload everything, or follow each part alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Changes {
+    /// Reload the estate and the charger settings; the rest is then moot.
     #[serde(default = "reload_by_default")]
     pub reload: bool,
+    /// Chargers to add from their stored records.
     #[serde(default)]
     pub registered: Vec<String>,
+    /// Scopes to add as described, parents first.
+    #[serde(default)]
+    pub scopes: Vec<ScopeAdded>,
+    /// Replay the stored rules (principals, custom roles, assignments, modules).
+    #[serde(default)]
+    pub rules: bool,
+    /// Chargers whose approval to reread.
+    #[serde(default)]
+    pub approved: Vec<String>,
+    /// Cards changed: recompute what derives from them.
+    #[serde(default)]
+    pub cards: bool,
+    /// Reread the charger settings outside the engine.
+    #[serde(default)]
+    pub charger_settings: bool,
+}
+
+/// A scope another node added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScopeAdded {
+    pub id: String,
+    pub kind: String,
+    pub parent: String,
 }
 
 /// A notice that does not say otherwise asks for a reload.
 fn reload_by_default() -> bool {
     true
+}
+
+impl Changes {
+    /// Adds one committed change.
+    pub(crate) fn note(&mut self, committed: voltgate_estate::Committed) {
+        use voltgate_estate::Committed;
+        match committed {
+            Committed::ChargerRegistered(id) => self.registered.push(id),
+            Committed::ScopeAdded { id, kind, parent } => {
+                self.scopes.push(ScopeAdded { id, kind, parent });
+            }
+            Committed::Rules => self.rules = true,
+            Committed::ChargerApproved(id) => self.approved.push(id),
+            Committed::Cards => self.cards = true,
+            Committed::ChargerSettings => self.charger_settings = true,
+            Committed::Nothing => {}
+            Committed::Other => self.reload = true,
+        }
+    }
+
+    /// Adds the changes of a later batch.
+    pub(crate) fn merge(&mut self, later: Changes) {
+        self.reload |= later.reload;
+        self.registered.extend(later.registered);
+        self.scopes.extend(later.scopes);
+        self.rules |= later.rules;
+        self.approved.extend(later.approved);
+        self.cards |= later.cards;
+        self.charger_settings |= later.charger_settings;
+    }
+
+    /// How many things the changes name one by one.
+    pub(crate) fn named(&self) -> usize {
+        self.registered.len() + self.scopes.len() + self.approved.len()
+    }
+
+    /// A reload in place of changes too many to name in one message.
+    pub(crate) fn reload_beyond(self, most_named: usize) -> Changes {
+        if self.reload || self.named() > most_named {
+            Changes {
+                reload: true,
+                ..Changes::default()
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// "Node `node` reloaded after your change number `seq` arrived": the answer to a [`Notice`],
@@ -145,5 +224,69 @@ mod tests {
             back.into_result(),
             Err(CallFailure::CallError { code, .. }) if code == "NotSupported"
         ));
+    }
+
+    #[test]
+    fn a_notice_without_its_changes_asks_for_a_reload_and_batches_add_up() {
+        let bare: Notice = serde_json::from_str(r#"{"node":"a","seq":1}"#).unwrap();
+        assert!(
+            bare.changes.reload,
+            "a notice that says nothing asks for a reload"
+        );
+        let registrations: Notice =
+            serde_json::from_str(r#"{"node":"a","seq":2,"reload":false,"registered":["CP-1"]}"#)
+                .unwrap();
+        assert!(!registrations.changes.reload);
+        assert_eq!(registrations.changes.registered, ["CP-1"]);
+
+        use voltgate_estate::Committed;
+        let mut changes = Changes::default();
+        for committed in [
+            Committed::ScopeAdded {
+                id: "s".into(),
+                kind: "site".into(),
+                parent: "root".into(),
+            },
+            Committed::ChargerRegistered("CP-2".into()),
+            Committed::Rules,
+            Committed::ChargerApproved("CP-2".into()),
+            Committed::Cards,
+            Committed::ChargerSettings,
+            Committed::Nothing,
+        ] {
+            changes.note(committed);
+        }
+        assert!(!changes.reload);
+        assert_eq!(changes.named(), 3);
+        assert!(changes.rules && changes.cards && changes.charger_settings);
+        let mut merged = changes.clone();
+        merged.merge(registrations.changes);
+        assert_eq!(merged.registered, ["CP-2", "CP-1"]);
+        assert_eq!(
+            changes.clone().reload_beyond(3),
+            changes,
+            "within the limit"
+        );
+        assert_eq!(
+            changes.reload_beyond(2),
+            Changes {
+                reload: true,
+                ..Changes::default()
+            }
+        );
+        let mut other = Changes::default();
+        other.note(Committed::Other);
+        assert!(other.reload);
+
+        let round_trip: Notice = serde_json::from_slice(
+            &serde_json::to_vec(&Notice {
+                node: "b".into(),
+                seq: 3,
+                changes: merged.clone(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(round_trip.changes, merged);
     }
 }
