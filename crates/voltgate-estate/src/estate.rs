@@ -238,20 +238,18 @@ impl Estate {
         let mut change = self.begin(Committed::Nothing).await;
         self.engine()
             .check_add_scope(&charger.id, STATION_KIND, &charger.scope)?;
-        if self.store.charger(&charger.id).await?.is_some() {
+        let station = ScopeRecord {
+            id: charger.id.clone(),
+            kind: STATION_KIND.to_owned(),
+            parent: Some(charger.scope.clone()),
+            name: None,
+        };
+        // A failed write may have written nothing or (unknown to us) everything: reload.
+        change.committed = Committed::Other;
+        if !self.store.add_charger(charger, &station).await? {
+            change.committed = Committed::Nothing;
             return Err(PolicyError::DuplicateScope(charger.id.clone()).into());
         }
-        // A failed write may have written nothing, the charger, or both rows: reload.
-        change.committed = Committed::Other;
-        self.store.put_charger(charger).await?;
-        self.store
-            .put_scope(&ScopeRecord {
-                id: charger.id.clone(),
-                kind: STATION_KIND.to_owned(),
-                parent: Some(charger.scope.clone()),
-                name: None,
-            })
-            .await?;
         self.apply(|engine| engine.add_scope(&charger.id, STATION_KIND, &charger.scope));
         if charger.pending {
             self.pending_chargers.write().insert(charger.id.clone());

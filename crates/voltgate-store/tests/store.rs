@@ -130,6 +130,7 @@ on_both_backends!(
     roles_round_trip,
     assignments_are_a_set,
     chargers_and_boots,
+    a_charger_is_added_with_its_station_once,
     charger_schema_tolerance_survives_rewrites,
     charger_behaviour_survives_rewrites,
     api_tokens,
@@ -388,6 +389,42 @@ async fn assignments_are_a_set(store: &Arc<impl Inspect>) {
     assert!(store.remove_assignment(&viewer).await.unwrap());
     assert!(!store.remove_assignment(&viewer).await.unwrap());
     assert_eq!(store.assignments().await.unwrap(), [admin]);
+}
+
+async fn a_charger_is_added_with_its_station_once(store: &Arc<impl Inspect>) {
+    store.put_scope(&scope("site", "site", None)).await.unwrap();
+    let charger = ChargerRecord {
+        id: "CP-1".to_owned(),
+        scope: "site".to_owned(),
+        password_hash: None,
+        security_profile: 1,
+        pending: true,
+    };
+    let station = scope("CP-1", "station", Some("site"));
+    assert!(store.add_charger(&charger, &station).await.unwrap());
+    assert_eq!(store.charger("CP-1").await.unwrap(), Some(charger.clone()));
+    assert_eq!(
+        store.scopes().await.unwrap(),
+        [scope("site", "site", None), station.clone()]
+    );
+    let again = ChargerRecord {
+        security_profile: 2,
+        pending: false,
+        ..charger.clone()
+    };
+    assert!(
+        !store
+            .add_charger(&again, &scope("CP-1", "other", Some("site")))
+            .await
+            .unwrap(),
+        "a charger of that id exists"
+    );
+    assert_eq!(
+        store.charger("CP-1").await.unwrap(),
+        Some(charger),
+        "nothing was written"
+    );
+    assert_eq!(store.scopes().await.unwrap()[1], station);
 }
 
 async fn charger_schema_tolerance_survives_rewrites(store: &Arc<impl Inspect>) {

@@ -289,6 +289,9 @@ impl Store for RefusingStore {
     async fn put_charger(&self, _: &ChargerRecord) -> Result<(), StoreError> {
         self.refuse()
     }
+    async fn add_charger(&self, _: &ChargerRecord, _: &ScopeRecord) -> Result<bool, StoreError> {
+        self.refuse()
+    }
     async fn charger(&self, _: &str) -> Result<Option<ChargerRecord>, StoreError> {
         self.refuse()
     }

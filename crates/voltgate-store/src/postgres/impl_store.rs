@@ -224,6 +224,36 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn add_charger(
+        &self,
+        c: &ChargerRecord,
+        station: &ScopeRecord,
+    ) -> Result<bool, StoreError> {
+        // One statement: the scope row is written only when the charger row was.
+        let added = sqlx::query(
+            "WITH added AS ( \
+                 INSERT INTO chargers (id, scope, password_hash, security_profile, pending) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id) \
+             INSERT INTO scopes (id, kind, parent, name) \
+             SELECT $6, $7, $8, $9 FROM added \
+             ON CONFLICT (id) DO UPDATE SET \
+             kind = excluded.kind, parent = excluded.parent, name = excluded.name \
+             RETURNING id",
+        )
+        .bind(&c.id)
+        .bind(&c.scope)
+        .bind(&c.password_hash)
+        .bind(i16::from(c.security_profile))
+        .bind(c.pending)
+        .bind(&station.id)
+        .bind(&station.kind)
+        .bind(&station.parent)
+        .bind(&station.name)
+        .fetch_optional(self.pool()?)
+        .await?;
+        Ok(added.is_some())
+    }
+
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError> {
         let found = sqlx::query(
             "SELECT id, scope, password_hash, security_profile, pending FROM chargers \

@@ -300,6 +300,44 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_charger(
+        &self,
+        c: &ChargerRecord,
+        station: &ScopeRecord,
+    ) -> Result<bool, StoreError> {
+        self.write((c.clone(), station.clone()), |conn, (c, station)| {
+            Box::pin(async move {
+                let added = sqlx::query(
+                    "INSERT INTO chargers (id, scope, password_hash, security_profile, pending) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&c.id)
+                .bind(&c.scope)
+                .bind(&c.password_hash)
+                .bind(i64::from(c.security_profile))
+                .bind(i64::from(c.pending))
+                .execute(&mut *conn)
+                .await?;
+                if added.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO scopes (id, kind, parent, name) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                     kind = excluded.kind, parent = excluded.parent, name = excluded.name",
+                )
+                .bind(&station.id)
+                .bind(&station.kind)
+                .bind(&station.parent)
+                .bind(&station.name)
+                .execute(&mut *conn)
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError> {
         self.read(id, |conn, id| {
             Box::pin(async move {
