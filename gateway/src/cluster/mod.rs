@@ -433,7 +433,8 @@ impl Cluster {
     async fn live_peers_now(&self) -> usize {
         let read = async {
             let keys = self.nodes.keys().await.ok()?;
-            let ids: Vec<String> = keys
+            // A node that renews its id while the keys are listed is listed again.
+            let ids: std::collections::HashSet<String> = keys
                 .filter_map(|key| async move { key.ok() })
                 .collect()
                 .await;
