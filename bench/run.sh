@@ -20,7 +20,9 @@
 # (60; the failover phase needs the ramp, CLUSTER_KILL_AT and 30 s more), CLUSTER_KILL_AT (10:
 # seconds after every charger is online when one node is SIGKILLed), CLUSTER_RAMP
 # (200 new connections per second per simulator), CLUSTER_CHANGES (100 changes timed from one
-# node to another), PG_PORT (19432), NATS_PORT (19422).
+# node to another), CLUSTER_LOG (warn: the nodes' VOLTGATE_LOG, e.g.
+# "warn,voltgate::cluster=debug" for how long each node took to follow each change),
+# PG_PORT (19432), NATS_PORT (19422).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -297,9 +299,9 @@ start_node() {
     local n=$1 db=$2
     shift 2
     local register="--auto-register $SCOPE --auto-register-trusted --auto-register-address-burst 1000000 --auto-register-total-burst 1000000"
-    echo "+ voltgate (node $n) --db $db $* $register --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
+    echo "+ VOLTGATE_LOG=${CLUSTER_LOG:-warn} voltgate (node $n) --db $db $* $register --heartbeat-interval 60 ${GW_ARGS:-}" >>"$OUT/commands.txt"
     # shellcheck disable=SC2086
-    VOLTGATE_LOG=warn taskset -c "$GW_CPU" "$GW" --db "$db" "$@" --admin-token "$TOKEN" $register \
+    VOLTGATE_LOG="${CLUSTER_LOG:-warn}" taskset -c "$GW_CPU" "$GW" --db "$db" "$@" --admin-token "$TOKEN" $register \
         --ocpp-listen "127.0.0.1:$((OCPP_PORT + n))" --api-listen "127.0.0.1:$((API_PORT + n))" \
         --heartbeat-interval 60 ${GW_ARGS:-} >"$OUT/cluster.node-$n.log" 2>&1 &
     NODE_PIDS[n]=$!

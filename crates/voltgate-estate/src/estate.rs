@@ -619,6 +619,18 @@ mod tests {
         (one, two)
     }
 
+    /// Every change committed through `estate` from now on, as its commit hook hears them.
+    fn hear_commits(estate: &Estate) -> Arc<parking_lot::Mutex<Vec<Committed>>> {
+        let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let hook_heard = heard.clone();
+        assert!(estate
+            .set_commit_hook(Box::new(move |_, committed| {
+                hook_heard.lock().push(committed.clone())
+            }))
+            .is_ok());
+        heard
+    }
+
     /// Two estates over one store stand for two gateway nodes: a change through one reaches
     /// the other only by `reload`, which is not counted as that estate's own commit, while the
     /// commit hook hears every change made through its estate.
@@ -661,13 +673,7 @@ mod tests {
     #[tokio::test]
     async fn a_follower_adopts_a_registered_charger_without_a_reload() {
         let (one, two) = two_estates_over_one_store().await;
-        let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let hook_heard = heard.clone();
-        assert!(one
-            .set_commit_hook(Box::new(move |_, committed| {
-                hook_heard.lock().push(committed.clone())
-            }))
-            .is_ok());
+        let heard = hear_commits(&one);
         let site = ScopeRecord {
             id: "site-a".into(),
             kind: "site".into(),
@@ -797,13 +803,7 @@ mod tests {
     #[tokio::test]
     async fn a_follower_holds_every_kind_of_change_without_a_full_reload() {
         let (one, two) = two_estates_over_one_store().await;
-        let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let hook_heard = heard.clone();
-        assert!(one
-            .set_commit_hook(Box::new(move |_, committed| {
-                hook_heard.lock().push(committed.clone())
-            }))
-            .is_ok());
+        let heard = hear_commits(&one);
         let scope = |id: &str, kind: &str, parent: Option<&str>| ScopeRecord {
             id: id.into(),
             kind: kind.into(),

@@ -56,8 +56,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a new charger and its station scope in one write: `false`, with nothing written,
     /// when a charger of that id exists already. What registration takes, in one round trip
     /// (the station scope replaces a scope row of that id, as [`Store::put_scope`] does).
-    async fn add_charger(&self, c: &ChargerRecord, station: &ScopeRecord)
-        -> Result<bool, StoreError>;
+    async fn add_charger(
+        &self,
+        c: &ChargerRecord,
+        station: &ScopeRecord,
+    ) -> Result<bool, StoreError>;
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError>;
     /// All chargers ordered by id.
     async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError>;

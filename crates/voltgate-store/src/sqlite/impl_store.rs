@@ -2,7 +2,7 @@
 //! single statement (the meter-values write adds a lookup only to tell a resend from an unknown
 //! transaction), so it is atomic on its own and can share a group commit with others.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{rows, SqliteStore};
 use crate::error::{refused_write, StoreError};
@@ -55,20 +55,7 @@ impl Store for SqliteStore {
 
     async fn put_scope(&self, s: &ScopeRecord) -> Result<(), StoreError> {
         self.write(s.clone(), |conn, s| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO scopes (id, kind, parent, name) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (id) DO UPDATE SET \
-                     kind = excluded.kind, parent = excluded.parent, name = excluded.name",
-                )
-                .bind(&s.id)
-                .bind(&s.kind)
-                .bind(&s.parent)
-                .bind(&s.name)
-                .execute(conn)
-                .await?;
-                Ok(())
-            })
+            Box::pin(async move { upsert_scope(conn, s).await })
         })
         .await
     }
@@ -321,17 +308,7 @@ impl Store for SqliteStore {
                 if added.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "INSERT INTO scopes (id, kind, parent, name) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (id) DO UPDATE SET \
-                     kind = excluded.kind, parent = excluded.parent, name = excluded.name",
-                )
-                .bind(&station.id)
-                .bind(&station.kind)
-                .bind(&station.parent)
-                .bind(&station.name)
-                .execute(&mut *conn)
-                .await?;
+                upsert_scope(conn, station).await?;
                 Ok(true)
             })
         })
@@ -1003,6 +980,22 @@ impl Store for SqliteStore {
         .await
     }
 }
+/// Inserts a scope, or replaces the one of that id.
+async fn upsert_scope(conn: &mut SqliteConnection, s: &ScopeRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO scopes (id, kind, parent, name) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET \
+         kind = excluded.kind, parent = excluded.parent, name = excluded.name",
+    )
+    .bind(&s.id)
+    .bind(&s.kind)
+    .bind(&s.parent)
+    .bind(&s.name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
