@@ -18,7 +18,7 @@
 //! The lock, the change counter and its wake-up are fields, not process-wide statics, so two
 //! gateways in one process never share them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -260,30 +260,38 @@ impl Estate {
 
     /// Follows charger registrations another process committed: adds each stored charger to
     /// the engine as a reload would, without rereading the rest of the estate, under one turn
-    /// of the write lock however many there are. `false` as soon as one cannot be taken over
+    /// of the write lock and with one store read (a few for thousands) however many there are. `false` as soon as one cannot be taken over
     /// that way (gone again, its scope unknown here, the id held by a scope of another kind):
     /// the caller then reloads.
     pub async fn adopt_chargers(&self, ids: &[String]) -> Result<bool, StoreError> {
         let _lock = self.writes.lock().await;
+        let records: HashMap<String, ChargerRecord> = self
+            .store
+            .chargers_named(ids)
+            .await?
+            .into_iter()
+            .map(|record| (record.id.clone(), record))
+            .collect();
         let mut adopted_all = true;
-        for id in ids {
-            let Some(record) = self.store.charger(id).await? else {
-                adopted_all = false;
-                break;
-            };
-            let adopted = {
-                let mut engine = self.engine.write();
-                match engine.scope_kind(id) {
+        {
+            let mut engine = self.engine.write();
+            let mut pending = self.pending_chargers.write();
+            for id in ids {
+                let Some(record) = records.get(id) else {
+                    adopted_all = false;
+                    break;
+                };
+                let adopted = match engine.scope_kind(id) {
                     Some(kind) => kind == STATION_KIND,
                     None => engine.add_scope(id, STATION_KIND, &record.scope).is_ok(),
+                };
+                if !adopted {
+                    adopted_all = false;
+                    break;
                 }
-            };
-            if !adopted {
-                adopted_all = false;
-                break;
-            }
-            if record.pending {
-                self.pending_chargers.write().insert(id.clone());
+                if record.pending {
+                    pending.insert(id.clone());
+                }
             }
         }
         self.followed();

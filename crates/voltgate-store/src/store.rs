@@ -62,6 +62,9 @@ pub trait Store: Send + Sync + 'static {
         station: &ScopeRecord,
     ) -> Result<bool, StoreError>;
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError>;
+    /// The stored chargers among `ids`, in no particular order; an id the store does not hold
+    /// is left out. A few queries however many ids (a follower adopting a registration storm).
+    async fn chargers_named(&self, ids: &[String]) -> Result<Vec<ChargerRecord>, StoreError>;
     /// All chargers ordered by id.
     async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError>;
     /// Whether the charger awaits approval (auto-registered, not yet trusted); `false` for an

@@ -131,6 +131,7 @@ on_both_backends!(
     assignments_are_a_set,
     chargers_and_boots,
     a_charger_is_added_with_its_station_once,
+    chargers_are_read_by_the_batch,
     charger_schema_tolerance_survives_rewrites,
     charger_behaviour_survives_rewrites,
     api_tokens,
@@ -425,6 +426,30 @@ async fn a_charger_is_added_with_its_station_once(store: &Arc<impl Inspect>) {
         "nothing was written"
     );
     assert_eq!(store.scopes().await.unwrap()[1], station);
+}
+
+async fn chargers_are_read_by_the_batch(store: &Arc<impl Inspect>) {
+    let ids: Vec<String> = (0..1_200).map(|n| format!("CP-{n:04}")).collect();
+    for id in ids.iter().step_by(2) {
+        store
+            .put_charger(&ChargerRecord {
+                id: id.clone(),
+                scope: "site".to_owned(),
+                password_hash: None,
+                security_profile: 0,
+                pending: id.ends_with('0'),
+            })
+            .await
+            .unwrap();
+    }
+    let mut asked = ids.clone();
+    asked.push("CP-NONE".to_owned());
+    let mut found = store.chargers_named(&asked).await.unwrap();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    let expected: Vec<&String> = ids.iter().step_by(2).collect();
+    assert_eq!(found.iter().map(|c| &c.id).collect::<Vec<_>>(), expected);
+    assert!(found.iter().all(|c| c.pending == c.id.ends_with('0')));
+    assert!(store.chargers_named(&[]).await.unwrap().is_empty());
 }
 
 async fn charger_schema_tolerance_survives_rewrites(store: &Arc<impl Inspect>) {

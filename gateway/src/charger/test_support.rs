@@ -295,6 +295,9 @@ impl Store for RefusingStore {
     async fn charger(&self, _: &str) -> Result<Option<ChargerRecord>, StoreError> {
         self.refuse()
     }
+    async fn chargers_named(&self, _: &[String]) -> Result<Vec<ChargerRecord>, StoreError> {
+        self.refuse()
+    }
     async fn chargers(&self) -> Result<Vec<ChargerRecord>, StoreError> {
         self.refuse()
     }

@@ -254,6 +254,17 @@ impl Store for PostgresStore {
         Ok(added.is_some())
     }
 
+    async fn chargers_named(&self, ids: &[String]) -> Result<Vec<ChargerRecord>, StoreError> {
+        let found = sqlx::query(
+            "SELECT id, scope, password_hash, security_profile, pending FROM chargers \
+             WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(self.pool()?)
+        .await?;
+        rows::all(&found, rows::charger)
+    }
+
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError> {
         let found = sqlx::query(
             "SELECT id, scope, password_hash, security_profile, pending FROM chargers \

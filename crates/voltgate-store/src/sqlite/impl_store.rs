@@ -315,6 +315,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn chargers_named(&self, ids: &[String]) -> Result<Vec<ChargerRecord>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        // Well inside SQLite's limit on bound parameters.
+        for chunk in ids.chunks(500) {
+            let records = self
+                .read(chunk, |conn, chunk| {
+                    Box::pin(async move {
+                        let mut query = QueryBuilder::<Sqlite>::new(
+                            "SELECT id, scope, password_hash, security_profile, pending \
+                             FROM chargers WHERE id IN (",
+                        );
+                        let mut ids = query.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(id.as_str());
+                        }
+                        query.push(")");
+                        let rows = query.build().fetch_all(conn).await?;
+                        rows::all(&rows, rows::charger)
+                    })
+                })
+                .await?;
+            found.extend(records);
+        }
+        Ok(found)
+    }
+
     async fn charger(&self, id: &str) -> Result<Option<ChargerRecord>, StoreError> {
         self.read(id, |conn, id| {
             Box::pin(async move {
