@@ -368,18 +368,30 @@ connected_on() {
 }
 
 propagation_probe() {
-    # propagation_probe FROM_PORT TO_PORT: CLUSTER_CHANGES scopes created through one node's
-    # API, each then listed through another's; per change, the microseconds from sending the
-    # change until the other node lists it (two curl processes included, so an upper bound)
-    local from=$1 to=$2 i t0 t1 id
+    # propagation_probe FROM_PORT TO_PORT KIND: CLUSTER_CHANGES changes made through one node's
+    # API, each then looked for through another's; per change, the microseconds from sending
+    # the change until the other node shows it (two curl processes included, so an upper
+    # bound). KIND scopes: a site created, found in the scope list, which holds every scope,
+    # stations included, so its cost grows with the estate; KIND roles: a custom role defined
+    # (a rule change, which the other nodes replay onto the stations they hold), found in the
+    # role list, which is read from the engine alone.
+    local from=$1 to=$2 kind=$3 i t0 t1 id body
     local auth="Authorization: Bearer $TOKEN"
     for i in $(seq 1 "$CLUSTER_CHANGES"); do
-        id="probe-$i"
+        case $kind in
+        scopes)
+            id="probe-$i"
+            body="{\"id\":\"$id\",\"kind\":\"site\",\"parent\":\"root\"}"
+            ;;
+        roles)
+            id="probe-role-$i"
+            body="{\"id\":\"$id\",\"permissions\":[\"charge-at-sites\"]}"
+            ;;
+        esac
         t0=$(date +%s%N)
         curl -fsS -o /dev/null -H "$auth" -H 'Content-Type: application/json' \
-            -d "{\"id\":\"$id\",\"kind\":\"site\",\"parent\":\"root\"}" \
-            "http://127.0.0.1:$from/api/v1/scopes" || { echo "change $id refused" >&2; continue; }
-        until curl -fsS -H "$auth" "http://127.0.0.1:$to/api/v1/scopes" | grep -q "\"$id\""; do :; done
+            -d "$body" "http://127.0.0.1:$from/api/v1/$kind" || { echo "change $id refused" >&2; continue; }
+        until curl -fsS -H "$auth" "http://127.0.0.1:$to/api/v1/$kind" | grep -q "\"$id\""; do :; done
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000))
     done | sort -n | awk '{ v[NR] = $1 } END {
@@ -478,8 +490,11 @@ scenario_cluster() {
     online_after=$(wait_all_online "$CLUSTER_DURATION" "${all_ports[@]}")
     echo "cluster: all $CLUSTER_CHARGERS chargers online after ${online_after:-more than $CLUSTER_DURATION} s" >&2
     echo "+ propagation_probe: $CLUSTER_CHANGES scopes created through node 1, each then listed through node 2" >>"$OUT/commands.txt"
-    propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" >"$OUT/cluster.propagation.json"
+    propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" scopes >"$OUT/cluster.propagation.json"
     echo "cluster: change propagation $(cat "$OUT/cluster.propagation.json")" >&2
+    echo "+ propagation_probe: $CLUSTER_CHANGES custom roles defined through node 1, each then listed through node 2" >>"$OUT/commands.txt"
+    propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" roles >"$OUT/cluster.propagation-roles.json"
+    echo "cluster: rule change propagation $(cat "$OUT/cluster.propagation-roles.json")" >&2
     wait_sims cluster
 
     # 3. a node SIGKILLed under the same load, CLUSTER_KILL_AT s after every charger is online

@@ -103,6 +103,12 @@ def cluster_table(out):
                   f"- {propagation.get('changes', 0)} changes through node 1, each listed through node 2: "
                   f"p50 {fmt(propagation.get('p50_ms'), 2)} ms, p99 {fmt(propagation.get('p99_ms'), 2)} ms, "
                   f"max {fmt(propagation.get('max_ms'), 2)} ms (two curl processes included)", ""]
+    rules = load(out / "cluster.propagation-roles.json")
+    if rules:
+        lines += ["## cluster: rule change propagation", "",
+                  f"- {rules.get('changes', 0)} custom roles defined through node 1, each listed through node 2: "
+                  f"p50 {fmt(rules.get('p50_ms'), 2)} ms, p99 {fmt(rules.get('p99_ms'), 2)} ms, "
+                  f"max {fmt(rules.get('max_ms'), 2)} ms (two curl processes included)", ""]
     failover = load(out / "cluster.failover.json")
     if failover:
         back = failover.get("online_again_after_s")
