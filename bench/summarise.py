@@ -97,18 +97,16 @@ def cluster_table(out):
                          f"steady window: {cpu * 1e6 / (messages + commands):.1f} µs ({cpu / window:.2f} cores)")
         lines.append(f"- errors: {errors or 'none'}")
         lines.append("")
-    propagation = load(out / "cluster.propagation.json")
-    if propagation:
-        lines += ["## cluster: change propagation", "",
-                  f"- {propagation.get('changes', 0)} changes through node 1, each listed through node 2: "
-                  f"p50 {fmt(propagation.get('p50_ms'), 2)} ms, p99 {fmt(propagation.get('p99_ms'), 2)} ms, "
-                  f"max {fmt(propagation.get('max_ms'), 2)} ms (two curl processes included)", ""]
-    rules = load(out / "cluster.propagation-roles.json")
-    if rules:
-        lines += ["## cluster: rule change propagation", "",
-                  f"- {rules.get('changes', 0)} custom roles defined through node 1, each listed through node 2: "
-                  f"p50 {fmt(rules.get('p50_ms'), 2)} ms, p99 {fmt(rules.get('p99_ms'), 2)} ms, "
-                  f"max {fmt(rules.get('max_ms'), 2)} ms (two curl processes included)", ""]
+    for file, title, changes in (
+        ("cluster.propagation.json", "change propagation", "changes"),
+        ("cluster.propagation-roles.json", "rule change propagation", "custom roles defined"),
+    ):
+        probe = load(out / file)
+        if probe:
+            lines += [f"## cluster: {title}", "",
+                      f"- {probe.get('changes', 0)} {changes} through node 1, each listed through node 2: "
+                      f"p50 {fmt(probe.get('p50_ms'), 2)} ms, p99 {fmt(probe.get('p99_ms'), 2)} ms, "
+                      f"max {fmt(probe.get('max_ms'), 2)} ms (two curl processes included)", ""]
     failover = load(out / "cluster.failover.json")
     if failover:
         back = failover.get("online_again_after_s")
