@@ -22,6 +22,10 @@ const ACTIONS: &[&str] = &[
     "TransactionEvent",
     "Authorize",
     "DataTransfer",
+    "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification",
+    "LogStatusNotification",
+    "SecurityEventNotification",
 ];
 
 fn validator() -> &'static Validator {
