@@ -73,11 +73,7 @@ pub enum Committed {
     ChargerRegistered(String),
     /// A scope was added. Scopes are never changed or removed, so a follower adds it as
     /// described ([`Estate::adopt_scopes`]).
-    ScopeAdded {
-        id: String,
-        kind: String,
-        parent: String,
-    },
+    ScopeAdded(ScopeRecord),
     /// Principals, custom roles, assignments or module settings changed: a follower replays
     /// the stored rules onto the scopes it holds ([`Estate::reload_rules`]).
     Rules,
@@ -225,11 +221,7 @@ impl Estate {
         change.committed = Committed::Other;
         self.store.put_scope(record).await?;
         self.apply(|engine| engine.add_scope(&record.id, &record.kind, parent));
-        change.committed = Committed::ScopeAdded {
-            id: record.id.clone(),
-            kind: record.kind.clone(),
-            parent: parent.to_owned(),
-        };
+        change.committed = Committed::ScopeAdded(record.clone());
         Ok(())
     }
 
@@ -301,15 +293,21 @@ impl Estate {
     /// Follows scopes another process added, under one turn of the write lock; `false` as
     /// soon as one cannot be placed (its parent unknown here, its id held by a scope of
     /// another kind): the caller then reloads.
-    pub async fn adopt_scopes(&self, scopes: &[(String, String, String)]) -> bool {
+    pub async fn adopt_scopes(&self, scopes: &[ScopeRecord]) -> bool {
         let _lock = self.writes.lock().await;
         let adopted = {
             let mut engine = self.engine.write();
             scopes
                 .iter()
-                .all(|(id, kind, parent)| match engine.scope_kind(id) {
-                    Some(known) => known == kind,
-                    None => engine.add_scope(id, kind, parent).is_ok(),
+                .all(|scope| match engine.scope_kind(&scope.id) {
+                    Some(known) => known == scope.kind,
+                    None => {
+                        let parent = scope
+                            .parent
+                            .as_deref()
+                            .unwrap_or(voltgate_policy::ROOT_SCOPE_ID);
+                        engine.add_scope(&scope.id, &scope.kind, parent).is_ok()
+                    }
                 })
         };
         self.followed();
@@ -319,14 +317,18 @@ impl Estate {
     /// Follows rule changes another process committed (principals, custom roles,
     /// assignments, module settings): the stored rules are replayed onto the scopes this
     /// engine holds, under the write lock. Costs what the rules cost, not what the stations
-    /// do. On a store failure the engine stays as it was.
-    pub async fn reload_rules(&self) -> Result<(), StoreError> {
+    /// do. `false` when a stored rule could not be placed (a scope it names that this engine
+    /// has not followed yet): the caller then reloads, which reads the scopes too. A store
+    /// holding rules the preset cannot express (after a preset switch) answers `false`
+    /// every time, so such an estate reloads on each rule change. On a store failure the
+    /// engine stays as it was.
+    pub async fn reload_rules(&self) -> Result<bool, StoreError> {
         let _lock = self.writes.lock().await;
         let mut engine = self.engine().scopes_only();
-        crate::load::replay_rules(self.store.as_ref(), &mut engine).await?;
+        let skipped = crate::load::replay_rules(self.store.as_ref(), &mut engine).await?;
         *self.engine.write() = engine;
         self.followed();
-        Ok(())
+        Ok(skipped == 0)
     }
 
     /// Follows an approval another process made: rereads whether charger `id` is pending.
@@ -702,11 +704,7 @@ mod tests {
         assert_eq!(
             *heard.lock(),
             [
-                Committed::ScopeAdded {
-                    id: "site-a".into(),
-                    kind: "site".into(),
-                    parent: "root".into()
-                },
+                Committed::ScopeAdded(site.clone()),
                 Committed::ChargerRegistered("CP-1".into()),
                 Committed::Nothing
             ],
@@ -785,12 +783,8 @@ mod tests {
     /// Follows one committed change the way a gateway node does, without a full reload.
     async fn follow(follower: &Estate, committed: &Committed) {
         match committed {
-            Committed::ScopeAdded { id, kind, parent } => {
-                assert!(
-                    follower
-                        .adopt_scopes(&[(id.clone(), kind.clone(), parent.clone())])
-                        .await
-                );
+            Committed::ScopeAdded(scope) => {
+                assert!(follower.adopt_scopes(std::slice::from_ref(scope)).await);
             }
             Committed::ChargerRegistered(id) => {
                 assert!(follower
@@ -798,7 +792,7 @@ mod tests {
                     .await
                     .unwrap());
             }
-            Committed::Rules => follower.reload_rules().await.unwrap(),
+            Committed::Rules => assert!(follower.reload_rules().await.unwrap()),
             Committed::ChargerApproved(id) => follower.follow_approval(id).await.unwrap(),
             Committed::Cards => follower.follow_cards(),
             Committed::ChargerSettings | Committed::Nothing => {}
@@ -962,7 +956,7 @@ mod tests {
         }
         assert!(switched.len() >= 2, "modules switch at an organisation");
         one.set_module("org", &switched[0], false).await.unwrap();
-        two.reload_rules().await.unwrap();
+        assert!(two.reload_rules().await.unwrap());
         let loaded = crate::load_engine(
             one.store().as_ref(),
             voltgate_policy::Preset::builtin("virta").unwrap(),
@@ -976,10 +970,45 @@ mod tests {
         assert!(!two.engine().module_on("org", &switched[0]).unwrap());
         assert!(two.engine().module_on("org", &switched[1]).unwrap());
         one.set_module("org", &switched[1], false).await.unwrap();
-        two.reload_rules().await.unwrap();
+        assert!(two.reload_rules().await.unwrap());
         assert!(
             !two.engine().module_on("org", &switched[1]).unwrap(),
             "switched back off"
+        );
+    }
+
+    /// A rule naming a scope the follower has not followed yet (its notice still on the way
+    /// from another node) cannot be replayed: the follower is told, to reload instead, and
+    /// the reload places it.
+    #[tokio::test]
+    async fn rules_on_a_scope_not_followed_yet_ask_for_a_reload() {
+        let (one, two) = two_estates_over_one_store().await;
+        one.add_scope(&ScopeRecord {
+            id: "site-late".into(),
+            kind: "site".into(),
+            parent: None,
+            name: None,
+        })
+        .await
+        .unwrap();
+        one.add_principal(
+            &PrincipalRecord {
+                id: "lena".into(),
+                kind: "driver".into(),
+                home_scope: "site-late".into(),
+                name: "lena".into(),
+                blocked: false,
+            },
+            PrincipalKind::Driver,
+        )
+        .await
+        .unwrap();
+        assert!(!two.reload_rules().await.unwrap(), "lena's home is unknown");
+        assert_eq!(two.engine().principal_kind("lena"), None);
+        two.reload().await.unwrap();
+        assert_eq!(
+            two.engine().principal_kind("lena"),
+            Some(PrincipalKind::Driver)
         );
     }
 }

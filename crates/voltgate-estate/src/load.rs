@@ -17,30 +17,40 @@ pub async fn load_engine(store: &dyn Store, preset: Preset) -> Result<Engine, St
 
 /// Replays every stored module setting, principal, custom role and assignment, in that order,
 /// into an engine that holds the scopes already (a new one, or [`Engine::scopes_only`]).
-pub(crate) async fn replay_rules(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
+/// Answers how many records it had to skip.
+pub(crate) async fn replay_rules(
+    store: &dyn Store,
+    engine: &mut Engine,
+) -> Result<usize, StoreError> {
+    let mut skipped = 0;
     for (scope, module, on) in store.modules().await? {
         if let Err(err) = engine.set_module(&scope, &module, on) {
             tracing::warn!(%scope, %module, error = %err, "stored module setting skipped");
+            skipped += 1;
         }
     }
     for principal in store.principals().await? {
         let Ok(kind) = principal.kind.parse::<PrincipalKind>() else {
             tracing::warn!(principal = %principal.id, kind = %principal.kind, "stored principal of unknown kind skipped");
+            skipped += 1;
             continue;
         };
         if let Err(err) = engine.add_principal(&principal.id, kind, &principal.home_scope) {
             tracing::warn!(principal = %principal.id, error = %err, "stored principal skipped");
+            skipped += 1;
             continue;
         }
         if principal.blocked {
             if let Err(err) = engine.set_blocked(&principal.id, true) {
                 tracing::warn!(principal = %principal.id, error = %err, "could not block stored principal");
+                skipped += 1;
             }
         }
     }
     for role in store.roles().await? {
         if let Err(err) = engine.define_role(&role.id, &role.label, &role.permissions) {
             tracing::warn!(role = %role.id, error = %err, "stored custom role skipped");
+            skipped += 1;
         }
     }
     for assignment in store.assignments().await? {
@@ -53,9 +63,10 @@ pub(crate) async fn replay_rules(store: &dyn Store, engine: &mut Engine) -> Resu
                 error = %err,
                 "stored assignment skipped"
             );
+            skipped += 1;
         }
     }
-    Ok(())
+    Ok(skipped)
 }
 
 /// The chargers the store marks pending approval, for [`crate::Estate::with_pending_chargers`].

@@ -784,16 +784,6 @@ impl Cluster {
                 changes,
             } = std::mem::take(&mut *self.pending.lock());
             let started = Instant::now();
-            let summary = format!(
-                "reload={} registered={} scopes={} rules={} approved={} cards={} charger_settings={}",
-                changes.reload,
-                changes.registered.len(),
-                changes.scopes.len(),
-                changes.rules,
-                changes.approved.len(),
-                changes.cards,
-                changes.charger_settings
-            );
             if let Err(err) = self.follow(&state, &changes).await {
                 tracing::warn!(error = %err, "cannot follow a change made elsewhere; retrying");
                 {
@@ -809,7 +799,13 @@ impl Cluster {
             }
             tracing::debug!(
                 took_ms = started.elapsed().as_millis() as u64,
-                changes = %summary,
+                reload = changes.reload,
+                registered = changes.registered.len(),
+                scopes = changes.scopes.len(),
+                rules = changes.rules,
+                approved = changes.approved.len(),
+                cards = changes.cards,
+                charger_settings = changes.charger_settings,
                 notices = replies.len(),
                 "followed changes made on other nodes"
             );
@@ -832,12 +828,7 @@ impl Cluster {
         if changes.reload {
             return self.reload_estate(state).await;
         }
-        let scopes: Vec<(String, String, String)> = changes
-            .scopes
-            .iter()
-            .map(|s| (s.id.clone(), s.kind.clone(), s.parent.clone()))
-            .collect();
-        if !scopes.is_empty() && !state.estate.adopt_scopes(&scopes).await {
+        if !changes.scopes.is_empty() && !state.estate.adopt_scopes(&changes.scopes).await {
             return self.reload_estate(state).await;
         }
         if !changes.registered.is_empty()
@@ -856,12 +847,14 @@ impl Cluster {
                 .await
                 .map_err(|err| err.to_string())?;
         }
-        if changes.rules {
-            state
+        if changes.rules
+            && !state
                 .estate
                 .reload_rules()
                 .await
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| err.to_string())?
+        {
+            return self.reload_estate(state).await;
         }
         if changes.cards {
             state.estate.follow_cards();
@@ -879,10 +872,7 @@ impl Cluster {
         };
         let mut seq = 0u64;
         while let Some((mut count, committed)) = commits.recv().await {
-            let mut changes = Changes {
-                reload: false,
-                ..Changes::default()
-            };
+            let mut changes = Changes::default();
             changes.note(committed);
             while let Ok((later, committed)) = commits.try_recv() {
                 count = count.max(later);

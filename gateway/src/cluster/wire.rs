@@ -104,7 +104,7 @@ pub(crate) struct Changes {
     pub registered: Vec<String>,
     /// Scopes to add as described, parents first.
     #[serde(default)]
-    pub scopes: Vec<ScopeAdded>,
+    pub scopes: Vec<voltgate_store::ScopeRecord>,
     /// Replay the stored rules (principals, custom roles, assignments, modules).
     #[serde(default)]
     pub rules: bool,
@@ -119,14 +119,6 @@ pub(crate) struct Changes {
     pub charger_settings: bool,
 }
 
-/// A scope another node added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ScopeAdded {
-    pub id: String,
-    pub kind: String,
-    pub parent: String,
-}
-
 /// A notice that does not say otherwise asks for a reload.
 fn reload_by_default() -> bool {
     true
@@ -138,9 +130,7 @@ impl Changes {
         use voltgate_estate::Committed;
         match committed {
             Committed::ChargerRegistered(id) => self.registered.push(id),
-            Committed::ScopeAdded { id, kind, parent } => {
-                self.scopes.push(ScopeAdded { id, kind, parent });
-            }
+            Committed::ScopeAdded(scope) => self.scopes.push(scope),
             Committed::Rules => self.rules = true,
             Committed::ChargerApproved(id) => self.approved.push(id),
             Committed::Cards => self.cards = true,
@@ -242,11 +232,12 @@ mod tests {
         use voltgate_estate::Committed;
         let mut changes = Changes::default();
         for committed in [
-            Committed::ScopeAdded {
+            Committed::ScopeAdded(voltgate_store::ScopeRecord {
                 id: "s".into(),
                 kind: "site".into(),
-                parent: "root".into(),
-            },
+                parent: None,
+                name: None,
+            }),
             Committed::ChargerRegistered("CP-2".into()),
             Committed::Rules,
             Committed::ChargerApproved("CP-2".into()),
