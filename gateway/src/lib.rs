@@ -114,16 +114,8 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         metrics: metrics::Metrics::new(),
         settings: config.settings.clone(),
         shutdown: shutdown_rx,
-        auth_guard: throttle::AuthGuard::with_failure_limits(
-            config.auth_failures.burst,
-            config.auth_failures.address_burst,
-            config.auth_failures.refill,
-        )
-        .with_registration_limits(
-            config.registrations.address_burst,
-            config.registrations.burst,
-            config.registrations.refill,
-        ),
+        auth_guard: throttle::AuthGuard::with_failure_limits(config.auth_failures)
+            .with_registration_limits(config.registrations),
         local_lists: local_list::LocalLists::new(config.local_auth_lists)
             .with_reach(config.local_list_max_reach),
         quirks,

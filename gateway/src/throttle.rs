@@ -104,11 +104,12 @@ pub(crate) struct AuthGuard {
 /// How many charger password verifications (Argon2id) run at once per gateway.
 const PASSWORD_CHECKS_AT_ONCE: usize = 4;
 
-/// How many failures (or registrations) a bucket lets through at once, overall and per
-/// address, and how fast it refills.
+/// The size of a pair of token buckets and how fast they refill, one token per `refill`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Failed authentications: per address and credential identity. Registrations: in all.
     pub burst: u32,
+    /// Per address, over every identity.
     pub address_burst: u32,
     pub refill: Duration,
 }
@@ -116,34 +117,28 @@ pub struct Limits {
 impl AuthGuard {
     /// Guards with the default limits.
     pub(crate) fn new() -> AuthGuard {
-        AuthGuard::with_failure_limits(
-            DEFAULT_FAILURE_BURST,
-            DEFAULT_ADDRESS_FAILURE_BURST,
-            DEFAULT_FAILURE_REFILL,
-        )
+        AuthGuard::with_failure_limits(Limits {
+            burst: DEFAULT_FAILURE_BURST,
+            address_burst: DEFAULT_ADDRESS_FAILURE_BURST,
+            refill: DEFAULT_FAILURE_REFILL,
+        })
     }
 
     /// Guards allowing `burst` failed authentications per address (per address and charger id
     /// on the charger listener, where the address may fail `address_burst` times over all ids)
     /// at once, then one per `refill`.
-    pub(crate) fn with_failure_limits(
-        burst: u32,
-        address_burst: u32,
-        refill: Duration,
-    ) -> AuthGuard {
+    pub(crate) fn with_failure_limits(limits: Limits) -> AuthGuard {
+        let throttle = || {
+            CredentialThrottle::new(
+                limits.burst,
+                limits.address_burst,
+                limits.refill,
+                DEFAULT_MAX_TRACKED_ADDRESSES,
+            )
+        };
         AuthGuard {
-            chargers: CredentialThrottle::new(
-                burst,
-                address_burst,
-                refill,
-                DEFAULT_MAX_TRACKED_ADDRESSES,
-            ),
-            api: CredentialThrottle::new(
-                burst,
-                address_burst,
-                refill,
-                DEFAULT_MAX_TRACKED_ADDRESSES,
-            ),
+            chargers: throttle(),
+            api: throttle(),
             passwords: VerifiedPasswords::new(MAX_REMEMBERED_PASSWORDS),
             registrations: RegistrationLimit::new(
                 DEFAULT_REGISTRATION_ADDRESS_BURST,
@@ -155,14 +150,13 @@ impl AuthGuard {
     }
 
     /// The same guards with other auto-registration limits.
-    pub(crate) fn with_registration_limits(
-        self,
-        address_burst: u32,
-        total_burst: u32,
-        refill: Duration,
-    ) -> AuthGuard {
+    pub(crate) fn with_registration_limits(self, limits: Limits) -> AuthGuard {
         AuthGuard {
-            registrations: RegistrationLimit::new(address_burst, total_burst, refill),
+            registrations: RegistrationLimit::new(
+                limits.address_burst,
+                limits.burst,
+                limits.refill,
+            ),
             ..self
         }
     }
