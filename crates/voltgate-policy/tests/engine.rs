@@ -203,6 +203,29 @@ fn module_permissions_follow_the_closest_explicit_setting() {
 }
 
 #[test]
+fn scopes_only_keeps_the_tree_and_drops_every_rule() {
+    let mut engine = estate();
+    add_operator(&mut engine, "alice", "org-a");
+    engine.assign("alice", "viewer", "org-a").unwrap();
+    engine.set_module("org-a", "analytics", true).unwrap();
+    engine.set_module("org-a", "billing", false).unwrap();
+    let bare = engine.scopes_only();
+    for id in ["org-a", "site-a1", "st-a1-1", "st-a2-1"] {
+        assert_eq!(bare.scope_kind(id), engine.scope_kind(id), "{id}");
+    }
+    assert_eq!(bare.principal_kind("alice"), None);
+    // Every module back at its default: analytics off, billing on.
+    assert_eq!(bare.module_setting("org-a", "analytics"), Ok(None));
+    assert_eq!(bare.module_on("st-a1-1", "analytics"), Ok(false));
+    assert_eq!(bare.module_on("st-a1-1", "billing"), Ok(true));
+    assert_eq!(
+        engine.module_on("st-a1-1", "analytics"),
+        Ok(true),
+        "the original keeps its"
+    );
+}
+
+#[test]
 fn admin_roles_hold_every_permission_their_modules_allow() {
     let mut engine = estate();
     add_operator(&mut engine, "ada", "org-a");
