@@ -91,6 +91,41 @@ fn a_cluster_on_a_sqlite_database_is_refused_and_nothing_is_created() {
 }
 
 #[test]
+fn security_profiles_without_their_tls_settings_are_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("voltgate.db");
+    let db = format!("sqlite://{}", path.display());
+    for (args, says) in [
+        (
+            &["--default-security-profile", "2"][..],
+            "--default-security-profile 2 needs --ocpp-tls-listen",
+        ),
+        (
+            // Files that do not exist: the combination is refused before any is read.
+            &[
+                "--default-security-profile",
+                "3",
+                "--ocpp-tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "/nonexistent/cert.pem",
+                "--tls-key",
+                "/nonexistent/key.pem",
+            ][..],
+            "--default-security-profile 3 needs --tls-client-ca",
+        ),
+        (&["--ocpp-tls-listen", "127.0.0.1:0"][..], "--tls-cert"),
+        (&["--preset", "no-such-preset"][..], "no-such-preset"),
+    ] {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend_from_slice(args);
+        let (_, stderr) = refused_start(&all);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!path.exists(), "{args:?}: the SQLite file was created");
+    }
+}
+
+#[test]
 fn malformed_cluster_addresses_and_node_names_are_refused_naming_the_value() {
     for (flag, value) in [
         ("--cluster", "http://127.0.0.1:4222"),
