@@ -30,6 +30,14 @@ impl Reply {
         );
         self
     }
+
+    /// Panics with the whole reply unless it is HTTP `status` with error code `error`.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, error: &str) -> Reply {
+        let reply = self.expect(status);
+        assert_eq!(reply.body["error"], error, "{}", reply.text);
+        reply
+    }
 }
 
 impl Api {

@@ -544,13 +544,11 @@ async fn without_nats_a_node_keeps_its_chargers_answers_503_for_the_rest_and_rec
     clear_cache(&one.api(), "CP-HERE", &mut here)
         .await
         .expect(200);
-    let reply = one
-        .api()
+    one.api()
         .command("CP-THERE", "clear-cache", json!({}))
         .await
         .unwrap()
-        .expect(503);
-    assert_eq!(reply.body["error"], "cluster_unavailable", "{}", reply.text);
+        .expect_error(503, "cluster_unavailable");
     let authorized = there.call_ok("Heartbeat", json!({})).await.unwrap();
     assert!(authorized["currentTime"].is_string(), "{authorized}");
 
@@ -859,13 +857,11 @@ async fn a_stored_charger_this_node_has_not_followed_yet_is_not_a_404() {
         .await
         .unwrap();
     assert_eq!(answer["idTagInfo"]["status"], "Accepted", "{answer}");
-    let reply = one
-        .api()
+    one.api()
         .command("CP-BEHIND", "clear-cache", json!({}))
         .await
-        .unwrap();
-    assert_eq!(reply.status, 409, "{}", reply.text);
-    assert_eq!(reply.body["error"], "not_connected", "{}", reply.text);
+        .unwrap()
+        .expect_error(409, "not_connected");
     let reply = one
         .api()
         .command("CP-NOWHERE", "clear-cache", json!({}))
@@ -954,13 +950,11 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
         .unwrap();
     assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
     // Through node two for the charger on node one: no allow record, no command.
-    let reply = two
-        .api()
+    two.api()
         .command("CP-PG16", "clear-cache", json!({}))
         .await
-        .unwrap();
-    assert_eq!(reply.status, 503, "{}", reply.text);
-    assert_eq!(reply.body["error"], "store_unavailable", "{}", reply.text);
+        .unwrap()
+        .expect_error(503, "store_unavailable");
     assert!(
         v16.next_call(Duration::from_millis(300)).await.is_none(),
         "a command reached the charger without its allow record"
@@ -970,9 +964,11 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
     nats.stop();
     let refused = v201.call("Authorize", authorize201.clone()).await.unwrap();
     assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
-    let reply = two.api().get("/api/v1/scopes").await.unwrap();
-    assert_eq!(reply.status, 503, "{}", reply.text);
-    assert_eq!(reply.body["error"], "store_unavailable", "{}", reply.text);
+    two.api()
+        .get("/api/v1/scopes")
+        .await
+        .unwrap()
+        .expect_error(503, "store_unavailable");
 
     // The database back first: node two catches up from it and decides again, while
     // commands that must cross nodes wait for NATS.
@@ -993,13 +989,11 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     two.api().get("/api/v1/scopes").await.unwrap().expect(200);
-    let reply = two
-        .api()
+    two.api()
         .command("CP-PG16", "clear-cache", json!({}))
         .await
-        .unwrap();
-    assert_eq!(reply.status, 503, "{}", reply.text);
-    assert_eq!(reply.body["error"], "cluster_unavailable", "{}", reply.text);
+        .unwrap()
+        .expect_error(503, "cluster_unavailable");
 
     nats.restart().unwrap();
     for gateway in [&one, &two] {
