@@ -35,7 +35,7 @@ use voltgate_store::{
     BootRecord, IdTokenRecord, NewTransaction, Store, StoreError, TransactionRecord,
 };
 
-use super::live::{BootInfo, LiveCell};
+use super::live::LiveCell;
 use crate::clock::now_rfc3339;
 use crate::state::AppState;
 
@@ -166,12 +166,7 @@ async fn boot_notification(ctx: &CallContext<'_>, boot: views::BootInfo) -> Resu
         .record_boot(ctx.charger_id, &record)
         .await
         .map_err(|err| store_failed(ctx, "record_boot", &err))?;
-    ctx.live.boot(BootInfo {
-        vendor: boot.vendor,
-        model: boot.model,
-        serial: boot.serial,
-        firmware: boot.firmware,
-    });
+    ctx.live.boot(boot);
     // A charger that booted may have lost its list: compare versions again.
     let post_boot = ctx.state.behaviours.get(ctx.charger_id).post_boot_sync;
     ctx.state.local_lists.booted(ctx.charger_id, post_boot);

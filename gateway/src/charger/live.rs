@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;
+use voltgate_ocpp::views::BootInfo;
 use voltgate_ocpp::OcppVersion;
 
 use crate::clock::rfc3339_millis;
@@ -74,15 +75,6 @@ struct ConnectorData {
     updated_ms: i64,
 }
 
-/// What a BootNotification told us about the charger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BootInfo {
-    pub vendor: String,
-    pub model: String,
-    pub serial: Option<String>,
-    pub firmware: Option<String>,
-}
-
 impl LiveCell {
     pub(crate) fn connected(&self, version: OcppVersion, now_ms: i64) {
         let mut data = self.data.lock();
@@ -101,6 +93,7 @@ impl LiveCell {
         self.last_message_ms.store(now_ms, Ordering::Relaxed);
     }
 
+    /// Keeps what a BootNotification told about the charger (its boot reason is not kept).
     pub(crate) fn boot(&self, boot: BootInfo) {
         let mut data = self.data.lock();
         data.vendor = Some(boot.vendor);
@@ -220,6 +213,7 @@ mod tests {
             model: "W1".into(),
             serial: Some("S-9".into()),
             firmware: None,
+            reason: None,
         });
         cell.connector_status(1, "Available", Some("NoError"), 3_000);
         cell.connector_status(1, "Charging", Some("NoError"), 4_000);
