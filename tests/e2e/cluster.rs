@@ -354,20 +354,77 @@ async fn a_charger_that_connects_to_another_node_closes_its_old_session_within_a
 
 /// A node that registers unknown chargers under `site-a` on their first connection.
 fn auto_registering_node(db: &str, nats: &NatsServer, id: &str) -> Gateway {
-    Gateway::start(
-        GatewayOptions::preset("connect")
-            .db(db)
-            .arg("--cluster")
-            .arg(&nats.url())
-            .arg("--node-id")
-            .arg(id)
-            .arg("--auto-register")
-            .arg("site-a")
-            .arg("--auto-register-trusted")
-            .arg("--auto-register-address-burst")
-            .arg("100"),
-    )
-    .unwrap_or_else(|err| panic!("node {id} starts: {err:#}"))
+    start_auto_registering(db, nats, id, true)
+}
+
+/// A node registering unknown chargers under `site-a`, trusted at once or pending approval.
+fn start_auto_registering(db: &str, nats: &NatsServer, id: &str, trusted: bool) -> Gateway {
+    let options = GatewayOptions::preset("connect")
+        .db(db)
+        .arg("--cluster")
+        .arg(&nats.url())
+        .arg("--node-id")
+        .arg(id)
+        .arg("--auto-register")
+        .arg("site-a")
+        .arg("--auto-register-address-burst")
+        .arg("100");
+    let options = if trusted {
+        options.arg("--auto-register-trusted")
+    } else {
+        options
+    };
+    Gateway::start(options).unwrap_or_else(|err| panic!("node {id} starts: {err:#}"))
+}
+
+/// A 2.0.1 Authorize's status as `charger` is told it.
+async fn authorize_v201(charger: &mut Charger, token: Value) -> String {
+    let answer = charger
+        .call_ok("Authorize", json!({ "idToken": token }))
+        .await
+        .unwrap();
+    answer["idTokenInfo"]["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no status: {answer}"))
+        .to_owned()
+}
+
+/// Changes that nodes follow without reloading the estate reach the charger another node
+/// holds: an approval (reread from the store) and a charger setting (the behaviours reread).
+#[tokio::test]
+async fn an_approval_and_a_charger_setting_made_on_one_node_hold_at_a_charger_on_another() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let one = node(&db, &nats, "one");
+    let two = start_auto_registering(&db, &nats, "two", false);
+    one.api()
+        .scope("site-a", "site", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    dina_with_card(&one.api()).await;
+    let mut charger = connect(&two, "CP-PENDING", "ocpp2.0.1").await;
+    let card = json!({"idToken": "DINA-1", "type": "ISO14443"});
+    assert_eq!(
+        authorize_v201(&mut charger, card.clone()).await,
+        "Invalid",
+        "a pending charger is told every card is unknown"
+    );
+    one.api()
+        .post("/api/v1/chargers/CP-PENDING/approve", json!({}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(authorize_v201(&mut charger, card).await, "Accepted");
+
+    let free = json!({"idToken": "", "type": "NoAuthorization"});
+    assert_eq!(authorize_v201(&mut charger, free.clone()).await, "Invalid");
+    one.api()
+        .patch("/api/v1/chargers/CP-PENDING", json!({"free_vend": true}))
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(authorize_v201(&mut charger, free).await, "Accepted");
 }
 
 /// A charger registered by its own first connection is a change like any other: by the time
