@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use voltgate_tests::{Api, Charger, Gateway, GatewayOptions};
+use voltgate_tests::{Api, Charger, Gateway, GatewayOptions, NatsServer, PostgresServer};
 
 use crate::QUIET;
 
@@ -18,6 +18,12 @@ const SYNC_LIMIT: Duration = Duration::from_secs(5);
 async fn estate(options: GatewayOptions) -> (Gateway, Api) {
     let gateway = Gateway::start(options).unwrap();
     let admin = gateway.api();
+    seed(&admin).await;
+    (gateway, admin)
+}
+
+/// The estate of [`estate`], written through `admin`.
+async fn seed(admin: &Api) {
     for installation in ["inst-1", "inst-2"] {
         admin
             .scope(installation, "installation", "root")
@@ -44,7 +50,6 @@ async fn estate(options: GatewayOptions) -> (Gateway, Api) {
         .await
         .unwrap()
         .expect(201);
-    (gateway, admin)
 }
 
 fn syncing() -> GatewayOptions {
@@ -837,4 +842,64 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
         metrics.contains(r#"voltgate_local_list_entries_left_out_total{reason="capacity"} 5"#),
         "two left out by the full list, three by the swap: {metrics}"
     );
+}
+
+/// In a cluster the node holding a charger keeps its list: cards and roles changed through
+/// another node reach it as one differential each, sent by the holder alone.
+#[tokio::test]
+async fn changes_made_through_another_node_reach_the_list_the_holder_keeps() {
+    let nats = NatsServer::start().unwrap();
+    let db = PostgresServer::shared().create_database().unwrap();
+    let node = |id: &str| {
+        Gateway::start(
+            syncing()
+                .db(&db)
+                .arg("--cluster")
+                .arg(&nats.url())
+                .arg("--node-id")
+                .arg(id),
+        )
+        .unwrap_or_else(|err| panic!("node {id} starts: {err:#}"))
+    };
+    let one = node("one");
+    let two = node("two");
+    let admin = one.api();
+    seed(&admin).await;
+    let mut charger = connect(&two, "ZAP-1", "ocpp1.6").await;
+    let mut list = first_sync(&mut charger, 0).await;
+    assert_eq!(list.tokens(), ["RFID-DANA"]);
+
+    // A card (no engine change on the holder, only what derives from cards).
+    admin
+        .id_token("dana", "RFID-DANA-2")
+        .await
+        .unwrap()
+        .expect(201);
+    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(added["updateType"], "Differential", "{added}");
+    assert_eq!(
+        added["localAuthorizationList"],
+        json!([{"idTag": "RFID-DANA-2", "idTagInfo": {"status": "Accepted"}}])
+    );
+    list.apply(&added, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+
+    // A role (a rule change the holder replays).
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(
+        added["localAuthorizationList"],
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}])
+    );
+    list.apply(&added, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    assert_eq!(list.tokens(), ["RFID-DANA", "RFID-DANA-2", "RFID-ERIK"]);
+    charger
+        .quiet(QUIET)
+        .await
+        .unwrap_or_else(|e| panic!("one update per change, from the holder only: {e}"));
 }
