@@ -96,7 +96,9 @@ pub(crate) struct Notice {
 /// ([`voltgate_estate::Committed`], batched): reload everything, or follow each part alone.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Changes {
-    /// Reload the estate and the charger settings; the rest is then moot.
+    /// Reload the estate and the charger settings; the rest is then moot. A notice without
+    /// it (from a node that names no changes) asks for a reload; `Changes::default()`, the
+    /// empty batch a node starts from, does not.
     #[serde(default = "reload_by_default")]
     pub reload: bool,
     /// Chargers to add from their stored records.
