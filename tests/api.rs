@@ -107,6 +107,26 @@ impl Api {
         }
     }
 
+    /// Waits until `/readyz` names `reason` ("cluster unreachable", "store unreachable"):
+    /// the gateway has noticed that loss, which it learns a moment after it happens.
+    pub async fn wait_unready_for(&self, reason: &str, within: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let reply = self.get("/readyz").await?;
+            if reply.status == 503 && reply.body["status"] == reason {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "/readyz still {} ({}) after {within:?}, not 503 for {reason}",
+                    reply.status,
+                    reply.text
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
         self.send(self.http.post(self.url(path)).json(&body)).await
     }

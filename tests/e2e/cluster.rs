@@ -1019,6 +1019,12 @@ async fn a_cluster_that_lost_its_database_stores_all_it_answered_and_recovers_on
 
     // NATS too: node two may now miss changes and cannot read the store to catch up.
     nats.stop();
+    // Node two learns of the loss when its client sees the connection close; until then it
+    // rightly decides on what it holds.
+    two.api()
+        .wait_unready_for("cluster unreachable", Duration::from_secs(5))
+        .await
+        .unwrap();
     let refused = v201.call("Authorize", authorize201.clone()).await.unwrap();
     assert_eq!(refused.error_code(), Some("InternalError"), "{refused:?}");
     two.api()
