@@ -251,8 +251,18 @@ start_postgres() {
     # fsync off: the single-node scenarios run on an in-memory store, so this compares the
     # cluster path, not the disk
     "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 start \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off" \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c shared_preload_libraries=pg_stat_statements" \
         >>"$OUT/cluster.postgres-initdb.log" 2>&1 || cluster_fail "PostgreSQL did not start on port $PG_PORT (see $PG_DIR/server.log)"
+    pg_sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null ||
+        cluster_fail "pg_stat_statements is not available"
+}
+
+pg_sql() {
+    # pg_sql SQL...: runs statements in the server's postgres database, rows unaligned
+    local args=() statement
+    for statement in "$@"; do args+=(-c "$statement"); done
+    PGOPTIONS="-c client_min_messages=warning" "${PG_RUN[@]}" "$PG_BIN/psql" -X -q -A -F ' | ' \
+        -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "${args[@]}"
 }
 
 stop_postgres() {
@@ -432,7 +442,40 @@ wait_sims() {
     local rc=0 pid
     for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
     SIM_PIDS=()
+    stop_cpu_sampler
     echo "$1 exit $rc" >>"$OUT/exit-codes.txt"
+}
+
+start_cpu_sampler() {
+    # start_cpu_sampler NAME: once a second, the CPU time used so far by each node, the
+    # PostgreSQL server with its backends, the NATS server and the simulators, into
+    # NAME.cpu.jsonl: where the cores go during the ramp and after it
+    local name=$1 k parts=() sims
+    for k in "${!NODE_PIDS[@]}"; do parts+=("node-$k=${NODE_PIDS[k]}"); done
+    [ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ] &&
+        parts+=("postgres=tree:$(head -1 "$PG_DIR/data/postmaster.pid")")
+    [ -n "$NATS_PID" ] && parts+=("nats=$NATS_PID")
+    sims=$(IFS=,; echo "${SIM_PIDS[*]}")
+    parts+=("simulators=$sims")
+    echo "+ cpu_sampler.py $name.cpu.jsonl ${parts[*]}" >>"$OUT/commands.txt"
+    rm -f "$OUT/$name.cpu.jsonl"
+    python3 "$ROOT/bench/cpu_sampler.py" "$OUT/$name.cpu.jsonl" "${parts[@]}" &
+    CPU_SAMPLER_PID=$!
+    CPU_SAMPLER_NAME=$name
+    # and what PostgreSQL spends its time on meanwhile
+    pg_sql "SELECT pg_stat_statements_reset()" >/dev/null || true
+}
+
+stop_cpu_sampler() {
+    if [ -n "${CPU_SAMPLER_PID:-}" ]; then
+        kill -TERM "$CPU_SAMPLER_PID" 2>/dev/null || true
+        wait "$CPU_SAMPLER_PID" 2>/dev/null || true
+        pg_sql "SELECT calls, round(total_exec_time) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+                       left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS statement
+                FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25" \
+            >"$OUT/$CPU_SAMPLER_NAME.pg-statements.txt" 2>&1 || true
+    fi
+    CPU_SAMPLER_PID=
 }
 
 scenario_cluster() {
@@ -447,7 +490,7 @@ scenario_cluster() {
     #    the others (from the survivors' voltgate_chargers_connected).
     cluster_preflight
     # shellcheck disable=SC2064
-    trap "stop_nodes; stop_nats; stop_postgres; $DEFAULT_TRAP" EXIT
+    trap "stop_cpu_sampler; stop_nodes; stop_nats; stop_postgres; $DEFAULT_TRAP" EXIT
     start_postgres
     start_nats
     local per_node_chargers=$((CLUSTER_CHARGERS / CLUSTER_NODES)) per_node_rate
@@ -459,6 +502,7 @@ scenario_cluster() {
     start_node 1 "$db"
     seed_estate "$((API_PORT + 1))"
     cluster_load cluster-single 1 "$per_node_chargers" "$per_node_rate" "$CLUSTER_DURATION"
+    start_cpu_sampler cluster-single
     wait_sims cluster-single
     stop_nodes
 
@@ -471,6 +515,7 @@ scenario_cluster() {
         start_node "$k" "$db" --cluster "nats://127.0.0.1:$NATS_PORT" --node-id "node-$k"
     done
     cluster_load cluster "$CLUSTER_NODES" "$CLUSTER_CHARGERS" "$CLUSTER_COMMAND_RATE" "$CLUSTER_DURATION"
+    start_cpu_sampler cluster
 
     # the cluster core must be there: a connected charger names the node holding it
     local probe=SIM-$(printf '%06d' 1) seen="" pid
@@ -500,6 +545,7 @@ scenario_cluster() {
     # 3. a node SIGKILLed under the same load, CLUSTER_KILL_AT s after every charger is online
     cluster_load cluster-failover "$CLUSTER_NODES" "$CLUSTER_CHARGERS" "$CLUSTER_COMMAND_RATE" \
         "$CLUSTER_DURATION"
+    start_cpu_sampler cluster-failover
     online_after=$(wait_all_online "$CLUSTER_DURATION" "${all_ports[@]}")
     echo "cluster-failover: all online after ${online_after:-more than $CLUSTER_DURATION} s" >&2
     sleep "$CLUSTER_KILL_AT"
@@ -527,6 +573,7 @@ scenario_cluster() {
     local rc=0
     for pid in "${SIM_PIDS[@]}"; do wait "$pid" || rc=$?; done
     SIM_PIDS=()
+    stop_cpu_sampler
     echo "cluster-failover exit $rc" >>"$OUT/cluster.sim-exit-codes.txt"
     if [ -z "$back" ]; then
         echo "cluster-failover exit 1 (the chargers of node-$victim were not online again within 60 s)" >>"$OUT/exit-codes.txt"

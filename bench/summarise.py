@@ -55,6 +55,32 @@ def peers_table(out):
     return lines
 
 
+def cpu_split(path, online_after_s):
+    """Cores used by each part (nodes, PostgreSQL, NATS, simulators) while the chargers came
+    online and after, from the samples bench/cpu_sampler.py wrote."""
+    try:
+        samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+    if len(samples) < 2:
+        return []
+    first, last = samples[0], samples[-1]
+    windows = []
+    if online_after_s is not None:
+        cut = min(samples, key=lambda s: abs(s["t"] - (first["t"] + online_after_s)))
+        if first["t"] < cut["t"] < last["t"]:
+            windows = [("while coming online", first, cut), ("after", cut, last)]
+    windows = windows or [("whole run", first, last)]
+    lines = []
+    for label, a, b in windows:
+        span = b["t"] - a["t"]
+        parts = [(name, (b["cpu_s"].get(name, 0) - a["cpu_s"].get(name, 0)) / span) for name in b["cpu_s"]]
+        total = sum(cores for _, cores in parts)
+        lines.append(f"- cores {label} ({span:.0f} s): " + ", ".join(f"{n} {c:.2f}" for n, c in parts)
+                     + f"; all {total:.2f}")
+    return lines
+
+
 def cluster_table(out):
     """The `cluster` scenario: the single-node yardstick, the cluster and its failover."""
     lines = []
@@ -96,6 +122,7 @@ def cluster_table(out):
             lines.append(f"- gateway CPU, all nodes together, per message (charger CALL or operator command) in the "
                          f"steady window: {cpu * 1e6 / (messages + commands):.1f} µs ({cpu / window:.2f} cores)")
         lines.append(f"- errors: {errors or 'none'}")
+        lines += cpu_split(out / f"{phase}.cpu.jsonl", max(online) if None not in online else None)
         lines.append("")
     for file, title, changes in (
         ("cluster.propagation.json", "change propagation", "changes"),
