@@ -68,9 +68,9 @@ pub type CommitHook = Box<dyn Fn(u64, &Committed) + Send + Sync>;
 /// its kind, since following it again from the store is harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    /// A charger was added: a follower adds it from the store's record alone
+    /// A charger was added: a follower adds it as told, or from the store's record
     /// ([`Estate::adopt_chargers`]).
-    ChargerRegistered(String),
+    ChargerRegistered(Registration),
     /// A scope was added. Scopes are never changed or removed, so a follower adds it as
     /// described ([`Estate::adopt_scopes`]).
     ScopeAdded(ScopeRecord),
@@ -90,6 +90,27 @@ pub enum Committed {
     Nothing,
     /// Anything else: a follower reloads ([`Estate::reload`]).
     Other,
+}
+
+/// A charger registration as a follower hears of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: String,
+    /// The scope a charger registered trusted sits in: a follower adds it from this alone,
+    /// since a trusted charger's record never changes what the engine holds of it. `None`
+    /// for a charger registered pending (an approval may have trusted it since) or a
+    /// registration heard without it: the follower reads the stored record.
+    pub trusted_under: Option<String>,
+}
+
+impl Registration {
+    /// A registration to follow from the stored record.
+    pub fn stored(id: impl Into<String>) -> Registration {
+        Registration {
+            id: id.into(),
+            trusted_under: None,
+        }
+    }
 }
 
 /// Held while one change is made; dropping it counts the change and wakes the followers.
@@ -246,42 +267,61 @@ impl Estate {
         if charger.pending {
             self.pending_chargers.write().insert(charger.id.clone());
         }
-        change.committed = Committed::ChargerRegistered(charger.id.clone());
+        change.committed = Committed::ChargerRegistered(Registration {
+            id: charger.id.clone(),
+            trusted_under: (!charger.pending).then(|| charger.scope.clone()),
+        });
         Ok(())
     }
 
-    /// Follows charger registrations another process committed: adds each stored charger to
-    /// the engine as a reload would, without rereading the rest of the estate, under one turn
-    /// of the write lock and with one store read (a few for thousands) however many there are. `false` as soon as one cannot be taken over
-    /// that way (gone again, its scope unknown here, the id held by a scope of another kind):
-    /// the caller then reloads.
-    pub async fn adopt_chargers(&self, ids: &[String]) -> Result<bool, StoreError> {
+    /// Follows charger registrations another process committed: adds each charger to the
+    /// engine as a reload would, without rereading the rest of the estate, under one turn of
+    /// the write lock; a trusted one as told, the others with one store read (a few for
+    /// thousands) however many there are. `false` as soon as one cannot be taken over that
+    /// way (gone again, its scope unknown here, the id held by a scope of another kind): the
+    /// caller then reloads.
+    pub async fn adopt_chargers(&self, registrations: &[Registration]) -> Result<bool, StoreError> {
         let _lock = self.writes.lock().await;
-        let records: HashMap<String, ChargerRecord> = self
-            .store
-            .chargers_named(ids)
-            .await?
-            .into_iter()
-            .map(|record| (record.id.clone(), record))
+        let unsaid: Vec<String> = registrations
+            .iter()
+            .filter(|registration| registration.trusted_under.is_none())
+            .map(|registration| registration.id.clone())
             .collect();
+        let records: HashMap<String, ChargerRecord> = if unsaid.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .chargers_named(&unsaid)
+                .await?
+                .into_iter()
+                .map(|record| (record.id.clone(), record))
+                .collect()
+        };
         let mut adopted_all = true;
         {
             let mut engine = self.engine.write();
             let mut pending = self.pending_chargers.write();
-            for id in ids {
-                let Some(record) = records.get(id) else {
-                    adopted_all = false;
-                    break;
+            for registration in registrations {
+                let id = &registration.id;
+                let (scope, is_pending) = match &registration.trusted_under {
+                    Some(scope) => (scope, false),
+                    None => match records.get(id) {
+                        Some(record) => (&record.scope, record.pending),
+                        None => {
+                            adopted_all = false;
+                            break;
+                        }
+                    },
                 };
                 let adopted = match engine.scope_kind(id) {
                     Some(kind) => kind == STATION_KIND,
-                    None => engine.add_scope(id, STATION_KIND, &record.scope).is_ok(),
+                    None => engine.add_scope(id, STATION_KIND, scope).is_ok(),
                 };
                 if !adopted {
                     adopted_all = false;
                     break;
                 }
-                if record.pending {
+                if is_pending {
                     pending.insert(id.clone());
                 }
             }
@@ -705,27 +745,35 @@ mod tests {
             *heard.lock(),
             [
                 Committed::ScopeAdded(site.clone()),
-                Committed::ChargerRegistered("CP-1".into()),
+                Committed::ChargerRegistered(Registration::stored("CP-1")),
                 Committed::Nothing
             ],
             "a refused registration is no registration"
         );
 
         let generation = two.generation();
-        assert!(two.adopt_chargers(&["CP-1".into()]).await.unwrap());
+        assert!(two
+            .adopt_chargers(&[Registration::stored("CP-1")])
+            .await
+            .unwrap());
         assert_eq!(two.engine().scope_kind("CP-1"), Some(STATION_KIND));
         assert!(two.charger_pending("CP-1"));
         assert!(two.generation() > generation, "followers are woken");
         assert!(
-            two.adopt_chargers(&["CP-1".into()]).await.unwrap(),
+            two.adopt_chargers(&[Registration::stored("CP-1")])
+                .await
+                .unwrap(),
             "twice is harmless"
         );
-        assert!(!two.adopt_chargers(&["CP-GONE".into()]).await.unwrap());
+        assert!(!two
+            .adopt_chargers(&[Registration::stored("CP-GONE")])
+            .await
+            .unwrap());
 
         // A charger under a scope this follower has not heard of yet: reload instead.
         one.add_scope(&ScopeRecord {
             id: "site-b".into(),
-            ..site
+            ..site.clone()
         })
         .await
         .unwrap();
@@ -735,8 +783,37 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(!two.adopt_chargers(&["CP-2".into()]).await.unwrap());
+        assert!(!two
+            .adopt_chargers(&[Registration::stored("CP-2")])
+            .await
+            .unwrap());
         assert_eq!(two.engine().scope_kind("CP-2"), None);
+
+        // A charger registered trusted is announced with its scope and followed from that
+        // alone: the store is not asked (for CP-3 it would answer that there is no such
+        // charger), while a pending registration is read from the store.
+        let trusted = |id: &str| Registration {
+            id: id.into(),
+            trusted_under: Some("site-b".into()),
+        };
+        assert_eq!(
+            heard.lock().last(),
+            Some(&Committed::ChargerRegistered(trusted("CP-2")))
+        );
+        assert!(
+            two.adopt_scopes(&[ScopeRecord {
+                id: "site-b".into(),
+                ..site
+            }])
+            .await
+        );
+        assert!(two
+            .adopt_chargers(&[trusted("CP-2"), trusted("CP-3")])
+            .await
+            .unwrap());
+        assert_eq!(two.engine().scope_kind("CP-2"), Some(STATION_KIND));
+        assert_eq!(two.engine().scope_kind("CP-3"), Some(STATION_KIND));
+        assert!(!two.charger_pending("CP-2"));
     }
 
     /// What an engine answers about `principals` at `scopes`, line by line: every action's
@@ -786,9 +863,9 @@ mod tests {
             Committed::ScopeAdded(scope) => {
                 assert!(follower.adopt_scopes(std::slice::from_ref(scope)).await);
             }
-            Committed::ChargerRegistered(id) => {
+            Committed::ChargerRegistered(registration) => {
                 assert!(follower
-                    .adopt_chargers(std::slice::from_ref(id))
+                    .adopt_chargers(std::slice::from_ref(registration))
                     .await
                     .unwrap());
             }

@@ -9,5 +9,5 @@ mod estate;
 mod load;
 
 pub use engine_lock::{EngineRead, EngineWrite};
-pub use estate::{ChangeError, CommitHook, Committed, Estate};
+pub use estate::{ChangeError, CommitHook, Committed, Estate, Registration};
 pub use load::{load_engine, pending_chargers};

@@ -92,7 +92,11 @@ pub(crate) async fn follow_charger(state: &AppState, charger_id: &str) {
     if state.cluster.is_none() || state.estate.engine().scope_kind(charger_id).is_some() {
         return;
     }
-    if let Err(err) = state.estate.adopt_chargers(&[charger_id.to_owned()]).await {
+    if let Err(err) = state
+        .estate
+        .adopt_chargers(&[voltgate_estate::Registration::stored(charger_id)])
+        .await
+    {
         tracing::warn!(error = %err, %charger_id, "cannot read a charger registered elsewhere");
     }
 }
@@ -831,10 +835,12 @@ impl Cluster {
         if !changes.scopes.is_empty() && !state.estate.adopt_scopes(&changes.scopes).await {
             return self.reload_estate(state).await;
         }
-        if !changes.registered.is_empty()
+        let registered: Vec<voltgate_estate::Registration> =
+            changes.registered.iter().cloned().map(Into::into).collect();
+        if !registered.is_empty()
             && !state
                 .estate
-                .adopt_chargers(&changes.registered)
+                .adopt_chargers(&registered)
                 .await
                 .map_err(|err| err.to_string())?
         {

@@ -101,9 +101,9 @@ pub(crate) struct Changes {
     /// empty batch a node starts from, does not.
     #[serde(default = "reload_by_default")]
     pub reload: bool,
-    /// Chargers to add from their stored records.
+    /// Chargers to add, as told or from their stored records.
     #[serde(default)]
-    pub registered: Vec<String>,
+    pub registered: Vec<RegisteredCharger>,
     /// Scopes to add as described, parents first.
     #[serde(default)]
     pub scopes: Vec<voltgate_store::ScopeRecord>,
@@ -121,6 +121,40 @@ pub(crate) struct Changes {
     pub charger_settings: bool,
 }
 
+/// A charger registration in a notice ([`voltgate_estate::Registration`]): a trusted one
+/// with the scope it sits in, so a follower adds it without asking the store; any other as
+/// its bare id, to be read from the store (as nodes that name only ids send them all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RegisteredCharger {
+    Trusted { id: String, scope: String },
+    Stored(String),
+}
+
+impl From<voltgate_estate::Registration> for RegisteredCharger {
+    fn from(registration: voltgate_estate::Registration) -> Self {
+        match registration.trusted_under {
+            Some(scope) => RegisteredCharger::Trusted {
+                id: registration.id,
+                scope,
+            },
+            None => RegisteredCharger::Stored(registration.id),
+        }
+    }
+}
+
+impl From<RegisteredCharger> for voltgate_estate::Registration {
+    fn from(registered: RegisteredCharger) -> Self {
+        match registered {
+            RegisteredCharger::Trusted { id, scope } => voltgate_estate::Registration {
+                id,
+                trusted_under: Some(scope),
+            },
+            RegisteredCharger::Stored(id) => voltgate_estate::Registration::stored(id),
+        }
+    }
+}
+
 /// A notice that does not say otherwise asks for a reload.
 fn reload_by_default() -> bool {
     true
@@ -131,7 +165,9 @@ impl Changes {
     pub(crate) fn note(&mut self, committed: voltgate_estate::Committed) {
         use voltgate_estate::Committed;
         match committed {
-            Committed::ChargerRegistered(id) => self.registered.push(id),
+            Committed::ChargerRegistered(registration) => {
+                self.registered.push(registration.into());
+            }
             Committed::ScopeAdded(scope) => self.scopes.push(scope),
             Committed::Rules => self.rules = true,
             Committed::ChargerApproved(id) => self.approved.push(id),
@@ -225,11 +261,21 @@ mod tests {
             bare.changes.reload,
             "a notice that says nothing asks for a reload"
         );
-        let registrations: Notice =
-            serde_json::from_str(r#"{"node":"a","seq":2,"reload":false,"registered":["CP-1"]}"#)
-                .unwrap();
+        let registrations: Notice = serde_json::from_str(
+            r#"{"node":"a","seq":2,"reload":false,
+                "registered":["CP-1",{"id":"CP-9","scope":"site-a"}]}"#,
+        )
+        .unwrap();
         assert!(!registrations.changes.reload);
-        assert_eq!(registrations.changes.registered, ["CP-1"]);
+        let stored = |id: &str| RegisteredCharger::Stored(id.into());
+        let trusted = |id: &str, scope: &str| RegisteredCharger::Trusted {
+            id: id.into(),
+            scope: scope.into(),
+        };
+        assert_eq!(
+            registrations.changes.registered,
+            [stored("CP-1"), trusted("CP-9", "site-a")]
+        );
 
         use voltgate_estate::Committed;
         let mut changes = Changes::default();
@@ -240,7 +286,11 @@ mod tests {
                 parent: None,
                 name: None,
             }),
-            Committed::ChargerRegistered("CP-2".into()),
+            Committed::ChargerRegistered(voltgate_estate::Registration {
+                id: "CP-2".into(),
+                trusted_under: Some("s".into()),
+            }),
+            Committed::ChargerRegistered(voltgate_estate::Registration::stored("CP-3")),
             Committed::Rules,
             Committed::ChargerApproved("CP-2".into()),
             Committed::Cards,
@@ -250,18 +300,26 @@ mod tests {
             changes.note(committed);
         }
         assert!(!changes.reload);
-        assert_eq!(changes.named(), 3);
+        assert_eq!(changes.named(), 4);
         assert!(changes.rules && changes.cards && changes.charger_settings);
         let mut merged = changes.clone();
         merged.merge(registrations.changes);
-        assert_eq!(merged.registered, ["CP-2", "CP-1"]);
         assert_eq!(
-            changes.clone().reload_beyond(3),
+            merged.registered,
+            [
+                trusted("CP-2", "s"),
+                stored("CP-3"),
+                stored("CP-1"),
+                trusted("CP-9", "site-a")
+            ]
+        );
+        assert_eq!(
+            changes.clone().reload_beyond(4),
             changes,
             "within the limit"
         );
         assert_eq!(
-            changes.reload_beyond(2),
+            changes.reload_beyond(3),
             Changes {
                 reload: true,
                 ..Changes::default()
