@@ -51,8 +51,9 @@ pub struct Cli {
     /// Gateway OCPP endpoint; each charger connects to URL/<charger id>. Several gateway
     /// nodes: repeat the option or separate URLs with commas. Charger n (counting from 0 in
     /// the run) starts at URL n modulo their number and, when its connection is lost or an
-    /// attempt fails, reconnects with backoff to the next URL (failover); the report counts
-    /// reconnects and failovers.
+    /// attempt fails, reconnects with backoff to another URL (failover), every other URL
+    /// before its first again; the chargers of a URL that went away spread evenly over the
+    /// others. The report counts reconnects and failovers.
     #[arg(
         long,
         default_value = "ws://127.0.0.1:9000/ocpp",

@@ -3,9 +3,9 @@
 //! feeds the charger model what arrives, sends what the model wants sent (one outstanding
 //! CALL per direction), records latencies, injects faults on demand, and reconnects after
 //! reboots and losses until the run ends. Given several gateway URLs, charger n starts at URL
-//! n modulo their number and moves on to the next URL whenever a connection is lost or an
-//! attempt fails (failover), as a charger configured with several central system addresses
-//! behind a cluster would.
+//! n modulo their number and moves on to another URL whenever a connection is lost or an
+//! attempt fails (failover), as chargers behind a load balancer in front of a cluster would:
+//! the chargers of a node that went away spread evenly over the others ([`Rotation`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -432,11 +432,18 @@ struct Pending {
     malformed: bool,
 }
 
-/// Which gateway URL a charger tries: it starts at its own position among the URLs and
-/// moves to the next one after every lost connection or failed attempt.
+/// Which gateway URL a charger tries: it starts at its own position among the URLs (its
+/// home) and moves on after every lost connection or failed attempt, through every other
+/// URL before its home again. Chargers sharing a home take the others in different orders,
+/// so the chargers of a node that went away spread evenly over the remaining ones, as a load
+/// balancer in front of a cluster spreads them, instead of all landing on one neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
-    current: usize,
+    home: usize,
+    /// Where the other URLs' cycle starts for this charger.
+    offset: usize,
+    /// Moves made so far, modulo `count`: 0 is home.
+    step: usize,
     count: usize,
 }
 
@@ -445,22 +452,28 @@ impl Rotation {
     pub fn new(index: usize, count: usize) -> Rotation {
         let count = count.max(1);
         Rotation {
-            current: index % count,
+            home: index % count,
+            offset: (index / count) % (count - 1).max(1),
+            step: 0,
             count,
         }
     }
 
     pub fn current(self) -> usize {
-        self.current
+        if self.step == 0 {
+            return self.home;
+        }
+        let others = self.count - 1;
+        (self.home + 1 + (self.offset + self.step - 1) % others) % self.count
     }
 
-    /// On to the next URL (the same one when there is only one).
+    /// On to the URL to try next (the same one when there is only one).
     pub fn advance(&mut self) {
-        self.current = (self.current + 1) % self.count;
+        self.step = (self.step + 1) % self.count;
     }
 }
 
-/// Runs one charger until the run stops: connect, boot, serve, reconnect (to the next URL
+/// Runs one charger until the run stops: connect, boot, serve, reconnect (to another URL
 /// after a loss or a failed attempt).
 pub async fn run_charger(mut model: Charger, index: usize, mut ctx: TaskContext) {
     let slot_count = ctx.directory.slots.len().max(1);
@@ -996,16 +1009,31 @@ mod tests {
     }
 
     #[test]
-    fn chargers_spread_round_robin_and_fail_over_to_the_next_url() {
+    fn chargers_spread_round_robin_and_fail_over_evenly_through_every_url() {
         let starts: Vec<usize> = (0..7).map(|n| Rotation::new(n, 3).current()).collect();
         assert_eq!(starts, [0, 1, 2, 0, 1, 2, 0]);
-        let mut r = Rotation::new(2, 3);
-        let mut seen = Vec::new();
-        for _ in 0..4 {
-            r.advance();
-            seen.push(r.current());
+        for count in 1..=5 {
+            for index in 0..40 {
+                let mut r = Rotation::new(index, count);
+                let mut seen = vec![r.current()];
+                for _ in 1..count {
+                    r.advance();
+                    seen.push(r.current());
+                }
+                seen.sort_unstable();
+                assert_eq!(seen, (0..count).collect::<Vec<_>>(), "every URL once");
+                r.advance();
+                assert_eq!(r.current(), index % count, "then home again");
+            }
         }
-        assert_eq!(seen, [0, 1, 2, 0]);
+        // The chargers at home on URL 2 of 4 fail over to 0, 1 and 3 alike.
+        let mut landed = [0usize; 4];
+        for index in (2..1200).step_by(4) {
+            let mut r = Rotation::new(index, 4);
+            r.advance();
+            landed[r.current()] += 1;
+        }
+        assert_eq!(landed, [100, 100, 0, 100]);
         let mut one = Rotation::new(5, 1);
         one.advance();
         assert_eq!(one.current(), 0);
