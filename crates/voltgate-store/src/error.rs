@@ -42,6 +42,10 @@ pub enum StoreError {
     /// The store was closed (or its writer stopped); nothing more can be written.
     #[error("the store is closed")]
     Closed,
+    /// A write the store grouped with others into one statement failed with them; the
+    /// reason is the statement's error.
+    #[error("store database error (in a batch of writes): {0}")]
+    BatchFailed(String),
     /// A stored value could not be turned back into a record (e.g. a malformed JSON column).
     #[error("stored data is malformed: {0}")]
     Corrupt(String),

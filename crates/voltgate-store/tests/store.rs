@@ -144,6 +144,7 @@ on_both_backends!(
     transaction_filters,
     audit_is_newest_first_and_pages,
     audit_outcome,
+    audit_writes_at_once_each_get_their_own_record,
     security_events_are_kept,
     concurrent_writers_lose_nothing,
     concurrent_retries_make_one_transaction,
@@ -1098,6 +1099,66 @@ async fn audit_outcome(store: &Arc<impl Inspect>) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+/// Audit writes issued all at once (which a store may group into one statement) each get
+/// the id of their own record, outcomes land on the records they name, and an outcome for a
+/// record that does not exist fails alone.
+async fn audit_writes_at_once_each_get_their_own_record(store: &Arc<impl Inspect>) {
+    const WRITES: usize = 300;
+    let appends: Vec<_> = (0..WRITES)
+        .map(|n| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut record = audit_record(n);
+                // a few with an outcome from the start, one with no request id
+                record.outcome = (n % 5 == 0).then(|| format!("at once {n}"));
+                record.request_id = (n != 7).then(|| format!("req-{n}"));
+                let id = store.append_audit(&record).await.unwrap();
+                (id, record)
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for append in appends {
+        written.push(append.await.unwrap());
+    }
+    let stored: std::collections::HashMap<i64, AuditRecord> = store
+        .audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.record))
+        .collect();
+    assert_eq!(stored.len(), WRITES);
+    for (id, record) in &written {
+        assert_eq!(stored.get(id), Some(record), "record {id}");
+    }
+
+    let missing = written.iter().map(|(id, _)| id).max().unwrap() + 1_000;
+    let outcomes: Vec<_> = written
+        .iter()
+        .map(|(id, _)| (*id, format!("outcome of {id}")))
+        .chain([(missing, "nobody's".to_owned())])
+        .map(|(id, outcome)| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { (id, store.set_audit_outcome(id, &outcome).await) })
+        })
+        .collect();
+    for outcome in outcomes {
+        let (id, result) = outcome.await.unwrap();
+        if id == missing {
+            assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+        } else {
+            result.unwrap();
+        }
+    }
+    for stored in store.audit(&AuditFilter::default()).await.unwrap() {
+        assert_eq!(
+            stored.record.outcome,
+            Some(format!("outcome of {}", stored.id))
+        );
+    }
 }
 
 async fn security_events_are_kept(store: &Arc<impl Inspect>) {

@@ -662,34 +662,13 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit \
-             (at, principal, action, resource, allowed, reason, outcome, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&r.at)
-        .bind(&r.principal)
-        .bind(&r.action)
-        .bind(&r.resource)
-        .bind(r.allowed)
-        .bind(&r.reason)
-        .bind(&r.outcome)
-        .bind(&r.request_id)
-        .fetch_one(self.pool()?)
-        .await?;
-        Ok(id)
+        self.pool()?;
+        self.audit.append(r).await
     }
 
     async fn set_audit_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE audit SET outcome = $1 WHERE id = $2")
-            .bind(outcome)
-            .bind(id)
-            .execute(self.pool()?)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("audit record {id}")));
-        }
-        Ok(())
+        self.pool()?;
+        self.audit.set_outcome(id, outcome).await
     }
 
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAuditRecord>, StoreError> {

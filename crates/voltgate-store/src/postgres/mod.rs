@@ -7,6 +7,7 @@
 //! backend has no job here. Durability is PostgreSQL's: a commit is flushed to its WAL before
 //! the call returns (with the server's default `synchronous_commit = on`).
 
+mod audit_writer;
 mod impl_store;
 mod rows;
 
@@ -26,6 +27,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations-postgres");
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    audit: audit_writer::AuditWriter,
 }
 
 impl PostgresStore {
@@ -67,7 +69,8 @@ impl PostgresStore {
             .acquire_timeout(target.connect_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(options);
-        Ok(PostgresStore { pool })
+        let audit = audit_writer::AuditWriter::start(pool.clone());
+        Ok(PostgresStore { pool, audit })
     }
 
     /// Applies any migration not yet applied; running it again is a no-op. [`open`] already
