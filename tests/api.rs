@@ -90,35 +90,34 @@ impl Api {
 
     /// Polls `/readyz` until it answers `status`; fails after `within`.
     pub async fn wait_ready(&self, status: u16, within: std::time::Duration) -> Result<()> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let reply = self.get("/readyz").await?;
-            if reply.status == status {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                anyhow::bail!(
-                    "/readyz still {} ({}) after {within:?}",
-                    reply.status,
-                    reply.text
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        self.wait_readyz(within, |reply| reply.status == status)
+            .await
     }
 
     /// Waits until `/readyz` names `reason` ("cluster unreachable", "store unreachable"):
     /// the gateway has noticed that loss, which it learns a moment after it happens.
     pub async fn wait_unready_for(&self, reason: &str, within: std::time::Duration) -> Result<()> {
+        self.wait_readyz(within, |reply| {
+            reply.status == 503 && reply.body["status"] == reason
+        })
+        .await
+    }
+
+    /// Polls `/readyz` until its answer passes `done`; fails after `within` with the last one.
+    async fn wait_readyz(
+        &self,
+        within: std::time::Duration,
+        done: impl Fn(&Reply) -> bool,
+    ) -> Result<()> {
         let deadline = std::time::Instant::now() + within;
         loop {
             let reply = self.get("/readyz").await?;
-            if reply.status == 503 && reply.body["status"] == reason {
+            if done(&reply) {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
                 anyhow::bail!(
-                    "/readyz still {} ({}) after {within:?}, not 503 for {reason}",
+                    "/readyz still {} ({}) after {within:?}",
                     reply.status,
                     reply.text
                 );
