@@ -66,6 +66,23 @@ async fn expect_call(charger: &mut Charger, action: &str) -> (String, Value) {
     (id, payload)
 }
 
+/// Takes the gateway's next SendLocalList, which must be a differential update carrying
+/// exactly `entries` (`why` says what it shows), applies it to `list` as a 1.6 charger does
+/// and accepts it; returns the payload.
+async fn accept_differential(
+    charger: &mut Charger,
+    list: &mut ChargerList,
+    entries: Value,
+    why: &str,
+) -> Value {
+    let (id, update) = expect_call(charger, "SendLocalList").await;
+    assert_eq!(update["updateType"], "Differential", "{why}: {update}");
+    assert_eq!(update["localAuthorizationList"], entries, "{why}");
+    list.apply(&update, true);
+    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    update
+}
+
 /// A charger's local list as the charger itself keeps it: applies SendLocalList the way
 /// OCPP says (full replaces, differential adds/changes/removes) and decides offline from it.
 #[derive(Debug, Default)]
@@ -267,15 +284,14 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() 
         .await
         .unwrap()
         .expect(201);
-    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(added["updateType"], "Differential", "{added}");
+    let added = accept_differential(
+        &mut charger,
+        &mut list,
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
+        "a role granted adds its holder's card",
+    )
+    .await;
     assert_eq!(added["listVersion"], 2);
-    assert_eq!(
-        added["localAuthorizationList"],
-        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}])
-    );
-    list.apply(&added, true);
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     charger
         .quiet(QUIET)
         .await
@@ -286,16 +302,14 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() 
         .await
         .unwrap()
         .expect(200);
-    let (id, blocked) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(blocked["updateType"], "Differential");
-    assert_eq!(blocked["listVersion"], 3);
-    assert_eq!(
-        blocked["localAuthorizationList"],
+    let blocked = accept_differential(
+        &mut charger,
+        &mut list,
         json!([{"idTag": "RFID-DANA", "idTagInfo": {"status": "Blocked"}}]),
-        "a blocked card stays listed, as Blocked"
-    );
-    list.apply(&blocked, true);
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+        "a blocked card stays listed, as Blocked",
+    )
+    .await;
+    assert_eq!(blocked["listVersion"], 3);
     let (id, _) = expect_call(&mut charger, "ClearCache").await;
     charger.reply(&id, json!({"status": "Accepted"})).unwrap();
     assert_eq!(list.tokens(), ["RFID-DANA", "RFID-ERIK"]);
@@ -802,15 +816,13 @@ async fn a_list_larger_than_the_charger_holds_is_cut_without_granting_anything()
     // A new token that sorts first takes the place of the last kept one; nothing was taken
     // away by the rules, so the cache stays.
     admin.id_token("dana", "DANA-1").await.unwrap().expect(201);
-    let (id, swap) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(swap["updateType"], "Differential", "{swap}");
-    assert_eq!(
-        swap["localAuthorizationList"],
+    accept_differential(
+        &mut charger,
+        &mut list,
         json!([{"idTag": "DANA-4"}, {"idTag": "DANA-1", "idTagInfo": {"status": "Accepted"}}]),
-        "the removal comes first"
-    );
-    list.apply(&swap, true);
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+        "the removal comes first",
+    )
+    .await;
     charger
         .quiet(QUIET)
         .await
@@ -875,14 +887,13 @@ async fn changes_made_through_another_node_reach_the_list_the_holder_keeps() {
         .await
         .unwrap()
         .expect(201);
-    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(added["updateType"], "Differential", "{added}");
-    assert_eq!(
-        added["localAuthorizationList"],
-        json!([{"idTag": "RFID-DANA-2", "idTagInfo": {"status": "Accepted"}}])
-    );
-    list.apply(&added, true);
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    accept_differential(
+        &mut charger,
+        &mut list,
+        json!([{"idTag": "RFID-DANA-2", "idTagInfo": {"status": "Accepted"}}]),
+        "a card added through node one",
+    )
+    .await;
 
     // A role (a rule change the holder replays).
     admin
@@ -890,13 +901,13 @@ async fn changes_made_through_another_node_reach_the_list_the_holder_keeps() {
         .await
         .unwrap()
         .expect(201);
-    let (id, added) = expect_call(&mut charger, "SendLocalList").await;
-    assert_eq!(
-        added["localAuthorizationList"],
-        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}])
-    );
-    list.apply(&added, true);
-    charger.reply(&id, json!({"status": "Accepted"})).unwrap();
+    accept_differential(
+        &mut charger,
+        &mut list,
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
+        "a role granted through node one",
+    )
+    .await;
     assert_eq!(list.tokens(), ["RFID-DANA", "RFID-DANA-2", "RFID-ERIK"]);
     charger
         .quiet(QUIET)
