@@ -26,8 +26,10 @@
 //!   kept in sync from then on, also for a charger whose `post_boot_sync` is `off`. It reads
 //!   no limits and clears no cache of its own accord, so it sends exactly what was asked.
 //! - **Changes.** Every change to the role-engine state and to id tokens goes through the
-//!   estate service ([`voltgate_estate::Estate`]); when one finishes, the sync task waits a short
-//!   [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every
+//!   estate service ([`voltgate_estate::Estate`]); when one that may change an answer finishes
+//!   (its generation moves: rules, cards, approvals, charger settings, reloads; not a scope or
+//!   charger added, a new leaf that changes no other charger's list), the sync task waits a
+//!   short [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every
 //!   charger it keeps in sync and sends a `Differential` update where the list changed. An id
 //!   token's expiry schedules a round of its own.
 //! - **Cost.** One background task; a round reads the id tokens once, groups them by

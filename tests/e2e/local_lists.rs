@@ -357,6 +357,55 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() 
     );
 }
 
+/// A scope or a charger added is a new leaf: no list anywhere can change, so no round of
+/// recomputing every list runs for it (a registration ramp would otherwise recompute the
+/// whole estate per charger); a rule change still reaches the lists.
+#[tokio::test]
+async fn added_scopes_and_chargers_recompute_no_list_and_a_rule_change_does() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let mut list = first_sync(&mut charger, 0).await;
+    charger
+        .quiet(QUIET)
+        .await
+        .unwrap_or_else(|e| panic!("the first sync is complete: {e}"));
+    let rounds = || async {
+        crate::metric(
+            &crate::metrics(&gateway.api_url).await,
+            "voltgate_local_list_round_seconds_count",
+        )
+    };
+    let before = rounds().await;
+
+    admin
+        .scope("inst-3", "installation", "root")
+        .await
+        .unwrap()
+        .expect(201);
+    admin.charger("ZAP-3", "inst-3").await.unwrap().expect(201);
+    admin.charger("ZAP-4", "inst-1").await.unwrap().expect(201);
+    // Past the debounce and the sync task's own recheck.
+    charger
+        .quiet(Duration::from_millis(1500))
+        .await
+        .unwrap_or_else(|e| panic!("nothing to send for new scopes: {e}"));
+    assert_eq!(rounds().await, before, "no list was recomputed");
+
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    accept_differential(
+        &mut charger,
+        &mut list,
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
+        "a role granted adds its holder's card",
+    )
+    .await;
+    assert!(rounds().await > before, "the rule change was a round");
+}
+
 #[tokio::test]
 async fn an_offline_charger_decides_from_its_list_as_the_gateway_would() {
     let (gateway, admin) = estate(syncing()).await;
