@@ -381,10 +381,10 @@ propagation_probe() {
     # propagation_probe FROM_PORT TO_PORT KIND: CLUSTER_CHANGES changes made through one node's
     # API, each then looked for through another's; per change, the microseconds from sending
     # the change until the other node shows it (two curl processes included, so an upper
-    # bound). KIND scopes: a site created, found in the scope list, which holds every scope,
-    # stations included, so its cost grows with the estate; KIND roles: a custom role defined
-    # (a rule change, which the other nodes replay onto the stations they hold), found in the
-    # role list, which is read from the engine alone.
+    # bound). KIND scopes: a site created, then asked for alone (GET /api/v1/scopes/ID, 404
+    # until the other node's engine holds it); KIND roles: a custom role defined (a rule
+    # change, which the other nodes replay onto the stations they hold), found in the role
+    # list, which is read from the engine alone.
     local from=$1 to=$2 kind=$3 i t0 t1 id body
     local auth="Authorization: Bearer $TOKEN"
     for i in $(seq 1 "$CLUSTER_CHANGES"); do
@@ -401,7 +401,10 @@ propagation_probe() {
         t0=$(date +%s%N)
         curl -fsS -o /dev/null -H "$auth" -H 'Content-Type: application/json' \
             -d "$body" "http://127.0.0.1:$from/api/v1/$kind" || { echo "change $id refused" >&2; continue; }
-        until curl -fsS -H "$auth" "http://127.0.0.1:$to/api/v1/$kind" | grep -q "\"$id\""; do :; done
+        case $kind in
+        scopes) until curl -fsS -o /dev/null -H "$auth" "http://127.0.0.1:$to/api/v1/scopes/$id" 2>/dev/null; do :; done ;;
+        roles) until curl -fsS -H "$auth" "http://127.0.0.1:$to/api/v1/roles" | grep -q "\"$id\""; do :; done ;;
+        esac
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000))
     done | sort -n | awk '{ v[NR] = $1 } END {
@@ -534,7 +537,7 @@ scenario_cluster() {
     for k in $(seq 1 "$CLUSTER_NODES"); do all_ports+=("$((API_PORT + k))"); done
     online_after=$(wait_all_online "$CLUSTER_DURATION" "${all_ports[@]}")
     echo "cluster: all $CLUSTER_CHARGERS chargers online after ${online_after:-more than $CLUSTER_DURATION} s" >&2
-    echo "+ propagation_probe: $CLUSTER_CHANGES scopes created through node 1, each then listed through node 2" >>"$OUT/commands.txt"
+    echo "+ propagation_probe: $CLUSTER_CHANGES scopes created through node 1, each then asked for through node 2" >>"$OUT/commands.txt"
     propagation_probe "$((API_PORT + 1))" "$((API_PORT + 2))" scopes >"$OUT/cluster.propagation.json"
     echo "cluster: change propagation $(cat "$OUT/cluster.propagation.json")" >&2
     echo "+ propagation_probe: $CLUSTER_CHANGES custom roles defined through node 1, each then listed through node 2" >>"$OUT/commands.txt"

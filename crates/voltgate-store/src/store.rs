@@ -19,6 +19,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// All scopes, every parent before its children (then in insertion order).
     async fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError>;
+    /// One scope by id; `None` when the store does not hold it.
+    async fn scope(&self, id: &str) -> Result<Option<ScopeRecord>, StoreError>;
     /// Inserts or replaces a scope by id.
     async fn put_scope(&self, s: &ScopeRecord) -> Result<(), StoreError>;
     /// Switches a module on or off at a scope (replacing an earlier setting).

@@ -254,6 +254,12 @@ async fn scopes_come_back_parents_first(store: &Arc<impl Inspect>) {
     assert_eq!(scopes.len(), 3);
     assert_eq!(scopes[1], renamed);
     assert_eq!(scopes[0], scope("org", "organisation", Some("root")));
+    assert_eq!(store.scope("site").await.unwrap(), Some(renamed));
+    assert_eq!(
+        store.scope("station-1").await.unwrap(),
+        Some(scope("station-1", "station", Some("site")))
+    );
+    assert_eq!(store.scope("nowhere").await.unwrap(), None);
 }
 
 async fn modules_are_replaced_not_duplicated(store: &Arc<impl Inspect>) {

@@ -83,6 +83,7 @@ pub(crate) fn routes() -> Vec<ApiRoute> {
         route(M::GET, "/api/v1/docs/explorer.css", explorer::style),
         route(M::GET, "/api/v1/scopes", scopes::list),
         route(M::POST, "/api/v1/scopes", scopes::create),
+        route(M::GET, "/api/v1/scopes/{id}", scopes::get),
         route(
             M::PUT,
             "/api/v1/scopes/{id}/modules/{module}",

@@ -128,6 +128,21 @@ pub(crate) async fn list(
     Ok(Json(ScopeList { scopes }))
 }
 
+/// `GET /api/v1/scopes/{id}`: one scope the caller sees (the list's rule), without reading
+/// the rest of the estate; an unknown or invisible scope is the same 404.
+pub(crate) async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    StrictPath(id): StrictPath<String>,
+) -> Result<Json<ScopeView>, ApiError> {
+    let unknown = || ApiError::not_found(format!("scope `{id}` not found"));
+    if !visible(&state, &caller, &Target::Scope(id.clone())) {
+        return Err(unknown());
+    }
+    let record = state.store.scope(&id).await?.ok_or_else(unknown)?;
+    Ok(Json(record.into()))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModuleSwitch {

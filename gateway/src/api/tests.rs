@@ -604,6 +604,45 @@ async fn scopes_create_conflict_and_validation() {
     assert!(!ids.contains(&"south") && !ids.contains(&"CP-S"), "{ids:?}");
 }
 
+/// One scope is answered by the list's rule: what the list shows, with the same fields;
+/// an invisible scope and an unknown one are the same 404.
+#[tokio::test]
+async fn a_scope_is_shown_alone_exactly_as_listed() {
+    let (api, alice, bob) = estate().await;
+    let carol = api.token_for("carol").await;
+    for token in [ADMIN, alice.as_str(), bob.as_str(), carol.as_str()] {
+        let listed = api.get("/api/v1/scopes", token).await;
+        let listed = listed.body["scopes"].as_array().unwrap().clone();
+        for scope in ["root", "north", "south", "CP-N", "CP-S", "nowhere"] {
+            let shown = api.get(&format!("/api/v1/scopes/{scope}"), token).await;
+            match listed.iter().find(|s| s["id"] == scope) {
+                Some(entry) => {
+                    assert_eq!(shown.status, StatusCode::OK, "{scope}: {}", shown.body);
+                    assert_eq!(&shown.body, entry, "{scope}");
+                }
+                None => {
+                    assert_eq!(
+                        shown.status,
+                        StatusCode::NOT_FOUND,
+                        "{scope}: {}",
+                        shown.body
+                    );
+                    assert_eq!(error_code(&shown), "not_found");
+                    assert_eq!(shown.body["message"], format!("scope `{scope}` not found"));
+                }
+            }
+        }
+    }
+    let alices = api.get("/api/v1/scopes/north", &alice).await;
+    assert_eq!(alices.body["kind"], "site");
+    assert_eq!(alices.body["parent"], "root");
+    assert_eq!(
+        api.get("/api/v1/scopes/south", &alice).await.status,
+        StatusCode::NOT_FOUND,
+        "another site's scope is not shown"
+    );
+}
+
 #[tokio::test]
 async fn oversize_and_non_json_bodies() {
     let api = Api::new("connect").await;

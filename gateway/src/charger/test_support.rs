@@ -247,6 +247,9 @@ impl Store for RefusingStore {
     async fn scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
         self.refuse()
     }
+    async fn scope(&self, _: &str) -> Result<Option<ScopeRecord>, StoreError> {
+        self.refuse()
+    }
     async fn put_scope(&self, _: &ScopeRecord) -> Result<(), StoreError> {
         self.refuse()
     }

@@ -48,6 +48,14 @@ impl Store for PostgresStore {
         Ok(parents_first(rows::all(&found, rows::scope)?))
     }
 
+    async fn scope(&self, id: &str) -> Result<Option<ScopeRecord>, StoreError> {
+        let found = sqlx::query("SELECT id, kind, parent, name FROM scopes WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool()?)
+            .await?;
+        found.as_ref().map(rows::scope).transpose()
+    }
+
     async fn put_scope(&self, s: &ScopeRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO scopes (id, kind, parent, name) VALUES ($1, $2, $3, $4) \

@@ -53,6 +53,19 @@ impl Store for SqliteStore {
         Ok(parents_first(stored))
     }
 
+    async fn scope(&self, id: &str) -> Result<Option<ScopeRecord>, StoreError> {
+        self.read(id, |conn, id| {
+            Box::pin(async move {
+                let found = sqlx::query("SELECT id, kind, parent, name FROM scopes WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(conn)
+                    .await?;
+                found.as_ref().map(rows::scope).transpose()
+            })
+        })
+        .await
+    }
+
     async fn put_scope(&self, s: &ScopeRecord) -> Result<(), StoreError> {
         self.write(s.clone(), |conn, s| {
             Box::pin(async move { upsert_scope(conn, s).await })
