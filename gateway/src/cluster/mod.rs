@@ -891,17 +891,26 @@ impl Cluster {
                 // A notice must fit a NATS message; past that many names a reload is cheaper.
                 changes: changes.reload_beyond(MAX_NAMED_PER_NOTICE),
             };
-            let expected = self.live_peers_now().await;
             let Ok(bytes) = serde_json::to_vec(&notice) else {
                 continue;
             };
-            if let Err(err) = self
-                .client
-                .publish_with_reply(CHANGES_SUBJECT, acks_subject(&self.node_id), bytes.into())
-                .await
-            {
+            let started = Instant::now();
+            // Counting the live nodes reads the nodes bucket, a round trip to NATS: it runs
+            // while the notice travels, not before it. A node that joins in between may be
+            // counted without hearing this notice (it loaded the estate as it started), which
+            // costs one wait of PROPAGATION_WAIT.
+            let (expected, published) = tokio::join!(
+                self.live_peers_now(),
+                self.client.publish_with_reply(
+                    CHANGES_SUBJECT,
+                    acks_subject(&self.node_id),
+                    bytes.into()
+                )
+            );
+            if let Err(err) = published {
                 tracing::warn!(error = %err, "change notice not published");
             }
+            let counted_ms = started.elapsed().as_millis() as u64;
             let deadline = Instant::now() + PROPAGATION_WAIT;
             // Only a node that reloaded after this notice confirms it: a late answer to an
             // earlier notice, whose wait timed out, must not count.
@@ -926,6 +935,14 @@ impl Cluster {
                     }
                 }
             }
+            tracing::debug!(
+                seq,
+                expected,
+                confirmed = confirmed_by.len(),
+                counted_ms,
+                took_ms = started.elapsed().as_millis() as u64,
+                "change notice confirmed"
+            );
             self.confirmed
                 .send_modify(|done| *done = (*done).max(count));
         }
