@@ -124,14 +124,14 @@ def cluster_table(out):
         lines.append(f"- errors: {errors or 'none'}")
         lines += cpu_split(out / f"{phase}.cpu.jsonl", max(online) if None not in online else None)
         lines.append("")
-    for file, title, changes in (
-        ("cluster.propagation.json", "change propagation", "changes"),
-        ("cluster.propagation-roles.json", "rule change propagation", "custom roles defined"),
+    for file, title, changes, seen in (
+        ("cluster.propagation.json", "change propagation", "sites created", "asked for"),
+        ("cluster.propagation-roles.json", "rule change propagation", "custom roles defined", "listed"),
     ):
         probe = load(out / file)
         if probe:
             lines += [f"## cluster: {title}", "",
-                      f"- {probe.get('changes', 0)} {changes} through node 1, each listed through node 2: "
+                      f"- {probe.get('changes', 0)} {changes} through node 1, each {seen} through node 2: "
                       f"p50 {fmt(probe.get('p50_ms'), 2)} ms, p99 {fmt(probe.get('p99_ms'), 2)} ms, "
                       f"max {fmt(probe.get('max_ms'), 2)} ms (two curl processes included)", ""]
     failover = load(out / "cluster.failover.json")
