@@ -169,11 +169,15 @@ async fn set_outcomes(pool: &PgPool, outcomes: Vec<Outcome>) {
         latest.insert(*id, outcome.as_str());
     }
     let (ids, texts): (Vec<i64>, Vec<&str>) = latest.into_iter().unzip();
+    // Planned anew each time, not prepared once: a plan made while the log was small (a new
+    // database) joins by scanning the whole table, and a prepared statement kept that plan
+    // as the log grew, one full scan per batch (4.7 ms a batch at 100,000 records).
     let updated: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
         "UPDATE audit SET outcome = v.outcome \
          FROM unnest($1::bigint[], $2::text[]) AS v(id, outcome) \
          WHERE audit.id = v.id RETURNING audit.id",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&texts)
     .fetch_all(pool)
