@@ -43,6 +43,7 @@
 mod action;
 mod bitset;
 mod card;
+mod digest;
 mod engine;
 mod error;
 mod explain;

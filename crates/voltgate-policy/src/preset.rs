@@ -54,7 +54,7 @@ pub struct PermissionDef {
 }
 
 /// A role as declared in the preset (or defined at run time as a custom role).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct RoleDef {
     pub id: String,
     pub label: String,

@@ -121,6 +121,18 @@ impl ScopeTree {
         self.index.get(name)
     }
 
+    /// Every scope that switches a module itself: the scope, the modules it sets and which of
+    /// those it sets on.
+    pub(crate) fn module_settings(&self) -> impl Iterator<Item = (ScopeIndex, u64, u64)> + '_ {
+        (0..).zip(&self.nodes).filter_map(|(index, node)| {
+            (node.module_set != 0).then_some((
+                index,
+                node.module_set,
+                node.module_on & node.module_set,
+            ))
+        })
+    }
+
     pub(crate) fn name(&self, scope: ScopeIndex) -> &str {
         self.names.get(scope as usize).map_or("", String::as_str)
     }
