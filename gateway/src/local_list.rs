@@ -32,6 +32,14 @@
 //!   short [`DEBOUNCE`] (so a burst of changes costs one round), recomputes the list of every
 //!   charger it keeps in sync and sends a `Differential` update where the list changed. An id
 //!   token's expiry schedules a round of its own.
+//! - **Rounds that cannot change a list are skipped.** A list is computed from the cards,
+//!   the rules of the principals who hold them, the module settings and which chargers await
+//!   approval; the round hashes all of these ([`rules_digest`]). A round over every charger
+//!   that leaves each of them holding its list vouches for its digest, and a later round with
+//!   the same digest does nothing: a role given to someone without a card, or a custom role
+//!   nobody holds, costs no round over thousands of chargers. Nothing is vouched for while a
+//!   charger is left unsettled (an update it refused is sent again at the next change) or
+//!   when a change came in during the round.
 //! - **Cost.** One background task; a round reads the id tokens once, groups them by
 //!   principal and asks the engine's allocation-free `check` once per (charger, principal that
 //!   holds tokens). The engine's read lock is held for one charger at a time, and at most
@@ -97,6 +105,7 @@
 //! `--local-auth-lists false` switches it off.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -173,7 +182,7 @@ impl ListReach {
 }
 
 /// What a charger's list says about one id token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct ListedToken {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +281,10 @@ pub(crate) struct LocalLists {
     reach: ListReach,
     /// Sessions waiting for their post-boot delay: when, which charger, which session.
     deferred: Mutex<Vec<(tokio::time::Instant, String, u64)>>,
+    /// The [`rules_digest`] of the last round over every charger, kept only while every
+    /// charger it and later rounds handled was left settled: while the digest stays the
+    /// same, no list can differ and a round over every charger has nothing to do.
+    settled_digest: Mutex<Option<u64>>,
 }
 
 impl LocalLists {
@@ -284,6 +297,7 @@ impl LocalLists {
             next_epoch: AtomicU64::new(1),
             reach: DEFAULT_LIST_REACH,
             deferred: Mutex::new(Vec::new()),
+            settled_digest: Mutex::new(None),
         }
     }
 
@@ -474,6 +488,16 @@ async fn sync_round(
     let tokens = state.store.id_tokens().await?;
     let started = std::time::Instant::now();
     let candidates = Candidates::new(tokens, clock::now());
+    let generation = state.estate.generation();
+    let digest = rules_digest(
+        &state.estate.engine(),
+        state.estate.pending_digest(),
+        &candidates,
+    );
+    let lists = &state.local_lists;
+    if work.everything && work.chargers.is_empty() && *lists.settled_digest.lock() == Some(digest) {
+        return Ok(candidates.next_expiry);
+    }
     let targets = state.local_lists.targets(work);
     let mut computed = Vec::with_capacity(targets.len());
     for (n, charger) in targets.into_iter().enumerate() {
@@ -506,15 +530,47 @@ async fn sync_round(
         .metrics
         .local_list_round(started.elapsed().as_secs_f64());
     let mut in_flight = tokio::task::JoinSet::new();
+    let mut all_settled = true;
     for (charger, version, desired) in computed {
         if in_flight.len() >= MAX_IN_FLIGHT {
-            in_flight.join_next().await;
+            all_settled &= in_flight
+                .join_next()
+                .await
+                .is_none_or(|settled| matches!(settled, Ok(true)));
         }
         let state = state.clone();
         in_flight.spawn(async move { sync_charger(&state, &charger, version, desired).await });
     }
-    while in_flight.join_next().await.is_some() {}
+    while let Some(settled) = in_flight.join_next().await {
+        all_settled &= matches!(settled, Ok(true));
+    }
+    // A round over every charger vouches for the digest it was computed from, unless a
+    // change came in meanwhile or a charger was left unsettled (to be tried again at the
+    // next round); a round over some chargers never vouches, and one that left a charger
+    // unsettled withdraws what an earlier round vouched for.
+    let mut settled_digest = lists.settled_digest.lock();
+    if !all_settled || state.estate.generation() != generation {
+        *settled_digest = None;
+    } else if work.everything {
+        *settled_digest = Some(digest);
+    }
     Ok(candidates.next_expiry)
+}
+
+/// A digest of everything a round's lists are computed from besides the scope tree (which
+/// only grows by leaves, changing no existing charger's list): the module settings, the
+/// chargers awaiting approval, and each card holder's cards and rules. Equal digests, equal
+/// lists.
+fn rules_digest(engine: &Engine, pending_digest: u64, candidates: &Candidates) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    engine.modules_digest().hash(&mut hasher);
+    pending_digest.hash(&mut hasher);
+    for (principal, tokens) in &candidates.by_principal {
+        principal.hash(&mut hasher);
+        engine.principal_digest(principal).hash(&mut hasher);
+        tokens.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Every id token as a list would carry it (`Accepted`, or `Blocked` / `Expired` by the
@@ -822,25 +878,34 @@ fn not_supported(err: &GateError) -> bool {
 }
 
 /// Brings one charger up to date with `desired`.
-async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, desired: ListContent) {
+/// Brings one charger's connection up to `desired`; answers whether it is left settled on it
+/// (or gone, or waiting for an approval, which changes the round's digest): `false` where an
+/// update failed and must be tried again.
+async fn sync_charger(
+    state: &AppState,
+    charger: &str,
+    version: OcppVersion,
+    desired: ListContent,
+) -> bool {
     let lists = &state.local_lists;
     let Some(mut session) = lists.sessions.get(charger).map(|s| s.clone()) else {
-        return;
+        return true;
     };
     // A pending (auto-registered, not yet approved) charger gets no list until approval
     // starts its session again.
     if state.estate.charger_pending(charger) {
-        return;
+        return true;
     }
     if session.support == Support::Unchecked {
         match check_version(state, charger, &session).await {
             Some(checked) => session = checked,
             None => {
                 lists.forget(charger, session.epoch);
-                return;
+                return true;
             }
         }
     }
+    let wanted = desired.clone();
     let connected = match session.support {
         Support::Lists => push_list(state, charger, version, &mut session, desired).await,
         Support::CacheOnly => {
@@ -854,9 +919,12 @@ async fn sync_charger(state: &AppState, charger: &str, version: OcppVersion, des
         Support::Unchecked | Support::Nothing | Support::Deferred => true,
     };
     if connected {
+        let settled = session.settled_on(&wanted);
         lists.put_back(charger, session);
+        settled
     } else {
         lists.forget(charger, session.epoch);
+        true
     }
 }
 

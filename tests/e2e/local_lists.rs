@@ -145,6 +145,28 @@ impl ChargerList {
     }
 }
 
+/// Gives erik the `user` role on inst-1 through `admin` and takes the differential update
+/// that adds his card (`why` says what it shows); returns the update.
+async fn grant_erik_and_take_his_card(
+    admin: &Api,
+    charger: &mut Charger,
+    list: &mut ChargerList,
+    why: &str,
+) -> Value {
+    admin
+        .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    accept_differential(
+        charger,
+        list,
+        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
+        why,
+    )
+    .await
+}
+
 /// Answers the version check and the first full list; returns the list the charger holds.
 async fn first_sync(charger: &mut Charger, reported_version: i64) -> ChargerList {
     let v16 = charger.is_v16();
@@ -279,15 +301,10 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() 
     assert_eq!(list.version, 1);
     assert_eq!(list.tokens(), ["RFID-DANA"]);
 
-    admin
-        .assign("erik", "user", "inst-1")
-        .await
-        .unwrap()
-        .expect(201);
-    let added = accept_differential(
+    let added = grant_erik_and_take_his_card(
+        &admin,
         &mut charger,
         &mut list,
-        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
         "a role granted adds its holder's card",
     )
     .await;
@@ -357,11 +374,12 @@ async fn a_role_change_reaches_the_list_and_a_blocked_token_is_listed_blocked() 
     );
 }
 
-/// A scope or a charger added is a new leaf: no list anywhere can change, so no round of
-/// recomputing every list runs for it (a registration ramp would otherwise recompute the
-/// whole estate per charger); a rule change still reaches the lists.
+/// Only a change that can touch a list recomputes every list: a scope or charger added (a
+/// new leaf; a registration ramp would otherwise recompute the whole estate per charger) and
+/// a role given to someone who holds no card change no list, so no round runs for them; a
+/// role given to a card holder does.
 #[tokio::test]
-async fn added_scopes_and_chargers_recompute_no_list_and_a_rule_change_does() {
+async fn only_changes_that_can_touch_a_list_recompute_every_list() {
     let (gateway, admin) = estate(syncing()).await;
     let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
     let mut list = first_sync(&mut charger, 0).await;
@@ -384,15 +402,55 @@ async fn added_scopes_and_chargers_recompute_no_list_and_a_rule_change_does() {
         .expect(201);
     admin.charger("ZAP-3", "inst-3").await.unwrap().expect(201);
     admin.charger("ZAP-4", "inst-1").await.unwrap().expect(201);
+    admin
+        .principal("pia", "driver", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    admin
+        .assign("pia", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
     // Past the debounce and the sync task's own recheck.
     charger
         .quiet(Duration::from_millis(1500))
         .await
-        .unwrap_or_else(|e| panic!("nothing to send for new scopes: {e}"));
+        .unwrap_or_else(|e| panic!("nothing to send: {e}"));
     assert_eq!(rounds().await, before, "no list was recomputed");
 
+    grant_erik_and_take_his_card(
+        &admin,
+        &mut charger,
+        &mut list,
+        "a role granted adds its holder's card",
+    )
+    .await;
+    assert!(rounds().await > before, "the rule change was a round");
+}
+
+/// A charger that did not install an update is not vouched for: the next change, even one
+/// that touches no card holder, brings it the update again.
+#[tokio::test]
+async fn an_update_the_charger_refused_is_sent_again_at_the_next_change() {
+    let (gateway, admin) = estate(syncing()).await;
+    let mut charger = connect(&gateway, "ZAP-1", "ocpp1.6").await;
+    let mut list = first_sync(&mut charger, 0).await;
     admin
         .assign("erik", "user", "inst-1")
+        .await
+        .unwrap()
+        .expect(201);
+    let (id, refused) = expect_call(&mut charger, "SendLocalList").await;
+    assert_eq!(refused["updateType"], "Differential", "{refused}");
+    charger.reply(&id, json!({"status": "Failed"})).unwrap();
+    charger
+        .quiet(Duration::from_millis(1500))
+        .await
+        .unwrap_or_else(|e| panic!("nothing more until the next change: {e}"));
+
+    admin
+        .principal("pia", "driver", "inst-1")
         .await
         .unwrap()
         .expect(201);
@@ -400,10 +458,10 @@ async fn added_scopes_and_chargers_recompute_no_list_and_a_rule_change_does() {
         &mut charger,
         &mut list,
         json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
-        "a role granted adds its holder's card",
+        "the refused update, again",
     )
     .await;
-    assert!(rounds().await > before, "the rule change was a round");
+    assert_eq!(list.tokens(), ["RFID-DANA", "RFID-ERIK"]);
 }
 
 #[tokio::test]
@@ -945,15 +1003,10 @@ async fn changes_made_through_another_node_reach_the_list_the_holder_keeps() {
     .await;
 
     // A role (a rule change the holder replays).
-    admin
-        .assign("erik", "user", "inst-1")
-        .await
-        .unwrap()
-        .expect(201);
-    accept_differential(
+    grant_erik_and_take_his_card(
+        &admin,
         &mut charger,
         &mut list,
-        json!([{"idTag": "RFID-ERIK", "idTagInfo": {"status": "Accepted"}}]),
         "a role granted through node one",
     )
     .await;

@@ -182,6 +182,20 @@ impl Estate {
         self.pending_chargers.read().contains(id)
     }
 
+    /// A digest of which chargers await approval, the same whatever order they came in:
+    /// what is derived for approved chargers only changes with it.
+    pub fn pending_digest(&self) -> u64 {
+        self.pending_chargers
+            .read()
+            .iter()
+            .map(|id| {
+                let mut hasher = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(id, &mut hasher);
+                std::hash::Hasher::finish(&hasher)
+            })
+            .fold(0u64, u64::wrapping_add)
+    }
+
     /// How many changes (made or refused) were finished through this estate; reloads do not
     /// count.
     pub fn commits(&self) -> u64 {
