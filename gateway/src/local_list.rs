@@ -485,17 +485,22 @@ async fn sync_round(
     state: &SharedState,
     work: &Pending,
 ) -> Result<Option<OffsetDateTime>, voltgate_store::StoreError> {
+    // Read before anything the round is computed from: a change after it keeps the round
+    // from vouching for its digest.
+    let generation = state.estate.generation();
     let tokens = state.store.id_tokens().await?;
     let started = std::time::Instant::now();
     let candidates = Candidates::new(tokens, clock::now());
-    let generation = state.estate.generation();
-    let digest = rules_digest(
-        &state.estate.engine(),
-        state.estate.pending_digest(),
-        &candidates,
-    );
     let lists = &state.local_lists;
-    if work.everything && work.chargers.is_empty() && *lists.settled_digest.lock() == Some(digest) {
+    // Only a round over every charger is skipped by, or vouches for, a digest.
+    let digest = work.everything.then(|| {
+        rules_digest(
+            &state.estate.engine(),
+            state.estate.pending_digest(),
+            &candidates,
+        )
+    });
+    if digest.is_some() && work.chargers.is_empty() && *lists.settled_digest.lock() == digest {
         return Ok(candidates.next_expiry);
     }
     let targets = state.local_lists.targets(work);
@@ -551,8 +556,8 @@ async fn sync_round(
     let mut settled_digest = lists.settled_digest.lock();
     if !all_settled || state.estate.generation() != generation {
         *settled_digest = None;
-    } else if work.everything {
-        *settled_digest = Some(digest);
+    } else if digest.is_some() {
+        *settled_digest = digest;
     }
     Ok(candidates.next_expiry)
 }
@@ -877,7 +882,6 @@ fn not_supported(err: &GateError) -> bool {
     matches!(err, GateError::CallError { code, .. } if code == "NotSupported" || code == "NotImplemented")
 }
 
-/// Brings one charger up to date with `desired`.
 /// Brings one charger's connection up to `desired`; answers whether it is left settled on it
 /// (or gone, or waiting for an approval, which changes the round's digest): `false` where an
 /// update failed and must be tried again.
