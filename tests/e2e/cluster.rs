@@ -529,7 +529,19 @@ async fn a_change_on_one_node_holds_on_the_next_request_to_another() {
             "node two does not have {id} yet: {}",
             scopes.text
         );
+        let alone = two
+            .api()
+            .get(&format!("/api/v1/scopes/{id}"))
+            .await
+            .unwrap()
+            .expect(200);
+        assert_eq!(alone.body["parent"], "site-a", "{}", alone.text);
     }
+    two.api()
+        .get("/api/v1/scopes/sub-40")
+        .await
+        .unwrap()
+        .expect_error(404, "not_found");
     took.sort();
     let p50 = took[took.len() / 2];
     let p99 = took[took.len() * 99 / 100];
