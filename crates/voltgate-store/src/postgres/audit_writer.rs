@@ -169,9 +169,10 @@ async fn set_outcomes(pool: &PgPool, outcomes: Vec<Outcome>) {
         latest.insert(*id, outcome.as_str());
     }
     let (ids, texts): (Vec<i64>, Vec<&str>) = latest.into_iter().unzip();
-    // Planned anew each time, not prepared once: a plan made while the log was small (a new
-    // database) joins by scanning the whole table, and a prepared statement kept that plan
-    // as the log grew, one full scan per batch (4.7 ms a batch at 100,000 records).
+    // Planned anew each time with its arguments, not prepared once per connection: on a
+    // database whose log started empty the prepared statement took 4.7 ms a batch once the
+    // log held 100,000 records (0.2 ms in the same server's other database), the cost of a
+    // plan that scans the log rather than joining by its key; planned per batch, 0.03 ms.
     let updated: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
         "UPDATE audit SET outcome = v.outcome \
          FROM unnest($1::bigint[], $2::text[]) AS v(id, outcome) \
